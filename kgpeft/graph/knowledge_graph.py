@@ -1,0 +1,352 @@
+"""The :class:`KnowledgeGraph` data model: vocabularies, triples, splits and adjacency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from kgpeft.errors import KGFileNotFoundError, KGFormatError
+
+FORMAT_NAME = "kgpeft.knowledge_graph"
+FORMAT_VERSION = 1
+META_FILE = "kg.json"
+
+
+class CSRAdjacency(NamedTuple):
+    """Both-direction adjacency in compressed sparse row form.
+
+    Row ``v`` holds the edges leaving ``v``: ``col[rowptr[v]:rowptr[v + 1]]`` are their
+    targets, ``edge_type`` their relation ids (a triple ``(h, r, t)`` gives the edge
+    ``h -> t`` of type ``r`` and the edge ``t -> h`` of type ``r + num_relations``), and
+    ``edge_id`` the column of the triple in :attr:`KnowledgeGraph.triples`.
+    Within a row, edges are sorted by target, then type.
+
+    Shapes: ``rowptr (|V| + 1,)``, ``col``, ``edge_type``, ``edge_id`` ``(2 |E|,)``.
+    """
+
+    rowptr: torch.Tensor
+    col: torch.Tensor
+    edge_type: torch.Tensor
+    edge_id: torch.Tensor
+
+
+def _as_triples(triples: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    t = torch.as_tensor(triples)
+    if t.dim() != 2 or t.size(0) != 3:
+        raise ValueError(f"`{name}` should have shape (3, E) (head, relation, tail), got {tuple(t.shape)}.")
+    if t.dtype != torch.long:
+        t = t.long()
+    return t.contiguous()
+
+
+class KnowledgeGraph:
+    r"""A knowledge graph: an entity vocabulary, a relation vocabulary and triples.
+
+    Entities have a unique ``key`` (e.g. an IRI or ``"n02084071"``), a ``label``, extra
+    ``aliases`` (other surface forms, used by :class:`~kgpeft.linking.EntityLinker`) and an
+    optional ``description``. Triples are a long tensor of shape ``(3, E)`` holding
+    ``(head, relation, tail)`` ids. When the KG comes with train/valid/test ``splits``,
+    :attr:`triples` is the graph that retrieval and encoders see, normally the training
+    split, so that held-out facts cannot leak into the model's input.
+
+    The adjacency (:meth:`csr`) covers both directions: each relation ``r`` has an
+    inverse with id ``r + num_relations``, so encoders see ``2 * num_relations`` edge
+    types.
+
+    Args:
+        entity_keys (Sequence[str]): unique entity keys; the position is the entity id.
+        relation_keys (Sequence[str]): unique relation keys; the position is the relation id.
+        triples (Tensor): ``(3, E)`` triples ``(head, relation, tail)``.
+        labels (Sequence[str], optional): one label per entity. (default: the keys)
+        aliases (Sequence[Sequence[str]], optional): extra surface forms per entity.
+            (default: none)
+        descriptions (Sequence[str], optional): one description per entity. (default: none)
+        entity_prior (Tensor, optional): a non-negative popularity score per entity
+            (e.g. WordNet sense frequency), used to rank ambiguous link candidates.
+            (default: none, meaning callers fall back to the degree)
+        splits (Mapping[str, Tensor], optional): named ``(3, E_s)`` triple sets such as
+            ``"train"``, ``"valid"``, ``"test"``. (default: none)
+        extras (Mapping[str, Sequence], optional): further JSON-serialisable per-entity
+            columns, e.g. WordNet's ``"examples"`` or ``"lexname"``. (default: none)
+        info (Mapping[str, Any], optional): JSON-serialisable provenance (source files,
+            how many duplicates a reader dropped, ...). (default: none)
+    """
+
+    def __init__(
+        self,
+        entity_keys: Sequence[str],
+        relation_keys: Sequence[str],
+        triples: torch.Tensor | np.ndarray,
+        *,
+        labels: Sequence[str] | None = None,
+        aliases: Sequence[Sequence[str]] | None = None,
+        descriptions: Sequence[str] | None = None,
+        entity_prior: torch.Tensor | np.ndarray | None = None,
+        splits: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+        extras: Mapping[str, Sequence[Any]] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.entity_keys: list[str] = list(entity_keys)
+        self.relation_keys: list[str] = list(relation_keys)
+        n, r = len(self.entity_keys), len(self.relation_keys)
+        self._entity_index = {k: i for i, k in enumerate(self.entity_keys)}
+        self._relation_index = {k: i for i, k in enumerate(self.relation_keys)}
+        if len(self._entity_index) != n:
+            raise ValueError(f"`entity_keys` should be unique, got {n - len(self._entity_index)} duplicates.")
+        if len(self._relation_index) != r:
+            raise ValueError(f"`relation_keys` should be unique, got {r - len(self._relation_index)} duplicates.")
+
+        self.labels: list[str] = list(self.entity_keys if labels is None else labels)
+        self.aliases: list[tuple[str, ...]] = [() for _ in range(n)] if aliases is None else [tuple(a) for a in aliases]
+        self.descriptions: list[str] | None = None if descriptions is None else list(descriptions)
+        self.extras: dict[str, list[Any]] = {k: list(v) for k, v in (extras or {}).items()}
+        for name, column in [("labels", self.labels), ("aliases", self.aliases), ("descriptions", self.descriptions)]:
+            if column is not None and len(column) != n:
+                raise ValueError(f"`{name}` should have one entry per entity ({n}), got {len(column)}.")
+        for name, column in self.extras.items():
+            if len(column) != n:
+                raise ValueError(f"`extras[{name!r}]` should have one entry per entity ({n}), got {len(column)}.")
+
+        self.entity_prior: torch.Tensor | None = None
+        if entity_prior is not None:
+            self.entity_prior = torch.as_tensor(entity_prior, dtype=torch.float32)
+            if self.entity_prior.shape != (n,):
+                raise ValueError(f"`entity_prior` should have shape ({n},), got {tuple(self.entity_prior.shape)}.")
+
+        self.triples = _as_triples(triples, "triples")
+        self.splits: dict[str, torch.Tensor] = {k: _as_triples(v, f"splits[{k!r}]") for k, v in (splits or {}).items()}
+        for name, t in [("triples", self.triples), *((f"splits[{k!r}]", v) for k, v in self.splits.items())]:
+            self._check_ids(t, name)
+        self.info: dict[str, Any] = dict(info or {})
+        self._csr: CSRAdjacency | None = None
+        self._fingerprint: str | None = None
+
+    def _check_ids(self, t: torch.Tensor, name: str) -> None:
+        if t.numel() == 0:
+            return
+        for row, what, bound in [(0, "head", self.num_entities), (1, "relation", self.num_relations), (2, "tail", self.num_entities)]:
+            lo, hi = int(t[row].min()), int(t[row].max())
+            if lo < 0 or hi >= bound:
+                raise ValueError(f"`{name}` has {what} ids in [{lo}, {hi}], but there are only {bound} {what}s.")
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_entities(self) -> int:
+        return len(self.entity_keys)
+
+    @property
+    def num_relations(self) -> int:
+        """The number of relations, not counting inverses."""
+        return len(self.relation_keys)
+
+    @property
+    def num_triples(self) -> int:
+        return self.triples.size(1)
+
+    # ------------------------------------------------------------ vocabularies
+    def entity_id(self, key: str) -> int:
+        """The id of the entity with this key; ``KeyError`` names the key if unknown."""
+        try:
+            return self._entity_index[key]
+        except KeyError:
+            raise KeyError(f"Unknown entity key {key!r}.") from None
+
+    def relation_id(self, key: str) -> int:
+        """The id of the relation with this key; ``KeyError`` names the key if unknown."""
+        try:
+            return self._relation_index[key]
+        except KeyError:
+            raise KeyError(f"Unknown relation key {key!r}.") from None
+
+    def names(self, entity: int) -> tuple[str, ...]:
+        """The entity's label followed by its aliases, without repeats."""
+        return tuple(dict.fromkeys((self.labels[entity], *self.aliases[entity])))
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable SHA-256 of the entity and relation vocabularies (keys, in id order).
+
+        Two KGs with the same fingerprint give every entity and relation the same id, so
+        anything indexed by id (embeddings, checkpoints) fits both.
+        """
+        if self._fingerprint is None:
+            payload = json.dumps([FORMAT_NAME, self.entity_keys, self.relation_keys], ensure_ascii=False)
+            self._fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return self._fingerprint
+
+    # --------------------------------------------------------------- adjacency
+    def csr(self) -> CSRAdjacency:
+        """The both-direction adjacency (see :class:`CSRAdjacency`), built once and cached."""
+        if self._csr is None:
+            self._csr = _build_csr(self.triples, self.num_entities, self.num_relations)
+        return self._csr
+
+    @property
+    def degree(self) -> torch.Tensor:
+        """Number of triples each entity takes part in, as head or tail. Shape ``(|V|,)``."""
+        return self.csr().rowptr.diff()
+
+    @property
+    def out_degree(self) -> torch.Tensor:
+        return torch.bincount(self.triples[0], minlength=self.num_entities)
+
+    @property
+    def in_degree(self) -> torch.Tensor:
+        return torch.bincount(self.triples[2], minlength=self.num_entities)
+
+    def to_pyg(self, add_inverse: bool = False):
+        """The graph as a PyG :class:`~torch_geometric.data.Data`.
+
+        With ``add_inverse=True`` every triple also gives its reverse edge, typed
+        ``r + num_relations``, exactly the edges of :meth:`csr`.
+        """
+        from torch_geometric.data import Data
+
+        if add_inverse:
+            csr = self.csr()
+            src = torch.repeat_interleave(torch.arange(self.num_entities), csr.rowptr.diff())
+            edge_index, edge_type = torch.stack([src, csr.col]), csr.edge_type
+            num_edge_types = 2 * self.num_relations
+        else:
+            edge_index, edge_type = self.triples[[0, 2]], self.triples[1]
+            num_edge_types = self.num_relations
+        return Data(
+            edge_index=edge_index,
+            edge_type=edge_type,
+            num_nodes=self.num_entities,
+            num_relations=num_edge_types,
+        )
+
+    def __repr__(self) -> str:
+        splits = f", splits={{{', '.join(f'{k}: {v.size(1)}' for k, v in self.splits.items())}}}" if self.splits else ""
+        return (
+            f"{type(self).__name__}(num_entities={self.num_entities}, num_relations={self.num_relations}, "
+            f"num_triples={self.num_triples}{splits})"
+        )
+
+    # -------------------------------------------------------------- save/load
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write the KG to the folder ``path`` as JSON (vocabularies) and ``.npy`` arrays.
+
+        The folder is written to a temporary sibling and renamed into place, so an
+        interrupted save never leaves a half-written KG. The adjacency is saved too,
+        so :meth:`load` need not rebuild it.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            arrays = {"triples": self.triples, **{f"split.{k}": v for k, v in self.splits.items()}}
+            arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
+            if self.entity_prior is not None:
+                arrays["entity_prior"] = self.entity_prior
+            for name, tensor in arrays.items():
+                np.save(tmp / f"{name}.npy", tensor.numpy(), allow_pickle=False)
+            meta = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "fingerprint": self.fingerprint,
+                "entity_keys": self.entity_keys,
+                "relation_keys": self.relation_keys,
+                "labels": None if self.labels == self.entity_keys else self.labels,
+                "aliases": self.aliases if any(self.aliases) else None,
+                "descriptions": self.descriptions,
+                "extras": self.extras,
+                "splits": list(self.splits),
+                "has_entity_prior": self.entity_prior is not None,
+                "info": self.info,
+            }
+            with open(tmp / META_FILE, "w", encoding="utf-8") as f:
+                json.dump(meta, f, ensure_ascii=False)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = False) -> KnowledgeGraph:
+        """Read a KG written by :meth:`save`.
+
+        With ``mmap=True`` the arrays are memory-mapped read-only instead of read into
+        memory, so a KG larger than memory can still be retrieved from.
+        """
+        path = Path(path)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise KGFileNotFoundError(f"No saved knowledge graph at {path} (missing {META_FILE}).")
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise KGFormatError(f"not valid JSON ({e})", meta_path) from None
+        if meta.get("format") != FORMAT_NAME:
+            raise KGFormatError(f"not a saved kgpeft knowledge graph (format={meta.get('format')!r})", meta_path)
+        if meta.get("version", 0) > FORMAT_VERSION:
+            raise KGFormatError(
+                f"written by a newer kgpeft (format version {meta['version']}, this one reads <= {FORMAT_VERSION})",
+                meta_path,
+            )
+
+        def array(name: str) -> torch.Tensor:
+            file = path / f"{name}.npy"
+            try:
+                a = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except FileNotFoundError:
+                raise KGFileNotFoundError(f"Saved knowledge graph {path} is missing {file.name}.") from None
+            except ValueError as e:
+                raise KGFormatError(f"unreadable array ({e})", file) from None
+            with warnings.catch_warnings():
+                # torch warns that a read-only map is not writable; kgpeft never writes KG arrays.
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(a)
+
+        kg = cls(
+            meta["entity_keys"],
+            meta["relation_keys"],
+            array("triples"),
+            labels=meta["labels"],
+            aliases=meta["aliases"],
+            descriptions=meta["descriptions"],
+            entity_prior=array("entity_prior") if meta["has_entity_prior"] else None,
+            splits={k: array(f"split.{k}") for k in meta["splits"]},
+            extras=meta["extras"],
+            info=meta["info"],
+        )
+        if kg.fingerprint != meta["fingerprint"]:
+            raise KGFormatError("vocabulary does not match the stored fingerprint (file corrupted?)", meta_path)
+        kg._csr = CSRAdjacency(**{k: array(f"csr.{k}") for k in CSRAdjacency._fields})
+        if kg._csr.rowptr.numel() != kg.num_entities + 1 or kg._csr.col.numel() != 2 * kg.num_triples:
+            raise KGFormatError("adjacency does not match the triples (file corrupted?)", path)
+        return kg
+
+
+def _build_csr(triples: torch.Tensor, num_entities: int, num_relations: int) -> CSRAdjacency:
+    h, r, t = triples.numpy()
+    e = h.size
+    src = np.concatenate([h, t])
+    dst = np.concatenate([t, h])
+    typ = np.concatenate([r, r + num_relations])
+    eid = np.concatenate([np.arange(e), np.arange(e)])
+    order = np.lexsort((typ, dst, src))  # by src, then dst, then type
+    rowptr = np.zeros(num_entities + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=num_entities), out=rowptr[1:])
+    return CSRAdjacency(
+        rowptr=torch.from_numpy(rowptr),
+        col=torch.from_numpy(dst[order]),
+        edge_type=torch.from_numpy(typ[order]),
+        edge_id=torch.from_numpy(eid[order]),
+    )
