@@ -1,0 +1,82 @@
+"""Real knowledge graphs that work offline.
+
+``load(name)`` returns a :class:`~kgpeft.graph.KnowledgeGraph`:
+
+- ``"nations"``, ``"kinships"``, ``"umls"``: the standard link-prediction benchmarks,
+  shipped inside kgpeft as train/valid/test splits (copied from PyKEEN, MIT licence).
+- ``"wordnet"``: WordNet 3.0 read from the system database (Debian packages
+  ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
+  saves a compact copy in the cache folder; later loads read that copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+
+from kgpeft.errors import UnknownDatasetError
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.graph.readers import read_pykeen_folder
+
+SHIPPED = ("nations", "kinships", "umls")
+DATASETS = (*SHIPPED, "wordnet")
+WORDNET_READER_VERSION = 1  # bump when the WordNet reader changes what it builds
+
+
+def cache_dir() -> Path:
+    """Where parsed datasets are kept: ``$KGPEFT_CACHE``, else ``~/.cache/kgpeft``."""
+    return Path(os.environ.get("KGPEFT_CACHE", Path.home() / ".cache" / "kgpeft"))
+
+
+def shipped_path(name: str) -> Path:
+    """The folder holding a shipped dataset's ``train.txt``/``valid.txt``/``test.txt``."""
+    return Path(str(resources.files("kgpeft.datasets") / "data" / name))
+
+
+def load(name: str, *, cache: bool = True) -> KnowledgeGraph:
+    """Load a real KG by name (one of :data:`DATASETS`).
+
+    Args:
+        name: ``"nations"``, ``"kinships"``, ``"umls"`` or ``"wordnet"``.
+        cache: for WordNet, read and write the parsed copy in :func:`cache_dir`.
+            (default: ``True``)
+    """
+    key = name.lower()
+    if key in SHIPPED:
+        kg = read_pykeen_folder(shipped_path(key), unknown="error")
+        kg.info["name"] = key
+        return kg
+    if key == "wordnet":
+        return _load_wordnet(cache)
+    raise UnknownDatasetError(f"Unknown dataset {name!r}; available: {', '.join(DATASETS)}.")
+
+
+def _load_wordnet(cache: bool) -> KnowledgeGraph:
+    from kgpeft.datasets.wordnet import WORDNET_FILES, load_wordnet, wordnet_dir
+
+    source = wordnet_dir()
+    if not cache:
+        return load_wordnet(source)
+    # The cached copy is keyed by the database files' sizes and times, so an upgraded
+    # database (or a newer reader) is parsed afresh.
+    stamp = hashlib.sha256(
+        repr(
+            sorted(
+                (f, (source / f).stat().st_size, (source / f).stat().st_mtime_ns)
+                for f in WORDNET_FILES
+                if (source / f).exists()
+            )
+        ).encode()
+        + str(WORDNET_READER_VERSION).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"wordnet-{stamp}"
+    if (target / "kg.json").is_file():
+        return KnowledgeGraph.load(target)
+    kg = load_wordnet(source)
+    kg.save(target, overwrite=True)
+    return kg
+
+
+__all__ = ["DATASETS", "cache_dir", "load", "shipped_path"]

@@ -1,5 +1,13 @@
 """Knowledge graphs: the data model and its readers."""
 
 from kgpeft.graph.knowledge_graph import CSRAdjacency, KnowledgeGraph
+from kgpeft.graph.readers import read_entity_labels, read_ntriples, read_pykeen_folder, read_triples
 
-__all__ = ["CSRAdjacency", "KnowledgeGraph"]
+__all__ = [
+    "CSRAdjacency",
+    "KnowledgeGraph",
+    "read_entity_labels",
+    "read_ntriples",
+    "read_pykeen_folder",
+    "read_triples",
+]

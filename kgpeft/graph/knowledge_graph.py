@@ -134,7 +134,11 @@ class KnowledgeGraph:
     def _check_ids(self, t: torch.Tensor, name: str) -> None:
         if t.numel() == 0:
             return
-        for row, what, bound in [(0, "head", self.num_entities), (1, "relation", self.num_relations), (2, "tail", self.num_entities)]:
+        for row, what, bound in [
+            (0, "head", self.num_entities),
+            (1, "relation", self.num_relations),
+            (2, "tail", self.num_entities),
+        ]:
             lo, hi = int(t[row].min()), int(t[row].max())
             if lo < 0 or hi >= bound:
                 raise ValueError(f"`{name}` has {what} ids in [{lo}, {hi}], but there are only {bound} {what}s.")

@@ -1,0 +1,48 @@
+# All set-up happens here: `make demo` and `make test` work on a fresh machine with
+# Python 3.11 and pip. torch is pinned to the CPU build before the package is
+# installed, so pip never pulls a multi-GB CUDA build as a dependency.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+WORDNET_DIR ?= /usr/share/wordnet
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install wordnet demo test lint format benchmarks clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev,demo]"
+	touch $@
+
+# WordNet 3.0 comes from Debian's packages; set WORDNET_DIR (or KGPEFT_WORDNET_DIR) to use another copy.
+wordnet:
+	@[ -f "$(WORDNET_DIR)/data.noun" ] && [ -f "$(WORDNET_DIR)/index.sense" ] || { \
+		echo "Installing WordNet 3.0 (Debian packages wordnet-base, wordnet-sense-index)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; }
+
+demo: install wordnet
+	$(VENV)/bin/kgpeft demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install wordnet lint
+	$(VENV)/bin/pytest -q
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+benchmarks: install wordnet
+	$(PY) benchmarks/linking.py
+	$(PY) benchmarks/retrieval.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,348 @@
+"""Readers that turn KG files into a :class:`KnowledgeGraph`.
+
+Every reader checks each line and raises :class:`~kgpeft.errors.KGFormatError` naming the
+file and 1-based line of the first bad one (wrong column count, empty field, bad
+encoding). Blank lines are skipped. Repeated triples are dropped, counted in
+``kg.info["duplicates_dropped"]`` and reported with a warning; nothing else is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
+
+PathLike = str | os.PathLike
+UnknownPolicy = Literal["add", "drop", "error"]
+SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` for the non-blank lines of a UTF-8 file."""
+    if not path.is_file():
+        raise KGFileNotFoundError(f"KG file not found: {path}")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise KGFormatError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
+            if line.strip():
+                yield lineno, line
+
+
+def _delimiter_for(path: Path, delimiter: str | None) -> str:
+    if delimiter is not None:
+        return delimiter
+    return "," if path.suffix.lower() == ".csv" else "\t"
+
+
+def _rows(
+    path: Path, delimiter: str, min_cols: int, max_cols: int, header: bool = False
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)``, checking the column count and empty required fields."""
+    expected = str(min_cols) if min_cols == max_cols else f"{min_cols} to {max_cols}"
+    lines = _lines(path)
+    if header:
+        next(lines, None)
+    for lineno, line in lines:
+        fields = [f.strip() for f in line.split(delimiter)]
+        if not min_cols <= len(fields) <= max_cols:
+            raise KGFormatError(
+                f"expected {expected} columns separated by {delimiter!r}, got {len(fields)}", path, lineno
+            )
+        for i, field in enumerate(fields[:min_cols]):
+            if not field:
+                raise KGFormatError(f"column {i + 1} is empty", path, lineno)
+        yield lineno, fields
+
+
+def _read_triple_rows(path: Path, delimiter: str, header: bool) -> list[tuple[int, str, str, str]]:
+    rows = [(lineno, *fields) for lineno, fields in _rows(path, delimiter, 3, 3, header)]
+    if not rows:
+        raise KGFormatError("contains no triples", path)
+    return rows
+
+
+class _Vocab:
+    """Keys to ids, in order of first appearance."""
+
+    def __init__(self, keys: Sequence[str] = ()) -> None:
+        self.index: dict[str, int] = {}
+        for k in keys:
+            self.add(k)
+
+    def add(self, key: str) -> int:
+        return self.index.setdefault(key, len(self.index))
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.index)
+
+
+def _dedupe(triples: np.ndarray, num_entities: int, num_relations: int) -> tuple[np.ndarray, int]:
+    """Drop repeated columns of a ``(3, E)`` array, keeping first occurrences in order."""
+    h, r, t = triples.astype(np.int64)
+    key = (h * num_relations + r) * num_entities + t
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return triples[:, first], triples.shape[1] - first.size
+
+
+def _finish(
+    entities: _Vocab,
+    relations: _Vocab,
+    split_ids: dict[str, list[tuple[int, int, int]]],
+    info: dict,
+    labels: dict[str, tuple[str, tuple[str, ...], str]] | None = None,
+    graph_split: str = "train",
+) -> KnowledgeGraph:
+    """Dedupe each split, attach labels and build the KG (``triples`` is ``graph_split``)."""
+    n, r = len(entities.index), len(relations.index)
+    splits, dropped = {}, {}
+    for name, ids in split_ids.items():
+        array = np.asarray(ids, dtype=np.int64).reshape(-1, 3).T
+        splits[name], dropped[name] = _dedupe(array, n, r)
+    if any(dropped.values()):
+        warnings.warn(
+            f"Dropped repeated triples: {', '.join(f'{k}: {v}' for k, v in dropped.items() if v)}.", stacklevel=3
+        )
+    info["duplicates_dropped"] = dropped
+    keys = entities.keys
+    kwargs = {}
+    if labels is not None:
+        kwargs["labels"] = [labels[k][0] if k in labels else k for k in keys]
+        kwargs["aliases"] = [labels[k][1] if k in labels else () for k in keys]
+        kwargs["descriptions"] = [labels[k][2] if k in labels else "" for k in keys]
+    graph = splits[graph_split]
+    extra_splits = splits if len(splits) > 1 else None
+    return KnowledgeGraph(keys, relations.keys, torch.from_numpy(graph), splits=extra_splits, info=info, **kwargs)
+
+
+def read_entity_labels(path: PathLike, delimiter: str | None = None) -> dict[str, tuple[str, tuple[str, ...], str]]:
+    """Read an entity labels file: ``key, label[, aliases[, description]]`` per line.
+
+    Aliases are separated by ``|``. Returns ``{key: (label, aliases, description)}``.
+    A key listed twice is an error naming both lines.
+    """
+    path = Path(path)
+    out: dict[str, tuple[str, tuple[str, ...], str]] = {}
+    first_line: dict[str, int] = {}
+    for lineno, fields in _rows(path, _delimiter_for(path, delimiter), 2, 4):
+        key, label = fields[0], fields[1]
+        if key in out:
+            raise KGFormatError(f"entity {key!r} already labelled on line {first_line[key]}", path, lineno)
+        aliases = tuple(a.strip() for a in fields[2].split("|") if a.strip()) if len(fields) > 2 else ()
+        out[key] = (label, aliases, fields[3] if len(fields) > 3 else "")
+        first_line[key] = lineno
+    return out
+
+
+def read_triples(
+    path: PathLike,
+    *,
+    delimiter: str | None = None,
+    header: bool = False,
+    labels: PathLike | None = None,
+) -> KnowledgeGraph:
+    """Read a TSV/CSV file of ``head, relation, tail`` rows.
+
+    Args:
+        path: the triples file.
+        delimiter: the column separator. (default: ``","`` for ``.csv`` files, else tab)
+        header: skip the first non-blank line. (default: ``False``)
+        labels: an optional entity labels file (see :func:`read_entity_labels`). Entities
+            it names that appear in no triple are kept, without edges. (default: ``None``)
+    """
+    path = Path(path)
+    entities, relations = _Vocab(), _Vocab()
+    ids = [
+        (entities.add(h), relations.add(r), entities.add(t))
+        for _, h, r, t in _read_triple_rows(path, _delimiter_for(path, delimiter), header)
+    ]
+    label_map = None
+    if labels is not None:
+        label_map = read_entity_labels(labels)
+        for key in label_map:
+            entities.add(key)
+    info = {"source": str(path), "reader": "read_triples"}
+    return _finish(entities, relations, {"train": ids}, info, label_map)
+
+
+def read_pykeen_folder(
+    path: PathLike,
+    *,
+    unknown: UnknownPolicy = "add",
+    labels: PathLike | None = None,
+) -> KnowledgeGraph:
+    """Read a folder with ``train.txt``, ``valid.txt`` and ``test.txt`` (tab-separated triples).
+
+    The KG's :attr:`~KnowledgeGraph.triples` are the training split; all three are in
+    :attr:`~KnowledgeGraph.splits`. Entity and relation ids follow first appearance in
+    train, then valid, then test.
+
+    Args:
+        path: the folder.
+        unknown: what to do with a valid/test triple whose entity or relation never
+            occurs in training. ``"add"`` keeps it and adds the entity to the vocabulary
+            (it has no edges in the graph; text features still describe it); ``"drop"``
+            removes the triple and counts it in ``kg.info["unknown_dropped"]`` with a
+            warning; ``"error"`` raises, naming file and line. (default: ``"add"``)
+        labels: an optional entity labels file (see :func:`read_entity_labels`).
+            (default: ``None``)
+    """
+    if unknown not in ("add", "drop", "error"):
+        raise ValueError(f"`unknown` should be one of 'add', 'drop', 'error', got {unknown!r}.")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise KGFileNotFoundError(f"KG folder not found: {folder}")
+    entities, relations = _Vocab(), _Vocab()
+    split_ids: dict[str, list[tuple[int, int, int]]] = {}
+    unknown_added = {}
+    unknown_dropped = {}
+    for split, filename in SPLIT_FILES.items():
+        file = folder / filename
+        rows = _read_triple_rows(file, "\t", header=False)
+        if split == "train":
+            split_ids[split] = [(entities.add(h), relations.add(r), entities.add(t)) for _, h, r, t in rows]
+            continue
+        known_e, known_r = len(entities.index), len(relations.index)
+        ids, added, dropped = [], 0, 0
+        for lineno, h, r, t in rows:
+            new = [
+                k
+                for k, vocab, bound in [(h, entities, known_e), (r, relations, known_r), (t, entities, known_e)]
+                if vocab.index.get(k, bound) >= bound
+            ]
+            if new and unknown == "error":
+                raise KGFormatError(f"{', '.join(map(repr, new))} not in the training split", file, lineno)
+            if new and unknown == "drop":
+                dropped += 1
+                continue
+            added += bool(new)
+            ids.append((entities.add(h), relations.add(r), entities.add(t)))
+        split_ids[split] = ids
+        unknown_added[split], unknown_dropped[split] = added, dropped
+    if any(unknown_dropped.values()):
+        warnings.warn(
+            f"Dropped triples with entities or relations unknown to training: {unknown_dropped}.", stacklevel=2
+        )
+    label_map = None
+    if labels is not None:
+        label_map = read_entity_labels(labels)
+        for key in label_map:
+            entities.add(key)
+    info = {
+        "source": str(folder),
+        "reader": "read_pykeen_folder",
+        "unknown_policy": unknown,
+        "unknown_added": unknown_added,
+        "unknown_dropped": unknown_dropped,
+    }
+    return _finish(entities, relations, split_ids, info, label_map)
+
+
+# ---------------------------------------------------------------------------- N-Triples
+_IRI = r"<([^<>\"{}|^`\\\x00-\x20]*)>"
+_BNODE = r"(_:[A-Za-z0-9_][A-Za-z0-9_.\-]*)"
+_LITERAL = r"\"((?:[^\"\\\n\r]|\\.)*)\"(?:@([A-Za-z]+(?:-[A-Za-z0-9]+)*)|\^\^<([^>]*)>)?"
+_NT_LINE = re.compile(rf"^\s*(?:{_IRI}|{_BNODE})\s+{_IRI}\s+(?:{_IRI}|{_BNODE}|{_LITERAL})\s*\.\s*(?:#.*)?$")
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))")
+_SIMPLE_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+LABEL_PREDICATES = (RDFS + "label", SKOS + "prefLabel", "http://schema.org/name")
+ALIAS_PREDICATES = (SKOS + "altLabel", "http://schema.org/alternateName")
+DESCRIPTION_PREDICATES = (RDFS + "comment", SKOS + "definition", "http://schema.org/description")
+
+
+def _unescape(text: str, path: Path, lineno: int) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(3) is not None:
+            if m.group(3) not in _SIMPLE_ESCAPES:
+                raise KGFormatError(f"unknown escape '\\{m.group(3)}' in literal", path, lineno)
+            return _SIMPLE_ESCAPES[m.group(3)]
+        return chr(int(m.group(1) or m.group(2), 16))
+
+    return _ESCAPE.sub(sub, text) if "\\" in text else text
+
+
+def _local_name(iri: str) -> str:
+    return re.split(r"[/#:]", iri.rstrip("/#"))[-1] or iri
+
+
+def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGraph:
+    """Read an N-Triples file.
+
+    IRI and blank-node objects give triples. Literal objects describe their subject:
+    ``rdfs:label``/``skos:prefLabel``/``schema:name`` give the label (further ones become
+    aliases), ``skos:altLabel``/``schema:alternateName`` aliases, and
+    ``rdfs:comment``/``skos:definition``/``schema:description`` the description. Other
+    literals (numbers, dates) are not graph edges; they are counted in
+    ``kg.info["literals_skipped"]`` and reported with a warning. Entities without a
+    label get their IRI's local name.
+
+    Args:
+        path: the ``.nt`` file.
+        language: keep only language-tagged names in this language (untagged names are
+            always kept); ``None`` keeps all. (default: ``"en"``)
+    """
+    path = Path(path)
+    entities, relations = _Vocab(), _Vocab()
+    ids: list[tuple[int, int, int]] = []
+    label_forms: dict[str, list[str]] = {}
+    alias_forms: dict[str, list[str]] = {}
+    descriptions: dict[str, str] = {}
+    skipped = other_language = 0
+    for lineno, line in _lines(path):
+        if line.lstrip().startswith("#"):
+            continue
+        m = _NT_LINE.match(line)
+        if m is None:
+            raise KGFormatError("not a valid N-Triples statement '<s> <p> <o> .'", path, lineno)
+        subject = m.group(1) if m.group(1) is not None else m.group(2)
+        predicate = m.group(3)
+        obj = m.group(4) if m.group(4) is not None else m.group(5)
+        if obj is not None:
+            ids.append((entities.add(subject), relations.add(predicate), entities.add(obj)))
+            continue
+        value, lang = _unescape(m.group(6), path, lineno), m.group(7)
+        is_name = predicate in LABEL_PREDICATES or predicate in ALIAS_PREDICATES
+        if (is_name or predicate in DESCRIPTION_PREDICATES) and language and lang and lang.lower() != language:
+            other_language += 1
+            continue
+        entities.add(subject)
+        if predicate in LABEL_PREDICATES:
+            label_forms.setdefault(subject, []).append(value)
+        elif predicate in ALIAS_PREDICATES:
+            alias_forms.setdefault(subject, []).append(value)
+        elif predicate in DESCRIPTION_PREDICATES:
+            descriptions.setdefault(subject, value)
+        else:
+            skipped += 1
+    if not ids:
+        raise KGFormatError("contains no triples between resources", path)
+    if skipped:
+        warnings.warn(f"{path}: {skipped} literal-valued triples are not graph edges and were skipped.", stacklevel=2)
+    labels = {}
+    for key in entities.keys:
+        forms = list(dict.fromkeys([*label_forms.get(key, ()), *alias_forms.get(key, ())]))
+        label = forms[0] if forms else _local_name(key)
+        labels[key] = (label, tuple(forms[1:]), descriptions.get(key, ""))
+    info = {
+        "source": str(path),
+        "reader": "read_ntriples",
+        "literals_skipped": skipped,
+        "names_in_other_languages": other_language,
+    }
+    return _finish(entities, relations, {"train": ids}, info, labels)

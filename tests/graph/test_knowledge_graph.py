@@ -1,0 +1,124 @@
+import pytest
+import torch
+
+from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
+
+
+@pytest.fixture
+def kg() -> KnowledgeGraph:
+    # a -likes-> b, b -likes-> c, a -knows-> c
+    return KnowledgeGraph(
+        ["a", "b", "c", "d"],
+        ["likes", "knows"],
+        torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]),
+        labels=["Alice", "Bob", "Carol", "Dave"],
+        aliases=[("Ally",), (), ("Caz", "Carol"), ()],
+        descriptions=["first", "second", "third", "isolated"],
+        entity_prior=torch.tensor([1.0, 2.0, 3.0, 4.0]),
+        splits={"train": torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]), "test": torch.tensor([[3], [0], [0]])},
+        extras={"kind": ["p", "p", "p", "p"]},
+    )
+
+
+def test_sizes_and_vocab(kg):
+    assert (kg.num_entities, kg.num_relations, kg.num_triples) == (4, 2, 3)
+    assert kg.entity_id("c") == 2 and kg.relation_id("knows") == 1
+    assert kg.names(2) == ("Carol", "Caz")
+    with pytest.raises(KeyError, match="'zed'"):
+        kg.entity_id("zed")
+    assert repr(kg) == "KnowledgeGraph(num_entities=4, num_relations=2, num_triples=3, splits={train: 3, test: 1})"
+
+
+def test_csr_both_directions(kg):
+    csr = kg.csr()
+    assert csr.rowptr.tolist() == [0, 2, 4, 6, 6]
+    # a: ->b (likes), ->c (knows); b: ->a (inverse likes), ->c (likes); c: ->a (inv knows), ->b (inv likes)
+    assert csr.col.tolist() == [1, 2, 0, 2, 0, 1]
+    assert csr.edge_type.tolist() == [0, 1, 2, 0, 3, 2]
+    assert csr.edge_id.tolist() == [0, 2, 0, 1, 2, 1]
+    assert kg.degree.tolist() == [2, 2, 2, 0]
+    assert kg.out_degree.tolist() == [2, 1, 0, 0]
+    assert kg.in_degree.tolist() == [0, 1, 2, 0]
+
+
+def test_to_pyg(kg):
+    data = kg.to_pyg()
+    assert data.edge_index.tolist() == [[0, 1, 0], [1, 2, 2]]
+    assert data.num_nodes == 4 and data.num_relations == 2
+    both = kg.to_pyg(add_inverse=True)
+    assert both.edge_index.tolist() == [[0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1]]
+    assert both.edge_type.tolist() == [0, 1, 2, 0, 3, 2]
+    assert both.num_relations == 4
+
+
+def test_fingerprint_depends_on_vocab_only(kg):
+    same = KnowledgeGraph(["a", "b", "c", "d"], ["likes", "knows"], torch.zeros(3, 0, dtype=torch.long))
+    renamed = KnowledgeGraph(["a", "b", "c", "e"], ["likes", "knows"], torch.zeros(3, 0, dtype=torch.long))
+    reordered = KnowledgeGraph(["b", "a", "c", "d"], ["likes", "knows"], torch.zeros(3, 0, dtype=torch.long))
+    assert kg.fingerprint == same.fingerprint
+    assert len({kg.fingerprint, renamed.fingerprint, reordered.fingerprint}) == 3
+    assert len(kg.fingerprint) == 64
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_save_load_round_trip(kg, tmp_path, mmap):
+    kg.save(tmp_path / "kg")
+    back = KnowledgeGraph.load(tmp_path / "kg", mmap=mmap)
+    assert back.fingerprint == kg.fingerprint
+    assert back.labels == kg.labels and back.aliases == kg.aliases and back.descriptions == kg.descriptions
+    assert back.extras == kg.extras
+    assert torch.equal(back.triples, kg.triples) and torch.equal(back.entity_prior, kg.entity_prior)
+    assert back.splits.keys() == kg.splits.keys()
+    assert all(torch.equal(back.splits[k], v) for k, v in kg.splits.items())
+    for got, want in zip(back.csr(), kg.csr(), strict=True):
+        assert torch.equal(got, want)
+    with pytest.raises(FileExistsError):
+        kg.save(tmp_path / "kg")
+    kg.save(tmp_path / "kg", overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["kg"], "no temporary folder left behind"
+
+
+def test_load_errors(kg, tmp_path):
+    with pytest.raises(KGFileNotFoundError, match=r"kg\.json"):
+        KnowledgeGraph.load(tmp_path / "nothing")
+    kg.save(tmp_path / "kg")
+    (tmp_path / "kg" / "csr.col.npy").unlink()
+    with pytest.raises(KGFileNotFoundError, match=r"csr\.col\.npy"):
+        KnowledgeGraph.load(tmp_path / "kg")
+    (tmp_path / "kg" / "kg.json").write_text('{"format": "kgpeft.knowledge_graph", "version": 99}')
+    with pytest.raises(KGFormatError, match="newer kgpeft"):
+        KnowledgeGraph.load(tmp_path / "kg")
+    (tmp_path / "kg" / "kg.json").write_text("{not json")
+    with pytest.raises(KGFormatError, match=r"kg\.json: not valid JSON"):
+        KnowledgeGraph.load(tmp_path / "kg")
+
+
+def test_tampered_vocabulary_is_refused(kg, tmp_path):
+    kg.save(tmp_path / "kg")
+    meta = tmp_path / "kg" / "kg.json"
+    meta.write_text(meta.read_text().replace('["a", "b"', '["z", "b"'))
+    with pytest.raises(KGFormatError, match="fingerprint"):
+        KnowledgeGraph.load(tmp_path / "kg")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"triples": torch.tensor([[0, 1], [0, 0]])}, r"shape \(3, E\)"),
+        ({"triples": torch.tensor([[0], [0], [9]])}, "tail ids in"),
+        ({"triples": torch.tensor([[0], [5], [1]])}, "relation ids in"),
+        ({"labels": ["x"]}, "`labels` should have one entry per entity"),
+        ({"entity_prior": torch.ones(5)}, "`entity_prior` should have shape"),
+        ({"extras": {"kind": []}}, r"`extras\['kind'\]`"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    args = {"entity_keys": ["a", "b"], "relation_keys": ["r"], "triples": torch.tensor([[0], [0], [1]])}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        KnowledgeGraph(**args)
+
+
+def test_duplicate_keys_rejected():
+    with pytest.raises(ValueError, match="`entity_keys` should be unique, got 1 duplicates"):
+        KnowledgeGraph(["a", "a"], ["r"], torch.zeros(3, 0, dtype=torch.long))
