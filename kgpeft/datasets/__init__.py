@@ -61,17 +61,14 @@ def _load_wordnet(cache: bool) -> KnowledgeGraph:
         return load_wordnet(source)
     # The cached copy is keyed by the database files' sizes and times, so an upgraded
     # database (or a newer reader) is parsed afresh.
-    stamp = hashlib.sha256(
-        repr(
-            sorted(
-                (f, (source / f).stat().st_size, (source / f).stat().st_mtime_ns)
-                for f in WORDNET_FILES
-                if (source / f).exists()
-            )
-        ).encode()
-        + str(WORDNET_READER_VERSION).encode()
-    ).hexdigest()[:16]
-    target = cache_dir() / f"wordnet-{stamp}"
+    files = [source / f for f in WORDNET_FILES]
+    stamp = [
+        str(source),
+        WORDNET_READER_VERSION,
+        *((f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()),
+    ]
+    digest = hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
+    target = cache_dir() / f"wordnet-{digest}"
     if (target / "kg.json").is_file():
         return KnowledgeGraph.load(target)
     kg = load_wordnet(source)
