@@ -1,0 +1,126 @@
+"""Times :class:`~kgpeft.retrieval.SubgraphRetriever` against a loop of PyG's ``k_hop_subgraph``.
+
+Both run in this one process on the same seed sets (1-5 random entities each). The
+retriever is capped (``--num-neighbors``, ``--max-nodes``); ``k_hop_subgraph`` has no
+caps, so it returns the full, much larger neighbourhoods: the comparison is between
+the two ways of getting a subgraph per sample, not between equal outputs.
+
+    python benchmarks/retrieval.py                       # WordNet, if the database is installed
+    python benchmarks/retrieval.py --graph synthetic     # a random heavy-tailed KG
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch_geometric.utils import k_hop_subgraph
+
+from kgpeft import KGFileNotFoundError, KnowledgeGraph
+from kgpeft.datasets import load
+from kgpeft.retrieval import SubgraphRetriever
+
+
+def synthetic_kg(num_entities: int, num_triples: int, num_relations: int, seed: int) -> KnowledgeGraph:
+    """A random KG whose degrees follow a power law (a few hubs of thousands of edges), like WordNet's."""
+    rng = np.random.default_rng(seed)
+    weight = 1.0 / np.arange(1, num_entities + 1) ** 0.75
+    weight /= weight.sum()
+    head = rng.choice(num_entities, num_triples, p=weight)
+    tail = rng.integers(0, num_entities, num_triples)
+    rel = rng.integers(0, num_relations, num_triples)
+    triples = torch.from_numpy(np.stack([head, rel, tail]))
+    return KnowledgeGraph([f"e{i}" for i in range(num_entities)], [f"r{i}" for i in range(num_relations)], triples)
+
+
+def load_graph(name: str, seed: int) -> tuple[str, KnowledgeGraph]:
+    if name in ("auto", "wordnet"):
+        try:
+            return "WordNet", load("wordnet")
+        except KGFileNotFoundError:
+            if name == "wordnet":
+                raise
+            print("WordNet database not found; using a synthetic graph.")
+    return "synthetic (power-law degrees)", synthetic_kg(117_659, 250_000, 18, seed)
+
+
+def median_ms(fn, batches: list, repeats: int) -> float:
+    """Median over ``repeats`` runs of the mean time per batch, in milliseconds."""
+    fn(batches[0])  # warm-up
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for b in batches:
+            fn(b)
+        runs.append((time.perf_counter() - t0) / len(batches) * 1e3)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--graph", choices=["auto", "wordnet", "synthetic"], default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-neighbors", type=int, nargs="+", default=[16, 8])
+    parser.add_argument("--max-nodes", type=int, default=64)
+    parser.add_argument("--num-batches", type=int, default=20, help="distinct batches timed for the retriever")
+    parser.add_argument("--baseline-batches", type=int, default=3, help="distinct batches timed for k_hop_subgraph")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for k_hop_subgraph (the retriever is single-threaded numpy)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    name, kg = load_graph(args.graph, args.seed)
+    degree = kg.degree
+    print(f"graph: {name}: {kg}, max degree {int(degree.max())}, mean degree {degree.float().mean():.1f}")
+
+    rng = np.random.default_rng(args.seed)
+    batches = [
+        [rng.choice(kg.num_entities, rng.integers(1, 6), replace=False) for _ in range(args.batch_size)]
+        for _ in range(max(args.num_batches, args.baseline_batches))
+    ]
+    num_hops = len(args.num_neighbors)
+    retriever = SubgraphRetriever(kg, args.num_neighbors, max_nodes=args.max_nodes, seed=args.seed)
+    edge_index = kg.to_pyg(add_inverse=True).edge_index
+
+    def loop(seed_sets: list) -> list:
+        return [
+            k_hop_subgraph(torch.from_numpy(s), num_hops, edge_index, relabel_nodes=True, num_nodes=kg.num_entities)
+            for s in seed_sets
+        ]
+
+    ours = median_ms(retriever, batches[: args.num_batches], args.repeats)
+    theirs = median_ms(loop, batches[: args.baseline_batches], args.repeats)
+
+    sizes = [retriever(b) for b in batches[: args.num_batches]]
+    nodes = np.mean([b.num_nodes / b.num_graphs for b in sizes])
+    edges = np.mean([b.num_edges / b.num_graphs for b in sizes])
+    full = [out for b in batches[: args.baseline_batches] for out in loop(b)]
+    full_nodes = np.mean([out[0].numel() for out in full])
+    full_edges = np.mean([out[1].size(1) for out in full])
+
+    print(
+        f"batches of {args.batch_size} seed sets (1-5 entities), {num_hops} hops, medians of {args.repeats} repeats, "
+        f"{torch.get_num_threads()} torch thread(s)"
+    )
+    print(
+        f"SubgraphRetriever(num_neighbors={args.num_neighbors}, max_nodes={args.max_nodes}): "
+        f"{ours:8.2f} ms/batch  ({nodes:.1f} nodes, {edges:.1f} edges per sample)"
+    )
+    print(
+        f"loop of k_hop_subgraph (uncapped):          {theirs:8.2f} ms/batch  "
+        f"({full_nodes:.1f} nodes, {full_edges:.1f} edges per sample)"
+    )
+    print(f"speed-up: {theirs / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
