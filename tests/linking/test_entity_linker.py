@@ -1,0 +1,272 @@
+import pickle
+import unicodedata
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kgpeft import KnowledgeGraph
+from kgpeft.linking import ENGLISH_STOPWORDS, EntityLinker, Mention, normalize
+
+
+def make_kg(
+    names: list[list[str]], prior: list[float] | None = None, edges: list[tuple[int, int]] = ()
+) -> KnowledgeGraph:
+    """A KG whose entity ``i`` is named ``names[i]`` (label first), with one relation for ``edges``."""
+    triples = torch.tensor([[h for h, _ in edges], [0] * len(edges), [t for _, t in edges]], dtype=torch.long)
+    return KnowledgeGraph(
+        [f"e{i}" for i in range(len(names))],
+        ["r"],
+        triples.reshape(3, -1),
+        labels=[n[0] for n in names],
+        aliases=[n[1:] for n in names],
+        entity_prior=prior,
+    )
+
+
+def spans(mentions: list[Mention]) -> list[tuple[int, int, str]]:
+    return [(m.start, m.end, m.surface) for m in mentions]
+
+
+@pytest.fixture
+def city_linker() -> EntityLinker:
+    kg = make_kg([["New York", "NYC"], ["New York City"], ["York"], ["York City"], ["city"], ["cat"], ["dog", "hound"]])
+    return EntityLinker(kg)
+
+
+def test_longest_match_wins(city_linker):
+    assert [(m.surface, m.candidates) for m in city_linker.link("I love New York City!")] == [("New York City", (1,))]
+    assert [(m.surface, m.candidates) for m in city_linker.link("New York, city of York")] == [
+        ("New York", (0,)),
+        ("city", (4,)),
+        ("York", (2,)),
+    ]
+
+
+def test_overlapping_aliases_leftmost_first():
+    kg = make_kg([["new york"], ["york city"], ["city hall"], ["hall"]])
+    # "new york" starts first, so "york city" loses; "city hall" then overlaps nothing kept.
+    assert [m.candidates for m in EntityLinker(kg).link("new york city hall")] == [(0,), (2,)]
+    # Of two names starting at one place, the longer wins even when a shorter one would let more names match.
+    kg = make_kg([["a b"], ["a b c"], ["c d"]])
+    assert spans(EntityLinker(kg).link("a b c d")) == [(0, 5, "a b c")]
+
+
+def test_word_boundaries(city_linker):
+    assert city_linker.link("category concatenate cats scat hotdog dog2 dogé") == []
+    text = "dog. (dog) dog's 'dog' dog-hound dog"
+    assert spans(city_linker.link(text)) == [
+        (0, 3, "dog"),
+        (6, 9, "dog"),
+        (11, 14, "dog"),
+        (18, 21, "dog"),
+        (23, 26, "dog"),
+        (27, 32, "hound"),
+        (33, 36, "dog"),
+    ]
+
+
+def test_case_and_whitespace(city_linker):
+    text = "NEW\t york\n\n  CITY and new_york and nEw YoRk"
+    assert spans(city_linker.link(text)) == [
+        (0, 17, "NEW\t york\n\n  CITY"),
+        (22, 30, "new_york"),
+        (35, 43, "nEw YoRk"),
+    ]
+    kg = make_kg([["hot_dog"], ["Hot  Dog"]])  # one name, written two ways
+    assert [m.candidates for m in EntityLinker(kg).link("a HOT DOG")] == [(0, 1)]
+
+
+def test_punctuation_inside_names_must_match():
+    kg = make_kg([["t-shirt"], ["t shirt"], ["C++"], ["U.S.A."], ["(x)"], ["rock 'n' roll"]])
+    linker = EntityLinker(kg)
+    assert [m.candidates for m in linker.link("T-shirt, t shirt, t.shirt")] == [(0,), (1,)]
+    assert spans(linker.link("C++. c++x U.S.A. is (x) rock 'n' roll")) == [
+        (0, 3, "C++"),
+        (10, 16, "U.S.A."),
+        (20, 23, "(x)"),
+        (24, 37, "rock 'n' roll"),
+    ]
+
+
+def test_candidates_ranked_by_prior():
+    names = [["bank"], ["Bank", "depository"], ["BANK"], ["bank"], ["river"]]
+    kg = make_kg(names, prior=[1.0, 6.0, 3.0, 0.0, 5.0])
+    (mention,) = EntityLinker(kg).link("the bank")
+    assert mention.candidates == (1, 2, 0, 3) and mention.entity == 1
+    assert mention.scores == pytest.approx((0.6, 0.3, 0.1, 0.0))
+    # The scores are shares of all the name's entities, also those cut off by max_candidates.
+    (mention,) = EntityLinker(kg, max_candidates=2).link("the bank")
+    assert mention.candidates == (1, 2) and mention.scores == pytest.approx((0.6, 0.3))
+
+
+def test_candidates_ranked_by_degree_without_prior():
+    kg = make_kg([["bank"], ["bank"], ["bank"], ["x"]], edges=[(1, 3), (1, 2), (2, 3)])
+    (mention,) = EntityLinker(kg).link("bank")
+    assert mention.candidates == (1, 2, 0)  # degrees 2, 2, 0; the tie goes to the lower id
+    assert mention.scores == pytest.approx((0.5, 0.5, 0.0))
+
+
+def test_ties_in_prior_broken_by_degree_and_zero_priors_share_uniformly():
+    kg = make_kg([["bank"], ["bank"], ["bank"]], prior=[0.0, 0.0, 0.0], edges=[(2, 1), (2, 0), (2, 2)])
+    (mention,) = EntityLinker(kg).link("bank")
+    assert mention.candidates == (2, 0, 1)
+    assert mention.scores == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+
+
+def test_unicode():
+    kg = make_kg([["Straße"], ["İstanbul"], ["ΟΔΟΣ"], ["東京"], ["café"], ["ﬁsh"]])
+    linker = EntityLinker(kg)
+    # Casefolding changes lengths ("ß" -> "ss", "İ" -> "i̇", "ﬁ" -> "fi"); offsets stay in the original text.
+    text = "İİ STRASSE, straße; İstanbul, ΟΔΟΣ οδος οδοσ in 東京 FISH ﬁsh"
+    assert [(m.surface, m.candidates) for m in linker.link(text)] == [
+        ("STRASSE", (0,)),
+        ("straße", (0,)),
+        ("İstanbul", (1,)),
+        ("ΟΔΟΣ", (2,)),
+        ("οδος", (2,)),
+        ("οδοσ", (2,)),
+        ("東京", (3,)),
+        ("FISH", (5,)),
+        ("ﬁsh", (5,)),
+    ]
+    for m in linker.link(text):
+        assert text[m.start : m.end] == m.surface
+    # A combining mark belongs to its word: "cafe" + U+0301 is not "cafe", "İ" is not "i".
+    assert linker.link("cafe\u0301 istanbul") == []
+    assert spans(linker.link("  café  ")) == [(2, 6, "café")]
+
+
+def test_empty_text_and_empty_linker(city_linker):
+    assert city_linker.link("") == []
+    assert city_linker.link(" \n\t ") == []
+    empty = EntityLinker(make_kg([["a"], ["the"]]))
+    assert empty.num_aliases == 0 and empty.link("a the") == []
+
+
+def test_stopwords_and_short_names():
+    kg = make_kg([["a", "vitamin A"], ["in", "inch"], ["It"], ["I"], ["ox"], ["..."]])
+    text = "I put it in a box, an ox, vitamin a, an inch..."
+    assert [m.surface for m in EntityLinker(kg).link(text)] == ["ox", "vitamin a", "inch"]
+    linker = EntityLinker(kg, min_alias_length=1, stopwords=())
+    assert [m.surface for m in linker.link(text)] == ["I", "it", "in", "a", "ox", "vitamin a", "inch"]
+    assert [m.surface for m in EntityLinker(kg, min_alias_length=3, stopwords=["OX"]).link(text)] == [
+        "vitamin a",
+        "inch",
+    ]
+    assert "in" in ENGLISH_STOPWORDS and "don" in ENGLISH_STOPWORDS
+
+
+def test_link_batch_and_repr(city_linker):
+    assert city_linker.link_batch(["dog", "", "a cat"]) == [city_linker.link("dog"), [], city_linker.link("a cat")]
+    assert repr(city_linker) == "EntityLinker(num_entities=7, num_aliases=9, max_candidates=8)"
+
+
+def test_pickles_for_dataloader_workers(city_linker):
+    clone = pickle.loads(pickle.dumps(city_linker))
+    text = "New York City, dog."
+    assert clone.link(text) == city_linker.link(text) != []
+
+
+def test_invalid_arguments():
+    kg = make_kg([["dog"]])
+    with pytest.raises(ValueError, match="`max_candidates` should be at least 1, got 0"):
+        EntityLinker(kg, max_candidates=0)
+    with pytest.raises(ValueError, match="`min_alias_length` should be at least 1, got 0"):
+        EntityLinker(kg, min_alias_length=0)
+
+
+def test_normalize():
+    assert normalize("  New_York\n\t City ") == "new york city"
+    assert normalize("Straße İ") == "strasse i̇"
+    assert normalize("C++ (x)") == "c++ (x)"
+    assert normalize("") == ""
+
+
+# ----------------------------------------------------------------- properties
+# Names chosen to collide under normalisation and to straddle the characters whose
+# casefolding changes length or that have context rules ("ß", "İ", "Σ"/"ς", "ﬁ", marks).
+PROPERTY_NAMES = [
+    ["a", "A b"],
+    ["ab", "a_b"],
+    ["b c", "B-C"],
+    ["ss", "ß"],
+    ["s", "i"],
+    ["i̇", "İ x"],
+    ["c++", "c"],
+    ["σς", "ΣΣ"],
+    ["e\u0301", "e"],
+    ["fi", "ﬁ s"],
+    ["the", "x y z"],
+    ["y", "(y)"],
+    ["b"],
+]
+PROPERTY_KG = make_kg(
+    PROPERTY_NAMES, prior=[1.0, 2.0, 2.0, 0.0, 5.0, 1.0, 3.0, 0.0, 2.0, 1.0, 1.0, 4.0, 2.0], edges=[(0, 1), (2, 3)]
+)
+ALPHABET = sorted({c for names in PROPERTY_NAMES for n in names for c in n} | set("AaBSXYZİIıßΣςσﬁ\u0307 \t\n_-.+()'"))
+PIECES = sorted(
+    {f(n) for names in PROPERTY_NAMES for n in names for f in (str, str.upper)} | set(" \t\n_-.+()'İßσς\u0301x")
+)
+TEXTS = (
+    st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
+    | st.text(alphabet=st.sampled_from(ALPHABET), max_size=30)
+    | st.text(max_size=30)
+)
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or unicodedata.category(c)[0] == "M"
+
+
+def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias_length: int, stopwords) -> list:
+    """The linker's definition, by brute force over all spans: a span whose normalised text is
+    a name and whose neighbours fold to non-word characters; leftmost, then longest, first."""
+    stop = {normalize(w) for w in stopwords}
+    entities_of: dict[str, list[int]] = {}
+    for e in range(kg.num_entities):
+        for name in dict.fromkeys(map(normalize, kg.names(e))):
+            if len(name) >= min_alias_length and name not in stop and any(map(_is_word_char, name)):
+                entities_of.setdefault(name, []).append(e)
+    prior, degree = kg.entity_prior.tolist(), kg.degree.tolist()
+    found, free = [], 0
+    for i in range(len(text)):
+        if i < free or text[i].isspace() or text[i] == "_" or (i > 0 and _is_word_char(text[i - 1].casefold()[-1])):
+            continue
+        for j in range(len(text), i, -1):
+            if text[j - 1].isspace() or text[j - 1] == "_" or (j < len(text) and _is_word_char(text[j].casefold()[0])):
+                continue
+            if normalize(text[i:j]) not in entities_of:
+                continue
+            ranked = sorted(entities_of[normalize(text[i:j])], key=lambda e: (-prior[e], -degree[e], e))
+            found.append((i, j, tuple(ranked[:max_candidates])))
+            free = j
+            break
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=TEXTS,
+    max_candidates=st.integers(1, 3),
+    min_alias_length=st.integers(1, 3),
+    stopwords=st.sampled_from([(), ENGLISH_STOPWORDS, ("B", "ss")]),
+)
+def test_linker_matches_its_definition_on_any_text(text, max_candidates, min_alias_length, stopwords):
+    linker = EntityLinker(
+        PROPERTY_KG, max_candidates=max_candidates, min_alias_length=min_alias_length, stopwords=stopwords
+    )
+    mentions = linker.link(text)
+    end = 0
+    for m in mentions:
+        assert end <= m.start < m.end <= len(text)  # inside the text, in order, not overlapping
+        end = m.end
+        assert m.surface == text[m.start : m.end]
+        assert 1 <= len(m.candidates) <= max_candidates and len(m.scores) == len(m.candidates)
+        assert all(0.0 <= s <= 1.0 for s in m.scores) and sum(m.scores) <= 1.0 + 1e-6
+        for entity in m.candidates:
+            assert normalize(m.surface) in {normalize(n) for n in PROPERTY_KG.names(entity)}
+    assert [(m.start, m.end, m.candidates) for m in mentions] == reference_link(
+        text, PROPERTY_KG, max_candidates, min_alias_length, stopwords
+    )
