@@ -1,0 +1,6 @@
+"""The graph encoder and the node features it starts from."""
+
+from kgpeft.nn.features import KGENodeFeatures, LearnedNodeFeatures, NodeFeatures, TextNodeFeatures
+from kgpeft.nn.rgcn_encoder import RGCNEncoder
+
+__all__ = ["KGENodeFeatures", "LearnedNodeFeatures", "NodeFeatures", "RGCNEncoder", "TextNodeFeatures"]

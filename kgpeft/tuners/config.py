@@ -1,0 +1,110 @@
+"""`KGLoraConfig`: the knowledge-conditioned LoRA configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from peft import LoraConfig
+
+KnowledgeMode = Literal["token", "cross", "prefix"]
+NodeFeatures = Literal["text", "kge", "learned"]
+KNOWLEDGE_MODES = ("token", "cross", "prefix")
+NODE_FEATURES = ("text", "kge", "learned")
+# Bumped when a saved checkpoint stops being readable by older kgpeft versions.
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass
+class KGLoraConfig:
+    """Configuration of a knowledge-conditioned LoRA adapter (KG-LoRA).
+
+    The LoRA part (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``) means what
+    it means in peft and is saved as a plain :class:`peft.LoraConfig`; the rest describes the
+    graph encoder and how its node states reach the adapters.
+    """
+
+    r: int = field(default=8, metadata={"help": "LoRA rank; also the width of the knowledge path."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator: the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input."})
+    target_modules: list[str] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Module names (or a regex) to adapt, as in peft. Default: the attention projections of the "
+            "architecture (query, key, value, output), found from the model when not in kgpeft's table."
+        },
+    )
+    knowledge_mode: KnowledgeMode = field(
+        default="token",
+        metadata={
+            "help": "`token`: each token adds the state of the node it is linked to; `cross`: each token attends "
+            "over its sample's subgraph nodes and a null slot, in rank space; `prefix`: pooled graph states "
+            "become soft tokens before the text (a baseline, outside attention)."
+        },
+    )
+    graph_channels: int = field(default=128, metadata={"help": "Width of the R-GCN node states (d_graph)."})
+    num_graph_layers: int = field(default=2, metadata={"help": "Number of R-GCN layers."})
+    num_bases: int | None = field(default=None, metadata={"help": "R-GCN basis decomposition (None: off)."})
+    num_blocks: int | None = field(default=None, metadata={"help": "R-GCN block decomposition (None: off)."})
+    graph_dropout: float = field(default=0.0, metadata={"help": "Dropout inside the R-GCN."})
+    node_features: NodeFeatures = field(
+        default="text",
+        metadata={
+            "help": "`text`: entity labels through the base model's frozen input embeddings (no per-entity "
+            "table is saved); `kge`: frozen pretrained KG embeddings; `learned`: a trainable table."
+        },
+    )
+    num_prefix_tokens: int = field(default=4, metadata={"help": "Soft tokens in `prefix` mode."})
+    num_neighbors: list[int] = field(
+        default_factory=lambda: [16, 8],
+        metadata={"help": "Per-hop fan-out caps of subgraph retrieval (-1: all); its length is the number of hops."},
+    )
+    max_nodes: int = field(default=64, metadata={"help": "Most subgraph nodes per sample."})
+    max_candidates: int = field(default=1, metadata={"help": "Candidate entities kept per mention when linking."})
+
+    def __post_init__(self) -> None:
+        for name in ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens", "max_nodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{name}` should be a positive integer, got {value!r}.")
+        for name in ("lora_dropout", "graph_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` should be in [0, 1), got {value!r}.")
+        if self.knowledge_mode not in KNOWLEDGE_MODES:
+            raise ValueError(f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}.")
+        if self.node_features not in NODE_FEATURES:
+            raise ValueError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")
+        if self.num_bases is not None and self.num_blocks is not None:
+            raise ValueError("Set at most one of `num_bases` and `num_blocks`.")
+        if not self.num_neighbors or any(n == 0 or n < -1 for n in self.num_neighbors):
+            raise ValueError(
+                f"`num_neighbors` should be a non-empty list of positive caps or -1, got {self.num_neighbors}."
+            )
+        if isinstance(self.target_modules, tuple):
+            self.target_modules = list(self.target_modules)
+
+    def to_lora_config(self, target_modules: list[str] | str, fan_in_fan_out: bool = False) -> LoraConfig:
+        """The plain peft :class:`~peft.LoraConfig` of the LoRA part."""
+        return LoraConfig(
+            fan_in_fan_out=fan_in_fan_out,
+            r=self.r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=target_modules,
+            bias="none",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> KGLoraConfig:
+        """Build from a saved dict; unknown keys (from a newer kgpeft) are ignored with a warning."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            warnings.warn(f"Ignoring unknown KGLoraConfig keys {unknown} (written by a newer kgpeft?).", stacklevel=2)
+        return cls(**{k: v for k, v in values.items() if k in known})

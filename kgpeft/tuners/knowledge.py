@@ -1,0 +1,79 @@
+"""`KnowledgeBatch`: what a forward call gets from the knowledge graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch_geometric.data import Batch
+
+from kgpeft.tuners.layer import KnowledgeError
+
+
+@dataclass
+class KnowledgeBatch:
+    """The retrieved subgraphs of a batch and where its tokens are linked to.
+
+    Args:
+        graph (Batch): one subgraph per sample, as built by
+            :class:`~kgpeft.retrieval.SubgraphRetriever` (``n_id``, ``edge_index``,
+            ``edge_type``, ``batch``).
+        token_node_index (Tensor): ``(B, T)``, for each input token the row of ``graph``'s
+            nodes it is linked to, ``-1`` where none (see
+            :func:`~kgpeft.retrieval.batch_node_index`).
+    """
+
+    graph: Batch
+    token_node_index: torch.Tensor
+
+    @classmethod
+    def empty(cls, batch_size: int, seq_len: int, device: torch.device | str | None = None) -> KnowledgeBatch:
+        """Knowledge with no nodes and no linked token: the model then computes plain LoRA."""
+        graph = Batch(
+            n_id=torch.zeros(0, dtype=torch.long, device=device),
+            edge_index=torch.zeros(2, 0, dtype=torch.long, device=device),
+            edge_type=torch.zeros(0, dtype=torch.long, device=device),
+            batch=torch.zeros(0, dtype=torch.long, device=device),
+            ptr=torch.zeros(batch_size + 1, dtype=torch.long, device=device),
+        )
+        graph._num_graphs = batch_size
+        return cls(graph, torch.full((batch_size, seq_len), -1, dtype=torch.long, device=device))
+
+    @property
+    def batch_size(self) -> int:
+        return self.token_node_index.size(0)
+
+    def to(self, device: torch.device | str) -> KnowledgeBatch:
+        return KnowledgeBatch(self.graph.to(device), self.token_node_index.to(device))
+
+    def validate(self, num_entities: int, batch_size: int | None = None, seq_len: int | None = None) -> None:
+        """Raise :class:`~kgpeft.tuners.layer.KnowledgeError` naming what does not fit."""
+        index, graph = self.token_node_index, self.graph
+        if index.dim() != 2:
+            raise KnowledgeError(f"`token_node_index` should have shape (B, T), got {tuple(index.shape)}.")
+        if graph.num_graphs != index.size(0):
+            raise KnowledgeError(
+                f"The knowledge graph batch holds {graph.num_graphs} subgraphs but `token_node_index` has "
+                f"{index.size(0)} rows; they must match, one per sample."
+            )
+        if batch_size is not None and index.size(0) != batch_size:
+            raise KnowledgeError(f"The inputs have batch size {batch_size} but the knowledge has {index.size(0)}.")
+        if seq_len is not None and index.size(1) != seq_len:
+            raise KnowledgeError(
+                f"The inputs have {seq_len} tokens per row but `token_node_index` has {index.size(1)}."
+            )
+        num_nodes = graph.n_id.numel()
+        if index.numel() and (int(index.min()) < -1 or int(index.max()) >= num_nodes):
+            raise KnowledgeError(
+                f"`token_node_index` values should lie in [-1, {num_nodes}) (the graph batch has {num_nodes} nodes), "
+                f"got [{int(index.min())}, {int(index.max())}]."
+            )
+        linked = index >= 0
+        rows = torch.arange(index.size(0), device=index.device)[:, None].expand_as(index)
+        if bool((graph.batch[index[linked]] != rows[linked]).any()):
+            raise KnowledgeError("`token_node_index` links a token to a node of another sample's subgraph.")
+        if num_nodes and (int(graph.n_id.min()) < 0 or int(graph.n_id.max()) >= num_entities):
+            raise KnowledgeError(
+                f"The graph's `n_id` should be entity ids in [0, {num_entities}), "
+                f"got [{int(graph.n_id.min())}, {int(graph.n_id.max())}]."
+            )

@@ -1,0 +1,134 @@
+"""Tiny models of many architectures, built from configs (no downloads), a tiny tokenizer and KG."""
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    BartConfig,
+    BertConfig,
+    DistilBertConfig,
+    GemmaConfig,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    MistralConfig,
+    OPTConfig,
+    PhiConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    RobertaConfig,
+    T5Config,
+)
+
+from kgpeft import KnowledgeGraph
+from kgpeft.retrieval import SubgraphRetriever, batch_node_index
+from kgpeft.tuners import KnowledgeBatch
+
+WORDS = ["[PAD]", "[UNK]", "dog", "cat", "animal", "pet", "bank", "river", "money", "tree", "big", "small", "the", "a"]
+VOCAB = 64
+_DEC = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": VOCAB,
+}
+
+# (name, config, auto class): one tiny model per architecture family
+ARCHITECTURES = [
+    ("gpt2", GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=VOCAB, n_positions=64), AutoModelForCausalLM),
+    ("llama", LlamaConfig(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    ("qwen2", Qwen2Config(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    ("mistral", MistralConfig(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    ("gpt_neox", GPTNeoXConfig(**_DEC), AutoModelForCausalLM),
+    (
+        "opt",
+        OPTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            ffn_dim=64,
+            vocab_size=VOCAB,
+            word_embed_proj_dim=32,
+            max_position_embeddings=64,
+        ),
+        AutoModelForCausalLM,
+    ),
+    ("phi", PhiConfig(**_DEC), AutoModelForCausalLM),
+    ("gemma", GemmaConfig(**_DEC, num_key_value_heads=1, head_dim=8), AutoModelForCausalLM),
+    ("bert", BertConfig(**_DEC, max_position_embeddings=64), AutoModelForSequenceClassification),
+    ("roberta", RobertaConfig(**_DEC, max_position_embeddings=70, pad_token_id=0), AutoModelForSequenceClassification),
+    (
+        "distilbert",
+        DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=VOCAB, max_position_embeddings=64),
+        AutoModelForSequenceClassification,
+    ),
+    (
+        "t5",
+        T5Config(
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            vocab_size=VOCAB,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+        ),
+        AutoModelForSeq2SeqLM,
+    ),
+    (
+        "bart",
+        BartConfig(
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            vocab_size=VOCAB,
+            max_position_embeddings=64,
+        ),
+        AutoModelForSeq2SeqLM,
+    ),
+]
+
+
+def build_model(config, auto_class):
+    torch.manual_seed(0)
+    model = auto_class.from_config(config)
+    return model.eval()
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+
+
+def tiny_kg() -> KnowledgeGraph:
+    # 0 dog -is_a-> 2 animal, 1 cat -is_a-> 2 animal, 0 dog -is_a-> 3 pet, 1 cat -is_a-> 3 pet,
+    # 4 bank -near-> 5 river, 4 bank -holds-> 6 money, 7 tree -near-> 5 river
+    return KnowledgeGraph(
+        ["dog", "cat", "animal", "pet", "bank", "river", "money", "tree", "big cat"],
+        ["is_a", "near", "holds"],
+        torch.tensor([[0, 1, 0, 1, 4, 4, 7], [0, 0, 0, 0, 1, 2, 1], [2, 2, 3, 3, 5, 6, 5]]),
+        labels=["dog", "cat", "animal", "pet", "bank", "river", "money", "tree", "big cat"],
+    )
+
+
+def make_inputs(batch_size: int = 2, seq_len: int = 6):
+    g = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(2, len(WORDS), (batch_size, seq_len), generator=g)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def make_knowledge(kg, seed_sets, token_entities):
+    """Retrieve subgraphs around ``seed_sets`` and link tokens to entity ids (``-1``: none)."""
+    graph = SubgraphRetriever(kg, num_neighbors=[-1, -1], max_nodes=16)(seed_sets)
+    entities = torch.as_tensor(token_entities)
+    index = batch_node_index(graph, torch.arange(len(seed_sets))[:, None], entities)
+    return KnowledgeBatch(graph, index)

@@ -1,0 +1,224 @@
+"""KG-LoRA behaviour beyond the architecture suite: adapters, merging, checkpoints, bad input."""
+
+import json
+
+import pytest
+import torch
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
+from transformers import AutoModelForCausalLM, GPT2Config
+
+from kgpeft import KnowledgeGraph
+from kgpeft.model import CheckpointError, KGPeftModel, get_kg_peft_model
+from kgpeft.tuners import KGLoraConfig, KnowledgeBatch, KnowledgeError, TargetModulesError, resolve_target_modules
+
+LLAMA = ARCHITECTURES[1]
+
+
+def _llama(kg, tokenizer, **config):
+    _, model_config, auto = LLAMA
+    config = {"r": 4, "graph_channels": 16, **config}
+    return get_kg_peft_model(build_model(model_config, auto), KGLoraConfig(**config), kg, tokenizer=tokenizer)
+
+
+def _knowledge(kg):
+    tokens = torch.full((2, 6), -1)
+    tokens[0, 1], tokens[1, 2] = 0, 4
+    return make_knowledge(kg, [[0], [4]], tokens)
+
+
+def _perturb(model):
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def test_default_targets_are_attention_projections(kg, tokenizer):
+    model = _llama(kg, tokenizer)
+    assert model.target_modules["default"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    adapted = {n.rsplit(".", 1)[-1] for n in model.fusions["default"]}
+    assert {n.split("__")[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert len(model.fusions["default"]) == 2 * 4  # 2 layers x q, k, v, o
+
+
+def test_unknown_architecture_targets_are_discovered():
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wq, self.wo = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = Attention()
+            self.mlp = torch.nn.Linear(8, 8)
+
+    assert resolve_target_modules(Net(), None) == ["attn.wq", "attn.wo"]
+    assert resolve_target_modules(Net(), ["mlp"]) == ["mlp"], "explicit targets win"
+    with pytest.raises(
+        TargetModulesError,
+        match=r"matches no linear module of Net\. Its linear modules include: attn\.wo, attn\.wq, mlp\.",
+    ):
+        resolve_target_modules(Net(), ["q_proj"])
+
+
+def test_trainable_parameters(kg, tokenizer, capsys):
+    model = _llama(kg, tokenizer)
+    trainable, total = model.get_nb_trainable_parameters()
+    expected = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or not n.startswith("peft_model."))
+    assert trainable == expected and 0 < trainable < total
+    model.print_trainable_parameters()
+    assert f"trainable params: {trainable:,}" in capsys.readouterr().out
+
+
+def test_missing_and_bad_knowledge_are_named(kg, tokenizer):
+    model = _llama(kg, tokenizer)
+    inputs = make_inputs()
+    with pytest.raises(KnowledgeError, match="pass `knowledge=`"):
+        model(**inputs)
+    k = _knowledge(kg)
+    n = k.graph.n_id.numel()
+    out_of_range = k.token_node_index.masked_fill(k.token_node_index == 0, 100)
+    with pytest.raises(KnowledgeError, match=rf"values should lie in \[-1, {n}\).*got \[-1, 100\]"):
+        model(**inputs, knowledge=KnowledgeBatch(k.graph, out_of_range))
+    with pytest.raises(KnowledgeError, match="batch size 1 but the knowledge has 2"):
+        model(input_ids=inputs["input_ids"][:1], knowledge=k)
+    with pytest.raises(KnowledgeError, match="6 tokens per row but `token_node_index` has 4"):
+        model(**inputs, knowledge=KnowledgeBatch(k.graph, k.token_node_index[:, :4]))
+    swapped = k.token_node_index.flip(0)
+    with pytest.raises(KnowledgeError, match="another sample's subgraph"):
+        model(**inputs, knowledge=KnowledgeBatch(k.graph, swapped))
+    with model.disable_adapter():
+        model(**inputs)  # the base model alone needs no knowledge
+    assert model.context.state is None
+
+
+def test_context_is_cleared_when_forward_raises(kg, tokenizer):
+    model = _llama(kg, tokenizer)
+    with pytest.raises(IndexError):
+        model(input_ids=torch.full((2, 6), 10_000), knowledge=_knowledge(kg))
+    assert model.context.state is None
+
+
+def test_disable_adapter_gives_base_output(kg, tokenizer):
+    model = _llama(kg, tokenizer)
+    _perturb(model)
+    inputs = make_inputs()
+    reference = build_model(*LLAMA[1:])
+    with model.disable_adapter():
+        assert torch.equal(model(**inputs).logits, reference(**inputs).logits)
+
+
+def test_several_adapters(kg, tokenizer, tmp_path):
+    model = _llama(kg, tokenizer)
+    model.add_adapter("cross", KGLoraConfig(r=4, graph_channels=16, knowledge_mode="cross"))
+    _perturb(model)
+    model.set_adapter("cross")
+    _perturb(model)
+    assert model.active_adapter == "cross"
+    assert all(not p.requires_grad for p in model.graph_encoders["default"].parameters())
+    model.eval()
+    inputs, k = make_inputs(), _knowledge(kg)
+    out_cross = model(**inputs, knowledge=k).logits
+    model.set_adapter("default")
+    out_token = model(**inputs, knowledge=k).logits
+    assert (out_cross - out_token).abs().max() > 1e-4
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "cross" / "adapter_model.safetensors").is_file()
+    loaded = KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    assert torch.equal(loaded(**inputs, knowledge=k).logits, out_token)
+    loaded.set_adapter("cross")
+    assert torch.equal(loaded(**inputs, knowledge=k).logits, out_cross)
+    with pytest.raises(ValueError, match="Unknown adapter 'nope'"):
+        model.set_adapter("nope")
+
+
+def test_merge_and_unload_keeps_plain_lora(kg, tokenizer):
+    model = _llama(kg, tokenizer)
+    _perturb(model)
+    model.eval()
+    inputs = make_inputs()
+    plain = model(**inputs, knowledge=KnowledgeBatch.empty(2, 6)).logits
+    with pytest.warns(UserWarning, match="knowledge path"):
+        merged = model.merge_and_unload()
+    assert (merged(**inputs).logits - plain).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["token", "cross"])
+def test_gradient_checkpointing_matches(kg, tokenizer, mode):
+    grads = []
+    for checkpointing in (False, True):
+        model = _llama(kg, tokenizer, knowledge_mode=mode)
+        _perturb(model)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        out = model(**make_inputs(), knowledge=_knowledge(kg))
+        out.logits.pow(2).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, msg=name)
+
+
+def test_checkpoint_refuses_other_kg_model_and_version(kg, tokenizer, tmp_path):
+    model = _llama(kg, tokenizer)
+    model.save_pretrained(tmp_path / "ckpt")
+    other_kg = KnowledgeGraph([*kg.entity_keys, "extra"], kg.relation_keys, kg.triples)
+    with pytest.raises(CheckpointError, match=r"another knowledge graph.*9 entities.*10 entities"):
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", other_kg, tokenizer=tokenizer)
+    other = AutoModelForCausalLM.from_config(GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=64))
+    with pytest.raises(CheckpointError, match=r"another base model \(model_type: checkpoint 'llama', model 'gpt2'"):
+        KGPeftModel.from_pretrained(other, tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    torch.manual_seed(5)
+    retrained = LLAMA[2].from_config(LLAMA[1])
+    with pytest.raises(CheckpointError, match="embedding_checksum"):
+        KGPeftModel.from_pretrained(retrained, tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    meta = json.loads((tmp_path / "ckpt" / "kgpeft_config.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "ckpt" / "kgpeft_config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("file", ["kgpeft_model.safetensors", "adapter_model.safetensors"])
+def test_truncated_checkpoint_is_refused(kg, tokenizer, tmp_path, file):
+    model = _llama(kg, tokenizer)
+    model.save_pretrained(tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / file
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=f"{file} is not a readable safetensors file"):
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+
+
+def test_failed_save_leaves_previous_checkpoint(kg, tokenizer, tmp_path, monkeypatch):
+    model = _llama(kg, tokenizer)
+    model.save_pretrained(tmp_path / "ckpt")
+    before = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("kgpeft.model.save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"], "no temporary folder left behind"
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="`r` should be a positive integer, got 0"):
+        KGLoraConfig(r=0)
+    with pytest.raises(ValueError, match="`knowledge_mode` should be one of"):
+        KGLoraConfig(knowledge_mode="graph")
+    with pytest.raises(ValueError, match="at most one of `num_bases` and `num_blocks`"):
+        KGLoraConfig(num_bases=2, num_blocks=2)
+    with pytest.warns(UserWarning, match=r"unknown KGLoraConfig keys \['future_key'\]"):
+        config = KGLoraConfig.from_dict({"r": 2, "future_key": 1})
+    assert config.r == 2
+
+
+def test_text_features_need_a_tokenizer(kg):
+    with pytest.raises(ValueError, match="pass `tokenizer=`"):
+        get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(), kg)
