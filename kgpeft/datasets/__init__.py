@@ -22,7 +22,7 @@ from kgpeft.graph.readers import read_pykeen_folder
 
 SHIPPED = ("nations", "kinships", "umls")
 DATASETS = (*SHIPPED, "wordnet")
-WORDNET_READER_VERSION = 1  # bump when the WordNet reader changes what it builds
+WORDNET_READER_VERSION = 2  # bump when the WordNet reader changes what it builds
 
 
 def cache_dir() -> Path:

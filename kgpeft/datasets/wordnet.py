@@ -17,6 +17,7 @@ import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.utils import paused_gc
 
 DEFAULT_DIR = "/usr/share/wordnet"
 ENV_VAR = "KGPEFT_WORDNET_DIR"
@@ -94,9 +95,11 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
     and the adjective markers ``(a)``, ``(p)``, ``(ip)`` removed; its description is the gloss
     up to the first example. Per-entity ``extras`` hold ``"examples"`` (the quoted example
     sentences of the gloss), ``"lexname"`` (the lexicographer file, e.g. ``"noun.animal"``) and
-    ``"pos"`` (the ``ss_type``: ``n``, ``v``, ``a``, ``s`` or ``r``). ``entity_prior`` is one plus
-    the tag counts of the synset's senses in ``index.sense``, so the frequent senses of an
-    ambiguous word rank first.
+    ``"pos"`` (the ``ss_type``: ``n``, ``v``, ``a``, ``s`` or ``r``). ``name_priors`` holds, for
+    each lemma of the synset, one plus the tag count of that sense (lemma and synset) in
+    ``index.sense``, so the frequent senses of an ambiguous word rank first: *cat* the feline
+    before *cat* the guy, although *guy* makes its synset frequent. ``entity_prior`` is one
+    plus the tag counts of all the synset's senses.
 
     Every pointer becomes a triple between its two synsets, named as in :data:`RELATION_KEYS`.
     Lexical pointers, which relate two words, are included as a relation between their
@@ -128,11 +131,16 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
             f"`apt-get install wordnet-base wordnet-sense-index`, or point {ENV_VAR} (or `path`) to a folder "
             f"holding the WordNet 3.0 database files."
         )
+    with paused_gc():
+        return _read_wordnet(root)
 
+
+def _read_wordnet(root: Path) -> KnowledgeGraph:
     index: dict[str, int] = {}
     where: list[tuple[Path, int]] = []  # the file and line of each synset, to report its bad pointers
     labels: list[str] = []
     aliases: list[tuple[str, ...]] = []
+    lowered: list[tuple[str, ...]] = []  # the names in lower case, as sense keys have them
     descriptions: list[str] = []
     examples: list[list[str]] = []
     lexnames: list[str] = []
@@ -165,6 +173,7 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
             names = list(dict.fromkeys(_lemma(w) for w in words))
             labels.append(names[0])
             aliases.append(tuple(names[1:]))
+            lowered.append(tuple(map(str.lower, names)))
             definition, sep, rest = gloss.partition('; "')
             descriptions.append(definition.strip())
             examples.append(_QUOTED.findall('"' + rest) if sep else [])
@@ -195,10 +204,12 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
     triples = torch.from_numpy(np.stack([h[first], r[first], t[first]]))  # (3, E)
 
     counts = [1] * len(where)
+    name_counts = [[1] * (1 + len(a)) for a in aliases]
     sense_file = root / SENSE_INDEX
     for lineno, line in _numbered_lines(_read_text(sense_file)):
         fields = line.split()
-        pos = _SENSE_KEY_POS.get(fields[0].partition("%")[2][:1])
+        lemma, _, lex_sense = fields[0].partition("%")
+        pos = _SENSE_KEY_POS.get(lex_sense[:1])
         if len(fields) != 4 or pos is None or not fields[3].isdigit():
             raise KGFormatError(
                 "malformed sense line (expected 'sense_key offset sense_number tag_cnt')", sense_file, lineno
@@ -206,7 +217,20 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
         entity = index.get(f"{fields[1]}-{pos}")
         if entity is None:
             raise KGFormatError(f"sense of synset {fields[1]}-{pos}, which is in no data file", sense_file, lineno)
-        counts[entity] += int(fields[3])
+        count = int(fields[3])
+        counts[entity] += count
+        lemma, names = lemma.replace("_", " "), lowered[entity]
+        matches = names.count(lemma)
+        if matches == 1:
+            name_counts[entity][names.index(lemma)] += count
+        elif matches == 0:
+            raise KGFormatError(
+                f"sense of {lemma!r}, which is not a word of synset {fields[1]}-{pos}", sense_file, lineno
+            )
+        else:  # one sense key for a lemma spelt in several cases ("Earth", "earth")
+            for j, name in enumerate(names):
+                if name == lemma:
+                    name_counts[entity][j] += count
 
     return KnowledgeGraph(
         list(index),
@@ -216,6 +240,7 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
         aliases=aliases,
         descriptions=descriptions,
         entity_prior=torch.tensor(counts, dtype=torch.float32),
+        name_priors=name_counts,
         extras={"examples": examples, "lexname": lexnames, "pos": ss_types},
         info={
             "name": "WordNet" if version is None else f"WordNet {version}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -10,6 +9,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.utils import paused_gc
 
 FORMAT_NAME = "kgpeft.knowledge_graph"
 FORMAT_VERSION = 1
@@ -75,6 +76,12 @@ class KnowledgeGraph:
         entity_prior (Tensor, optional): a non-negative popularity score per entity
             (e.g. WordNet sense frequency), used to rank ambiguous link candidates.
             (default: none, meaning callers fall back to the degree)
+        name_priors (Sequence[Sequence[float]], optional): a non-negative score per name of
+            each entity: how likely that name refers to that entity (e.g. the frequency of
+            one WordNet sense, *cat* in the synset *guy, cat, hombre, bozo*). Entry ``i`` is
+            parallel to ``(labels[i], *aliases[i])``: ``name_priors[i][0]`` is the prior of
+            the label and ``name_priors[i][j]`` that of ``aliases[i][j - 1]``. Used before
+            ``entity_prior`` to rank link candidates. (default: none)
         splits (Mapping[str, Tensor], optional): named ``(3, E_s)`` triple sets such as
             ``"train"``, ``"valid"``, ``"test"``. (default: none)
         extras (Mapping[str, Sequence], optional): further JSON-serialisable per-entity
@@ -93,6 +100,7 @@ class KnowledgeGraph:
         aliases: Sequence[Sequence[str]] | None = None,
         descriptions: Sequence[str] | None = None,
         entity_prior: torch.Tensor | np.ndarray | None = None,
+        name_priors: Sequence[Sequence[float]] | None = None,
         splits: Mapping[str, torch.Tensor | np.ndarray] | None = None,
         extras: Mapping[str, Sequence[Any]] | None = None,
         info: Mapping[str, Any] | None = None,
@@ -123,6 +131,29 @@ class KnowledgeGraph:
             self.entity_prior = torch.as_tensor(entity_prior, dtype=torch.float32)
             if self.entity_prior.shape != (n,):
                 raise ValueError(f"`entity_prior` should have shape ({n},), got {tuple(self.entity_prior.shape)}.")
+        # Kept flat, entity after entity, as saved: :meth:`load` then needs no Python object per
+        # name, and :attr:`name_priors` splits them into tuples on first use.
+        self._name_prior_values: np.ndarray | None = None
+        self._name_priors: list[tuple[float, ...]] | None = None
+        if name_priors is not None:
+            self._name_priors = [tuple(map(float, p)) for p in name_priors]
+            if len(self._name_priors) != n:
+                raise ValueError(f"`name_priors` should have one entry per entity ({n}), got {len(self._name_priors)}.")
+            for i, (p, a) in enumerate(zip(self._name_priors, self.aliases, strict=True)):
+                if len(p) != 1 + len(a):
+                    raise ValueError(
+                        f"`name_priors[{i}]` should have one prior per name of entity {self.entity_keys[i]!r} "
+                        f"({1 + len(a)}: its label and {len(a)} aliases), got {len(p)}."
+                    )
+            self._name_prior_values = np.fromiter(
+                (v for p in self._name_priors for v in p), dtype=np.float64, count=n + sum(map(len, self.aliases))
+            )
+            if not (self._name_prior_values >= 0).all():  # also catches NaN
+                i = next(i for i, p in enumerate(self._name_priors) if not all(v >= 0 for v in p))
+                raise ValueError(
+                    f"`name_priors[{i}]` should be non-negative, got {self._name_priors[i]} "
+                    f"for entity {self.entity_keys[i]!r}."
+                )
 
         self.triples = _as_triples(triples, "triples")
         self.splits: dict[str, torch.Tensor] = {k: _as_triples(v, f"splits[{k!r}]") for k, v in (splits or {}).items()}
@@ -176,6 +207,15 @@ class KnowledgeGraph:
     def names(self, entity: int) -> tuple[str, ...]:
         """The entity's label followed by its aliases, without repeats."""
         return tuple(dict.fromkeys((self.labels[entity], *self.aliases[entity])))
+
+    @property
+    def name_priors(self) -> list[tuple[float, ...]] | None:
+        """The prior of each name of each entity, parallel to ``(labels[i], *aliases[i])``, or ``None``."""
+        if self._name_priors is None and self._name_prior_values is not None:
+            values = self._name_prior_values.tolist()
+            bounds = accumulate((1 + len(a) for a in self.aliases), initial=0)
+            self._name_priors = [tuple(values[start:end]) for start, end in pairwise(bounds)]
+        return self._name_priors
 
     @property
     def fingerprint(self) -> str:
@@ -257,6 +297,8 @@ class KnowledgeGraph:
             arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
             if self.entity_prior is not None:
                 arrays["entity_prior"] = self.entity_prior
+            if self._name_prior_values is not None:
+                arrays["name_priors"] = torch.from_numpy(self._name_prior_values)
             for name, tensor in arrays.items():
                 np.save(tmp / f"{name}.npy", tensor.numpy(), allow_pickle=False)
             meta = {
@@ -271,6 +313,7 @@ class KnowledgeGraph:
                 "extras": self.extras,
                 "splits": list(self.splits),
                 "has_entity_prior": self.entity_prior is not None,
+                "has_name_priors": self._name_prior_values is not None,
                 "info": self.info,
             }
             with open(tmp / META_FILE, "w", encoding="utf-8") as f:
@@ -294,18 +337,11 @@ class KnowledgeGraph:
         meta_path = path / META_FILE
         if not meta_path.is_file():
             raise KGFileNotFoundError(f"No saved knowledge graph at {path} (missing {META_FILE}).")
-        # Parsing builds about a million small objects; pausing the cyclic garbage
-        # collector meanwhile halves the time (JSON holds no cycles to collect).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
         try:
-            with open(meta_path, encoding="utf-8") as f:
+            with paused_gc(), open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise KGFormatError(f"not valid JSON ({e})", meta_path) from None
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         if meta.get("format") != FORMAT_NAME:
             raise KGFormatError(f"not a saved kgpeft knowledge graph (format={meta.get('format')!r})", meta_path)
         if meta.get("version", 0) > FORMAT_VERSION:
@@ -341,6 +377,10 @@ class KnowledgeGraph:
         )
         if kg.fingerprint != meta["fingerprint"]:
             raise KGFormatError("vocabulary does not match the stored fingerprint (file corrupted?)", meta_path)
+        if meta.get("has_name_priors", False):  # absent from KGs saved before name priors existed
+            kg._name_prior_values = array("name_priors").numpy()
+            if kg._name_prior_values.shape != (kg.num_entities + sum(map(len, kg.aliases)),):
+                raise KGFormatError("name priors do not match the names (file corrupted?)", path / "name_priors.npy")
         kg._csr = CSRAdjacency(**{k: array(f"csr.{k}") for k in CSRAdjacency._fields})
         if kg._csr.rowptr.numel() != kg.num_entities + 1 or kg._csr.col.numel() != 2 * kg.num_triples:
             raise KGFormatError("adjacency does not match the triples (file corrupted?)", path)

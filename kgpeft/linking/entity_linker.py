@@ -132,10 +132,12 @@ class EntityLinker:
     then the longest, so ``"new york city"`` beats ``"new york"`` and ``"york city"``.
 
     A name shared by several entities (WordNet's *bank* names 18 synsets) keeps its
-    ``max_candidates`` most likely entities, ranked by a prior: ``kg.entity_prior`` if the KG
-    has one, else the degree (ties broken by the degree, then the entity id). The score of a
-    candidate is its share of the prior among all the entities with that name, or a uniform
-    share when their priors are all zero.
+    ``max_candidates`` most likely entities, ranked by a prior: ``kg.name_priors`` if the KG
+    has them (how likely this name means this entity; when several names of one entity
+    normalise to the same form, the highest of their priors), else ``kg.entity_prior``, else
+    the degree. Ties are broken by the degree, then the entity id. The score of a candidate
+    is its share of the prior among all the entities with that name, or a uniform share when
+    their priors are all zero.
 
     Names that are stopwords or shorter than ``min_alias_length`` characters are not linked,
     since short and function-word lemmas (WordNet has *a*, *i*, *in*, *it*, *be*) would
@@ -181,9 +183,20 @@ class EntityLinker:
         self.stopwords = frozenset(normalize(w) for w in stopwords)
         self.num_entities = kg.num_entities
 
-        entities_of: dict[str, list[int]] = {}
-        for entity in range(kg.num_entities):
-            for name in kg.names(entity):
+        degree = kg.degree.numpy().astype(np.float64)
+        tie_rank = np.empty(kg.num_entities, dtype=np.int64)
+        tie_rank[np.lexsort((np.arange(kg.num_entities), -degree))] = np.arange(kg.num_entities)
+        tie_rank_of = tie_rank.tolist()
+        name_priors = kg.name_priors
+        if name_priors is None:
+            entity_prior = degree if kg.entity_prior is None else kg.entity_prior.numpy().astype(np.float64)
+            name_priors = [(p,) * (1 + len(a)) for p, a in zip(entity_prior.tolist(), kg.aliases, strict=True)]
+
+        # prior_of[alias][entity]: how likely the alias means the entity. Several names of one
+        # entity may normalise to the same alias, which then keeps the highest of their priors.
+        prior_of: dict[str, dict[int, float]] = {}
+        for entity, priors in enumerate(name_priors):
+            for name, prior in zip((kg.labels[entity], *kg.aliases[entity]), priors, strict=True):
                 alias = normalize(name)
                 if (
                     len(alias) < self.min_alias_length
@@ -191,27 +204,20 @@ class EntityLinker:
                     or not alias.translate(_BOUNDARY).strip()
                 ):
                     continue
-                entities = entities_of.setdefault(alias, [])
-                if not entities or entities[-1] != entity:  # two names of one entity may normalise alike
-                    entities.append(entity)
-        self.num_aliases = len(entities_of)
-
-        degree = kg.degree.numpy().astype(np.float64)
-        prior = degree if kg.entity_prior is None else kg.entity_prior.numpy().astype(np.float64)
-        rank = np.empty(kg.num_entities, dtype=np.int64)
-        rank[np.lexsort((np.arange(kg.num_entities), -degree, -prior))] = np.arange(kg.num_entities)
-        rank_of, prior_of = rank.tolist(), prior.tolist()
+                entities = prior_of.setdefault(alias, {})
+                entities[entity] = max(prior, entities.get(entity, prior))
+        self.num_aliases = len(prior_of)
 
         # Patterns are names with non-word characters turned into spaces, padded with a space
         # on each side. Names that differ only in punctuation ("t-shirt", "t shirt") share a
         # pattern, and a match of a pattern with an inner space is checked against the
         # normalised text to tell which name, if any, it is.
         names_of: dict[str, dict[str, tuple[tuple[int, ...], tuple[float, ...]]]] = {}
-        for alias, entities in entities_of.items():
-            entities.sort(key=rank_of.__getitem__)
-            total = sum(prior_of[e] for e in entities)
+        for alias, priors in prior_of.items():
+            entities = sorted(priors, key=lambda e: (-priors[e], tie_rank_of[e]))
+            total = sum(priors.values())
             kept = entities[: self.max_candidates]
-            scores = [prior_of[e] / total for e in kept] if total > 0 else [1 / len(entities)] * len(kept)
+            scores = [priors[e] / total for e in kept] if total > 0 else [1 / len(entities)] * len(kept)
             names_of.setdefault(alias.translate(_BOUNDARY), {})[alias] = (tuple(kept), tuple(scores))
         self._automaton = ahocorasick.Automaton()
         for pattern, names in names_of.items():

@@ -63,6 +63,9 @@ def test_fake_wordnet(tmp_path: Path):
     assert kg.extras["lexname"] == ["noun.Tops", "noun.animal", "verb.communication", "adj.pert", "adj.all", "adv.all"]
     assert kg.extras["pos"] == ["n", "n", "v", "a", "s", "r"]
     assert kg.entity_prior.tolist() == [1, 46, 8, 1, 3, 1]
+    # One plus the tag count of each sense. The sense keys "canis_familiaris" and "doglike" are
+    # the words "Canis_familiaris" and "doglike(p)"; "doggy" has no sense line.
+    assert kg.name_priors == [(1,), (43, 1, 4), (8,), (1,), (3, 1), (1,)]
 
     triples = [(kg.entity_keys[h], kg.relation_keys[r], kg.entity_keys[t]) for h, r, t in kg.triples.T.tolist()]
     assert triples == [
@@ -88,7 +91,7 @@ def test_fake_wordnet(tmp_path: Path):
 
     kg.save(tmp_path / "saved")
     again = KnowledgeGraph.load(tmp_path / "saved")
-    assert again.extras == kg.extras and again.aliases == kg.aliases
+    assert again.extras == kg.extras and again.aliases == kg.aliases and again.name_priors == kg.name_priors
 
 
 def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -117,6 +120,12 @@ DOG = FAKE["data.noun"].splitlines(keepends=True)[3]
             FAKE["index.sense"].replace("dog%1:05:00:: 00000200", "dog%2:05:00:: 00000200"),
             3,
             "00000200-v, which is in no",
+        ),
+        (
+            "index.sense",
+            FAKE["index.sense"].replace("domestic_dog%", "wolf%"),
+            5,
+            "sense of 'wolf', which is not a word of synset 00000200-n",
         ),
     ],
 )
@@ -175,3 +184,9 @@ def test_system_wordnet():
     # The two common senses of "bank" (sloping land, financial institution) outrank its 16 others.
     banks = sorted((i for i in range(kg.num_entities) if "bank" in kg.names(i)), key=lambda i: -kg.entity_prior[i])
     assert {kg.entity_keys[i] for i in banks[:2]} == {"09213565-n", "08420278-n"}
+
+    # "guy, cat, hombre, bozo" is a more frequent synset than the feline, but not as "cat".
+    feline, guy = kg.entity_id("02121620-n"), kg.entity_id("10153414-n")
+    assert kg.entity_prior[guy] > kg.entity_prior[feline]
+    assert (kg.labels[guy], *kg.aliases[guy]) == ("guy", "cat", "hombre", "bozo")
+    assert kg.name_priors[feline][0] > kg.name_priors[guy][1]

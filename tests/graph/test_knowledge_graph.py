@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ def kg() -> KnowledgeGraph:
         aliases=[("Ally",), (), ("Caz", "Carol"), ()],
         descriptions=["first", "second", "third", "isolated"],
         entity_prior=torch.tensor([1.0, 2.0, 3.0, 4.0]),
+        name_priors=[(3, 1), (2.5,), (0.5, 4.0, 1.0), (0.0,)],
         splits={"train": torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]), "test": torch.tensor([[3], [0], [0]])},
         extras={"kind": ["p", "p", "p", "p"]},
     )
@@ -68,6 +70,7 @@ def test_save_load_round_trip(kg, tmp_path, mmap):
     assert back.labels == kg.labels and back.aliases == kg.aliases and back.descriptions == kg.descriptions
     assert back.extras == kg.extras
     assert torch.equal(back.triples, kg.triples) and torch.equal(back.entity_prior, kg.entity_prior)
+    assert back.name_priors == kg.name_priors == [(3.0, 1.0), (2.5,), (0.5, 4.0, 1.0), (0.0,)]
     assert back.splits.keys() == kg.splits.keys()
     assert all(torch.equal(back.splits[k], v) for k, v in kg.splits.items())
     for got, want in zip(back.csr(), kg.csr(), strict=True):
@@ -93,6 +96,26 @@ def test_load_errors(kg, tmp_path):
         KnowledgeGraph.load(tmp_path / "kg")
 
 
+def test_kg_without_name_priors_loads(tmp_path):
+    bare = KnowledgeGraph(["a", "b"], ["r"], torch.zeros(3, 0, dtype=torch.long), aliases=[("A",), ()])
+    assert bare.name_priors is None
+    bare.save(tmp_path / "bare")
+    assert KnowledgeGraph.load(tmp_path / "bare").name_priors is None
+    # A KG saved before name priors existed has no "has_name_priors" in kg.json.
+    meta = tmp_path / "bare" / "kg.json"
+    meta.write_text(meta.read_text().replace('"has_name_priors": false, ', ""))
+    assert "has_name_priors" not in meta.read_text()
+    old = KnowledgeGraph.load(tmp_path / "bare")
+    assert old.name_priors is None and old.aliases == [("A",), ()]
+
+
+def test_name_priors_not_matching_the_names_are_refused(kg, tmp_path):
+    kg.save(tmp_path / "kg")
+    np.save(tmp_path / "kg" / "name_priors.npy", np.ones(6))
+    with pytest.raises(KGFormatError, match=r"name_priors\.npy: name priors do not match the names"):
+        KnowledgeGraph.load(tmp_path / "kg")
+
+
 def test_tampered_vocabulary_is_refused(kg, tmp_path):
     kg.save(tmp_path / "kg")
     meta = tmp_path / "kg" / "kg.json"
@@ -109,6 +132,13 @@ def test_tampered_vocabulary_is_refused(kg, tmp_path):
         ({"triples": torch.tensor([[0], [5], [1]])}, "relation ids in"),
         ({"labels": ["x"]}, "`labels` should have one entry per entity"),
         ({"entity_prior": torch.ones(5)}, "`entity_prior` should have shape"),
+        ({"name_priors": [[1.0]]}, r"`name_priors` should have one entry per entity \(2\), got 1"),
+        (
+            {"aliases": [(), ("B",)], "name_priors": [[1.0], [1.0]]},
+            r"`name_priors\[1\]` should have one prior per name of entity 'b' \(2: its label and 1 aliases\), got 1",
+        ),
+        ({"name_priors": [[1.0], [-1.0]]}, r"`name_priors\[1\]` should be non-negative, got \(-1.0,\) for entity 'b'"),
+        ({"name_priors": [[float("nan")], [1.0]]}, r"`name_priors\[0\]` should be non-negative, got \(nan,\)"),
         ({"extras": {"kind": []}}, r"`extras\['kind'\]`"),
     ],
 )

@@ -7,11 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kgpeft import KnowledgeGraph
+from kgpeft.datasets.wordnet import load_wordnet, wordnet_dir
 from kgpeft.linking import ENGLISH_STOPWORDS, EntityLinker, Mention, normalize
 
 
 def make_kg(
-    names: list[list[str]], prior: list[float] | None = None, edges: list[tuple[int, int]] = ()
+    names: list[list[str]],
+    prior: list[float] | None = None,
+    edges: list[tuple[int, int]] = (),
+    name_priors: list[list[float]] | None = None,
 ) -> KnowledgeGraph:
     """A KG whose entity ``i`` is named ``names[i]`` (label first), with one relation for ``edges``."""
     triples = torch.tensor([[h for h, _ in edges], [0] * len(edges), [t for _, t in edges]], dtype=torch.long)
@@ -22,6 +26,7 @@ def make_kg(
         labels=[n[0] for n in names],
         aliases=[n[1:] for n in names],
         entity_prior=prior,
+        name_priors=name_priors,
     )
 
 
@@ -115,6 +120,22 @@ def test_ties_in_prior_broken_by_degree_and_zero_priors_share_uniformly():
     assert mention.scores == pytest.approx((1 / 3, 1 / 3, 1 / 3))
 
 
+def test_name_prior_beats_entity_prior():
+    # WordNet's case: the synset "guy, cat, bozo" is frequent, but mostly as "guy".
+    names = [["guy", "cat", "bozo"], ["cat", "Cat"], ["cat"], ["x", "bozo"]]
+    prior = [60.0, 30.0, 10.0, 9.0]
+    name_priors = [[50.0, 2.0, 8.0], [18.0, 12.0], [0.0], [1.0, 8.0]]
+    linker = EntityLinker(make_kg(names, prior, edges=[(3, 2)], name_priors=name_priors))
+    cat, bozo = linker.link("a cat, a bozo")
+    # "cat" and "Cat" of entity 1 normalise alike: the higher prior, 18, counts.
+    assert cat.candidates == (1, 0, 2) and cat.scores == pytest.approx((0.9, 0.1, 0.0))
+    # A tie in the name prior goes to the higher degree (entities 2 and 3 have 1, entity 0 has 0).
+    assert bozo.candidates == (3, 0) and bozo.scores == pytest.approx((0.5, 0.5))
+    # Without name priors, the entity prior ranks.
+    (cat,) = EntityLinker(make_kg(names, prior, edges=[(3, 2)])).link("cat")
+    assert cat.candidates == (0, 1, 2) and cat.scores == pytest.approx((0.6, 0.3, 0.1))
+
+
 def test_unicode():
     kg = make_kg([["Straße"], ["İstanbul"], ["ΟΔΟΣ"], ["東京"], ["café"], ["ﬁsh"]])
     linker = EntityLinker(kg)
@@ -202,8 +223,14 @@ PROPERTY_NAMES = [
     ["y", "(y)"],
     ["b"],
 ]
-PROPERTY_KG = make_kg(
-    PROPERTY_NAMES, prior=[1.0, 2.0, 2.0, 0.0, 5.0, 1.0, 3.0, 0.0, 2.0, 1.0, 1.0, 4.0, 2.0], edges=[(0, 1), (2, 3)]
+PROPERTY_PRIOR = [1.0, 2.0, 2.0, 0.0, 5.0, 1.0, 3.0, 0.0, 2.0, 1.0, 1.0, 4.0, 2.0]
+PROPERTY_KG = make_kg(PROPERTY_NAMES, prior=PROPERTY_PRIOR, edges=[(0, 1), (2, 3)])
+# Name priors that reverse the entity priors of "a b" and differ between names that normalise alike.
+PROPERTY_KG_NAMED = make_kg(
+    PROPERTY_NAMES,
+    prior=PROPERTY_PRIOR,
+    edges=[(0, 1), (2, 3)],
+    name_priors=[[2, 3], [0, 1], [1, 0], [0, 2], [1, 1], [3, 0], [1, 2], [2, 0], [1, 1], [0, 1], [1, 1], [2, 2], [4]],
 )
 ALPHABET = sorted({c for names in PROPERTY_NAMES for n in names for c in n} | set("AaBSXYZİIıßΣςσﬁ\u0307 \t\n_-.+()'"))
 PIECES = sorted(
@@ -229,7 +256,14 @@ def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias
         for name in dict.fromkeys(map(normalize, kg.names(e))):
             if len(name) >= min_alias_length and name not in stop and any(map(_is_word_char, name)):
                 entities_of.setdefault(name, []).append(e)
-    prior, degree = kg.entity_prior.tolist(), kg.degree.tolist()
+    degree = kg.degree.tolist()
+    name_priors = kg.name_priors or [
+        (p,) * (1 + len(a)) for p, a in zip(kg.entity_prior.tolist(), kg.aliases, strict=True)
+    ]
+    name_prior = {}  # (normalised name, entity) -> the highest prior of the entity's names of that form
+    for e, priors in enumerate(name_priors):
+        for name, p in zip((kg.labels[e], *kg.aliases[e]), priors, strict=True):
+            name_prior[normalize(name), e] = max(p, name_prior.get((normalize(name), e), p))
     found, free = [], 0
     for i in range(len(text)):
         if i < free or text[i].isspace() or text[i] == "_" or (i > 0 and _is_word_char(text[i - 1].casefold()[-1])):
@@ -239,7 +273,8 @@ def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias
                 continue
             if normalize(text[i:j]) not in entities_of:
                 continue
-            ranked = sorted(entities_of[normalize(text[i:j])], key=lambda e: (-prior[e], -degree[e], e))
+            alias = normalize(text[i:j])
+            ranked = sorted(entities_of[alias], key=lambda e: (-name_prior[alias, e], -degree[e], e))
             found.append((i, j, tuple(ranked[:max_candidates])))
             free = j
             break
@@ -252,11 +287,10 @@ def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias
     max_candidates=st.integers(1, 3),
     min_alias_length=st.integers(1, 3),
     stopwords=st.sampled_from([(), ENGLISH_STOPWORDS, ("B", "ss")]),
+    kg=st.sampled_from([PROPERTY_KG, PROPERTY_KG_NAMED]),
 )
-def test_linker_matches_its_definition_on_any_text(text, max_candidates, min_alias_length, stopwords):
-    linker = EntityLinker(
-        PROPERTY_KG, max_candidates=max_candidates, min_alias_length=min_alias_length, stopwords=stopwords
-    )
+def test_linker_matches_its_definition_on_any_text(text, max_candidates, min_alias_length, stopwords, kg):
+    linker = EntityLinker(kg, max_candidates=max_candidates, min_alias_length=min_alias_length, stopwords=stopwords)
     mentions = linker.link(text)
     end = 0
     for m in mentions:
@@ -266,7 +300,21 @@ def test_linker_matches_its_definition_on_any_text(text, max_candidates, min_ali
         assert 1 <= len(m.candidates) <= max_candidates and len(m.scores) == len(m.candidates)
         assert all(0.0 <= s <= 1.0 for s in m.scores) and sum(m.scores) <= 1.0 + 1e-6
         for entity in m.candidates:
-            assert normalize(m.surface) in {normalize(n) for n in PROPERTY_KG.names(entity)}
+            assert normalize(m.surface) in {normalize(n) for n in kg.names(entity)}
     assert [(m.start, m.end, m.candidates) for m in mentions] == reference_link(
-        text, PROPERTY_KG, max_candidates, min_alias_length, stopwords
+        text, kg, max_candidates, min_alias_length, stopwords
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (wordnet_dir() / "index.sense").is_file(),
+    reason=f"no WordNet database in {wordnet_dir()} (apt-get install wordnet-base wordnet-sense-index)",
+)
+def test_wordnet_senses_ranked_by_name_prior():
+    kg = load_wordnet()
+    top = {m.surface: [kg.entity_keys[e] for e in m.candidates[:2]] for m in EntityLinker(kg).link("a cat, a bank")}
+    # The feline (then the big cat), not "guy, cat, hombre, bozo", a frequent synset but rarely as "cat".
+    assert top["cat"] == ["02121620-n", "02127808-n"]
+    # Sloping land, then the depository financial institution.
+    assert top["bank"] == ["09213565-n", "08420278-n"]
