@@ -248,30 +248,54 @@ class KGPeftModel(nn.Module):
         knowledge.validate(self.kg.num_entities, *(inputs.shape[:2] if inputs is not None else (None, None)))
         return knowledge
 
+    @property
+    def _prefix_position(self) -> int:
+        # Encoders read their pooled output from the first token ([CLS]): the soft tokens go after it.
+        return 0 if self.base_model.can_generate() else 1
+
     def _prefix_inputs(self, knowledge: KnowledgeBatch, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Prepend the pooled-graph soft tokens (``prefix`` mode) to the embedded input."""
+        """Insert the pooled-graph soft tokens (``prefix`` mode) into the embedded input."""
         config = self.active_config
         input_ids = kwargs.pop("input_ids", None)
         if input_ids is None:
             raise KnowledgeError("`prefix` mode builds the input embeddings itself; pass `input_ids`.")
+        if kwargs.get("position_ids") is not None:
+            raise KnowledgeError(
+                "`prefix` mode adds soft tokens, so the model must number positions itself; do not pass `position_ids`."
+            )
         graph = knowledge.graph
-        b, m = input_ids.size(0), config.num_prefix_tokens
+        b, m, at = input_ids.size(0), config.num_prefix_tokens, self._prefix_position
         z = self.graph_encoders[self.active_adapter](graph)  # (N, d_graph)
         node_states, node_mask = to_dense_batch(z, graph.batch, batch_size=b)
         count = node_mask.sum(1, keepdim=True)  # (B, 1)
         pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
         embeds = self.base_model.get_input_embeddings()(input_ids)  # (B, T, d_model)
         prefix = self.prefix_projections[self.active_adapter](pooled).view(b, m, -1).to(embeds.dtype)  # (B, m, d)
-        kwargs["inputs_embeds"] = torch.cat([prefix, embeds], dim=1)
+
+        def insert(t: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t[:, :at], soft, t[:, at:]], dim=1)
+
+        kwargs["inputs_embeds"] = insert(embeds, prefix)
         mask = kwargs.get("attention_mask")
         if mask is None:
             mask = torch.ones_like(input_ids)
         # a sample without nodes hides its soft tokens
-        kwargs["attention_mask"] = torch.cat([(count > 0).to(mask.dtype).expand(b, m), mask], dim=1)
+        kwargs["attention_mask"] = insert(mask, (count > 0).to(mask.dtype).expand(b, m))
+        if kwargs.get("token_type_ids") is not None:
+            kwargs["token_type_ids"] = insert(kwargs["token_type_ids"], kwargs["token_type_ids"].new_zeros(b, m))
         labels = kwargs.get("labels")
-        if labels is not None and not self.is_encoder_decoder:
-            kwargs["labels"] = torch.cat([labels.new_full((b, m), -100), labels], dim=1)
+        if labels is not None and not self.is_encoder_decoder and labels.dim() == 2:
+            kwargs["labels"] = insert(labels, labels.new_full((b, m), -100))
         return kwargs
+
+    def _drop_prefix(self, outputs, num_tokens: int):
+        """Remove the soft-token positions from token-level outputs, so shapes match the input."""
+        at, m = self._prefix_position, self.active_config.num_prefix_tokens
+        for name in ("logits", "last_hidden_state"):
+            value = getattr(outputs, name, None)
+            if value is not None and value.dim() == 3 and value.size(1) == num_tokens + m:
+                setattr(outputs, name, torch.cat([value[:, :at], value[:, at + m :]], dim=1))
+        return outputs
 
     # ------------------------------------------------------------------ running
     def forward(self, *args: Any, knowledge: KnowledgeBatch | None = None, **kwargs: Any):
@@ -286,10 +310,7 @@ class KGPeftModel(nn.Module):
             self._check_knowledge(knowledge, kwargs)
             num_tokens = kwargs["input_ids"].size(1)
             outputs = self.peft_model(**self._prefix_inputs(knowledge, kwargs))
-            logits = getattr(outputs, "logits", None)
-            if logits is not None and logits.dim() == 3 and not self.is_encoder_decoder:
-                outputs.logits = logits[:, -num_tokens:]  # drop the soft-token positions
-            return outputs
+            return outputs if self.is_encoder_decoder else self._drop_prefix(outputs, num_tokens)
         state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
         with self.context.activate(state):
             return self.peft_model(**kwargs)

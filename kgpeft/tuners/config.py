@@ -46,7 +46,10 @@ class KGLoraConfig:
     )
     graph_channels: int = field(default=128, metadata={"help": "Width of the R-GCN node states (d_graph)."})
     num_graph_layers: int = field(default=2, metadata={"help": "Number of R-GCN layers."})
-    num_bases: int | None = field(default=None, metadata={"help": "R-GCN basis decomposition (None: off)."})
+    num_bases: int | None = field(
+        default=4,
+        metadata={"help": "R-GCN basis decomposition: relation weights share this many bases (None: off)."},
+    )
     num_blocks: int | None = field(default=None, metadata={"help": "R-GCN block decomposition (None: off)."})
     graph_dropout: float = field(default=0.0, metadata={"help": "Dropout inside the R-GCN."})
     node_features: NodeFeatures = field(
@@ -78,7 +81,10 @@ class KGLoraConfig:
         if self.node_features not in NODE_FEATURES:
             raise ValueError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")
         if self.num_bases is not None and self.num_blocks is not None:
-            raise ValueError("Set at most one of `num_bases` and `num_blocks`.")
+            raise ValueError(
+                "Set at most one of `num_bases` and `num_blocks`; for block decomposition pass `num_bases=None` "
+                f"(got num_bases={self.num_bases}, num_blocks={self.num_blocks})."
+            )
         if not self.num_neighbors or any(n == 0 or n < -1 for n in self.num_neighbors):
             raise ValueError(
                 f"`num_neighbors` should be a non-empty list of positive caps or -1, got {self.num_neighbors}."

@@ -212,7 +212,7 @@ def test_config_validation():
         KGLoraConfig(r=0)
     with pytest.raises(ValueError, match="`knowledge_mode` should be one of"):
         KGLoraConfig(knowledge_mode="graph")
-    with pytest.raises(ValueError, match="at most one of `num_bases` and `num_blocks`"):
+    with pytest.raises(ValueError, match="for block decomposition pass `num_bases=None`"):
         KGLoraConfig(num_bases=2, num_blocks=2)
     with pytest.warns(UserWarning, match=r"unknown KGLoraConfig keys \['future_key'\]"):
         config = KGLoraConfig.from_dict({"r": 2, "future_key": 1})
