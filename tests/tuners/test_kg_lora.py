@@ -5,11 +5,18 @@ import json
 import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
-from transformers import AutoModelForCausalLM, GPT2Config
+from transformers import AutoModelForCausalLM, CodeGenConfig, GPT2Config, XGLMConfig
 
 from kgpeft import KnowledgeGraph
 from kgpeft.model import CheckpointError, KGPeftModel, get_kg_peft_model
-from kgpeft.tuners import KGLoraConfig, KnowledgeBatch, KnowledgeError, TargetModulesError, resolve_target_modules
+from kgpeft.tuners import (
+    ATTENTION_TARGET_MODULES,
+    KGLoraConfig,
+    KnowledgeBatch,
+    KnowledgeError,
+    TargetModulesError,
+    resolve_target_modules,
+)
 
 LLAMA = ARCHITECTURES[1]
 
@@ -222,3 +229,32 @@ def test_config_validation():
 def test_text_features_need_a_tokenizer(kg):
     with pytest.raises(ValueError, match="pass `tokenizer=`"):
         get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(), kg)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            XGLMConfig(num_layers=2, attention_heads=4, d_model=32, ffn_dim=64, vocab_size=64),
+            {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"},
+        ),
+        (
+            CodeGenConfig(n_layer=2, n_head=4, n_embd=32, vocab_size=64, rotary_dim=4, n_positions=64),
+            {"attn.qkv_proj", "attn.out_proj"},
+        ),
+    ],
+    ids=["xglm", "codegen"],
+)
+def test_architecture_outside_the_table(kg, tokenizer, config, expected):
+    assert config.model_type not in ATTENTION_TARGET_MODULES
+    base = build_model(config, AutoModelForCausalLM)
+    reference = build_model(config, AutoModelForCausalLM)
+    model = get_kg_peft_model(base, KGLoraConfig(r=4, graph_channels=16), kg, tokenizer=tokenizer)
+    assert set(model.target_modules["default"]) == expected
+    inputs, knowledge = make_inputs(), _knowledge(kg)
+    out = model(**inputs, knowledge=knowledge)
+    assert (out.logits - reference(**inputs).logits).abs().max() <= 1e-6
+    model.train()
+    _perturb(model)
+    model(**inputs, knowledge=knowledge).logits.pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
