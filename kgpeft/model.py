@@ -128,6 +128,11 @@ class KGPeftModel(nn.Module):
         return self.peft_model.get_base_model()
 
     @property
+    def config(self):
+        """The base model's config."""
+        return self.base_model.config
+
+    @property
     def active_adapter(self) -> str:
         return self.peft_model.active_adapter
 

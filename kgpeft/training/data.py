@@ -1,0 +1,259 @@
+"""The data path: text examples to token tensors plus one PyG graph batch.
+
+:class:`KnowledgeDataset` does the expensive work once, when it is built: it links each
+example's text (or takes its gold links), retrieves the subgraph around the linked
+entities, optionally writes the top retrieved facts into the prompt as text, tokenises and
+aligns tokens to entities. Later epochs, and DataLoader workers, only read the cached
+features. :class:`KnowledgeCollator` pads a list of features and batches their subgraphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+from torch_geometric.data import Batch, Data
+
+from kgpeft.errors import KGPeftError
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.linking import EntityLinker, Mention, align
+from kgpeft.retrieval import SubgraphRetriever, batch_node_index
+from kgpeft.tuners import KnowledgeBatch
+
+TaskType = Literal["causal_lm", "classification", "seq2seq"]
+TASK_TYPES = ("causal_lm", "classification", "seq2seq")
+
+
+class DataError(KGPeftError, ValueError):
+    """A dataset row lacks what its task needs, or holds a value of the wrong kind."""
+
+
+@dataclass
+class TaskExample:
+    """One example of a KG-grounded task.
+
+    Args:
+        text: the input: a prompt (generation), a sentence (classification).
+        target: the text to generate (``causal_lm``, ``seq2seq``).
+        label: the class id (``classification``).
+        answers: accepted answers for exact match and F1. (default: ``[target]``)
+        choices: the options of a multiple-choice question; ``label`` is the gold index.
+        links: gold links ``(start, end, entity_id)`` as character spans of ``text``, used
+            instead of the entity linker (e.g. the target word of a WordNet example).
+        entity: the entity the example is about (used to split by entity).
+    """
+
+    text: str
+    target: str | None = None
+    label: int | None = None
+    answers: list[str] | None = None
+    choices: list[str] | None = None
+    links: list[tuple[int, int, int]] | None = None
+    entity: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any], index: int) -> TaskExample:
+        """Build from a dict (a JSON/CSV row), naming the row and key of a bad value."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(row) - known)
+        if unknown:
+            raise DataError(f"Row {index}: unknown keys {unknown}; known keys: {sorted(known)}.")
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"Row {index}: `text` should be a non-empty string, got {text!r}.")
+        return cls(**row)
+
+
+def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
+    if not isinstance(example.text, str) or not example.text.strip():
+        raise DataError(f"Row {index}: `text` should be a non-empty string, got {example.text!r}.")
+    if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
+        raise DataError(f"Row {index}: a classification row needs an integer `label` >= 0, got {example.label!r}.")
+    if task != "classification" and with_target and not isinstance(example.target, str):
+        raise DataError(f"Row {index}: a {task} row needs a string `target`, got {example.target!r}.")
+
+
+def _fact_text(kg: KnowledgeGraph, triple: int) -> str:
+    h, r, t = kg.triples[:, triple].tolist()
+    return f"{kg.labels[h]} {kg.relation_keys[r].replace('_', ' ')} {kg.labels[t]}"
+
+
+class KnowledgeDataset(Dataset):
+    """Examples tokenised, linked, aligned and given their retrieved subgraph, computed once.
+
+    Args:
+        examples: :class:`TaskExample` objects or dicts with the same keys.
+        tokenizer: a fast tokenizer (offsets are needed to align tokens to entities).
+        kg: the knowledge graph.
+        task: ``"causal_lm"`` (loss on the target tokens only; the prompt is masked),
+            ``"classification"`` or ``"seq2seq"``.
+        linker: links examples without gold ``links``. (default: ``EntityLinker(kg)``)
+        retriever: retrieves subgraphs. (default: 2 hops, ``[16, 8]`` neighbours, 64 nodes)
+        max_length: most tokens per example; a long prompt loses its start. (default: 128)
+        with_target: append the target tokens (training, scoring); ``False`` gives
+            prompts only, for generation. (default: ``True``)
+        num_facts: write up to this many retrieved facts into the prompt as text, before
+            the input, as G-Retriever does; ``0`` for none. (default: 0)
+        seed: the retrieval sampling seed. (default: 0)
+    """
+
+    def __init__(
+        self,
+        examples: Iterable[TaskExample | Mapping[str, Any]],
+        tokenizer,
+        kg: KnowledgeGraph,
+        *,
+        task: TaskType = "causal_lm",
+        linker: EntityLinker | None = None,
+        retriever: SubgraphRetriever | None = None,
+        max_length: int = 128,
+        with_target: bool = True,
+        num_facts: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if task not in TASK_TYPES:
+            raise ValueError(f"`task` should be one of {TASK_TYPES}, got {task!r}.")
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("`tokenizer` should be a fast tokenizer (offset mappings align tokens to entities).")
+        self.examples = [
+            e if isinstance(e, TaskExample) else TaskExample.from_mapping(e, i) for i, e in enumerate(examples)
+        ]
+        for i, example in enumerate(self.examples):
+            _check(example, i, task, with_target)
+        self.tokenizer, self.kg, self.task = tokenizer, kg, task
+        self.max_length, self.with_target, self.num_facts = max_length, with_target, num_facts
+        self.linker = linker if linker is not None else EntityLinker(kg)
+        self.retriever = retriever if retriever is not None else SubgraphRetriever(kg, [16, 8], max_nodes=64)
+        self.mentions = [self._mentions(e) for e in self.examples]
+        self.graphs = self._retrieve(seed)
+        self.features = [self._featurize(i) for i in range(len(self.examples))]
+
+    def _mentions(self, example: TaskExample) -> list[Mention]:
+        if example.links is None:
+            return self.linker.link(example.text)
+        out = []
+        for start, end, entity in example.links:
+            if not (0 <= start < end <= len(example.text)) or not 0 <= entity < self.kg.num_entities:
+                raise DataError(f"Link {(start, end, entity)} does not fit text {example.text!r} and the KG.")
+            out.append(Mention(start, end, example.text[start:end], (entity,), (1.0,)))
+        return out
+
+    def _retrieve(self, seed: int, chunk: int = 256) -> list[Data]:
+        graphs: list[Data] = []
+        for lo in range(0, len(self.examples), chunk):
+            seed_sets = [list(dict.fromkeys(m.entity for m in ms)) for ms in self.mentions[lo : lo + chunk]]
+            batch = self.retriever(seed_sets, seed=seed)
+            for i in range(len(seed_sets)):
+                data = batch.get_example(i)
+                graphs.append(
+                    Data(
+                        n_id=data.n_id,
+                        edge_index=data.edge_index,
+                        edge_type=data.edge_type,
+                        edge_id=data.edge_id,
+                        num_nodes=data.n_id.numel(),
+                    )
+                )
+        return graphs
+
+    def facts(self, index: int) -> list[str]:
+        """The example's retrieved facts as short sentences: those touching a linked entity first."""
+        graph, seeds = self.graphs[index], {m.entity for m in self.mentions[index]}
+        n_id = graph.n_id
+        touching = torch.tensor(
+            [int(n_id[s]) in seeds or int(n_id[d]) in seeds for s, d in graph.edge_index.t().tolist()],
+            dtype=torch.bool,
+        )
+        order = torch.cat([graph.edge_id[touching], graph.edge_id[~touching]]).tolist()
+        return [_fact_text(self.kg, t) for t in dict.fromkeys(order)][: self.num_facts]
+
+    def _featurize(self, index: int) -> dict[str, Any]:
+        example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
+        text, shift = example.text, 0
+        if self.num_facts:
+            prefix = "Facts: " + "; ".join(self.facts(index)) + ".\n"
+            text, shift = prefix + text, len(prefix)
+            mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]
+        if self.task == "classification" or self.task == "seq2seq":
+            enc = tok(text, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+            feature = {
+                "input_ids": enc["input_ids"],
+                "token_entity": align(mentions, enc["offset_mapping"]).tolist(),
+            }
+            if self.task == "classification":
+                feature["labels"] = example.label
+            elif self.with_target:
+                feature["labels"] = tok(example.target, truncation=True, max_length=self.max_length)["input_ids"]
+            return feature
+        enc = tok(text, return_offsets_mapping=True)
+        prompt_ids, token_entity = enc["input_ids"], align(mentions, enc["offset_mapping"]).tolist()
+        target_ids: list[int] = []
+        if self.with_target:
+            target_ids = tok(" " + example.target.strip(), add_special_tokens=False)["input_ids"]
+            if tok.eos_token_id is not None:
+                target_ids = [*target_ids, tok.eos_token_id]
+        keep = self.max_length - len(target_ids)
+        if keep < 1:
+            raise DataError(f"Row {index}: the target alone has {len(target_ids)} tokens, over `max_length`.")
+        prompt_ids, token_entity = prompt_ids[-keep:], token_entity[-keep:]  # a long prompt loses its start
+        return {
+            "input_ids": prompt_ids + target_ids,
+            "labels": [-100] * len(prompt_ids) + target_ids,
+            "token_entity": token_entity + [-1] * len(target_ids),
+        }
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.features[index], "graph": self.graphs[index]}
+
+
+@dataclass
+class KnowledgeCollator:
+    """Pads features from :class:`KnowledgeDataset` into a batch and joins their subgraphs.
+
+    The batch has ``input_ids``, ``attention_mask``, ``labels`` (when the features have
+    them) and, with ``with_knowledge``, ``knowledge`` (a
+    :class:`~kgpeft.tuners.KnowledgeBatch`); without it, a plain model gets the same tokens.
+
+    Args:
+        pad_token_id: the padding id.
+        padding_side: ``"right"`` for training, ``"left"`` for batched generation.
+        with_knowledge: add the ``knowledge`` entry. (default: ``True``)
+    """
+
+    pad_token_id: int
+    padding_side: Literal["left", "right"] = "right"
+    with_knowledge: bool = True
+
+    def _pad(self, rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), value, dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                if self.padding_side == "right":
+                    out[i, : len(r)] = torch.as_tensor(r)
+                else:
+                    out[i, width - len(r) :] = torch.as_tensor(r)
+        return out
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        input_ids = self._pad([f["input_ids"] for f in features], self.pad_token_id)  # (B, T)
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": self._pad([[1] * len(f["input_ids"]) for f in features], 0),
+        }
+        if "labels" in features[0]:
+            labels = [f["labels"] for f in features]
+            batch["labels"] = torch.tensor(labels) if isinstance(labels[0], int) else self._pad(labels, -100)
+        if self.with_knowledge:
+            graph = Batch.from_data_list([f["graph"] for f in features])
+            token_entity = self._pad([f["token_entity"] for f in features], -1)  # (B, T) entity ids
+            index = batch_node_index(graph, torch.arange(len(features))[:, None], token_entity)  # (B, T) node rows
+            batch["knowledge"] = KnowledgeBatch(graph, index)
+        return batch

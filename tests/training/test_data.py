@@ -1,0 +1,94 @@
+import pytest
+import torch
+from tiny_models import WORDS, tiny_kg, tiny_tokenizer
+
+from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset, TaskExample
+
+ID = {w: i for i, w in enumerate(WORDS)}
+
+
+@pytest.fixture(scope="module")
+def kg():
+    return tiny_kg()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+def _dataset(kg, tokenizer, examples, **kwargs):
+    retriever = SubgraphRetriever(kg, num_neighbors=[-1], max_nodes=8)
+    return KnowledgeDataset(examples, tokenizer, kg, retriever=retriever, **kwargs)
+
+
+def test_causal_lm_features_and_collation_by_hand(kg, tokenizer):
+    ds = _dataset(
+        kg,
+        tokenizer,
+        [TaskExample("the dog", target="animal"), {"text": "a big tree", "target": "pet"}, TaskExample("the the")],
+        with_target=False,
+    )
+    # "dog" links to entity 0 (dog), "tree" to 7 (tree); "big" alone is no entity ("big cat" is)
+    assert [[(m.start, m.end, m.entity) for m in ms] for ms in ds.mentions] == [[(4, 7, 0)], [(6, 10, 7)], []]
+    assert ds[0]["input_ids"] == [ID["the"], ID["dog"]] and ds[0]["token_entity"] == [-1, 0]
+    # dog's 1-hop neighbourhood: dog, then animal and pet; tree's: tree, river
+    assert ds.graphs[0].n_id.tolist() == [0, 2, 3] and ds.graphs[1].n_id.tolist() == [7, 5]
+    assert ds.graphs[2].n_id.numel() == 0
+
+    train = _dataset(kg, tokenizer, [TaskExample("the dog", target="animal"), TaskExample("a big tree", target="pet")])
+    assert train[0]["labels"] == [-100, -100, ID["animal"]]
+    batch = KnowledgeCollator(pad_token_id=0)([train[0], train[1]])
+    assert batch["input_ids"].tolist() == [
+        [ID["the"], ID["dog"], ID["animal"], 0],
+        [ID["a"], ID["big"], ID["tree"], ID["pet"]],
+    ]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, -100, ID["animal"], -100], [-100, -100, -100, ID["pet"]]]
+    knowledge = batch["knowledge"]
+    assert knowledge.graph.n_id.tolist() == [0, 2, 3, 7, 5]
+    assert knowledge.graph.batch.tolist() == [0, 0, 0, 1, 1]
+    # token -> batch node row: "dog" is row 0 of sample 0, "tree" row 3 (sample 1's first node)
+    assert knowledge.token_node_index.tolist() == [[-1, 0, -1, -1], [-1, -1, 3, -1]]
+    left = KnowledgeCollator(pad_token_id=0, padding_side="left")([ds[0], ds[1]])
+    assert left["input_ids"].tolist() == [[0, ID["the"], ID["dog"]], [ID["a"], ID["big"], ID["tree"]]]
+    assert left["knowledge"].token_node_index.tolist() == [[-1, -1, 0], [-1, -1, 3]]
+    assert "knowledge" not in KnowledgeCollator(pad_token_id=0, with_knowledge=False)([train[0]])
+
+
+def test_gold_links_and_facts_in_prompt(kg, tokenizer):
+    ds = _dataset(kg, tokenizer, [TaskExample("the bank", target="money", links=[(4, 8, 4)])], num_facts=2)
+    assert ds.facts(0) == ["bank near river", "bank holds money"]
+    text = tokenizer.decode(ds[0]["input_ids"])
+    assert text.startswith("[UNK] [UNK] bank [UNK] river") and text.endswith("the bank money")
+    assert ds[0]["token_entity"][-3:] == [-1, 4, -1], "the gold link moved with the text"
+
+
+def test_classification_rows(kg, tokenizer):
+    ds = _dataset(kg, tokenizer, [TaskExample("the cat", label=3)], task="classification")
+    assert ds[0]["labels"] == 3 and ds[0]["token_entity"] == [-1, 1]
+    batch = KnowledgeCollator(pad_token_id=0)([ds[0], ds[0]])
+    assert batch["labels"].tolist() == [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("rows", "task", "message"),
+    [
+        ([{"text": "the dog", "target": "x"}, {"target": "x"}], "causal_lm", "Row 1: `text` should be a non-empty"),
+        ([{"text": "the dog"}], "causal_lm", "Row 0: a causal_lm row needs a string `target`"),
+        ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: a classification row needs an integer"),
+        ([{"text": "the dog", "lable": 1}], "classification", r"Row 0: unknown keys \['lable'\]"),
+    ],
+)
+def test_bad_rows_are_named(kg, tokenizer, rows, task, message):
+    with pytest.raises(DataError, match=message):
+        _dataset(kg, tokenizer, rows, task=task)
+
+
+def test_text_without_entities_gets_an_empty_graph(kg, tokenizer):
+    ds = _dataset(kg, tokenizer, [TaskExample("the a the", target="pet")])
+    batch = KnowledgeCollator(pad_token_id=0)([ds[0]])
+    assert batch["knowledge"].graph.num_nodes == 0
+    assert (batch["knowledge"].token_node_index == -1).all()
+    assert torch.equal(batch["labels"][0, -1], torch.tensor(ID["pet"]))
