@@ -7,6 +7,9 @@
 - ``"wordnet"``: WordNet 3.0 read from the system database (Debian packages
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
+
+Task builders over WordNet, split by entity (:mod:`kgpeft.datasets.tasks`): :func:`hypernym_qa`,
+:func:`supersense_classification` and :func:`gloss_generation`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from kgpeft.datasets.tasks import (
+    SUPERSENSES,
+    MissingKGDataError,
+    TaskExample,
+    gloss_generation,
+    hypernym_qa,
+    split_by_entity,
+    supersense_classification,
+)
 from kgpeft.errors import UnknownDatasetError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.readers import read_pykeen_folder
@@ -76,4 +88,16 @@ def _load_wordnet(cache: bool) -> KnowledgeGraph:
     return kg
 
 
-__all__ = ["DATASETS", "cache_dir", "load", "shipped_path"]
+__all__ = [
+    "DATASETS",
+    "SUPERSENSES",
+    "MissingKGDataError",
+    "TaskExample",
+    "cache_dir",
+    "gloss_generation",
+    "hypernym_qa",
+    "load",
+    "shipped_path",
+    "split_by_entity",
+    "supersense_classification",
+]

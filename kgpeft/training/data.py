@@ -10,13 +10,14 @@ features. :class:`KnowledgeCollator` pads a list of features and batches their s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
+from kgpeft.datasets.tasks import TaskExample
 from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.linking import EntityLinker, Mention, align
@@ -31,41 +32,19 @@ class DataError(KGPeftError, ValueError):
     """A dataset row lacks what its task needs, or holds a value of the wrong kind."""
 
 
-@dataclass
-class TaskExample:
-    """One example of a KG-grounded task.
-
-    Args:
-        text: the input: a prompt (generation), a sentence (classification).
-        target: the text to generate (``causal_lm``, ``seq2seq``).
-        label: the class id (``classification``).
-        answers: accepted answers for exact match and F1. (default: ``[target]``)
-        choices: the options of a multiple-choice question; ``label`` is the gold index.
-        links: gold links ``(start, end, entity_id)`` as character spans of ``text``, used
-            instead of the entity linker (e.g. the target word of a WordNet example).
-        entity: the entity the example is about (used to split by entity).
-    """
-
-    text: str
-    target: str | None = None
-    label: int | None = None
-    answers: list[str] | None = None
-    choices: list[str] | None = None
-    links: list[tuple[int, int, int]] | None = None
-    entity: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, row: Mapping[str, Any], index: int) -> TaskExample:
-        """Build from a dict (a JSON/CSV row), naming the row and key of a bad value."""
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(row) - known)
-        if unknown:
-            raise DataError(f"Row {index}: unknown keys {unknown}; known keys: {sorted(known)}.")
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"Row {index}: `text` should be a non-empty string, got {text!r}.")
-        return cls(**row)
+def as_example(row: TaskExample | Mapping[str, Any], index: int) -> TaskExample:
+    """A :class:`~kgpeft.datasets.tasks.TaskExample` from itself or a dict (a JSON row), naming bad rows."""
+    if isinstance(row, TaskExample):
+        return row
+    if not isinstance(row, Mapping):
+        raise DataError(f"Row {index}: expected a TaskExample or a mapping, got {type(row).__name__}.")
+    known = set(TaskExample.__dataclass_fields__)
+    unknown = sorted(set(row) - known)
+    if unknown:
+        raise DataError(f"Row {index}: unknown keys {unknown}; known keys: {sorted(known)}.")
+    if not isinstance(row.get("text"), str) or not row["text"].strip():
+        raise DataError(f"Row {index}: `text` should be a non-empty string, got {row.get('text')!r}.")
+    return TaskExample(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
 
 
 def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
@@ -73,8 +52,12 @@ def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) 
         raise DataError(f"Row {index}: `text` should be a non-empty string, got {example.text!r}.")
     if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
         raise DataError(f"Row {index}: a classification row needs an integer `label` >= 0, got {example.label!r}.")
-    if task != "classification" and with_target and not isinstance(example.target, str):
-        raise DataError(f"Row {index}: a {task} row needs a string `target`, got {example.target!r}.")
+    if task != "classification" and with_target and not isinstance(example.answer, str):
+        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {example.answer!r}.")
+    if (example.target_start is None) != (example.target_end is None) or (
+        example.target_start is not None and example.entity is None
+    ):
+        raise DataError(f"Row {index}: a gold link needs `target_start`, `target_end` and `entity` together.")
 
 
 def _fact_text(kg: KnowledgeGraph, triple: int) -> str:
@@ -86,7 +69,7 @@ class KnowledgeDataset(Dataset):
     """Examples tokenised, linked, aligned and given their retrieved subgraph, computed once.
 
     Args:
-        examples: :class:`TaskExample` objects or dicts with the same keys.
+        examples: :class:`~kgpeft.datasets.tasks.TaskExample` objects or dicts with the same keys.
         tokenizer: a fast tokenizer (offsets are needed to align tokens to entities).
         kg: the knowledge graph.
         task: ``"causal_lm"`` (loss on the target tokens only; the prompt is masked),
@@ -119,9 +102,7 @@ class KnowledgeDataset(Dataset):
             raise ValueError(f"`task` should be one of {TASK_TYPES}, got {task!r}.")
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("`tokenizer` should be a fast tokenizer (offset mappings align tokens to entities).")
-        self.examples = [
-            e if isinstance(e, TaskExample) else TaskExample.from_mapping(e, i) for i, e in enumerate(examples)
-        ]
+        self.examples = [as_example(e, i) for i, e in enumerate(examples)]
         for i, example in enumerate(self.examples):
             _check(example, i, task, with_target)
         self.tokenizer, self.kg, self.task = tokenizer, kg, task
@@ -133,14 +114,16 @@ class KnowledgeDataset(Dataset):
         self.features = [self._featurize(i) for i in range(len(self.examples))]
 
     def _mentions(self, example: TaskExample) -> list[Mention]:
-        if example.links is None:
+        if example.target_start is None:
             return self.linker.link(example.text)
-        out = []
-        for start, end, entity in example.links:
-            if not (0 <= start < end <= len(example.text)) or not 0 <= entity < self.kg.num_entities:
-                raise DataError(f"Link {(start, end, entity)} does not fit text {example.text!r} and the KG.")
-            out.append(Mention(start, end, example.text[start:end], (entity,), (1.0,)))
-        return out
+        start, end = example.target_start, example.target_end
+        if not 0 <= start < end <= len(example.text):
+            raise DataError(f"The gold span ({start}, {end}) lies outside the text {example.text!r}.")
+        try:
+            entity = self.kg.entity_id(example.entity)
+        except KeyError:
+            raise DataError(f"The gold entity {example.entity!r} of {example.text!r} is not in the KG.") from None
+        return [Mention(start, end, example.text[start:end], (entity,), (1.0,))]
 
     def _retrieve(self, seed: int, chunk: int = 256) -> list[Data]:
         graphs: list[Data] = []
@@ -187,13 +170,13 @@ class KnowledgeDataset(Dataset):
             if self.task == "classification":
                 feature["labels"] = example.label
             elif self.with_target:
-                feature["labels"] = tok(example.target, truncation=True, max_length=self.max_length)["input_ids"]
+                feature["labels"] = tok(example.answer, truncation=True, max_length=self.max_length)["input_ids"]
             return feature
         enc = tok(text, return_offsets_mapping=True)
         prompt_ids, token_entity = enc["input_ids"], align(mentions, enc["offset_mapping"]).tolist()
         target_ids: list[int] = []
         if self.with_target:
-            target_ids = tok(" " + example.target.strip(), add_special_tokens=False)["input_ids"]
+            target_ids = tok(" " + example.answer.strip(), add_special_tokens=False)["input_ids"]
             if tok.eos_token_id is not None:
                 target_ids = [*target_ids, tok.eos_token_id]
         keep = self.max_length - len(target_ids)

@@ -2,8 +2,9 @@ import pytest
 import torch
 from tiny_models import WORDS, tiny_kg, tiny_tokenizer
 
+from kgpeft.datasets.tasks import TaskExample
 from kgpeft.retrieval import SubgraphRetriever
-from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset, TaskExample
+from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset
 
 ID = {w: i for i, w in enumerate(WORDS)}
 
@@ -27,7 +28,7 @@ def test_causal_lm_features_and_collation_by_hand(kg, tokenizer):
     ds = _dataset(
         kg,
         tokenizer,
-        [TaskExample("the dog", target="animal"), {"text": "a big tree", "target": "pet"}, TaskExample("the the")],
+        [TaskExample("the dog", answer="animal"), {"text": "a big tree", "answer": "pet"}, TaskExample("the the")],
         with_target=False,
     )
     # "dog" links to entity 0 (dog), "tree" to 7 (tree); "big" alone is no entity ("big cat" is)
@@ -37,7 +38,7 @@ def test_causal_lm_features_and_collation_by_hand(kg, tokenizer):
     assert ds.graphs[0].n_id.tolist() == [0, 2, 3] and ds.graphs[1].n_id.tolist() == [7, 5]
     assert ds.graphs[2].n_id.numel() == 0
 
-    train = _dataset(kg, tokenizer, [TaskExample("the dog", target="animal"), TaskExample("a big tree", target="pet")])
+    train = _dataset(kg, tokenizer, [TaskExample("the dog", answer="animal"), TaskExample("a big tree", answer="pet")])
     assert train[0]["labels"] == [-100, -100, ID["animal"]]
     batch = KnowledgeCollator(pad_token_id=0)([train[0], train[1]])
     assert batch["input_ids"].tolist() == [
@@ -58,7 +59,12 @@ def test_causal_lm_features_and_collation_by_hand(kg, tokenizer):
 
 
 def test_gold_links_and_facts_in_prompt(kg, tokenizer):
-    ds = _dataset(kg, tokenizer, [TaskExample("the bank", target="money", links=[(4, 8, 4)])], num_facts=2)
+    ds = _dataset(
+        kg,
+        tokenizer,
+        [TaskExample("the bank", answer="money", entity="bank", target_start=4, target_end=8)],
+        num_facts=2,
+    )
     assert ds.facts(0) == ["bank near river", "bank holds money"]
     text = tokenizer.decode(ds[0]["input_ids"])
     assert text.startswith("[UNK] [UNK] bank [UNK] river") and text.endswith("the bank money")
@@ -75,8 +81,8 @@ def test_classification_rows(kg, tokenizer):
 @pytest.mark.parametrize(
     ("rows", "task", "message"),
     [
-        ([{"text": "the dog", "target": "x"}, {"target": "x"}], "causal_lm", "Row 1: `text` should be a non-empty"),
-        ([{"text": "the dog"}], "causal_lm", "Row 0: a causal_lm row needs a string `target`"),
+        ([{"text": "the dog", "answer": "x"}, {"answer": "x"}], "causal_lm", "Row 1: `text` should be a non-empty"),
+        ([{"text": "the dog"}], "causal_lm", "Row 0: a causal_lm row needs a string `answer`"),
         ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: a classification row needs an integer"),
         ([{"text": "the dog", "lable": 1}], "classification", r"Row 0: unknown keys \['lable'\]"),
     ],
@@ -87,7 +93,7 @@ def test_bad_rows_are_named(kg, tokenizer, rows, task, message):
 
 
 def test_text_without_entities_gets_an_empty_graph(kg, tokenizer):
-    ds = _dataset(kg, tokenizer, [TaskExample("the a the", target="pet")])
+    ds = _dataset(kg, tokenizer, [TaskExample("the a the", answer="pet")])
     batch = KnowledgeCollator(pad_token_id=0)([ds[0]])
     assert batch["knowledge"].graph.num_nodes == 0
     assert (batch["knowledge"].token_node_index == -1).all()
