@@ -47,6 +47,8 @@ format: install
 benchmarks: install wordnet
 	$(PY) benchmarks/linking.py
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/encoder.py
+	$(PY) benchmarks/overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,338 @@
+"""The training cost of KG-LoRA against plain peft LoRA (and PyG's G-Retriever) on SmolLM2-135M-Instruct.
+
+One step is what a training loop does per batch: forward, backward and an AdamW step on
+the trainable parameters. Every variant gets the same batch: ``--batch-size`` texts made
+of WordNet glosses and examples, ``--seq-len`` tokens each (no padding), linked to WordNet
+and expanded to subgraphs of at most ``--max-nodes`` nodes
+(``SubgraphRetriever(kg, num_neighbors=[16, 8])``). The variants:
+
+- ``lora``: ``peft.get_peft_model(model, LoraConfig(r=8, target_modules=[q, k, v, o]))``.
+- ``token``, ``cross``, ``prefix``: ``get_kg_peft_model(model, KGLoraConfig(r=8, knowledge_mode=...))``
+  with its defaults (the same q, k, v, o projections, text node features, a 2-layer
+  R-GCN of width 128).
+- ``gretriever``: PyG's ``torch_geometric.llm.GRetriever`` on the same LLM (loaded from the
+  local folder by PyG's ``LLM`` wrapper), a 2-layer ``GAT`` of width 128 over the same
+  subgraphs, node features the mean input embedding of each entity's label (computed once,
+  as G-Retriever precomputes the embeddings of its node texts). GRetriever's own
+  ``use_lora=True`` adapts only q and v, adds LoRA dropout and turns on gradient
+  checkpointing (``prepare_model_for_kbit_training``), so its generator is replaced by the
+  same plain peft LoRA as ``lora``: only the graph path differs. It reads each text
+  through its prompt template, so its sequences are a little longer (printed).
+
+Time: all variants live in this process, each on its own copy of the base model, and are
+stepped in turn (one step of each, then the next round), so that load from other
+processes on a shared CPU spreads over all of them. Printed is the median of ``--steps``
+rounds after ``--warmup`` rounds; compare the ratios of one run; nothing is asserted. The
+knowledge preparation (linking, retrieval, token alignment) belongs to the collator,
+which can run in DataLoader workers, so it is timed apart from the step.
+
+Memory: each variant also runs ``--warmup`` + 1 steps in a subprocess of its own (this
+script with ``--memory-of``). Once the model, the KG and the batch are built, the
+subprocess hands freed memory back to the OS (``gc``, ``malloc_trim``) and resets the
+kernel's peak-RSS mark (``/proc/self/clear_refs``). "training MB" is the peak RSS during
+the steps (``VmHWM``) minus the RSS at the reset: activations, gradients and optimizer
+state, not the frozen weights. "peak RSS MB" is that peak itself, with the resident
+weights, WordNet and the tokenizer. Linux only.
+
+    python benchmarks/overhead.py
+    python benchmarks/overhead.py --steps 10 --variants lora token cross
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
+from kgpeft.datasets import load
+from kgpeft.linking import EntityLinker, align_batch
+from kgpeft.pretrained import packaged_model_path
+from kgpeft.retrieval import SubgraphRetriever, batch_node_index
+from kgpeft.tuners import KnowledgeBatch
+
+MODEL = "SmolLM2-135M-Instruct"
+QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
+VARIANTS = ("lora", "token", "cross", "prefix", "gretriever")
+TIME_TARGETS = {"token": 1.10, "cross": 1.25}  # step time, as a multiple of plain LoRA's
+MEMORY_TARGET = 1.10  # training memory, as a multiple of plain LoRA's
+NUM_NEIGHBORS = [16, 8]
+
+
+def wordnet_texts(kg, tokenizer, batch_size: int, seq_len: int, seed: int) -> list[str]:
+    """``batch_size`` texts of glosses and examples of consecutive synsets, cut at ``seq_len`` tokens."""
+    examples = kg.extras["examples"]
+    starts = np.random.default_rng(seed).choice(kg.num_entities - 1000, batch_size, replace=False)
+    texts = []
+    for start in starts:
+        parts, i = [], int(start)
+        while len(tokenizer(" ".join(parts))["input_ids"]) < seq_len:
+            parts.append(f"{kg.labels[i]}: {kg.descriptions[i]}." + "".join(f' "{e}".' for e in examples[i]))
+            i += 1
+        text = " ".join(parts)
+        end = tokenizer(text, return_offsets_mapping=True)["offset_mapping"][seq_len - 1][1]
+        texts.append(text[:end])
+    return texts
+
+
+class Collator:
+    """What a DataLoader's ``collate_fn`` does: tokenize, link, retrieve, align."""
+
+    def __init__(self, kg, tokenizer, seq_len: int, max_nodes: int) -> None:
+        self.tokenizer = tokenizer
+        self.seq_len = seq_len
+        self.linker = EntityLinker(kg, max_candidates=1)
+        self.retriever = SubgraphRetriever(kg, num_neighbors=NUM_NEIGHBORS, max_nodes=max_nodes)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        kwargs = {"padding": "max_length", "truncation": True, "max_length": self.seq_len}
+        return dict(self.tokenizer(texts, return_tensors="pt", return_offsets_mapping=True, **kwargs))
+
+    def knowledge(self, texts: list[str], offsets: torch.Tensor) -> tuple[KnowledgeBatch, dict[str, float]]:
+        """The knowledge of a tokenized batch, and the seconds each part took."""
+        t0 = time.perf_counter()
+        mentions = self.linker.link_batch(texts)
+        t1 = time.perf_counter()
+        graph = self.retriever([[m.entity for m in ms] for ms in mentions])
+        t2 = time.perf_counter()
+        token_entity = align_batch(mentions, offsets)  # (B, T)
+        index = batch_node_index(graph, torch.arange(len(texts))[:, None], token_entity)  # (B, T)
+        t3 = time.perf_counter()
+        return KnowledgeBatch(graph, index), {"link": t1 - t0, "retrieve": t2 - t1, "align + index": t3 - t2}
+
+
+def label_features(kg, tokenizer, embedding: nn.Embedding, n_id: torch.Tensor) -> torch.Tensor:
+    """G-Retriever's node features: each entity label's mean frozen input embedding, ``(N, d_model)``."""
+    ids = tokenizer([kg.labels[i] for i in n_id.tolist()], add_special_tokens=False)["input_ids"]
+    lengths = torch.tensor([len(x) for x in ids])
+    flat = torch.tensor([t for x in ids for t in x])
+    with torch.no_grad():
+        return F.embedding_bag(flat, embedding.weight, torch.cumsum(lengths, 0) - lengths, mode="mean")
+
+
+@dataclass
+class Inputs:
+    """The one batch all variants train on, and what made it."""
+
+    kg: KnowledgeGraph
+    tokenizer: Any
+    texts: list[str]
+    enc: dict[str, torch.Tensor]  # input_ids, attention_mask: (B, T)
+    knowledge: KnowledgeBatch
+    prep_seconds: list[dict[str, float]]  # per repeat of the collator's knowledge step: seconds per part
+
+
+def make_inputs(args: argparse.Namespace, repeats: int = 1) -> Inputs:
+    """Build the batch; run the collator's knowledge step ``repeats`` times to time it."""
+    kg = load("wordnet")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path(MODEL))
+    collator = Collator(kg, tokenizer, args.seq_len, args.max_nodes)
+    texts = wordnet_texts(kg, tokenizer, args.batch_size, args.seq_len, args.seed)
+    enc = collator.tokenize(texts)
+    offsets = enc.pop("offset_mapping")
+    runs = [collator.knowledge(texts, offsets) for _ in range(repeats)]
+    return Inputs(kg, tokenizer, texts, enc, runs[0][0], [seconds for _, seconds in runs])
+
+
+def build(
+    variant: str, base: nn.Module | None, inputs: Inputs, max_nodes: int
+) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
+    """The model of ``variant`` on ``base``, and a function computing its loss on the batch.
+
+    ``gretriever`` loads the LLM itself, through PyG's ``LLM`` wrapper (``base`` is unused).
+    """
+    kg, tokenizer, texts, enc, knowledge = inputs.kg, inputs.tokenizer, inputs.texts, inputs.enc, inputs.knowledge
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    model_inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+    if variant == "lora":
+        model = get_peft_model(base, LoraConfig(r=8, target_modules=QKVO))
+        return model, lambda: model(**model_inputs).loss
+    if variant == "gretriever":
+        from torch_geometric.llm import LLM, GRetriever
+        from torch_geometric.nn.models import GAT
+
+        # num_params given, so that LLM does not ask the Hugging Face hub for the model's size
+        llm = LLM(str(packaged_model_path(MODEL)), num_params=0.135, dtype=torch.float32)
+        gnn = GAT(llm.word_embedding.embedding_dim, 128, num_layers=2, out_channels=128, heads=4)
+        model = GRetriever(llm, gnn, use_lora=False)
+        model.llm_generator = get_peft_model(llm.llm, LoraConfig(r=8, target_modules=QKVO))
+        graph = knowledge.graph
+        x = label_features(kg, llm.tokenizer, llm.word_embedding, graph.n_id)  # (N, d_model)
+        answers = [""] * len(texts)
+        return model, lambda: model(texts, x, graph.edge_index, graph.batch, answers)
+    config = KGLoraConfig(r=8, knowledge_mode=variant, num_neighbors=NUM_NEIGHBORS, max_nodes=max_nodes)
+    model = get_kg_peft_model(base, config, kg, tokenizer)
+    return model, lambda: model(**model_inputs, knowledge=knowledge).loss
+
+
+def train_step(loss_fn: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer) -> float:
+    """One forward, backward and optimizer step; returns its seconds."""
+    t0 = time.perf_counter()
+    loss_fn().backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return list({id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} line.")
+
+
+def _reset_peak_rss() -> int:
+    """Hand freed memory back to the OS, reset the peak-RSS mark, and return the RSS (KiB)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmRSS")
+
+
+def measure_memory(args: argparse.Namespace) -> dict[str, float]:
+    """In a subprocess: peak RSS over ``warmup + 1`` steps of ``args.memory_of``, and its part above the set-up."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    inputs = make_inputs(args)
+    base = None if args.memory_of == "gretriever" else AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
+    model, loss_fn = build(args.memory_of, base, inputs, args.max_nodes)
+    model.train()
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
+    before = _reset_peak_rss()
+    for _ in range(args.warmup + 1):
+        train_step(loss_fn, optimizer)
+    peak = _status_kb("VmHWM")
+    return {"peak_mb": peak / 1024, "train_mb": (peak - before) / 1024}
+
+
+def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, float | str]:
+    command = [sys.executable, __file__, "--memory-of", variant]
+    for name in ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seed"):
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _ratio(value: float, reference: float | None, target: float | None) -> str:
+    if reference is None:
+        return "-"
+    text = f"{value / reference:.2f}x"
+    return f"{text} (target <={target:.2f})" if target is not None else text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds (one step of each variant)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sample")
+    parser.add_argument("--max-nodes", type=int, default=64, help="most subgraph nodes per sample")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)  # set in the subprocesses
+    args = parser.parse_args()
+    if args.memory_of is not None:
+        print(json.dumps(measure_memory(args)))
+        return
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    inputs = make_inputs(args, repeats=args.warmup + args.steps)
+    graph, index = inputs.knowledge.graph, inputs.knowledge.token_node_index
+    nodes = graph.ptr.diff()
+    print(
+        f"{MODEL}, batch {args.batch_size} x {args.seq_len} tokens, threads={args.threads}, "
+        f"median of {args.steps} rounds after {args.warmup} warm-up; torch {torch.__version__}"
+    )
+    print(
+        f"knowledge: {nodes.float().mean():.1f} nodes per sample (max {int(nodes.max())}), "
+        f"{graph.edge_index.size(1)} edges in the batch, {100 * (index >= 0).float().mean():.0f}% of tokens linked"
+    )
+
+    memory = {}
+    for variant in args.variants:
+        memory[variant] = memory_in_subprocess(args, variant)
+        print(f"  measured the memory of {variant}", flush=True)
+
+    base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
+    runs, errors = {}, {}
+    for variant in args.variants:
+        try:
+            model, loss_fn = build(
+                variant, None if variant == "gretriever" else copy.deepcopy(base), inputs, args.max_nodes
+            )
+        except Exception as e:  # GRetriever may not run offline; say why and go on
+            errors[variant] = f"{type(e).__name__}: {e}"
+            continue
+        model.train()
+        runs[variant] = (model, loss_fn, torch.optim.AdamW(trainable_parameters(model), lr=1e-4))
+    times = {variant: [] for variant in runs}
+    for round_ in range(args.warmup + args.steps):
+        for variant, (_, loss_fn, optimizer) in runs.items():
+            seconds = train_step(loss_fn, optimizer)
+            if round_ >= args.warmup:
+                times[variant].append(seconds)
+        print(f"  round {round_ + 1} of {args.warmup + args.steps}", flush=True)
+
+    ref_time = statistics.median(times["lora"]) if "lora" in times else None
+    ref_mem = memory.get("lora", {}).get("train_mb")
+    print(
+        f"{'variant':<11} {'step s':>7} {'min-max s':>11} {'step vs LoRA':>22} {'peak RSS MB':>12} "
+        f"{'training MB':>12} {'training MB vs LoRA':>22} {'trainable':>10}"
+    )
+    for variant in args.variants:
+        if variant in errors:
+            print(f"{variant:<11} failed: {errors[variant]}")
+            continue
+        step, mem = statistics.median(times[variant]), memory[variant]
+        spread = f"{min(times[variant]):.2f}-{max(times[variant]):.2f}"
+        step_ratio = _ratio(step, ref_time, TIME_TARGETS.get(variant))
+        if "error" in mem:
+            mem_text = f"{'-':>12} {'-':>12} {'-':>22}"
+        else:
+            mem_ratio = _ratio(mem["train_mb"], ref_mem, None if variant == "lora" else MEMORY_TARGET)
+            mem_text = f"{mem['peak_mb']:>12.0f} {mem['train_mb']:>12.0f} {mem_ratio:>22}"
+        model = runs[variant][0]
+        note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
+        trainable = sum(p.numel() for p in trainable_parameters(model))
+        print(f"{variant:<11} {step:>7.2f} {spread:>11} {step_ratio:>22} {mem_text} {trainable:>10,}{note}")
+        if "error" in mem:
+            print(f"{'':<11} memory subprocess failed: {mem['error']}")
+
+    prep = inputs.prep_seconds[args.warmup :]
+    total = statistics.median(sum(p.values()) for p in prep)
+    parts = ", ".join(f"{k} {statistics.median(p[k] for p in prep):.3f}" for k in prep[0])
+    print(f"knowledge data prep per batch (collator, outside the step): {total:.3f} s ({parts})")
+    if "gretriever" in runs:
+        t0 = time.perf_counter()
+        label_features(inputs.kg, inputs.tokenizer, base.get_input_embeddings(), graph.n_id)
+        print(f"gretriever node features per batch (collator, outside the step): {time.perf_counter() - t0:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
