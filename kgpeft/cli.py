@@ -1,4 +1,4 @@
-"""The ``kgpeft`` command line: ``kgpeft link | demo``, each with ``--config FILE.yaml``.
+"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | link | demo``, each with ``--config FILE.yaml``.
 
 A config file holds the same settings as the command-line options (``max_candidates: 3``);
 options given on the command line win. An unknown key or a value of the wrong type is an
@@ -8,6 +8,8 @@ error naming the key.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -27,20 +29,6 @@ DEMO_SENTENCES = [
 
 class ConfigError(KGPeftError, ValueError):
     """A ``--config`` file is unreadable or holds an unknown key or a wrongly typed value."""
-
-
-def _load_kg(name_or_path: str):
-    from kgpeft.datasets import DATASETS, load
-    from kgpeft.graph import KnowledgeGraph, read_pykeen_folder, read_triples
-
-    path = Path(name_or_path)
-    if name_or_path.lower() in DATASETS:
-        return load(name_or_path)
-    if (path / "kg.json").is_file():
-        return KnowledgeGraph.load(path)
-    if path.is_dir():
-        return read_pykeen_folder(path)
-    return read_triples(path)
 
 
 def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> None:
@@ -72,7 +60,9 @@ def _link_parts(args: argparse.Namespace):
     from kgpeft.retrieval import SubgraphRetriever
 
     t0 = time.perf_counter()
-    kg = _load_kg(args.kg)
+    from kgpeft.pipeline import load_kg
+
+    kg = load_kg(args.kg)
     linker = EntityLinker(kg, max_candidates=args.max_candidates)
     retriever = SubgraphRetriever(kg, num_neighbors=args.num_neighbors, max_nodes=args.max_nodes, seed=args.seed)
     print(f"{kg}\n{linker}\n{retriever}\n(ready in {time.perf_counter() - t0:.1f} s)")
@@ -87,8 +77,56 @@ def cmd_link(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from kgpeft import demo
+
     print("kgpeft demo: link sentences against WordNet 3.0 and retrieve their knowledge subgraphs")
-    _show_link(*_link_parts(args), args.text or DEMO_SENTENCES, args.max_facts)
+    link_args = build_parser().parse_args(["link"])
+    _show_link(*_link_parts(link_args), DEMO_SENTENCES, link_args.max_facts)
+    print("\nkgpeft demo: KG-LoRA on hypernym QA, held-out entities")
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(demo.DemoConfig)}
+    demo.run(demo.DemoConfig(**values))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from kgpeft.pipeline import JobConfig, train_job
+
+    train_job(JobConfig.from_yaml(args.config))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from kgpeft.pipeline import JobConfig, build_model, evaluate_job, load_examples, load_kg
+
+    config = JobConfig.from_yaml(args.config)
+    kg = load_kg(config.kg)
+    model, tokenizer = build_model(config, kg, adapter_dir=args.adapter)
+    metrics = evaluate_job(model, config, load_examples(config, kg)[args.split], tokenizer, kg)
+    print(json.dumps({args.split: metrics}, indent=2))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from kgpeft.datasets.tasks import TaskExample
+    from kgpeft.pipeline import JobConfig, build_model, datasets_for, load_kg
+    from kgpeft.tasks import generate_texts, predict_classes
+
+    config = JobConfig.from_yaml(args.config)
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ConfigError("`kgpeft predict` needs text: as arguments or on standard input.")
+    kg = load_kg(config.kg)
+    model, tokenizer = build_model(config, kg, adapter_dir=args.adapter)
+    rows = [TaskExample(t, label=0) for t in texts]
+    dataset = datasets_for(config, rows, tokenizer, kg, with_target=config.task_type == "classification")
+    if config.task_type == "classification":
+        outputs = [str(c) for c in predict_classes(model, dataset).tolist()]
+    else:
+        outputs = generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
+    for i, (text, output) in enumerate(zip(texts, outputs, strict=True)):
+        print(f"\n{text}")
+        for m in dataset.mentions[i]:
+            print(f"  linked {m.surface!r} -> {kg.labels[m.entity]} [{kg.entity_keys[m.entity]}]")
+        for fact in dataset.facts(i, args.max_facts):
+            print(f"  fact: {fact}")
+        print(f"  answer: {output}")
 
 
 def _add_link_options(p: argparse.ArgumentParser, kg: str) -> None:
@@ -101,24 +139,49 @@ def _add_link_options(p: argparse.ArgumentParser, kg: str) -> None:
     p.add_argument("text", nargs="*", help="texts to link")
 
 
+def _add_dataclass_options(p: argparse.ArgumentParser, cls) -> None:
+    types = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(cls):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=types[f.type], default=f.default, help=f.metadata["help"])
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from kgpeft.demo import DemoConfig
+
     parser = argparse.ArgumentParser(prog="kgpeft", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("link", help="link texts to KG entities and show the retrieved subgraphs")
+    p.add_argument("--config", type=Path, help="YAML file with the same settings as the options")
+    _add_link_options(p, kg="wordnet")
+    p.set_defaults(func=cmd_link, subparser=p)
+
+    p = sub.add_parser("demo", help="the main job: KG-LoRA vs LoRA on WordNet hypernym QA with SmolLM2")
+    p.add_argument("--config", type=Path, help="YAML file with the same settings as the options")
+    _add_dataclass_options(p, DemoConfig)
+    p.set_defaults(func=cmd_demo, subparser=p)
+
     for name, func, help_ in [
-        ("link", cmd_link, "link texts to KG entities and show the retrieved subgraphs"),
-        ("demo", cmd_demo, "the main job: link example sentences against WordNet and show their subgraphs"),
+        ("train", cmd_train, "train a KG-LoRA adapter as a job config says"),
+        ("evaluate", cmd_evaluate, "evaluate a saved adapter on the job's task"),
+        ("predict", cmd_predict, "show linked entities, retrieved facts and the answer for texts"),
     ]:
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--config", type=Path, help="YAML file with the same settings as the options")
-        _add_link_options(p, kg="wordnet")
-        p.set_defaults(func=func, subparser=p)
+        p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
+        if name != "train":
+            p.add_argument("--adapter", type=Path, required=True, help="a folder written by save_pretrained")
+        if name == "evaluate":
+            p.add_argument("--split", choices=["train", "valid", "test"], default="test")
+        if name == "predict":
+            p.add_argument("--max-facts", type=int, default=6, help="facts shown per text")
+            p.add_argument("text", nargs="*", help="texts (default: standard input)")
+        p.set_defaults(func=func, subparser=None)
     return parser
 
 
 def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Fill ``args`` from ``args.config``; options given on the command line win."""
-    if args.config is None:
-        return
+    if args.config is None or args.subparser is None:
+        return  # train, evaluate and predict read their config themselves
     try:
         values = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -136,7 +199,8 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
         items = value if action.nargs in ("+", "*") else [value]
         if action.nargs in ("+", "*") and not isinstance(value, list):
             raise ConfigError(f"{args.config}: key {key!r} should be a list, got {value!r}")
-        if any(isinstance(v, bool) or not isinstance(v, expected) for v in items):
+        accepted = (int, float) if expected is float else expected  # YAML writes 1.0 as 1 too
+        if any(isinstance(v, bool) or not isinstance(v, accepted) for v in items):
             raise ConfigError(f"{args.config}: key {key!r} should be {expected.__name__}, got {value!r}")
         if dest not in given:
             setattr(args, dest, value)

@@ -496,7 +496,7 @@ class KGPeftModel(nn.Module):
             self.add_adapter(name, configs[name])
         for name in configs:
             folder = path if name == first else path / name
-            peft_state = _load_safetensors(folder / PEFT_WEIGHTS_NAME)
+            peft_state = load_safetensors(folder / PEFT_WEIGHTS_NAME)
             result = set_peft_model_state_dict(self.peft_model, peft_state, adapter_name=name)
             missing = [k for k in result.missing_keys if "lora_" in k and f".{name}." in k]
             if result.unexpected_keys or missing:
@@ -504,7 +504,7 @@ class KGPeftModel(nn.Module):
                     f"{folder / PEFT_WEIGHTS_NAME} does not fit adapter {name!r}: "
                     f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}."
                 )
-        state = _load_safetensors(path / WEIGHTS_NAME)
+        state = load_safetensors(path / WEIGHTS_NAME)
         own = {
             f"{prefix}.{k}": None
             for prefix, modules in [
@@ -532,7 +532,8 @@ class KGPeftModel(nn.Module):
         return self
 
 
-def _load_safetensors(file: Path) -> dict[str, torch.Tensor]:
+def load_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, naming it in the error if it is missing, truncated or corrupt."""
     if not file.is_file():
         raise KGFileNotFoundError(f"Checkpoint file missing: {file}")
     try:

@@ -1,5 +1,18 @@
 """Joint training of adapters and graph encoder: the data path and the loop."""
 
+from kgpeft.training.config import TrainingConfig, TrainingConfigError
 from kgpeft.training.data import DataError, KnowledgeCollator, KnowledgeDataset, as_example
+from kgpeft.training.trainer import CSVTracker, TrainResult, evaluate_model, train
 
-__all__ = ["DataError", "KnowledgeCollator", "KnowledgeDataset", "as_example"]
+__all__ = [
+    "CSVTracker",
+    "DataError",
+    "KnowledgeCollator",
+    "KnowledgeDataset",
+    "TrainResult",
+    "TrainingConfig",
+    "TrainingConfigError",
+    "as_example",
+    "evaluate_model",
+    "train",
+]

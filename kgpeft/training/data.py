@@ -143,8 +143,8 @@ class KnowledgeDataset(Dataset):
                 )
         return graphs
 
-    def facts(self, index: int) -> list[str]:
-        """The example's retrieved facts as short sentences: those touching a linked entity first."""
+    def facts(self, index: int, limit: int | None = None) -> list[str]:
+        """The example's retrieved facts as short sentences, those touching a linked entity first."""
         graph, seeds = self.graphs[index], {m.entity for m in self.mentions[index]}
         n_id = graph.n_id
         touching = torch.tensor(
@@ -152,13 +152,13 @@ class KnowledgeDataset(Dataset):
             dtype=torch.bool,
         )
         order = torch.cat([graph.edge_id[touching], graph.edge_id[~touching]]).tolist()
-        return [_fact_text(self.kg, t) for t in dict.fromkeys(order)][: self.num_facts]
+        return [_fact_text(self.kg, t) for t in dict.fromkeys(order)][:limit]
 
     def _featurize(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
         text, shift = example.text, 0
         if self.num_facts:
-            prefix = "Facts: " + "; ".join(self.facts(index)) + ".\n"
+            prefix = "Facts: " + "; ".join(self.facts(index, self.num_facts)) + ".\n"
             text, shift = prefix + text, len(prefix)
             mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]
         if self.task == "classification" or self.task == "seq2seq":

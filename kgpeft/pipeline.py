@@ -1,0 +1,251 @@
+"""What ``kgpeft train | evaluate | predict`` run: a job built from one YAML config.
+
+A job config names a base model, a knowledge graph and a task, and holds the adapter
+(:class:`~kgpeft.tuners.KGLoraConfig`) and training (:class:`~kgpeft.training.config.TrainingConfig`)
+settings in sections of the same names::
+
+    model: SmolLM2-135M-Instruct     # a packaged model, or a local Hugging Face folder
+    kg: wordnet                      # a dataset name, a saved KG folder or a triples file
+    task: hypernym_qa                # a WordNet task, or a JSON-lines file of TaskExample rows
+    adapter: {r: 8, knowledge_mode: token}
+    training: {output_dir: runs/hqa, max_steps: 200, learning_rate: 0.001}
+
+Every key is checked: an unknown key or a value of the wrong type is an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kgpeft.errors import KGPeftError
+from kgpeft.graph import KnowledgeGraph
+
+TASK_BUILDERS = ("hypernym_qa", "supersense_classification", "gloss_generation")
+
+
+class JobConfigError(KGPeftError, ValueError):
+    """A job config holds an unknown key, a wrongly typed value, or a task that cannot be read."""
+
+
+@dataclass
+class JobConfig:
+    """A training / evaluation job."""
+
+    model: str = field(metadata={"help": "A packaged model name (kgpeft.pretrained) or a local HF folder."})
+    kg: str = field(default="wordnet", metadata={"help": "Dataset name, saved KG folder or triples file."})
+    task: str = field(
+        default="hypernym_qa",
+        metadata={"help": f"One of {TASK_BUILDERS}, or a .jsonl file of rows (text, answer | label, split)."},
+    )
+    task_type: str = field(default="causal_lm", metadata={"help": "causal_lm, classification or seq2seq."})
+    num_labels: int | None = field(default=None, metadata={"help": "Classes, for classification."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
+    max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
+    num_facts: int = field(default=0, metadata={"help": "Retrieved facts written into the prompt as text."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
+    seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
+    adapter: dict[str, Any] = field(default_factory=dict, metadata={"help": "KGLoraConfig settings."})
+    training: dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingConfig settings."})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> JobConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in known:
+                raise JobConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}.")
+            expected = {"adapter": dict, "training": dict, "model": str, "kg": str, "task": str, "task_type": str}
+            want = expected.get(key, int)
+            if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
+                raise JobConfigError(f"{source}: key {key!r} should be {want.__name__}, got {value!r}.")
+        if "model" not in values:
+            raise JobConfigError(f"{source}: the key 'model' is required.")
+        config = cls(**values)
+        config.adapter_config()  # validate the sections now, naming their keys
+        config.training_config()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> JobConfig:
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise JobConfigError(f"{path}: cannot read config ({e})") from None
+        if not isinstance(values, dict):
+            raise JobConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}.")
+        return cls.from_dict(values, source=str(path))
+
+    def adapter_config(self):
+        from kgpeft.tuners import KGLoraConfig
+
+        known = {f.name for f in dataclasses.fields(KGLoraConfig)}
+        unknown = sorted(set(self.adapter) - known)
+        if unknown:
+            raise JobConfigError(f"adapter: unknown keys {unknown}; known keys: {sorted(known)}.")
+        try:
+            return KGLoraConfig(**self.adapter)
+        except (TypeError, ValueError) as e:
+            raise JobConfigError(f"adapter: {e}") from None
+
+    def training_config(self):
+        from kgpeft.training.config import TrainingConfig
+
+        try:
+            return TrainingConfig.from_dict(self.training)
+        except (TypeError, ValueError) as e:
+            raise JobConfigError(f"training: {e}") from None
+
+
+def load_kg(name_or_path: str) -> KnowledgeGraph:
+    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder or a triples file."""
+    from kgpeft.datasets import DATASETS, load
+    from kgpeft.graph import read_pykeen_folder, read_triples
+
+    path = Path(name_or_path)
+    if name_or_path.lower() in DATASETS:
+        return load(name_or_path)
+    if (path / "kg.json").is_file():
+        return KnowledgeGraph.load(path)
+    if path.is_dir():
+        return read_pykeen_folder(path)
+    return read_triples(path)
+
+
+def load_examples(config: JobConfig, kg: KnowledgeGraph) -> dict[str, list]:
+    """The task's examples per split."""
+    import random
+
+    from kgpeft import datasets
+    from kgpeft.training.data import as_example
+
+    if config.task in TASK_BUILDERS:
+        splits = getattr(datasets, config.task)(kg, seed=config.seed)
+    else:
+        path = Path(config.task)
+        if not path.is_file():
+            raise JobConfigError(f"task: {config.task!r} is neither one of {TASK_BUILDERS} nor a file.")
+        splits = {"train": [], "valid": [], "test": []}
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                example = as_example(row, lineno)
+                if example.split not in splits:
+                    raise JobConfigError(f"{path}:{lineno}: `split` should be one of {list(splits)}.")
+                splits[example.split].append(example)
+    rng = random.Random(config.seed)
+    for name, limit in [
+        ("train", config.max_train_examples),
+        ("valid", config.max_eval_examples),
+        ("test", config.max_eval_examples),
+    ]:
+        if limit is not None and len(splits[name]) > limit:
+            splits[name] = rng.sample(splits[name], limit)
+    return splits
+
+
+def load_base_model(config: JobConfig):
+    """``(model, tokenizer)`` for the job's base model, offline."""
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    from kgpeft.pretrained import PACKAGED_MODELS, packaged_model_path
+
+    auto = {
+        "causal_lm": AutoModelForCausalLM,
+        "seq2seq": AutoModelForSeq2SeqLM,
+        "classification": AutoModelForSequenceClassification,
+    }[config.task_type]
+    path = packaged_model_path(config.model) if config.model in PACKAGED_MODELS else Path(config.model)
+    if not path.is_dir():
+        raise JobConfigError(f"model: {config.model!r} is neither a packaged model nor a local folder.")
+    kwargs = {"num_labels": config.num_labels} if config.task_type == "classification" else {}
+    torch.manual_seed(config.seed)  # a classification head starts from the same weights every time
+    model = auto.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph, with_target: bool):
+    from kgpeft.retrieval import SubgraphRetriever
+    from kgpeft.training import KnowledgeDataset
+
+    adapter = config.adapter_config()
+    retriever = SubgraphRetriever(kg, adapter.num_neighbors, max_nodes=adapter.max_nodes, seed=config.seed)
+    return KnowledgeDataset(
+        examples,
+        tokenizer,
+        kg,
+        task=config.task_type,
+        retriever=retriever,
+        max_length=config.max_length,
+        with_target=with_target,
+        num_facts=config.num_facts,
+        seed=config.seed,
+    )
+
+
+def evaluate_job(model, config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph) -> dict[str, float]:
+    """The task's metrics on ``examples``."""
+    from kgpeft.evaluation import compute_metrics
+    from kgpeft.tasks import generate_texts, predict_classes
+
+    if config.task_type == "classification":
+        dataset = datasets_for(config, examples, tokenizer, kg, with_target=True)
+        predictions = predict_classes(model, dataset).tolist()
+        return compute_metrics("classification", predictions, [e.label for e in examples])
+    dataset = datasets_for(config, examples, tokenizer, kg, with_target=False)
+    predictions = [
+        p.split("\n")[0].strip() for p in generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
+    ]
+    task = "summarization" if config.task == "gloss_generation" else "qa"
+    references = [list(e.answers) for e in examples]
+    return compute_metrics(task, predictions, references)
+
+
+def build_model(config: JobConfig, kg: KnowledgeGraph, adapter_dir: str | Path | None = None):
+    """``(model, tokenizer)``: the base model with a fresh adapter, or the one saved in ``adapter_dir``."""
+    from kgpeft.model import KGPeftModel, get_kg_peft_model
+
+    base, tokenizer = load_base_model(config)
+    if adapter_dir is None:
+        return get_kg_peft_model(base, config.adapter_config(), kg, tokenizer), tokenizer
+    return KGPeftModel.from_pretrained(base, adapter_dir, kg, tokenizer=tokenizer), tokenizer
+
+
+def train_job(config: JobConfig) -> dict[str, float]:
+    """Train the job's adapter, save it, and return its metrics on the test split."""
+    from kgpeft.training import KnowledgeCollator
+    from kgpeft.training.trainer import train
+
+    kg = load_kg(config.kg)
+    splits = load_examples(config, kg)
+    model, tokenizer = build_model(config, kg)
+    model.print_trainable_parameters()
+    train_ds = datasets_for(config, splits["train"], tokenizer, kg, with_target=True)
+    valid_ds = datasets_for(config, splits["valid"], tokenizer, kg, with_target=True) if splits["valid"] else None
+    training = config.training_config()
+    train(model, train_ds, KnowledgeCollator(tokenizer.pad_token_id), training, eval_dataset=valid_ds)
+    metrics = evaluate_job(model, config, splits["test"], tokenizer, kg) if splits["test"] else {}
+    print(json.dumps({"test": metrics}, indent=2))
+    return metrics

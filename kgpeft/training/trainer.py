@@ -1,0 +1,599 @@
+"""The joint training loop on `accelerate`: adapters and graph encoder train, the base model stays frozen.
+
+The same script runs on one CPU, one GPU, or as data-parallel processes under
+``accelerate launch --multi_gpu --num_processes N script.py``; kgpeft writes no process-group
+code. On a machine without GPUs, set ``ACCELERATE_USE_CPU=1`` for the same command to start N
+CPU processes joined by gloo (``accelerate launch --cpu`` starts only one, unless under MPI).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.tracking import GeneralTracker
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, is_tensorboard_available, set_seed
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from kgpeft.errors import KGFileNotFoundError
+from kgpeft.model import CheckpointError, load_safetensors
+from kgpeft.training.config import TrainingConfig, TrainingConfigError
+
+STATE_NAME = "trainer_state.json"
+PARAMS_NAME = "trainable_params.safetensors"
+OPTIMIZER_NAME = "optimizer.safetensors"
+OPTIMIZER_GROUPS_NAME = "optimizer.json"
+SCHEDULER_NAME = "scheduler.json"
+RNG_NAME = "rng_state_{}.safetensors"  # one per process
+RNG_EXTRA_NAME = "rng_state_{}.json"
+CHECKPOINT_PREFIX = "checkpoint-"
+METRICS_CSV_NAME = "metrics.csv"
+STATE_FORMAT_VERSION = 1
+# Changing these between a checkpoint and its resumption changes which batches were consumed.
+_DATA_ORDER_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps")
+
+Evaluate = Callable[[nn.Module, Accelerator], dict[str, float]]
+
+
+@dataclass
+class TrainerState:
+    """Where training stands; written as ``trainer_state.json`` next to every saved model.
+
+    ``epoch`` and ``batch_in_epoch`` (batches this process consumed in that epoch) say where
+    a resumed run picks up the data.
+    """
+
+    global_step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_metric: float | None = None
+    best_step: int | None = None
+
+    def write(self, folder: Path, config: TrainingConfig, num_processes: int) -> None:
+        values = {
+            "format_version": STATE_FORMAT_VERSION,
+            **asdict(self),
+            "num_processes": num_processes,
+            "config": config.to_dict(),
+        }
+        _write_json(folder / STATE_NAME, values)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Args:
+        global_step (int): optimizer steps taken in all, resumed ones included.
+        train_loss (float): mean training loss over the batches of this call, all processes.
+        metrics (dict): the last evaluation (empty without ``eval_dataset`` and ``evaluate``).
+        best_metric (float, optional): the best ``metric_for_best_model`` seen.
+        best_step (int, optional): the step it was seen at.
+        final_dir (Path): where the final adapter was saved (``output_dir/final``).
+    """
+
+    global_step: int
+    train_loss: float
+    metrics: dict[str, float]
+    best_metric: float | None
+    best_step: int | None
+    final_dir: Path
+
+
+class CSVTracker(GeneralTracker):
+    """An `accelerate` tracker appending every logged value to ``logging_dir/metrics.csv``.
+
+    The file has the columns ``step,name,value``, one row per value, so evaluation rows and
+    training rows can carry different metrics; ``pandas.read_csv(...).pivot(index="step",
+    columns="name", values="value")`` makes it wide. A resumed run appends to the same file.
+    """
+
+    name = "csv"
+    requires_logging_directory = True
+
+    def __init__(self, logging_dir: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(logging_dir) / METRICS_CSV_NAME
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            with self.path.open("w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerow(["step", "name", "value"])
+
+    @property
+    def tracker(self) -> Path:
+        return self.path
+
+    def store_init_configuration(self, values: dict[str, Any]) -> None:
+        _write_json(self.path.with_name("config.json"), values)
+
+    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([step, name, value] for name, value in values.items())
+
+
+def train(
+    model: nn.Module,
+    train_dataset: Sequence[Any],
+    collate_fn: Callable[[list[Any]], dict[str, Any]],
+    config: TrainingConfig,
+    eval_dataset: Sequence[Any] | None = None,
+    evaluate: Evaluate | None = None,
+) -> TrainResult:
+    """Train the trainable parameters of ``model`` (adapters, graph encoder) with AdamW.
+
+    Run it as is on one device, or under ``accelerate launch`` for data parallelism (DDP):
+    each process then takes its share of every step's batches.
+
+    Args:
+        model (KGPeftModel): the model; ``model(**batch)`` must return an output with
+            ``.loss``, and the model must have ``save_pretrained``.
+        train_dataset (Sequence): samples, indexed; ``collate_fn`` turns a list of them into
+            a batch dict, e.g. ``input_ids``, ``attention_mask``, ``labels`` and
+            ``knowledge`` (a :class:`~kgpeft.tuners.KnowledgeBatch`).
+        collate_fn (Callable): builds a batch from a list of samples.
+        config (TrainingConfig): the settings.
+        eval_dataset (Sequence, optional): samples whose mean loss is reported as the
+            evaluation metric ``loss``.
+        evaluate (Callable, optional): ``evaluate(model, accelerator) -> dict[str, float]``,
+            further evaluation metrics. The contract: it is called on every process at the
+            same time, with the prepared (possibly DDP-wrapped) model in eval mode under
+            ``torch.no_grad()``; it iterates over its own data prepared with
+            ``accelerator.prepare(dataloader)``, combines predictions across processes with
+            ``accelerator.gather_for_metrics(...)`` (which drops the samples duplicated to
+            even out the last batch), and returns the same floats on every process. Use
+            ``accelerator.unwrap_model(model)`` for ``generate``.
+
+    Evaluation runs every ``eval_steps`` steps and at the end; with ``save_best`` the
+    adapter with the best ``metric_for_best_model`` goes to ``output_dir/best``. The final
+    adapter goes to ``output_dir/final``. Each has a ``trainer_state.json`` (step, metrics,
+    config) next to the weights. Every ``save_steps`` steps a resumable
+    ``output_dir/checkpoint-{step}`` is written; ``resume_from_checkpoint`` continues from
+    one so exactly that the result equals an uninterrupted run (on CPU).
+    """
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=_resolve_mixed_precision(config.mixed_precision),
+        log_with=_trackers(config, output_dir / "logs"),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        # A batch without linked entities may leave graph-encoder parameters out of the autograd graph.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    set_seed(config.seed)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+
+    # Reseeded with seed + epoch at every epoch, so every process and a resumed run see the same order.
+    generator = torch.Generator()
+    train_dataloader = DataLoader(
+        train_dataset,
+        batch_size=config.per_device_train_batch_size,
+        sampler=RandomSampler(train_dataset, generator=generator),
+        generator=generator,  # worker seeds come from here, not from the global RNG that dropout uses
+        collate_fn=collate_fn,
+        num_workers=config.num_workers,
+    )
+    if len(train_dataloader) == 0:
+        raise ValueError("`train_dataset` is empty: there is nothing to train on.")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [(n, p) for n, p in named if p.ndim >= 2]  # weight matrices; biases and norms are not decayed
+    no_decay = [(n, p) for n, p in named if p.ndim < 2]
+    groups = [(decay, config.weight_decay), (no_decay, 0.0)]
+    groups = [(params, wd) for params, wd in groups if params]
+    param_names = [n for params, _ in groups for n, _ in params]
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for _, p in params], "weight_decay": wd} for params, wd in groups], lr=config.learning_rate
+    )
+    steps_per_epoch = math.ceil(
+        math.ceil(len(train_dataloader) / accelerator.num_processes) / config.gradient_accumulation_steps
+    )
+    max_steps = config.max_steps or config.num_epochs * steps_per_epoch
+    # A prepared scheduler steps once per process at every optimizer step (accelerate's convention).
+    scheduler = get_scheduler(
+        config.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=config.warmup_steps * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+        scheduler_specific_kwargs=config.lr_scheduler_kwargs or None,
+    )
+    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, train_dataloader, scheduler)
+    eval_dataloader = None
+    if eval_dataset is not None:
+        eval_dataloader = accelerator.prepare(
+            DataLoader(
+                eval_dataset,
+                batch_size=config.per_device_eval_batch_size,
+                collate_fn=collate_fn,
+                num_workers=config.num_workers,
+                generator=torch.Generator(),  # evaluating leaves the training's random stream alone
+            )
+        )
+    if config.save_best and eval_dataloader is None and evaluate is None:
+        raise TrainingConfigError("`save_best=True` needs something to evaluate: pass `eval_dataset` or `evaluate`.")
+    accelerator.init_trackers("kgpeft", config=_hparams(config))
+
+    state = TrainerState()
+    if config.resume_from_checkpoint is not None:
+        checkpoint = _find_checkpoint(config.resume_from_checkpoint, output_dir)
+        state = load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, param_names, config)
+        accelerator.print(f"Resumed from {checkpoint} at step {state.global_step}.")
+
+    progress = tqdm(
+        total=max_steps,
+        initial=state.global_step,
+        desc="training",
+        disable=not (config.progress_bar and accelerator.is_local_main_process),
+    )
+    total_loss, total_batches = torch.zeros((), device=accelerator.device), 0
+    window_loss, window_batches, window_samples = torch.zeros((), device=accelerator.device), 0, 0
+    window_start = time.perf_counter()
+    evaluated_at = None
+    epoch, skip = state.epoch, state.batch_in_epoch  # where a resumed run picks up
+    if skip >= len(train_dataloader):
+        epoch, skip = epoch + 1, 0
+    while state.global_step < max_steps:
+        generator.manual_seed(config.seed + epoch)
+        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
+        for batch_index, batch in enumerate(batches, start=skip):
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            window_loss += loss.detach().float()
+            window_batches += 1
+            window_samples += _batch_size(batch)
+            if not accelerator.sync_gradients:
+                continue
+            state.global_step += 1
+            state.epoch, state.batch_in_epoch = epoch, batch_index + 1
+            progress.update(1)
+
+            if state.global_step % config.logging_steps == 0:
+                loss_value = accelerator.reduce(window_loss / window_batches, "mean").item()
+                throughput = window_samples * accelerator.num_processes / (time.perf_counter() - window_start)
+                accelerator.log(
+                    {
+                        "train/loss": loss_value,
+                        "train/learning_rate": scheduler.get_last_lr()[0],
+                        "train/samples_per_second": throughput,
+                        "train/epoch": epoch + state.batch_in_epoch / len(train_dataloader),
+                    },
+                    step=state.global_step,
+                )
+                progress.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{throughput:.1f}")
+                total_loss, total_batches = total_loss + window_loss, total_batches + window_batches
+                window_loss, window_batches, window_samples = torch.zeros_like(window_loss), 0, 0
+                window_start = time.perf_counter()
+
+            paused = time.perf_counter()
+            if config.eval_steps is not None and state.global_step % config.eval_steps == 0:
+                _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
+                evaluated_at = state.global_step
+            if config.save_steps is not None and state.global_step % config.save_steps == 0:
+                save_checkpoint(
+                    output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}",
+                    accelerator,
+                    model,
+                    optimizer,
+                    scheduler,
+                    param_names,
+                    state,
+                    config,
+                )
+                _prune_checkpoints(accelerator, output_dir, config.save_total_limit)
+            window_start += time.perf_counter() - paused  # samples/s counts training time only
+            if state.global_step >= max_steps:
+                break
+        epoch, skip = epoch + 1, 0
+    progress.close()
+
+    if evaluated_at != state.global_step and (eval_dataloader is not None or evaluate is not None):
+        _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
+    final_dir = output_dir / "final"
+    save_adapter(final_dir, accelerator, model, state, config)
+    total_loss, total_batches = total_loss + window_loss, total_batches + window_batches
+    train_loss = accelerator.reduce(total_loss / max(total_batches, 1), "mean").item()
+    accelerator.print(f"Trained {state.global_step} steps, loss {train_loss:.4f}; adapter saved to {final_dir}.")
+    # Not `end_training()`: it also destroys the process group, which belongs to the script (it may
+    # evaluate next), and destroying it while DDP still holds it can deadlock gloo at teardown.
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    return TrainResult(state.global_step, train_loss, state.metrics, state.best_metric, state.best_step, final_dir)
+
+
+# ------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module, accelerator: Accelerator, eval_dataloader: DataLoader | None, evaluate: Evaluate | None
+) -> dict[str, float]:
+    """The mean loss over ``eval_dataloader`` (as ``loss``) and what ``evaluate`` returns."""
+    model.eval()
+    metrics: dict[str, float] = {}
+    if eval_dataloader is not None:
+        losses = []
+        for batch in eval_dataloader:
+            loss = model(**batch).loss.detach().float()
+            losses.append(accelerator.gather_for_metrics(loss.expand(_batch_size(batch))))  # (B,)
+        metrics["loss"] = torch.cat(losses).mean().item()
+    if evaluate is not None:
+        metrics.update(evaluate(model, accelerator))
+    model.train()
+    return metrics
+
+
+def _evaluate_and_keep_best(
+    accelerator: Accelerator,
+    model: nn.Module,
+    eval_dataloader: DataLoader | None,
+    evaluate: Evaluate | None,
+    state: TrainerState,
+    config: TrainingConfig,
+    output_dir: Path,
+) -> None:
+    state.metrics = evaluate_model(model, accelerator, eval_dataloader, evaluate)
+    accelerator.log({f"eval/{k}": v for k, v in state.metrics.items()}, step=state.global_step)
+    accelerator.print(f"step {state.global_step}: " + ", ".join(f"{k}={v:.4g}" for k, v in state.metrics.items()))
+    if not config.save_best:
+        return
+    name = config.metric_for_best_model
+    if name not in state.metrics:
+        raise TrainingConfigError(
+            f"`metric_for_best_model` is {name!r}, but evaluation returned only {sorted(state.metrics)}."
+        )
+    value = state.metrics[name]
+    if state.best_metric is None or (
+        value > state.best_metric if config.greater_is_better else value < state.best_metric
+    ):
+        state.best_metric, state.best_step = value, state.global_step
+        save_adapter(output_dir / "best", accelerator, model, state, config)
+
+
+# ----------------------------------------------------------------- checkpoints
+def save_adapter(
+    folder: Path, accelerator: Accelerator, model: nn.Module, state: TrainerState, config: TrainingConfig
+) -> None:
+    """Save the adapter (``save_pretrained``) with ``trainer_state.json`` beside it, atomically."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp = _fresh_temp(folder)
+        accelerator.unwrap_model(model).save_pretrained(tmp)
+        state.write(tmp, config, accelerator.num_processes)
+        _publish(tmp, folder)
+    accelerator.wait_for_everyone()
+
+
+def save_checkpoint(
+    folder: Path,
+    accelerator: Accelerator,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    param_names: list[str],
+    state: TrainerState,
+    config: TrainingConfig,
+) -> None:
+    """Write a resumable checkpoint to ``folder``, atomically (a temporary folder renamed into place).
+
+    It holds the adapter (``save_pretrained``, so it also loads as a model), the trainable
+    parameters by name, AdamW's state (tensors keyed ``{param}.{exp_avg|exp_avg_sq|step}``,
+    the group hyperparameters in JSON), the scheduler's state (JSON), each process's RNG
+    states, and ``trainer_state.json``. Only safetensors and JSON: loading runs no code.
+    ``folder`` must be on a file system all processes share.
+    """
+    accelerator.wait_for_everyone()
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if accelerator.is_main_process:
+        _fresh_temp(folder)
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(tmp)
+        params = dict(unwrapped.named_parameters())
+        _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
+        optim_state = optimizer.state_dict()
+        tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
+        _save_tensors(tensors, tmp / OPTIMIZER_NAME)
+        groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
+        _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
+        _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
+        state.write(tmp, config, accelerator.num_processes)
+    accelerator.wait_for_everyone()
+    tensors, extra = _rng_state()
+    _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
+    _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _publish(tmp, folder)
+    accelerator.wait_for_everyone()
+
+
+def load_checkpoint(
+    folder: Path,
+    accelerator: Accelerator,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    param_names: list[str],
+    config: TrainingConfig,
+) -> TrainerState:
+    """Restore what :func:`save_checkpoint` wrote into the prepared objects; return the state."""
+    saved = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
+    changed = [k for k in _DATA_ORDER_FIELDS if saved["config"].get(k) != getattr(config, k)]
+    if saved["num_processes"] != accelerator.num_processes:
+        changed.append("num_processes")
+    if changed:
+        warnings.warn(
+            f"Resuming from {folder} with other {', '.join(changed)} than it was trained with; "
+            "the resumed run will not see the data the interrupted one would have.",
+            stacklevel=3,
+        )
+
+    weights = load_safetensors(folder / PARAMS_NAME)
+    if set(weights) != set(param_names):
+        raise CheckpointError(
+            f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
+            f"{sorted(set(param_names) - set(weights))[:5]}, unexpected {sorted(set(weights) - set(param_names))[:5]}."
+        )
+    params = dict(accelerator.unwrap_model(model).named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+
+    index = {name: i for i, name in enumerate(param_names)}
+    groups = json.loads((folder / OPTIMIZER_GROUPS_NAME).read_text(encoding="utf-8"))
+    if [n for g in groups for n in g["params"]] != param_names:
+        raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
+    optim_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_safetensors(folder / OPTIMIZER_NAME).items():
+        name, what = key.rsplit(".", 1)
+        optim_state.setdefault(index[name], {})[what] = value
+    # JSON turned tuples such as AdamW's `betas` into lists
+    param_groups = [{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()} for g in groups]
+    for group in param_groups:
+        group["params"] = [index[n] for n in group["params"]]
+    optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
+    scheduler.load_state_dict(json.loads((folder / SCHEDULER_NAME).read_text(encoding="utf-8")))
+
+    rng_file = folder / RNG_NAME.format(accelerator.process_index)
+    if rng_file.is_file():
+        extra = json.loads((folder / RNG_EXTRA_NAME.format(accelerator.process_index)).read_text(encoding="utf-8"))
+        _set_rng_state(load_safetensors(rng_file), extra)
+    else:
+        warnings.warn(f"{rng_file} is missing; this process keeps its freshly seeded RNG.", stacklevel=3)
+    fields = ("global_step", "epoch", "batch_in_epoch", "metrics", "best_metric", "best_step")
+    return TrainerState(**{k: saved[k] for k in fields})
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """The resumable checkpoints in ``output_dir``, oldest first."""
+    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def _find_checkpoint(where: str, output_dir: Path) -> Path:
+    if where == "latest":
+        found = _checkpoints(output_dir)
+        if not found:
+            raise KGFileNotFoundError(f"`resume_from_checkpoint='latest'`, but {output_dir} holds no checkpoint-*.")
+        return found[-1]
+    folder = Path(where)
+    if not (folder / STATE_NAME).is_file():
+        raise KGFileNotFoundError(f"No resumable checkpoint at {folder} (missing {STATE_NAME}).")
+    return folder
+
+
+def _prune_checkpoints(accelerator: Accelerator, output_dir: Path, limit: int | None) -> None:
+    if limit is None or not accelerator.is_main_process:
+        return
+    for old in _checkpoints(output_dir)[:-limit]:
+        shutil.rmtree(old)
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """This process's RNG states: tensors (torch, CUDA, numpy's key) and JSON values (the rest)."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    tensors["numpy.keys"] = torch.from_numpy(keys.astype(np.int64))
+    version, internal, gauss_next = random.getstate()
+    extra = {
+        "numpy": {
+            "kind": kind,
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+    }
+    return tensors, extra
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            if f"cuda.{i}" in tensors:
+                torch.cuda.set_rng_state(tensors[f"cuda.{i}"], i)
+    n = extra["numpy"]
+    keys = tensors["numpy.keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = extra["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+
+
+# --------------------------------------------------------------------- helpers
+def _resolve_mixed_precision(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _trackers(config: TrainingConfig, logging_dir: Path) -> list[str | GeneralTracker] | None:
+    if "tensorboard" in config.log_with and not is_tensorboard_available():
+        raise TrainingConfigError(
+            "`log_with` includes 'tensorboard', but neither tensorboard nor tensorboardX is installed."
+        )
+    return [CSVTracker(logging_dir) if name == "csv" else name for name in config.log_with] or None
+
+
+def _hparams(config: TrainingConfig) -> dict[str, bool | int | float | str]:
+    """The config with scalar values only, as trackers such as TensorBoard's hparams want."""
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in config.to_dict().items()}
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    for value in batch.values():
+        if isinstance(value, torch.Tensor):
+            return value.size(0)
+    raise ValueError(f"Cannot tell the batch size: no tensor among the batch's keys {sorted(batch)}.")
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+
+
+def _write_json(file: Path, values: Any) -> None:
+    file.write_text(json.dumps(values, indent=2), encoding="utf-8")
+
+
+def _fresh_temp(folder: Path) -> Path:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    return tmp
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by the finished ``tmp``; a crash leaves the old folder or the new one."""
+    if folder.exists():
+        old = _fresh_temp(folder.with_name(f"{folder.name}.old"))
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, folder)
