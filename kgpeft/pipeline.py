@@ -90,8 +90,11 @@ class JobConfig:
         unknown = sorted(set(self.adapter) - known)
         if unknown:
             raise JobConfigError(f"adapter: unknown keys {unknown}; known keys: {sorted(known)}.")
+        values = dict(self.adapter)
+        if self.task_type == "classification":
+            values.setdefault("modules_to_save", ["classifier", "score"])  # the new head trains (peft's names)
         try:
-            return KGLoraConfig(**self.adapter)
+            return KGLoraConfig(**values)
         except (TypeError, ValueError) as e:
             raise JobConfigError(f"adapter: {e}") from None
 

@@ -36,6 +36,13 @@ class KGLoraConfig:
             "architecture (query, key, value, output), found from the model when not in kgpeft's table."
         },
     )
+    modules_to_save: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules trained in full and saved with the adapter, as in peft (e.g. a new classification "
+            "head: ['classifier', 'score'])."
+        },
+    )
     knowledge_mode: KnowledgeMode = field(
         default="token",
         metadata={
@@ -100,6 +107,7 @@ class KGLoraConfig:
             lora_alpha=self.lora_alpha,
             lora_dropout=self.lora_dropout,
             target_modules=target_modules,
+            modules_to_save=self.modules_to_save,
             bias="none",
         )
 

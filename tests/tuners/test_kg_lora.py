@@ -258,3 +258,20 @@ def test_architecture_outside_the_table(kg, tokenizer, config, expected):
     _perturb(model)
     model(**inputs, knowledge=knowledge).logits.pow(2).mean().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_new_classification_head_trains_and_is_saved(kg, tokenizer, tmp_path):
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "bert")
+    kg_config = KGLoraConfig(r=4, graph_channels=16, modules_to_save=["classifier"])
+    model = get_kg_peft_model(build_model(config, auto), kg_config, kg, tokenizer=tokenizer)
+    head = [n for n, p in model.named_parameters() if "classifier" in n and p.requires_grad]
+    assert head, "the head is trainable"
+    _perturb(model)
+    model.eval()
+    inputs, knowledge = make_inputs(), _knowledge(kg)
+    want = model(**inputs, knowledge=knowledge).logits
+    model.save_pretrained(tmp_path / "ckpt")
+    other = build_model(config, auto)
+    torch.nn.init.normal_(other.classifier.weight)  # a different head: the saved one must replace it
+    loaded = KGPeftModel.from_pretrained(other, tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    assert torch.equal(loaded(**inputs, knowledge=knowledge).logits, want)
