@@ -50,7 +50,7 @@ class DemoConfig:
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear decay)."})
     r: int = field(default=8, metadata={"help": "KG-LoRA rank."})
     knowledge_mode: str = field(default="token", metadata={"help": "KG-LoRA's knowledge mode."})
-    num_facts: int = field(default=8, metadata={"help": "Facts written into the prompt for `lora+facts`."})
+    num_facts: int = field(default=4, metadata={"help": "Facts written into the prompt for `lora+facts`."})
     max_nodes: int = field(default=32, metadata={"help": "Subgraph nodes per question."})
     max_new_tokens: int = field(default=8, metadata={"help": "Answer length at evaluation."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling, retrieval and training."})
@@ -100,7 +100,8 @@ def _plot(results: dict[str, dict[str, Any]], curves: dict[str, list], path: Pat
         if points:
             ax1.plot(*zip(*points, strict=True), label=name)
     ax1.set(xlabel="step", ylabel="training loss", title="Training curves")
-    ax1.legend()
+    if any(curves.values()):
+        ax1.legend()
     names = list(results)
     ax2.bar(names, [results[n]["exact_match"] for n in names], color="tab:blue", label="exact match")
     ax2.set(ylabel="% of held-out questions", title="Hypernym QA, held-out entities")
@@ -130,7 +131,7 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
     retriever = SubgraphRetriever(kg, num_neighbors=[16, 8], max_nodes=config.max_nodes, seed=config.seed)
 
     def data(examples, with_target, num_facts=0):
-        max_length = 160 if num_facts else 48
+        max_length = 96 if num_facts else 48
         return KnowledgeDataset(
             examples,
             tokenizer,
