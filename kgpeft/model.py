@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from kgpeft.tuners.layer import (
     knowledge_hook,
 )
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
+from kgpeft.utils import atomic_folder
 
 CONFIG_NAME = "kgpeft_config.json"
 WEIGHTS_NAME = "kgpeft_model.safetensors"
@@ -419,12 +418,7 @@ class KGPeftModel(nn.Module):
         version) and ``kgpeft_model.safetensors`` (graph encoders and knowledge weights).
         Everything is written to a temporary folder first and renamed into place.
         """
-        target = Path(save_directory)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_folder(save_directory, overwrite) as tmp:
             self.peft_model.save_pretrained(str(tmp))
             save_file(self.knowledge_state_dict(), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             meta = {
@@ -438,13 +432,6 @@ class KGPeftModel(nn.Module):
                 "target_modules": self.target_modules,
             }
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            tmp.chmod(0o755)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
 
     @classmethod
     def from_pretrained(

