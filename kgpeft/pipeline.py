@@ -43,7 +43,14 @@ class JobConfig:
         default="hypernym_qa",
         metadata={"help": f"One of {TASK_BUILDERS}, or a .jsonl file of rows (text, answer | label, split)."},
     )
-    task_type: str = field(default="causal_lm", metadata={"help": "causal_lm, classification or seq2seq."})
+    task_type: str = field(
+        default="causal_lm",
+        metadata={
+            "help": "causal_lm (generation, scored by exact match and F1, or ROUGE for glosses), multiple_choice "
+            "(trained as causal_lm on the gold answer, scored by the options' log-likelihood), classification "
+            "(accuracy, macro and micro F1: entity typing for IE) or seq2seq."
+        },
+    )
     num_labels: int | None = field(default=None, metadata={"help": "Classes, for classification."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
@@ -172,6 +179,7 @@ def load_base_model(config: JobConfig):
 
     auto = {
         "causal_lm": AutoModelForCausalLM,
+        "multiple_choice": AutoModelForCausalLM,
         "seq2seq": AutoModelForSeq2SeqLM,
         "classification": AutoModelForSequenceClassification,
     }[config.task_type]
@@ -199,7 +207,7 @@ def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGrap
         examples,
         tokenizer,
         kg,
-        task=config.task_type,
+        task="causal_lm" if config.task_type == "multiple_choice" else config.task_type,
         retriever=retriever,
         max_length=config.max_length,
         with_target=with_target,
@@ -211,12 +219,26 @@ def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGrap
 def evaluate_job(model, config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph) -> dict[str, float]:
     """The task's metrics on ``examples``."""
     from kgpeft.evaluation import compute_metrics
-    from kgpeft.tasks import generate_texts, predict_classes
+    from kgpeft.tasks import generate_texts, predict_classes, target_log_likelihoods
 
     if config.task_type == "classification":
         dataset = datasets_for(config, examples, tokenizer, kg, with_target=True)
         predictions = predict_classes(model, dataset).tolist()
-        return compute_metrics("classification", predictions, [e.label for e in examples])
+        references = [e.label for e in examples]
+        ie = compute_metrics("ie", predictions, references)
+        return {**compute_metrics("classification", predictions, references), "micro_f1": ie["micro_f1"]}
+    if config.task_type == "multiple_choice":
+        if any(not e.choices or e.label is None for e in examples):
+            raise JobConfigError("multiple_choice: every example needs `choices` and the gold `label` index.")
+        options = [dataclasses.replace(e, answer=c) for e in examples for c in e.choices]
+        scores = target_log_likelihoods(model, datasets_for(config, options, tokenizer, kg, with_target=True))
+        rows, start = [], 0
+        for e in examples:
+            rows.append(scores[start : start + len(e.choices)])
+            start += len(e.choices)
+        width = max(len(r) for r in rows)
+        padded = torch.stack([torch.nn.functional.pad(r, (0, width - len(r)), value=-float("inf")) for r in rows])
+        return compute_metrics("multiple_choice", padded, [e.label for e in examples])
     dataset = datasets_for(config, examples, tokenizer, kg, with_target=False)
     predictions = [
         p.split("\n")[0].strip() for p in generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)

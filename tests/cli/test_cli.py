@@ -105,3 +105,18 @@ def test_link_prints_mentions_and_facts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "'usa'" in out and "'uk'" in out
     assert "subgraph:" in out and out.count(" --") == 2
+
+
+def test_multiple_choice_job(job, tmp_path, capsys):
+    path, values = job
+    rows = [
+        {"text": "the dog", "answer": "animal", "choices": ["animal", "money"], "label": 0, "split": "train"},
+        {"text": "the bank", "answer": "money", "choices": ["animal", "money", "river"], "label": 1, "split": "test"},
+        {"text": "the cat", "answer": "pet", "choices": ["tree", "pet"], "label": 1, "split": "test"},
+    ]
+    (tmp_path / "task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text(yaml.safe_dump({**values, "task_type": "multiple_choice"}))
+    assert main(["train", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads(out[out.index('{\n  "test"') :])["test"]
+    assert set(metrics) == {"accuracy"} and metrics["accuracy"] in (0.0, 0.5, 1.0)

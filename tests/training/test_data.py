@@ -98,3 +98,23 @@ def test_text_without_entities_gets_an_empty_graph(kg, tokenizer):
     assert batch["knowledge"].graph.num_nodes == 0
     assert (batch["knowledge"].token_node_index == -1).all()
     assert torch.equal(batch["labels"][0, -1], torch.tensor(ID["pet"]))
+
+
+def test_dataloader_workers_and_unlinked_text_trains(kg, tokenizer):
+    from tiny_models import ARCHITECTURES, build_model
+    from torch.utils.data import DataLoader
+
+    from kgpeft import KGLoraConfig, get_kg_peft_model
+
+    rows = [TaskExample("the a the", answer="pet"), TaskExample("a the", answer="animal")]  # nothing links
+    ds = _dataset(kg, tokenizer, rows * 2)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=KnowledgeCollator(pad_token_id=0))
+    batches = list(loader)
+    assert len(batches) == 2 and all(b["knowledge"].graph.num_nodes == 0 for b in batches)
+    _, config, auto = ARCHITECTURES[1]
+    model = get_kg_peft_model(build_model(config, auto), KGLoraConfig(r=4, graph_channels=16), kg, tokenizer)
+    model.train()
+    loss = model(**batches[0]).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n and p.requires_grad)
