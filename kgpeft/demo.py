@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -206,7 +205,3 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
     print(f"Training curves and results: {out / 'results.png'}")
     print(f"Total time: {time.perf_counter() - t_start:.0f} s")
     return results
-
-
-def config_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(DemoConfig))
