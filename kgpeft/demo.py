@@ -29,7 +29,7 @@ from kgpeft.evaluation import exact_match_score, token_f1_score
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
 from kgpeft.retrieval import SubgraphRetriever
-from kgpeft.tasks import generate_texts
+from kgpeft.tasks import first_line, generate_texts
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset, TrainingConfig, train
 from kgpeft.tuners import KGLoraConfig
 
@@ -72,8 +72,7 @@ def _lora_params_per_rank(model) -> int:
 
 def _evaluate(model, dataset: KnowledgeDataset, examples: list, config: DemoConfig) -> dict[str, float]:
     predictions = generate_texts(model, dataset, max_new_tokens=config.max_new_tokens, batch_size=32)
-    # the model answers with a phrase; its first line is the answer
-    predictions = [p.split("\n")[0].strip().rstrip(".") for p in predictions]
+    predictions = [first_line(p) for p in predictions]
     answers = [list(e.answers) for e in examples]
     return {
         "exact_match": 100 * exact_match_score(predictions, answers),

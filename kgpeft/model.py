@@ -267,10 +267,9 @@ class KGPeftModel(nn.Module):
             raise KnowledgeError(
                 "`prefix` mode adds soft tokens, so the model must number positions itself; do not pass `position_ids`."
             )
-        graph = knowledge.graph
         b, m, at = input_ids.size(0), config.num_prefix_tokens, self._prefix_position
-        z = self.graph_encoders[self.active_adapter](graph)  # (N, d_graph)
-        node_states, node_mask = to_dense_batch(z, graph.batch, batch_size=b)
+        state = self.encode_knowledge(knowledge)  # not token mode: the nodes laid out per sample
+        node_states, node_mask = state.node_states, state.node_mask  # (B, M, d_graph), (B, M)
         count = node_mask.sum(1, keepdim=True)  # (B, 1)
         pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
         embeds = self.base_model.get_input_embeddings()(input_ids)  # (B, T, d_model)
@@ -396,17 +395,21 @@ class KGPeftModel(nn.Module):
         return self.peft_model.merge_and_unload()
 
     # -------------------------------------------------------------- checkpoints
+    def _knowledge_modules(self) -> dict[str, nn.ModuleDict]:
+        """kgpeft's own modules, keyed by the prefix of their weights in ``kgpeft_model.safetensors``."""
+        return {
+            "graph_encoders": self.graph_encoders,
+            "fusions": self.fusions,
+            "prefix_projections": self.prefix_projections,
+        }
+
     def knowledge_state_dict(self) -> dict[str, torch.Tensor]:
         """The kgpeft weights (graph encoders, knowledge projections, prefix projections), no LoRA."""
-        state = {}
-        for prefix, modules in [
-            ("graph_encoders", self.graph_encoders),
-            ("fusions", self.fusions),
-            ("prefix_projections", self.prefix_projections),
-        ]:
-            for k, v in modules.state_dict().items():
-                state[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
-        return state
+        return {
+            f"{prefix}.{k}": v.detach().cpu().contiguous()
+            for prefix, modules in self._knowledge_modules().items()
+            for k, v in modules.state_dict().items()
+        }
 
     def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = True) -> None:
         """Write the adapters to ``save_directory``, atomically.
@@ -492,25 +495,13 @@ class KGPeftModel(nn.Module):
                     f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}."
                 )
         state = load_safetensors(path / WEIGHTS_NAME)
-        own = {
-            f"{prefix}.{k}": None
-            for prefix, modules in [
-                ("graph_encoders", self.graph_encoders),
-                ("fusions", self.fusions),
-                ("prefix_projections", self.prefix_projections),
-            ]
-            for k in modules.state_dict()
-        }
-        if set(state) != set(own):
+        own = set(self.knowledge_state_dict())
+        if set(state) != own:
             raise CheckpointError(
-                f"{path / WEIGHTS_NAME} does not fit the config: missing {sorted(set(own) - set(state))[:5]}, "
-                f"unexpected {sorted(set(state) - set(own))[:5]}."
+                f"{path / WEIGHTS_NAME} does not fit the config: missing {sorted(own - set(state))[:5]}, "
+                f"unexpected {sorted(set(state) - own)[:5]}."
             )
-        for prefix, modules in [
-            ("graph_encoders", self.graph_encoders),
-            ("fusions", self.fusions),
-            ("prefix_projections", self.prefix_projections),
-        ]:
+        for prefix, modules in self._knowledge_modules().items():
             modules.load_state_dict({k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")})
         self.set_adapter(meta.get("active_adapter", first))
         if not is_trainable:

@@ -219,7 +219,7 @@ def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGrap
 def evaluate_job(model, config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph) -> dict[str, float]:
     """The task's metrics on ``examples``."""
     from kgpeft.evaluation import compute_metrics
-    from kgpeft.tasks import generate_texts, predict_classes, target_log_likelihoods
+    from kgpeft.tasks import first_line, generate_texts, predict_classes, target_log_likelihoods
 
     if config.task_type == "classification":
         dataset = datasets_for(config, examples, tokenizer, kg, with_target=True)
@@ -240,9 +240,7 @@ def evaluate_job(model, config: JobConfig, examples: list, tokenizer, kg: Knowle
         padded = torch.stack([torch.nn.functional.pad(r, (0, width - len(r)), value=-float("inf")) for r in rows])
         return compute_metrics("multiple_choice", padded, [e.label for e in examples])
     dataset = datasets_for(config, examples, tokenizer, kg, with_target=False)
-    predictions = [
-        p.split("\n")[0].strip() for p in generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
-    ]
+    predictions = [first_line(p) for p in generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)]
     task = "summarization" if config.task == "gloss_generation" else "qa"
     references = [list(e.answers) for e in examples]
     return compute_metrics(task, predictions, references)

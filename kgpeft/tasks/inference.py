@@ -68,6 +68,11 @@ def generate_texts(
     return [t.strip() for t in tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
 
+def first_line(text: str) -> str:
+    """The answer in a generated continuation: its first line (models go on after answering)."""
+    return text.split("\n")[0].strip()
+
+
 @torch.no_grad()
 def target_log_likelihoods(model, dataset: KnowledgeDataset, *, batch_size: int = 16, accelerator=None) -> torch.Tensor:
     """The summed log-probability of each row's target tokens given its prompt. Shape ``(N,)``.
