@@ -146,21 +146,27 @@ class TrainingConfig:
         Unlike a saved adapter config, a training config is written by hand, so an unknown key
         is an error (usually a typo) rather than a warning.
         """
-        hints = typing.get_type_hints(cls)
-        for key, value in values.items():
-            if key not in hints:
-                close = difflib.get_close_matches(key, list(hints), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(hints)}."
-                raise TrainingConfigError(f"unknown key {key!r} in training config{hint}")
-            if not _has_type(value, hints[key]):
-                expected = _type_name(hints[key])
-                note = ""
-                if isinstance(value, str) and float in _flatten(hints[key]):
-                    note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
-                raise TrainingConfigError(
-                    f"`{key}` in training config should be {expected}, got {type(value).__name__} {value!r}{note}."
-                )
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "training config", TrainingConfigError)
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], what: str, error: type[Exception]) -> Any:
+    """``cls(**values)`` after checking each key exists and each value has the annotated type.
+
+    Errors (``error``) name the key, suggest a close match for a typo and say what type was expected.
+    """
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints or key.startswith("_"):
+            close = difflib.get_close_matches(key, list(hints), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(hints)}."
+            raise error(f"unknown key {key!r} in {what}{hint}")
+        if not _has_type(value, hints[key]):
+            expected = _type_name(hints[key])
+            note = ""
+            if isinstance(value, str) and float in _flatten(hints[key]):
+                note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
+            raise error(f"`{key}` in {what} should be {expected}, got {type(value).__name__} {value!r}{note}.")
+    return cls(**values)
 
 
 def _is_int(value: Any) -> bool:
