@@ -23,6 +23,8 @@ from torch_geometric.utils import to_dense_batch
 
 from kgpeft.errors import KGFileNotFoundError, KGPeftError
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge import KGEmbeddings
+from kgpeft.kge.distillation import SoftTargets, distillation_loss
 from kgpeft.nn import KGENodeFeatures, LearnedNodeFeatures, RGCNEncoder, TextNodeFeatures
 from kgpeft.tuners.config import CONFIG_FORMAT_VERSION, KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
@@ -90,8 +92,9 @@ class KGPeftModel(nn.Module):
         kg (KnowledgeGraph): the graph the adapters read.
         tokenizer (PreTrainedTokenizerBase, optional): needed for ``node_features="text"``.
         adapter_name (str): name of the first adapter. (default: ``"default"``)
-        kge_embeddings (Tensor, optional): ``(num_entities, d)`` pretrained vectors for
-            ``node_features="kge"``.
+        kge_embeddings (Tensor | KGEmbeddings | str, optional): for ``node_features="kge"``:
+            ``(num_entities, d)`` pretrained vectors, a :class:`~kgpeft.kge.KGEmbeddings`, or the path of
+            an embedding file (checked against the KG's fingerprint). (default: the config's ``kge_path``)
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class KGPeftModel(nn.Module):
         self.graph_encoders = nn.ModuleDict()
         self.fusions = nn.ModuleDict()
         self.prefix_projections = nn.ModuleDict()
+        self.relation_decoders = nn.ModuleDict()
         self._hooks: dict[str, list[torch.utils.hooks.RemovableHandle]] = {}
         self._adapters_enabled = True
         self.peft_model: PeftModel | None = None
@@ -157,6 +161,9 @@ class KGPeftModel(nn.Module):
         if config.knowledge_mode == "prefix":
             d_model = self.base_model.get_input_embeddings().embedding_dim
             self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * d_model)
+        if config.relation_loss_weight > 0:  # DistMult relation vectors over node states, starting as a dot product
+            self.relation_decoders[adapter_name] = nn.Embedding(2 * self.kg.num_relations, config.graph_channels)
+            nn.init.ones_(self.relation_decoders[adapter_name].weight)
         fusions = nn.ModuleDict()
         handles = []
         if config.knowledge_mode != "prefix":
@@ -185,9 +192,7 @@ class KGPeftModel(nn.Module):
                 )
             features = TextNodeFeatures(self.kg, self.tokenizer, self._input_embeddings(), d)
         elif config.node_features == "kge":
-            if self.kge_embeddings is None:
-                raise ValueError("`node_features='kge'` needs `kge_embeddings=` (num_entities, d).")
-            features = KGENodeFeatures(self.kge_embeddings, d)
+            features = KGENodeFeatures(self._kge_vectors(config), d)
         else:
             features = LearnedNodeFeatures(self.kg.num_entities, d)
         rgcn = RGCNEncoder(
@@ -200,6 +205,26 @@ class KGPeftModel(nn.Module):
             dropout=config.graph_dropout,
         )
         return GraphEncoder(features, rgcn)
+
+    def _kge_vectors(self, config: KGLoraConfig) -> torch.Tensor:
+        from kgpeft.kge import KGEmbeddings
+
+        source = self.kge_embeddings if self.kge_embeddings is not None else config.kge_path
+        if source is None:
+            raise ValueError(
+                "`node_features='kge'` needs KG embeddings: set `kge_path` in the config (a file from "
+                "`kgpeft kge train`) or pass `kge_embeddings=`."
+            )
+        if isinstance(source, (str, os.PathLike)):
+            source = KGEmbeddings.load(source, self.kg)
+        if isinstance(source, KGEmbeddings):
+            source.check_kg(self.kg)
+            source = source.entity_embeddings()
+        if source.size(0) != self.kg.num_entities:
+            raise ValueError(
+                f"`kge_embeddings` has {source.size(0)} rows but the KG has {self.kg.num_entities} entities."
+            )
+        return source
 
     def _input_embeddings(self) -> nn.Embedding:
         model = self._base if self.peft_model is None else self.base_model
@@ -301,22 +326,84 @@ class KGPeftModel(nn.Module):
         return outputs
 
     # ------------------------------------------------------------------ running
-    def forward(self, *args: Any, knowledge: KnowledgeBatch | None = None, **kwargs: Any):
-        """The base model's forward, with the graph states of ``knowledge`` in the adapters."""
+    def forward(
+        self,
+        *args: Any,
+        knowledge: KnowledgeBatch | None = None,
+        distillation: SoftTargets | None = None,
+        **kwargs: Any,
+    ):
+        """The base model's forward, with the graph states of ``knowledge`` in the adapters.
+
+        With ``distillation`` (a KGE teacher's soft targets, see
+        :mod:`kgpeft.kge.distillation`), ``loss`` also holds the weighted distillation
+        loss; in training mode with ``relation_loss_weight > 0``, the weighted relation-aware
+        loss (:meth:`relation_loss`). Each term is also returned on its own
+        (``distillation_loss``, ``relation_loss``).
+        """
         if args:
             kwargs["input_ids"] = args[0]
             if len(args) > 1:
                 raise TypeError("Pass model inputs other than `input_ids` by keyword.")
         if not self._adapters_enabled:
-            return self.peft_model(**kwargs)
-        if self.active_config.knowledge_mode == "prefix":
+            outputs = self.peft_model(**kwargs)
+        elif self.active_config.knowledge_mode == "prefix":
             self._check_knowledge(knowledge, kwargs)
             num_tokens = kwargs["input_ids"].size(1)
             outputs = self.peft_model(**self._prefix_inputs(knowledge, kwargs))
-            return outputs if self.is_encoder_decoder else self._drop_prefix(outputs, num_tokens)
-        state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
-        with self.context.activate(state):
-            return self.peft_model(**kwargs)
+            outputs = outputs if self.is_encoder_decoder else self._drop_prefix(outputs, num_tokens)
+        else:
+            state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
+            with self.context.activate(state):
+                outputs = self.peft_model(**kwargs)
+        if distillation is not None:
+            outputs["distillation_loss"] = kd = distillation_loss(outputs.logits, distillation)
+            if outputs.get("loss") is not None:
+                outputs["loss"] = outputs.loss + distillation.weight * kd
+        weight = self.active_config.relation_loss_weight
+        if self._adapters_enabled and self.training and weight > 0 and knowledge is not None:
+            outputs["relation_loss"] = rel = self.relation_loss(knowledge)
+            if outputs.get("loss") is not None:
+                outputs["loss"] = outputs.loss + weight * rel
+        return outputs
+
+    def relation_loss(self, knowledge: KnowledgeBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Relation-aware auxiliary loss: link prediction on the R-GCN's node states.
+
+        A ``relation_holdout`` fraction of the batch's subgraph triples is removed (both
+        directions) and the graph encoded without them; a DistMult decoder over the node
+        states, :math:`\\langle z_h, w_r, z_t \rangle / \\sqrt{d}`, then scores each held-out
+        edge against ``relation_negatives`` corruptions of its tail by other nodes of the same
+        subgraph, with the logistic loss. The encoder learns states from which the KG's
+        relations can be read. Zero when the batch has no edges.
+        """
+        config = self.active_config
+        graph = knowledge.graph
+        decoder = self.relation_decoders[self.active_adapter]
+        device = graph.edge_index.device
+        forward_edges = (graph.edge_type < self.kg.num_relations).nonzero().view(-1)
+        if forward_edges.numel() == 0:
+            return decoder.weight.sum() * 0.0
+        coin = torch.rand(forward_edges.numel(), generator=generator, device=device)
+        picked = forward_edges[coin < config.relation_holdout]
+        if picked.numel() == 0:
+            picked = forward_edges[coin.argmin()].view(1)
+        held = torch.isin(graph.edge_id, graph.edge_id[picked])  # the triple and its inverse, in every sample
+        masked = graph.clone()
+        masked.edge_index, masked.edge_type = graph.edge_index[:, ~held], graph.edge_type[~held]
+        z = self.graph_encoders[self.active_adapter](masked)  # (N, d)
+        src, dst = graph.edge_index[:, picked]
+        w = decoder(graph.edge_type[picked])  # (P, d)
+        k = config.relation_negatives
+        sample = graph.batch[src]
+        low, size = graph.ptr[sample], graph.ptr[sample + 1] - graph.ptr[sample]
+        neg = low[:, None] + (torch.rand(src.numel(), k, generator=generator, device=device) * size[:, None]).long()
+        scale = z.size(1) ** -0.5
+        pos_score = (z[src] * w * z[dst]).sum(-1) * scale  # (P,)
+        neg_score = ((z[src] * w)[:, None] * z[neg]).sum(-1) * scale  # (P, k)
+        neg_score = neg_score.masked_fill(neg == dst[:, None], float("-inf"))  # the true tail is no negative
+        losses = torch.cat([nn.functional.softplus(-pos_score), nn.functional.softplus(neg_score).view(-1)])
+        return losses.mean()
 
     @torch.no_grad()
     def generate(self, *args: Any, knowledge: KnowledgeBatch | None = None, **kwargs: Any):
@@ -401,6 +488,7 @@ class KGPeftModel(nn.Module):
             "graph_encoders": self.graph_encoders,
             "fusions": self.fusions,
             "prefix_projections": self.prefix_projections,
+            "relation_decoders": self.relation_decoders,
         }
 
     def knowledge_state_dict(self) -> dict[str, torch.Tensor]:
@@ -444,7 +532,7 @@ class KGPeftModel(nn.Module):
         kg: KnowledgeGraph,
         tokenizer=None,
         is_trainable: bool = False,
-        kge_embeddings: torch.Tensor | None = None,
+        kge_embeddings: torch.Tensor | KGEmbeddings | str | None = None,
     ) -> KGPeftModel:
         """Load a checkpoint written by :meth:`save_pretrained` onto ``model``.
 

@@ -69,6 +69,10 @@ class TaskExample:
             entity linker. (default: ``None``)
         target_end (int, optional): end (exclusive) of that span. (default: ``None``)
         answer_entities (tuple[str, ...]): the keys of the entities the answer names. (default: none)
+        choice_entities (tuple[str, ...]): the key of the entity each choice names, parallel to
+            ``choices``; a KGE teacher scores them for knowledge distillation. (default: none)
+        relations (tuple[str, ...]): the relations that lead from ``entity`` to the answer, e.g.
+            ``("hypernym", "instance_hypernym")``: the query a KGE teacher answers. (default: none)
         id (str): unique within the task, e.g. ``"hypernym_qa/02084071-n"``. (default: ``""``)
         split (str, optional): ``"train"``, ``"valid"`` or ``"test"``. (default: ``None``)
     """
@@ -82,6 +86,8 @@ class TaskExample:
     target_start: int | None = None
     target_end: int | None = None
     answer_entities: tuple[str, ...] = ()
+    choice_entities: tuple[str, ...] = ()
+    relations: tuple[str, ...] = ()
     id: str = ""
     split: str | None = None
 
@@ -314,8 +320,9 @@ def hypernym_qa(
                 f"`num_choices`={num_choices} needs {num_choices - 1} distractors for {key!r} ({label!r}), but "
                 f"only {len(distractors)} hypernym labels are neither its names nor its ancestors'."
             )
-        choices = [kg.labels[pool_by_label[d]] for d in distractors] + [gold]
+        choices = [(kg.labels[pool_by_label[d]], pool_by_label[d]) for d in distractors] + [(gold, hypernyms[0])]
         rng.shuffle(choices)
+        choices, choice_ids = [c for c, _ in choices], [e for _, e in choices]
         subject = _indefinite(label)
         text = f"What kind of thing is {subject}?"
         start = len("What kind of thing is ") + len(subject) - len(label)
@@ -332,6 +339,8 @@ def hypernym_qa(
                 choices=tuple(choices),
                 accepted_answers=tuple(dict.fromkeys(n for t in hypernyms for n in kg.names(t))),
                 answer_entities=tuple(kg.entity_keys[t] for t in hypernyms),
+                choice_entities=tuple(kg.entity_keys[e] for e in choice_ids),
+                relations=tuple(relations),
             )
         )
     return _by_split(examples, max_examples, seed)

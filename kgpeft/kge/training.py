@@ -34,7 +34,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import AnswerIndex, RankResult
 from kgpeft.kge.models import build_model
-from kgpeft.training.config import dataclass_from_dict
+from kgpeft.utils import dataclass_from_dict
 
 
 class KGEConfigError(KGPeftError, ValueError):
@@ -295,10 +295,8 @@ class _NegativeSampling(_Step):
         b, k = h.numel(), c.num_negatives
         corrupt_head = torch.rand(b, k, device=self.device) < self.head_prob[r][:, None]
         random = torch.randint(self.num_entities, (b, k), device=self.device)
-        neg_h = torch.where(corrupt_head, random, h[:, None])
-        neg_t = torch.where(corrupt_head, t[:, None], random)
         pos = model.score(h, r, t)  # (B,)
-        neg = model.score(neg_h, r[:, None], neg_t)  # (B, K)
+        neg = model._score_corrupted(h, r, t, random, corrupt_head)  # (B, K)
         if c.loss == "margin":
             loss = F.relu(c.margin - pos[:, None] + neg).mean()
         elif c.loss == "softplus":

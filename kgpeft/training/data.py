@@ -20,6 +20,7 @@ from torch_geometric.data import Batch, Data
 from kgpeft.datasets.tasks import TaskExample
 from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge.distillation import KGETeacher, collate_soft_targets, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import SubgraphRetriever, batch_node_index
 from kgpeft.tuners import KnowledgeBatch
@@ -82,6 +83,10 @@ class KnowledgeDataset(Dataset):
         num_facts: write up to this many retrieved facts into the prompt as text, before
             the input, as G-Retriever does; ``0`` for none. (default: 0)
         seed: the retrieval sampling seed. (default: 0)
+        teacher: a :class:`~kgpeft.kge.distillation.KGETeacher`; with it, each training
+            example also carries the teacher's soft targets over candidate answers, and the
+            collator adds them to the batch as ``distillation`` (``causal_lm`` and ``seq2seq``
+            with targets). (default: none)
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class KnowledgeDataset(Dataset):
         with_target: bool = True,
         num_facts: int = 0,
         seed: int = 0,
+        teacher: KGETeacher | None = None,
     ) -> None:
         if task not in TASK_TYPES:
             raise ValueError(f"`task` should be one of {TASK_TYPES}, got {task!r}.")
@@ -111,7 +117,21 @@ class KnowledgeDataset(Dataset):
         self.retriever = retriever if retriever is not None else SubgraphRetriever(kg, [16, 8], max_nodes=64)
         self.mentions = [self._mentions(e) for e in self.examples]
         self.graphs = self._retrieve(seed)
+        self.teacher = teacher
+        if teacher is not None and not (with_target and task in ("causal_lm", "seq2seq")):
+            raise ValueError("A `teacher` needs `with_target=True` and task 'causal_lm' or 'seq2seq'.")
+        self.soft_targets = self._soft_targets() if teacher is not None else None
         self.features = [self._featurize(i) for i in range(len(self.examples))]
+
+    def _soft_targets(self) -> list[tuple[list[int], list[float]]]:
+        """Per example, the first token of each teacher candidate's label, and the teacher's scores."""
+        targets = self.teacher.soft_targets(self.examples)
+        labels = sorted({e for ids, _ in targets for e in ids})
+        tokens = first_tokens(
+            self.tokenizer, [self.kg.labels[e] for e in labels], leading_space=self.task == "causal_lm"
+        )
+        token_of = dict(zip(labels, tokens, strict=True))
+        return [([token_of[e] for e in ids], scores) for ids, scores in targets]
 
     def _mentions(self, example: TaskExample) -> list[Mention]:
         if example.target_start is None:
@@ -171,6 +191,7 @@ class KnowledgeDataset(Dataset):
                 feature["labels"] = example.label
             elif self.with_target:
                 feature["labels"] = tok(example.answer, truncation=True, max_length=self.max_length)["input_ids"]
+                self._add_soft_targets(feature, index, position=0)
             return feature
         enc = tok(text, return_offsets_mapping=True)
         prompt_ids, token_entity = enc["input_ids"], align(mentions, enc["offset_mapping"]).tolist()
@@ -183,11 +204,20 @@ class KnowledgeDataset(Dataset):
         if keep < 1:
             raise DataError(f"Row {index}: the target alone has {len(target_ids)} tokens, over `max_length`.")
         prompt_ids, token_entity = prompt_ids[-keep:], token_entity[-keep:]  # a long prompt loses its start
-        return {
+        feature = {
             "input_ids": prompt_ids + target_ids,
             "labels": [-100] * len(prompt_ids) + target_ids,
             "token_entity": token_entity + [-1] * len(target_ids),
         }
+        self._add_soft_targets(feature, index, position=len(prompt_ids) - 1)  # logits there predict the answer
+        return feature
+
+    def _add_soft_targets(self, feature: dict[str, Any], index: int, position: int) -> None:
+        if self.soft_targets is not None:
+            tokens, scores = self.soft_targets[index]
+            feature["distill_tokens"], feature["distill_logits"] = tokens, scores
+            feature["distill_position"] = position
+            feature["distill_settings"] = (self.teacher.temperature, self.teacher.weight)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -201,7 +231,8 @@ class KnowledgeCollator:
     """Pads features from :class:`KnowledgeDataset` into a batch and joins their subgraphs.
 
     The batch has ``input_ids``, ``attention_mask``, ``labels`` (when the features have
-    them) and, with ``with_knowledge``, ``knowledge`` (a
+    them), ``distillation`` (:class:`~kgpeft.kge.distillation.SoftTargets`, when the
+    dataset has a teacher) and, with ``with_knowledge``, ``knowledge`` (a
     :class:`~kgpeft.tuners.KnowledgeBatch`); without it, a plain model gets the same tokens.
 
     Args:
@@ -234,6 +265,8 @@ class KnowledgeCollator:
         if "labels" in features[0]:
             labels = [f["labels"] for f in features]
             batch["labels"] = torch.tensor(labels) if isinstance(labels[0], int) else self._pad(labels, -100)
+        if "distill_tokens" in features[0]:
+            batch["distillation"] = collate_soft_targets(features)
         if self.with_knowledge:
             graph = Batch.from_data_list([f["graph"] for f in features])
             token_entity = self._pad([f["token_entity"] for f in features], -1)  # (B, T) entity ids

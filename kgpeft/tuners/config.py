@@ -66,6 +66,24 @@ class KGLoraConfig:
             "table is saved); `kge`: frozen pretrained KG embeddings; `learned`: a trainable table."
         },
     )
+    kge_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "For `node_features='kge'`: a KG embedding file from `kgpeft kge train`; refused unless it was "
+            "trained on this KG (fingerprint)."
+        },
+    )
+    relation_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Relation-aware training: weight of an auxiliary link-prediction loss on the R-GCN's node "
+            "states (a DistMult decoder scores held-out subgraph edges against corrupted ones); 0: off."
+        },
+    )
+    relation_holdout: float = field(
+        default=0.2, metadata={"help": "Fraction of subgraph triples held out from message passing and scored."}
+    )
+    relation_negatives: int = field(default=4, metadata={"help": "Corrupted tails per held-out edge."})
     num_prefix_tokens: int = field(default=4, metadata={"help": "Soft tokens in `prefix` mode."})
     num_neighbors: list[int] = field(
         default_factory=lambda: [16, 8],
@@ -75,7 +93,8 @@ class KGLoraConfig:
     max_candidates: int = field(default=1, metadata={"help": "Candidate entities kept per mention when linking."})
 
     def __post_init__(self) -> None:
-        for name in ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens", "max_nodes"):
+        positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens", "max_nodes")
+        for name in (*positive, "relation_negatives"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"`{name}` should be a positive integer, got {value!r}.")
@@ -83,6 +102,10 @@ class KGLoraConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` should be in [0, 1), got {value!r}.")
+        if not 0.0 < self.relation_holdout < 1.0:
+            raise ValueError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
+        if self.relation_loss_weight < 0:
+            raise ValueError(f"`relation_loss_weight` should be non-negative, got {self.relation_loss_weight!r}.")
         if self.knowledge_mode not in KNOWLEDGE_MODES:
             raise ValueError(f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}.")
         if self.node_features not in NODE_FEATURES:
