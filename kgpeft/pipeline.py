@@ -60,6 +60,13 @@ class JobConfig:
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
     adapter: dict[str, Any] = field(default_factory=dict, metadata={"help": "KGLoraConfig settings."})
     training: dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingConfig settings."})
+    distillation: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "Knowledge distillation from a KGE teacher (DistillationConfig: teacher, candidates, "
+            "num_candidates, temperature, weight, relations); none: off."
+        },
+    )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> JobConfig:
@@ -67,7 +74,15 @@ class JobConfig:
         for key, value in values.items():
             if key not in known:
                 raise JobConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}.")
-            expected = {"adapter": dict, "training": dict, "model": str, "kg": str, "task": str, "task_type": str}
+            expected = {
+                "adapter": dict,
+                "training": dict,
+                "distillation": dict,
+                "model": str,
+                "kg": str,
+                "task": str,
+                "task_type": str,
+            }
             want = expected.get(key, int)
             if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
                 raise JobConfigError(f"{source}: key {key!r} should be {want.__name__}, got {value!r}.")
@@ -76,6 +91,7 @@ class JobConfig:
         config = cls(**values)
         config.adapter_config()  # validate the sections now, naming their keys
         config.training_config()
+        config.distillation_config()
         return config
 
     @classmethod
@@ -112,6 +128,16 @@ class JobConfig:
             return TrainingConfig.from_dict(self.training)
         except (TypeError, ValueError) as e:
             raise JobConfigError(f"training: {e}") from None
+
+    def distillation_config(self):
+        from kgpeft.kge.distillation import DistillationConfig
+
+        if self.distillation is None:
+            return None
+        try:
+            return DistillationConfig.from_dict(self.distillation)
+        except (TypeError, ValueError) as e:
+            raise JobConfigError(f"distillation: {e}") from None
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:
@@ -197,7 +223,7 @@ def load_base_model(config: JobConfig):
     return model, tokenizer
 
 
-def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph, with_target: bool):
+def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph, with_target: bool, teacher=None):
     from kgpeft.retrieval import SubgraphRetriever
     from kgpeft.training import KnowledgeDataset
 
@@ -213,6 +239,7 @@ def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGrap
         with_target=with_target,
         num_facts=config.num_facts,
         seed=config.seed,
+        teacher=teacher,
     )
 
 
@@ -265,7 +292,9 @@ def train_job(config: JobConfig) -> dict[str, float]:
     splits = load_examples(config, kg)
     model, tokenizer = build_model(config, kg)
     model.print_trainable_parameters()
-    train_ds = datasets_for(config, splits["train"], tokenizer, kg, with_target=True)
+    distillation = config.distillation_config()
+    teacher = distillation.build_teacher(kg, config.task_type == "multiple_choice") if distillation else None
+    train_ds = datasets_for(config, splits["train"], tokenizer, kg, with_target=True, teacher=teacher)
     valid_ds = datasets_for(config, splits["valid"], tokenizer, kg, with_target=True) if splits["valid"] else None
     training = config.training_config()
     train(model, train_ds, KnowledgeCollator(tokenizer.pad_token_id), training, eval_dataset=valid_ds)

@@ -21,13 +21,14 @@ with teacher scores :math:`s`, student logits :math:`z` and temperature :math:`T
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
 
 from kgpeft.errors import KGPeftError
+from kgpeft.utils import dataclass_from_dict
 
 if TYPE_CHECKING:
     from kgpeft.datasets.tasks import TaskExample
@@ -85,6 +86,49 @@ def distillation_loss(logits: Tensor, targets: SoftTargets) -> Tensor:
     )
     kl = torch.where(first, teacher * (torch.log(teacher.clamp(min=1e-12)) - log_student), 0.0).sum(dim=1)
     return kl.mean() * t * t
+
+
+@dataclass
+class DistillationConfig:
+    """The ``distillation:`` section of a job config.
+
+    Args:
+        teacher (str): a KG embedding file (``kgpeft kge train``) trained on the job's KG.
+        candidates (str, optional): ``"top_k"`` or ``"choices"``. (default: ``"choices"`` for
+            multiple-choice jobs, else ``"top_k"``)
+        num_candidates (int): candidates per example for ``"top_k"``. (default: ``8``)
+        temperature (float): softmax temperature. (default: ``2.0``)
+        weight (float): loss weight next to the task loss. (default: ``0.5``)
+        relations (list[str]): query relations for examples that name none. (default: none)
+    """
+
+    teacher: str
+    candidates: Literal["top_k", "choices"] | None = None
+    num_candidates: int = 8
+    temperature: float = 2.0
+    weight: float = 0.5
+    relations: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DistillationConfig:
+        if "teacher" not in values:
+            raise DistillationError("distillation: the key 'teacher' (a KG embedding file) is required.")
+        return dataclass_from_dict(cls, dict(values), "distillation config", DistillationError)
+
+    def build_teacher(self, kg: KnowledgeGraph, multiple_choice: bool = False) -> KGETeacher:
+        """Load the teacher file (refused unless trained on ``kg``) and wrap it."""
+        from kgpeft.kge import KGEmbeddings
+
+        candidates = self.candidates or ("choices" if multiple_choice else "top_k")
+        return KGETeacher(
+            KGEmbeddings.load(self.teacher, kg),
+            kg,
+            candidates=candidates,
+            num_candidates=self.num_candidates,
+            temperature=self.temperature,
+            weight=self.weight,
+            relations=self.relations,
+        )
 
 
 class KGETeacher:
@@ -190,6 +234,7 @@ def collate_soft_targets(features: Sequence[dict]) -> SoftTargets:
 
 
 __all__ = [
+    "DistillationConfig",
     "DistillationError",
     "KGETeacher",
     "SoftTargets",
