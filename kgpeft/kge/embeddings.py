@@ -138,6 +138,9 @@ class KGEmbeddings:
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata=metadata)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it the permissions of a new file
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -170,8 +173,13 @@ class KGEmbeddings:
                 f"{path} has format version {meta['format_version']}, newer than this kgpeft reads "
                 f"({FORMAT_VERSION}); upgrade kgpeft."
             )
-        config = KGEConfig(**json.loads(meta["config"]))
-        num_entities, num_relations = int(meta["num_entities"]), int(meta["num_relations"])
+        try:
+            config = KGEConfig.from_dict(json.loads(meta["config"]))
+            num_entities, num_relations = int(meta["num_entities"]), int(meta["num_relations"])
+            keys = json.loads(meta["relation_keys"])
+            fingerprint = meta["kg_fingerprint"]
+        except (KeyError, ValueError, TypeError) as e:  # JSONDecodeError and KGEConfigError are ValueErrors
+            raise EmbeddingFileError(f"{path}: unreadable kgpeft metadata ({type(e).__name__}: {e}).") from e
         model_relations = 2 * num_relations if config.reciprocal else num_relations
         model = build_model(
             config.model, num_entities, model_relations, config.hidden_channels, **config.model_kwargs()
@@ -180,8 +188,7 @@ class KGEmbeddings:
             model.load_state_dict(tensors)
         except RuntimeError as e:
             raise EmbeddingFileError(f"{path}: the tensors do not fit a {config.model} model: {e}") from e
-        keys = json.loads(meta["relation_keys"])
-        self = cls(model.to(device).eval(), config, num_relations, meta["kg_fingerprint"], keys)
+        self = cls(model.to(device).eval(), config, num_relations, fingerprint, keys)
         if kg is not None:
             self.check_kg(kg, source=path)
         return self

@@ -75,13 +75,13 @@ def filtered_ranks(scores: Tensor, target: Tensor, filter_row: Tensor, filter_co
         ``(B,)`` float ranks, 1 the best: the mean of the optimistic and the pessimistic rank.
     """
     rows = torch.arange(scores.size(0), device=scores.device)
-    true = scores[rows, target].clone()
-    scores = scores.clone()
-    scores[filter_row.to(scores.device), filter_col.to(scores.device)] = float("-inf")
-    scores[rows, target] = float("-inf")  # the target never counts against itself
-    true = true[:, None]
-    optimistic = 1 + (scores > true).sum(dim=1)
-    pessimistic = 1 + (scores >= true).sum(dim=1)
+    scores = scores.nan_to_num(nan=float("-inf"))  # a NaN score ranks last, never first
+    true = scores[rows, target][:, None]
+    candidate = torch.ones_like(scores, dtype=torch.bool)
+    candidate[filter_row.to(scores.device), filter_col.to(scores.device)] = False
+    candidate[rows, target] = False  # the target never counts against itself
+    optimistic = 1 + ((scores > true) & candidate).sum(dim=1)
+    pessimistic = 1 + ((scores >= true) & candidate).sum(dim=1)
     return (optimistic + pessimistic).double() / 2
 
 

@@ -132,7 +132,9 @@ class _Bilinear:
         # One gather of the random entities and one batched matrix product for both sides, instead of
         # gathering (B, K, d) heads and tails and multiplying them element-wise: the same scores, faster.
         queries = self._queries(self._entities(head_index), self._relations(rel_type), self._entities(tail_index))
-        scores = torch.bmm(torch.cat(self._entities(random), dim=-1), torch.stack(queries, dim=2))  # (B, K, 2)
+        candidates = self._entities(random)
+        candidates = candidates[0] if len(candidates) == 1 else torch.cat(candidates, dim=-1)  # (B, K, parts * d)
+        scores = torch.bmm(candidates, torch.stack(queries, dim=2))  # (B, K, 2)
         return torch.where(corrupt_head, scores[..., 1], scores[..., 0])
 
 

@@ -53,7 +53,7 @@ class KGEConfig:
         p_norm (float): TransE's distance norm. (default: ``1.0``)
         training (str): ``"negative_sampling"`` or ``"1-n"``. (default: ``"1-n"``)
         loss (str): ``"softplus"``, ``"margin"``, ``"nssa"`` (negative sampling),
-            ``"bce"``, ``"ce"`` (1-n). (default: ``"ce"``)
+            ``"bce"``, ``"ce"`` (1-n). (default: ``"ce"`` for 1-n, ``"softplus"`` for negative sampling)
         num_negatives (int): corruptions per positive. (default: ``32``)
         negative_sampler (str): ``"uniform"`` or ``"bernoulli"``. (default: ``"uniform"``)
         adversarial_temperature (float): α of ``"nssa"``. (default: ``1.0``)
@@ -78,7 +78,7 @@ class KGEConfig:
     margin: float = 1.0
     p_norm: float = 1.0
     training: Literal["negative_sampling", "1-n"] = "1-n"
-    loss: Literal["softplus", "margin", "nssa", "bce", "ce"] = "ce"
+    loss: Literal["softplus", "margin", "nssa", "bce", "ce"] | None = None
     num_negatives: int = 32
     negative_sampler: Literal["uniform", "bernoulli"] = "uniform"
     adversarial_temperature: float = 1.0
@@ -100,6 +100,8 @@ class KGEConfig:
         pairs = {"negative_sampling": ("softplus", "margin", "nssa"), "1-n": ("bce", "ce")}
         if self.training not in pairs:
             raise KGEConfigError(f"`training` should be 'negative_sampling' or '1-n', got {self.training!r}.")
+        if self.loss is None:
+            self.loss = pairs[self.training][0] if self.training == "negative_sampling" else "ce"
         if self.loss not in pairs[self.training]:
             raise KGEConfigError(
                 f"`loss={self.loss!r}` does not go with `training={self.training!r}`; "
@@ -117,7 +119,10 @@ class KGEConfig:
     @classmethod
     def from_dict(cls, values: dict) -> KGEConfig:
         """Build from a plain dict (a YAML file's ``kge:`` section), naming unknown keys and wrong types."""
-        return dataclass_from_dict(cls, dict(values), "KGE config", KGEConfigError)
+        values = dict(values)
+        if isinstance(values.get("model"), str):
+            values["model"] = values["model"].lower()
+        return dataclass_from_dict(cls, values, "KGE config", KGEConfigError)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,7 +212,7 @@ def train_kge(
     if config.reciprocal:
         h, r, t = train
         train = torch.cat([train, torch.stack([t, r + num_relations, h])], dim=1)
-    known = AnswerIndex([*kg.splits.values()] if kg.splits else [kg.triples], num_entities, num_relations)
+    known = AnswerIndex([*kg.splits.values(), kg.triples], num_entities, num_relations)  # as KGEmbeddings.evaluate
     optimizer = (torch.optim.Adagrad if config.optimizer == "adagrad" else torch.optim.Adam)(
         model.parameters(), lr=config.lr
     )
