@@ -99,10 +99,8 @@ def main() -> None:
     retriever = SubgraphRetriever(kg, num_neighbors=[16, 8], max_nodes=demo.max_nodes, seed=args.seed)
 
     def data(examples, with_target, teacher=None):
-        return KnowledgeDataset(
-            examples, tokenizer, kg, retriever=retriever, with_target=with_target, max_length=48, seed=args.seed,
-            teacher=teacher,
-        )  # fmt: skip
+        kwargs = {"retriever": retriever, "max_length": 48, "seed": args.seed, "teacher": teacher}
+        return KnowledgeDataset(examples, tokenizer, kg, with_target=with_target, **kwargs)
 
     plain_train, kd_train, test = (
         data(train_examples, True),
@@ -140,15 +138,12 @@ def main() -> None:
         results[name] = {**metrics, "train_s": seconds, "train_loss": result.train_loss}
 
     print(f"\nHypernym QA on held-out WordNet entities, KG-LoRA, {args.steps} steps, seed {args.seed}")
-    print(
-        f"KD: weight {args.kd_weight}, T {args.temperature}, {args.num_candidates} candidates; relation-aware: weight"
-    )
-    print(f"{args.relation_weight}. Train loss includes the auxiliary terms.")
+    print(f"KD: weight {args.kd_weight}, T {args.temperature}, {args.num_candidates} candidates")
+    print(f"relation-aware loss: weight {args.relation_weight}; the train loss includes the auxiliary terms")
     print(f"{'variant':<10} {'EM':>6} {'F1':>6} {'train loss':>11} {'train s':>8}")
     for name, r in results.items():
-        print(
-            f"{name:<10} {r['exact_match']:>6.1f} {r['token_f1']:>6.1f} {r['train_loss']:>11.4f} {r['train_s']:>8.0f}"
-        )
+        em, f1 = r["exact_match"], r["token_f1"]
+        print(f"{name:<10} {em:>6.1f} {f1:>6.1f} {r['train_loss']:>11.4f} {r['train_s']:>8.0f}")
     print(f"Total time: {time.perf_counter() - t_start:.0f} s")
 
 
