@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--num-candidates", type=int, default=8)
     parser.add_argument("--relation-weight", type=float, default=0.1)
     parser.add_argument("--teacher-config", type=Path, default=Path("configs/kge/wordnet.yaml"))
-    parser.add_argument("--teacher", type=Path, default=Path("runs/kge/wordnet-teacher.safetensors"))
+    parser.add_argument("--teacher", type=Path, default=Path("runs/kge/wordnet.safetensors"))
     parser.add_argument("--output-dir", type=Path, default=Path("runs/kd_ablation"))
     parser.add_argument("--variants", nargs="+", default=["kg-lora", "+kd", "+rel", "+kd+rel"])
     args = parser.parse_args()
