@@ -74,14 +74,22 @@ def filtered_ranks(scores: Tensor, target: Tensor, filter_row: Tensor, filter_co
     Returns:
         ``(B,)`` float ranks, 1 the best: the mean of the optimistic and the pessimistic rank.
     """
-    rows = torch.arange(scores.size(0), device=scores.device)
-    scores = scores.nan_to_num(nan=float("-inf"))  # a NaN score ranks last, never first
-    true = scores[rows, target][:, None]
-    candidate = torch.ones_like(scores, dtype=torch.bool)
-    candidate[filter_row.to(scores.device), filter_col.to(scores.device)] = False
-    candidate[rows, target] = False  # the target never counts against itself
-    optimistic = 1 + ((scores > true) & candidate).sum(dim=1)
-    pessimistic = 1 + ((scores >= true) & candidate).sum(dim=1)
+    b, n = scores.shape
+    rows = torch.arange(b, device=scores.device)
+    if scores.isnan().any():  # a NaN score is the lowest score, never the best
+        scores = scores.nan_to_num(nan=float("-inf"))
+    true = scores[rows, target]
+    # Count over the whole row, then take back the few filtered candidates: no (B, N) mask is built.
+    greater = (scores > true[:, None]).sum(dim=1)
+    at_least = (scores >= true[:, None]).sum(dim=1) - 1  # the target never counts against itself
+    fr, fc = filter_row.to(scores.device), filter_col.to(scores.device)
+    keep = fc != target[fr]
+    pairs = torch.unique(fr[keep] * n + fc[keep])
+    fr, fc = pairs // n, pairs % n
+    filtered = scores[fr, fc]
+    greater = greater - torch.bincount(fr[filtered > true[fr]], minlength=b)
+    at_least = at_least - torch.bincount(fr[filtered >= true[fr]], minlength=b)
+    optimistic, pessimistic = 1 + greater, 1 + at_least
     return (optimistic + pessimistic).double() / 2
 
 
