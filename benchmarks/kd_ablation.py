@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--teacher", type=Path, default=Path("runs/kge/wordnet.safetensors"))
     parser.add_argument("--output-dir", type=Path, default=Path("runs/kd_ablation"))
     parser.add_argument("--variants", nargs="+", default=["kg-lora", "+kd", "+rel", "+kd+rel"])
+    parser.add_argument("--threads", type=int, default=demo.threads, help="torch CPU threads")
     args = parser.parse_args()
-    torch.set_num_threads(demo.threads)
+    torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
     kg = load("wordnet")
