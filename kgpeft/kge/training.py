@@ -311,7 +311,7 @@ class _NegativeSampling(_Step):
             loss = (-F.logsigmoid(pos) - (weights * F.logsigmoid(-neg)).sum(dim=1)).mean() / 2
         if c.regularization_weight:
             ents = torch.cat([h, t])
-            loss = loss + c.regularization_weight * model.regularizer(ents, r)
+            loss = loss + c.regularization_weight * model.regularizer(ents, r, kind=c.regularizer)
         return loss
 
 
@@ -367,5 +367,5 @@ class _OneToN(_Step):
             loss = F.binary_cross_entropy_with_logits(scores, labels)
             ents = e
         if c.regularization_weight:
-            loss = loss + c.regularization_weight * model.regularizer(ents, rel)
+            loss = loss + c.regularization_weight * model.regularizer(ents, rel, kind=c.regularizer)
         return loss

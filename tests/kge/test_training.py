@@ -191,3 +191,21 @@ def test_config_defaults_follow_the_regime_and_model_names_ignore_case():
     assert KGEConfig(training="negative_sampling").loss == "softplus"
     assert KGEConfig(training="1-n").loss == "ce"
     assert KGEConfig.from_dict({"model": "ComplEx"}).model == "complex"
+
+
+@pytest.mark.parametrize("training", ["negative_sampling", "1-n"])
+def test_the_regularizer_option_is_the_one_applied(training):
+    kg = load("nations")
+    weights = {}
+    for kind in ("n3", "l2"):
+        config = KGEConfig(
+            model="distmult",
+            hidden_channels=8,
+            training=training,
+            regularizer=kind,
+            regularization_weight=0.5,
+            epochs=1,
+            eval_every=0,
+        )
+        weights[kind] = train_kge(kg, config, progress=False).embeddings.model.node_emb.weight
+    assert not torch.equal(weights["n3"], weights["l2"])
