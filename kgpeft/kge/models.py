@@ -1,8 +1,9 @@
 r"""KG embedding models: TransE, DistMult, ComplEx and RotatE.
 
 Each model subclasses its :mod:`torch_geometric.nn.kge` counterpart (the embedding tables,
-their initialisation and ``forward(head_index, rel_type, tail_index)`` keep PyG's meaning)
-and adds what training and evaluation at scale need and PyG lacks:
+their initialisation and the signature ``forward(head_index, rel_type, tail_index)`` are
+PyG's; two score functions differ, see below) and adds what training and evaluation at
+scale need and PyG lacks:
 
 - :meth:`KGEModel.score` over any broadcastable shapes, e.g. one positive and ``k``
   negatives per row in one call: ``score(h[:, None], r[:, None], t_neg)``;
@@ -14,7 +15,8 @@ and adds what training and evaluation at scale need and PyG lacks:
   concatenated for the complex models), for :class:`~kgpeft.nn.KGENodeFeatures`.
 
 RotatE's distance follows the paper (a sum of per-dimension complex moduli) where PyG
-takes the Euclidean norm of the whole complex vector.
+takes the Euclidean norm of the whole complex vector; TransE normalises entities in L2
+whatever the distance's norm, where PyG normalises them in ``p_norm``.
 
 Score functions (higher is more plausible; ``∘`` the element-wise product):
 
@@ -141,7 +143,8 @@ class _Bilinear:
 class TransE(KGEModel, pyg_kge.TransE):
     r"""TransE (Bordes et al., 2013): :math:`-\|\mathbf{h} + \mathbf{r} - \mathbf{t}\|_p`.
 
-    Like PyG, entity vectors are L2-normalised before scoring.
+    Entity vectors are L2-normalised before scoring (PyG normalises them in the distance's own
+    ``p_norm``, so with ``p_norm=1`` the two differ).
 
     Args:
         num_nodes (int): number of entities.
