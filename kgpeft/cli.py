@@ -17,10 +17,8 @@ import dataclasses
 import difflib
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 import time
 import types
 import typing
@@ -30,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from kgpeft.errors import KGPeftError
+from kgpeft.utils import atomic_file, resolve_device
 
 DEMO_SENTENCES = [
     "The dog chased a cat across the river bank.",
@@ -193,20 +192,9 @@ def _finite(value):
 
 
 def _write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON under a temporary name and rename it, so a failed write leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite(data), f, indent=2)
-            f.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the file private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON atomically, so a failed write leaves no half file."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(_finite(data), indent=2) + "\n", encoding="utf-8")
 
 
 def _metrics_row(name: str, m, width: int) -> str:
@@ -232,14 +220,6 @@ def _print_ranks(result, title: str, seconds: float | None = None, per_relation:
         print(_metrics_header("relation", width))
         for name, m in rows:
             print(_metrics_row(name, m, width))
-
-
-def _kge_device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def cmd_kge_train(args: argparse.Namespace) -> None:
@@ -328,7 +308,7 @@ def cmd_kge_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size should be at least 1, got {args.batch_size}")
     kg = load_kg(args.kg)
-    embeddings = KGEmbeddings.load(args.embeddings, kg=kg, device=_kge_device(args.device))
+    embeddings = KGEmbeddings.load(args.embeddings, kg=kg, device=resolve_device(args.device))
     if args.split not in kg.splits:
         have = f"it has {', '.join(kg.splits)}" if kg.splits else "it has no splits"
         raise ConfigError(f"{args.kg}: the KG has no split {args.split!r}; {have}.")

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
@@ -65,6 +67,35 @@ def atomic_folder(target: str | os.PathLike, overwrite: bool = True) -> Iterator
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextmanager
+def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
+    """Write a file atomically: yield a temporary sibling path, rename it to ``target`` on success.
+
+    The file gets the permissions of a newly created file (mkstemp's are owner-only). If the
+    block raises, the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; anything else is passed to :class:`torch.device`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def dataclass_from_dict(cls: type, values: dict[str, Any], what: str, error: type[Exception]) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from torch import Tensor
 from kgpeft.errors import KGPeftError
 from kgpeft.kge.evaluation import AnswerIndex, RankResult, evaluate_ranks
 from kgpeft.kge.models import KGEModel, build_model
+from kgpeft.utils import atomic_file
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
@@ -122,8 +122,6 @@ class KGEmbeddings:
         The file is written under a temporary name and renamed, so a failed save leaves any
         previous file intact.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         metadata = {
             "format": FORMAT,
             "format_version": str(FORMAT_VERSION),
@@ -134,17 +132,8 @@ class KGEmbeddings:
             "relation_keys": json.dumps(self.relation_keys),
         }
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it the permissions of a new file
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(

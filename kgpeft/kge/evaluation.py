@@ -16,6 +16,7 @@ WordNet (117k entities) needs ``batch_size × num_entities`` floats at a time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,18 +48,23 @@ class AnswerIndex:
             self._ptr.append(torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
             self._col.append(answer[order])
 
+    def to(self, device: torch.device | str) -> AnswerIndex:
+        """This index with its tensors on ``device`` (where :meth:`answers` then works and answers)."""
+        moved = copy.copy(self)
+        moved._ptr, moved._col = [p.to(device) for p in self._ptr], [c.to(device) for c in self._col]
+        return moved
+
     def answers(self, entity: Tensor, relation: Tensor, heads: bool) -> tuple[Tensor, Tensor]:
-        """``(row, col)``: every known answer ``col`` of query ``row`` of the batch.
+        """``(row, col)``: every known answer ``col`` of query ``row`` of the batch, on the index's device.
 
         ``heads=False`` asks for the tails of ``(entity[i], relation[i], ?)``, ``heads=True``
         for the heads of ``(?, relation[i], entity[i])``.
         """
         ptr, col = self._ptr[int(heads)], self._col[int(heads)]
-        key = entity.cpu() * self.num_relations + relation.cpu()
-        start, end = ptr[key], ptr[key + 1]
-        counts = end - start
-        row = torch.repeat_interleave(torch.arange(key.numel()), counts)
-        offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+        key = entity.to(ptr.device) * self.num_relations + relation.to(ptr.device)
+        start, counts = ptr[key], ptr[key + 1] - ptr[key]
+        row = torch.repeat_interleave(torch.arange(key.numel(), device=ptr.device), counts)
+        offsets = torch.arange(row.numel(), device=ptr.device) - (counts.cumsum(0) - counts)[row]
         return row, col[start[row] + offsets]
 
 

@@ -34,7 +34,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import AnswerIndex, RankResult
 from kgpeft.kge.models import build_model
-from kgpeft.utils import dataclass_from_dict
+from kgpeft.utils import dataclass_from_dict, resolve_device
 
 
 class KGEConfigError(KGPeftError, ValueError):
@@ -160,12 +160,6 @@ class KGETrainResult:
     eval_seconds: float = 0.0
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def head_probabilities(triples: Tensor, num_relations: int) -> Tensor:
     """Per relation, the probability of corrupting the head under Bernoulli sampling: ``tph / (tph + hpt)``."""
     h, r, t = triples.cpu()
@@ -194,7 +188,7 @@ def train_kge(
     ``config.patience`` evaluations without improvement.
     """
     config = config or KGEConfig()
-    device = _device(config.device)
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     if kg.splits and train_split not in kg.splits:
@@ -323,18 +317,14 @@ class _OneToN(_Step):
         h, r, t = train
         # Queries: tails of (h, r, ?) and, without reciprocal relations, heads of (?, r, t).
         directions = [(h, r, t, False)] + ([] if config.reciprocal else [(t, r, h, True)])
-        if config.loss == "ce":  # one query per triple and direction
+        if config.loss == "ce":  # one query per triple and direction, its answer the target
             self.queries = [(e.to(device), rel.to(device), a.to(device), heads) for e, rel, a, heads in directions]
-        else:  # KvsAll: unique queries with all their answers
+        else:  # KvsAll: unique queries, labelled with all their training answers
+            self.known = AnswerIndex([train], num_entities, num_relations).to(device)
             self.queries = []
-            for e, rel, a, heads in directions:
-                key = e * num_relations + rel
-                unique, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
-                ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-                answers = (ptr.to(device), a[torch.argsort(inverse, stable=True)].to(device))
-                self.queries.append(
-                    ((unique // num_relations).to(device), (unique % num_relations).to(device), answers, heads)
-                )
+            for e, rel, _, heads in directions:
+                key = torch.unique(e * num_relations + rel)
+                self.queries.append(((key // num_relations).to(device), (key % num_relations).to(device), None, heads))
 
     def batches(self):
         # Batches of each direction, in a random order across directions.
@@ -348,20 +338,16 @@ class _OneToN(_Step):
     def loss(self, batch) -> Tensor:
         c, model = self.config, self.model
         d, idx = batch
-        e, rel, answers, heads = self.queries[d]
+        e, rel, targets, heads = self.queries[d]
         e, rel = e[idx], rel[idx]
         scores = model.score_heads(rel, e) if heads else model.score_tails(e, rel)
         if c.loss == "ce":
-            target = answers[idx]
+            target = targets[idx]
             loss = F.cross_entropy(scores, target, label_smoothing=c.label_smoothing)
             ents = torch.cat([e, target])
         else:
-            ptr, answer = answers
-            start, counts = ptr[idx], ptr[idx + 1] - ptr[idx]
-            rows = torch.repeat_interleave(torch.arange(idx.numel(), device=idx.device), counts)
-            offsets = torch.arange(rows.numel(), device=idx.device) - (counts.cumsum(0) - counts)[rows]
             labels = torch.zeros_like(scores)
-            labels[rows, answer[start[rows] + offsets]] = 1.0
+            labels[self.known.answers(e, rel, heads)] = 1.0
             if c.label_smoothing:
                 labels = labels * (1.0 - c.label_smoothing) + 1.0 / self.num_entities
             loss = F.binary_cross_entropy_with_logits(scores, labels)
