@@ -29,14 +29,13 @@ import torch
 import yaml
 
 from kgpeft.datasets import hypernym_qa, load
-from kgpeft.demo import QKVO, DemoConfig, _evaluate, _sample
+from kgpeft.demo import DemoConfig, _evaluate, _sample
 from kgpeft.kge import KGEConfig, KGEmbeddings, train_kge
 from kgpeft.kge.distillation import KGETeacher
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
 from kgpeft.retrieval import SubgraphRetriever
-from kgpeft.training import KnowledgeCollator, KnowledgeDataset, TrainingConfig, train
-from kgpeft.tuners import KGLoraConfig
+from kgpeft.training import KnowledgeCollator, KnowledgeDataset, train
 
 
 def teacher_embeddings(kg, config_file: Path, cache: Path) -> KGEmbeddings:
@@ -80,6 +79,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["kg-lora", "+kd", "+rel", "+kd+rel"])
     parser.add_argument("--threads", type=int, default=demo.threads, help="torch CPU threads")
     args = parser.parse_args()
+    demo = DemoConfig(
+        max_steps=args.steps, train_examples=args.train_examples, test_examples=args.test_examples, seed=args.seed
+    )
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
@@ -111,26 +113,10 @@ def main() -> None:
     results = {}
     for name in args.variants:
         kd, rel = "kd" in name, "rel" in name
-        config = KGLoraConfig(
-            r=demo.r,
-            target_modules=QKVO,
-            knowledge_mode=demo.knowledge_mode,
-            max_nodes=demo.max_nodes,
-            relation_loss_weight=args.relation_weight if rel else 0.0,
-        )
+        config = demo.adapter_config(relation_loss_weight=args.relation_weight if rel else 0.0)
         torch.manual_seed(args.seed)  # the same initial adapter and encoder in every run
         model = get_kg_peft_model(copy.deepcopy(base), config, kg, tokenizer)
-        training = TrainingConfig(
-            output_dir=str(args.output_dir / name.replace("+", "plus-")),
-            max_steps=args.steps,
-            per_device_train_batch_size=demo.batch_size,
-            learning_rate=demo.learning_rate,
-            warmup_steps=10,
-            logging_steps=5,
-            seed=args.seed,
-            log_with=["csv"],
-            save_best=False,
-        )
+        training = demo.training_config(args.output_dir / name.replace("+", "plus-"))
         print(f"\n== {name}: {args.steps} steps")
         t0 = time.perf_counter()
         result = train(model, kd_train if kd else plain_train, KnowledgeCollator(tokenizer.pad_token_id), training)

@@ -24,8 +24,7 @@ from kgpeft.datasets import hypernym_qa, load
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
 from kgpeft.retrieval import SubgraphRetriever
-from kgpeft.training import KnowledgeCollator, KnowledgeDataset, TrainingConfig, train
-from kgpeft.tuners import KGLoraConfig
+from kgpeft.training import KnowledgeCollator, KnowledgeDataset, train
 
 
 def main() -> None:
@@ -47,19 +46,9 @@ def main() -> None:
     test_data = KnowledgeDataset(test_examples, tokenizer, kg, with_target=False, **common)
     print(f"{len(train_examples)} training and {len(test_examples)} held-out questions, {config.max_steps} steps")
     for mode in args.modes:
-        adapter = KGLoraConfig(r=config.r, target_modules=demo.QKVO, knowledge_mode=mode, max_nodes=config.max_nodes)
-        model = get_kg_peft_model(copy.deepcopy(base), adapter, kg, tokenizer)
-        training = TrainingConfig(
-            output_dir=tempfile.mkdtemp(prefix=f"kg-lora-{mode}-"),
-            max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            warmup_steps=10,
-            seed=config.seed,
-            log_with=[],
-            save_best=False,
-            progress_bar=False,
-        )
+        model = get_kg_peft_model(copy.deepcopy(base), config.adapter_config(knowledge_mode=mode), kg, tokenizer)
+        output_dir = tempfile.mkdtemp(prefix=f"kg-lora-{mode}-")
+        training = config.training_config(output_dir, logging_steps=10, log_with=[], progress_bar=False)
         t0 = time.perf_counter()
         train(model, train_data, KnowledgeCollator(tokenizer.pad_token_id), training)
         seconds = time.perf_counter() - t0

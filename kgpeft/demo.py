@@ -55,6 +55,31 @@ class DemoConfig:
     seed: int = field(default=0, metadata={"help": "Seed of sampling, retrieval and training."})
     threads: int = field(default=2, metadata={"help": "torch CPU threads."})
 
+    def adapter_config(self, **overrides: Any) -> KGLoraConfig:
+        """KG-LoRA's settings in the main job; ``overrides`` replace some (e.g. ``knowledge_mode``)."""
+        values = {
+            "r": self.r,
+            "target_modules": QKVO,
+            "knowledge_mode": self.knowledge_mode,
+            "max_nodes": self.max_nodes,
+        }
+        return KGLoraConfig(**(values | overrides))
+
+    def training_config(self, output_dir: str | Path, **overrides: Any) -> TrainingConfig:
+        """The training settings every trained variant shares; ``overrides`` replace some."""
+        values = {
+            "output_dir": str(output_dir),
+            "max_steps": self.max_steps,
+            "per_device_train_batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "warmup_steps": 10,
+            "logging_steps": 5,
+            "seed": self.seed,
+            "log_with": ["csv"],
+            "save_best": False,
+        }
+        return TrainingConfig(**(values | overrides))
+
 
 def _sample(examples: list, n: int, seed: int) -> list:
     examples = list(examples)
@@ -145,10 +170,7 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
     facts_train = data(train_examples, True, config.num_facts)
     facts_test = data(test_examples, False, config.num_facts)
 
-    kg_config = KGLoraConfig(
-        r=config.r, target_modules=QKVO, knowledge_mode=config.knowledge_mode, max_nodes=config.max_nodes
-    )
-    kg_model = get_kg_peft_model(copy.deepcopy(base), kg_config, kg, tokenizer)
+    kg_model = get_kg_peft_model(copy.deepcopy(base), config.adapter_config(), kg, tokenizer)
     kg_trainable, _ = kg_model.get_nb_trainable_parameters()
     matched_r = max(1, round(kg_trainable / _lora_params_per_rank(base)))
 
@@ -171,19 +193,8 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
     for name, (model, train_ds, test_ds, collator) in variants.items():
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"\n== {name}: {trainable:,} trainable parameters, {config.max_steps} steps")
-        training = TrainingConfig(
-            output_dir=str(out / name),
-            max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            warmup_steps=10,
-            logging_steps=5,
-            seed=config.seed,
-            log_with=["csv"],
-            save_best=False,
-        )
         t0 = time.perf_counter()
-        train(model, train_ds, collator, training)
+        train(model, train_ds, collator, config.training_config(out / name))
         seconds = time.perf_counter() - t0
         results[name] = _evaluate(model, test_ds, test_examples, config) | {"trainable": trainable, "train_s": seconds}
         curves[name] = _read_curve(out / name)
