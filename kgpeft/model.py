@@ -104,7 +104,7 @@ class KGPeftModel(nn.Module):
         kg: KnowledgeGraph,
         tokenizer=None,
         adapter_name: str = "default",
-        kge_embeddings: torch.Tensor | None = None,
+        kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.kg = kg
@@ -532,7 +532,7 @@ class KGPeftModel(nn.Module):
         kg: KnowledgeGraph,
         tokenizer=None,
         is_trainable: bool = False,
-        kge_embeddings: torch.Tensor | KGEmbeddings | str | None = None,
+        kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
     ) -> KGPeftModel:
         """Load a checkpoint written by :meth:`save_pretrained` onto ``model``.
 
@@ -620,7 +620,7 @@ def get_kg_peft_model(
     kg: KnowledgeGraph,
     tokenizer=None,
     adapter_name: str = "default",
-    kge_embeddings: torch.Tensor | None = None,
+    kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
 ) -> KGPeftModel:
     """Wrap ``model`` with a KG-LoRA adapter (the counterpart of :func:`peft.get_peft_model`)."""
     return KGPeftModel(model, config, kg, tokenizer, adapter_name=adapter_name, kge_embeddings=kge_embeddings)
