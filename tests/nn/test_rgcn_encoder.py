@@ -1,18 +1,10 @@
 import pytest
 import torch
+from tiny_models import one_torch_thread  # noqa: F401 (an autouse fixture)
 from torch_geometric.nn import FastRGCNConv, RGCNConv
 
 from kgpeft import KnowledgeGraph
 from kgpeft.nn import RGCNEncoder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """PyG's small index ops run much slower when OpenMP threads contend for shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_graph() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,6 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from tiny_models import one_torch_thread  # noqa: F401 (an autouse fixture)
 from torch_geometric.data import Batch
 from torch_geometric.utils import k_hop_subgraph, subgraph
 
@@ -12,15 +13,6 @@ from kgpeft.datasets import load
 from kgpeft.retrieval import SeedEntityError, SubgraphRetriever, batch_node_index
 
 PARENT, LIKES = 0, 1  # inverses: 2, 3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """PyG's small index ops run ~30x slower when OpenMP threads contend for shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import is_tensorboard_available
-from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
+from tiny_models import ARCHITECTURES, build_model, one_torch_thread, tiny_kg, tiny_tokenizer  # noqa: F401 (one_torch_thread: an autouse fixture)
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from kgpeft.errors import KGFileNotFoundError
@@ -27,15 +27,6 @@ SCRIPT = Path(__file__).with_name("ddp_script.py")
 _spec = importlib.util.spec_from_file_location("ddp_script", SCRIPT)
 ddp_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ddp_script)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models gain nothing from a second thread, and spinning threads crawl on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
