@@ -8,8 +8,9 @@
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
 
-Task builders over WordNet, split by entity (:mod:`kgpeft.datasets.tasks`): :func:`hypernym_qa`,
-:func:`supersense_classification` and :func:`gloss_generation`.
+The task builders over WordNet live in :mod:`kgpeft.tasks`; ``kgpeft.datasets.hypernym_qa``,
+``supersense_classification``, ``gloss_generation``, ``TaskExample``, ``split_by_entity``,
+``SUPERSENSES`` and ``MissingKGDataError`` still resolve here, to those.
 """
 
 from __future__ import annotations
@@ -19,22 +20,32 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from kgpeft.datasets.tasks import (
-    SUPERSENSES,
-    MissingKGDataError,
-    TaskExample,
-    gloss_generation,
-    hypernym_qa,
-    split_by_entity,
-    supersense_classification,
-)
 from kgpeft.errors import UnknownDatasetError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.readers import read_pykeen_folder
 
 SHIPPED = ("nations", "kinships", "umls")
+# Names that moved to kgpeft.tasks. They are resolved on first use: kgpeft.tasks reads
+# kgpeft.datasets.wordnet, so importing it while this package loads would be circular.
+_MOVED_TO_TASKS = (
+    "SUPERSENSES",
+    "MissingKGDataError",
+    "TaskExample",
+    "gloss_generation",
+    "hypernym_qa",
+    "split_by_entity",
+    "supersense_classification",
+)
 DATASETS = (*SHIPPED, "wordnet")
 WORDNET_READER_VERSION = 2  # bump when the WordNet reader changes what it builds
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_TASKS:
+        import kgpeft.tasks
+
+        return getattr(kgpeft.tasks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cache_dir() -> Path:

@@ -31,9 +31,9 @@ from kgpeft.errors import KGPeftError
 from kgpeft.utils import dataclass_from_dict
 
 if TYPE_CHECKING:
-    from kgpeft.datasets.tasks import TaskExample
     from kgpeft.graph import KnowledgeGraph
     from kgpeft.kge import KGEmbeddings
+    from kgpeft.tasks.base import TaskExample
 
 
 class DistillationError(KGPeftError, ValueError):

@@ -1,5 +1,49 @@
-"""KG-grounded tasks: running models over task datasets, and scoring them."""
+"""KG-grounded tasks: a task is one place (:class:`Task`: builder, task type, metric), looked up by name.
 
+- :mod:`kgpeft.tasks.base`: :class:`TaskExample`, :data:`TASK_TYPES` and the split by entity
+  shared by every task (:func:`split_by_entity`, :func:`entity_split`).
+- one module per task over WordNet 3.0: :func:`hypernym_qa` (*What kind of thing is a dog?* →
+  *canine*), :func:`supersense_classification` (a sentence's target word → one of the 45
+  :data:`SUPERSENSES`) and :func:`gloss_generation` (*Define the noun "dog":* → its gloss).
+- :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
+- :mod:`kgpeft.tasks.inference`: running models over task datasets.
+"""
+
+from kgpeft.tasks.base import (
+    SPLITS,
+    TASK_TYPES,
+    MissingKGDataError,
+    Task,
+    TaskExample,
+    TaskType,
+    entity_split,
+    split_by_entity,
+)
+from kgpeft.tasks.gloss_generation import gloss_generation
+from kgpeft.tasks.hypernym_qa import hypernym_qa
 from kgpeft.tasks.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
+from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
+from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification
 
-__all__ = ["first_line", "generate_texts", "predict_classes", "target_log_likelihoods"]
+__all__ = [
+    "SPLITS",
+    "SUPERSENSES",
+    "SUPERSENSE_IDS",
+    "TASKS",
+    "TASK_TYPES",
+    "MissingKGDataError",
+    "Task",
+    "TaskExample",
+    "TaskType",
+    "UnknownTaskError",
+    "entity_split",
+    "first_line",
+    "generate_texts",
+    "get_task",
+    "gloss_generation",
+    "hypernym_qa",
+    "predict_classes",
+    "split_by_entity",
+    "supersense_classification",
+    "target_log_likelihoods",
+]

@@ -9,13 +9,14 @@ results are gathered with ``gather_for_metrics``, so every process returns all o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from kgpeft.training.data import KnowledgeCollator, KnowledgeDataset
+if TYPE_CHECKING:
+    from kgpeft.training.data import KnowledgeDataset
 
 
 def _uses_knowledge(model) -> bool:
@@ -27,6 +28,9 @@ def _uses_knowledge(model) -> bool:
 
 
 def _batches(model, dataset: KnowledgeDataset, batch_size: int, padding_side: str, accelerator) -> Iterator[dict]:
+    # Imported here: kgpeft.training reads TaskExample from kgpeft.tasks, which loads this module.
+    from kgpeft.training.data import KnowledgeCollator
+
     pad = dataset.tokenizer.pad_token_id
     collator = KnowledgeCollator(pad if pad is not None else 0, padding_side, with_knowledge=_uses_knowledge(model))
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)

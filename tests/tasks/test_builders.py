@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from kgpeft.datasets import load
-from kgpeft.datasets.tasks import (
+from kgpeft.tasks import (
     SPLITS,
     SUPERSENSE_IDS,
     SUPERSENSES,

@@ -1,0 +1,238 @@
+"""What every task shares: the example record, the split by entity, and checks of the KG.
+
+Every task is split **by entity** (:func:`split_by_entity`): an entity's examples all land in
+one split, chosen by a seeded hash of its key alone. So no subject of a test example is the
+subject of a training example, and with the same ``seed`` and fractions an entity falls in the
+same split in every task, so that tasks can be mixed without leaking test entities.
+
+Examples are plain frozen dataclasses holding text; a collator tokenises them, links
+``text[target_start:target_end]`` to ``entity`` and retrieves its subgraph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from math import isclose
+from typing import Literal
+
+from kgpeft.errors import KGPeftError
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
+
+SPLITS = ("train", "valid", "test")
+#: How a model is trained on a task's examples: what :class:`~kgpeft.training.KnowledgeDataset` builds.
+TaskType = Literal["causal_lm", "classification", "seq2seq"]
+TASK_TYPES: tuple[str, ...] = ("causal_lm", "classification", "seq2seq")
+POS_WORDS = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
+VOWELS = "aeiou"
+
+
+class MissingKGDataError(KGPeftError, ValueError):
+    """A task needs a relation or a per-entity column (``descriptions``, an ``extras`` key) the KG lacks."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExample:
+    """One example of a task: what the task builders return and what training reads.
+
+    Only ``text`` is always needed; which other fields a task reads depends on it
+    (``answer`` for generation, ``label`` for classification, ``choices`` and ``label`` for
+    multiple choice).
+
+    Args:
+        text (str): the model input (question, sentence or prompt).
+        answer (str, optional): the gold output text: the hypernym's label, the supersense
+            name or the gloss. (default: ``None``)
+        label (int, optional): the gold class id (supersense) or the index of the gold choice
+            (multiple choice). (default: ``None``)
+        choices (tuple[str, ...]): the multiple-choice options. (default: none)
+        accepted_answers (tuple[str, ...]): every output counted as correct, ``answer`` first.
+            (default: ``(answer,)``)
+        entity (str, optional): the key of the subject entity, the one the example is about
+            and is split by. (default: ``None``)
+        target_start (int, optional): start of the character span of ``text`` that names
+            ``entity``; with ``target_end`` it is the example's gold link, used instead of the
+            entity linker. (default: ``None``)
+        target_end (int, optional): end (exclusive) of that span. (default: ``None``)
+        answer_entities (tuple[str, ...]): the keys of the entities the answer names. (default: none)
+        choice_entities (tuple[str, ...]): the key of the entity each choice names, parallel to
+            ``choices``; a KGE teacher scores them for knowledge distillation. (default: none)
+        relations (tuple[str, ...]): the relations that lead from ``entity`` to the answer, e.g.
+            ``("hypernym", "instance_hypernym")``: the query a KGE teacher answers. (default: none)
+        id (str): unique within the task, e.g. ``"hypernym_qa/02084071-n"``. (default: ``""``)
+        split (str, optional): ``"train"``, ``"valid"`` or ``"test"``. (default: ``None``)
+    """
+
+    text: str
+    answer: str | None = None
+    label: int | None = None
+    choices: tuple[str, ...] = ()
+    accepted_answers: tuple[str, ...] = ()
+    entity: str | None = None
+    target_start: int | None = None
+    target_end: int | None = None
+    answer_entities: tuple[str, ...] = ()
+    choice_entities: tuple[str, ...] = ()
+    relations: tuple[str, ...] = ()
+    id: str = ""
+    split: str | None = None
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The accepted answers, or the gold answer alone."""
+        return self.accepted_answers or ((self.answer,) if self.answer is not None else ())
+
+
+# ----------------------------------------------------------------- splitting
+def _unit_hash(text: str) -> float:
+    """A deterministic number in ``[0, 1)`` (``hash()`` changes with ``PYTHONHASHSEED``)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def _check_fractions(fractions: Sequence[float], name: str = "fractions") -> tuple[float, float, float]:
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != len(SPLITS) or min(fractions) < 0 or not isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise ValueError(
+            f"`{name}` should be three non-negative fractions (train, valid, test) summing to 1, got {fractions}."
+        )
+    return fractions
+
+
+def check_split_args(split_fractions: Sequence[float], max_examples: int | None) -> tuple[float, float, float]:
+    """A builder's ``split_fractions`` as three floats, after checking them and ``max_examples``."""
+    if max_examples is not None and max_examples < 0:
+        raise ValueError(f"`max_examples` should be non-negative or None, got {max_examples}.")
+    return _check_fractions(split_fractions, "split_fractions")
+
+
+def entity_split(entity: Hashable, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> str:
+    """The split of one entity: ``"train"``, ``"valid"`` or ``"test"``.
+
+    It depends on the entity, ``fractions`` and ``seed`` only, not on which other entities are
+    split, so it is the same in every task and stays put when the candidate set changes.
+    """
+    return split_of(entity, _check_fractions(fractions), seed)
+
+
+def split_of(entity: Hashable, fractions: tuple[float, float, float], seed: int) -> str:
+    """:func:`entity_split` for fractions already checked, as builders call it once per example."""
+    u = _unit_hash(f"{seed}\0{entity}")
+    return "train" if u < fractions[0] else "valid" if u < fractions[0] + fractions[1] else "test"
+
+
+def split_by_entity(
+    entity_ids: Iterable[Hashable], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list]:
+    """Assign each entity to exactly one split by a seeded hash (see :func:`entity_split`).
+
+    Split sizes follow ``fractions`` in expectation, not exactly. Pass entity keys rather
+    than ids, so the split survives a renumbering of the KG.
+
+    Returns:
+        ``{"train": [...], "valid": [...], "test": [...]}``, each in input order, without repeats.
+
+    Example:
+        >>> parts = split_by_entity(["02084071-n", "02121620-n"], (1.0, 0.0, 0.0))
+        >>> parts
+        {'train': ['02084071-n', '02121620-n'], 'valid': [], 'test': []}
+    """
+    fractions = _check_fractions(fractions)
+    parts: dict[str, list] = {name: [] for name in SPLITS}
+    for entity in dict.fromkeys(entity_ids):
+        parts[split_of(entity, fractions, seed)].append(entity)
+    return parts
+
+
+def by_split(examples: list[TaskExample], max_examples: int | None, seed: int) -> dict[str, list[TaskExample]]:
+    """Group examples by split, after keeping a seeded sample of ``max_examples`` of them."""
+    if max_examples is not None:
+        # Salted apart from the split hash, or the sample would be all train.
+        keep = set(
+            sorted(range(len(examples)), key=lambda i: _unit_hash(f"{seed}\0sample\0{examples[i].id}"))[:max_examples]
+        )
+        examples = [e for i, e in enumerate(examples) if i in keep]
+    parts: dict[str, list[TaskExample]] = {name: [] for name in SPLITS}
+    for example in examples:
+        parts[example.split].append(example)
+    return parts
+
+
+# ------------------------------------------------------------------- checks
+def require_extras(kg: KnowledgeGraph, task: str, *names: str) -> None:
+    """Raise :class:`MissingKGDataError` naming ``task`` if the KG lacks one of the ``extras`` columns ``names``."""
+    missing = [name for name in names if name not in kg.extras]
+    if missing:
+        raise MissingKGDataError(
+            f"`{task}` needs the per-entity columns {', '.join(f'extras[{n!r}]' for n in missing)}, which the KG "
+            f"lacks (it has extras {sorted(kg.extras)}); `kgpeft.datasets.load('wordnet')` provides them."
+        )
+
+
+def relation_ids(kg: KnowledgeGraph, task: str, relations: Sequence[str]) -> list[int]:
+    """The ids of the relation keys ``relations``; :class:`MissingKGDataError` naming ``task`` if one is missing."""
+    if not relations:
+        raise ValueError(f"`relations` should name at least one relation, got {relations!r}.")
+    missing = [r for r in relations if r not in kg.relation_keys]
+    if missing:
+        shown = ", ".join(map(repr, kg.relation_keys[:10])) + (", ..." if kg.num_relations > 10 else "")
+        raise MissingKGDataError(
+            f"`{task}` needs the relations {', '.join(map(repr, missing))}, which the KG lacks "
+            f"(it has {kg.num_relations}: {shown}); pass `relations=` to choose others."
+        )
+    return [kg.relation_id(r) for r in relations]
+
+
+# ------------------------------------------------------------ word senses
+def dominant_senses(kg: KnowledgeGraph, entities: Iterable[int]) -> set[int]:
+    """The entities whose label most likely means them, among entities of the same POS.
+
+    An entity qualifies when no other entity of its POS has its label (case-insensitively) as a
+    name, or when its prior for that name (:attr:`KnowledgeGraph.name_priors`, e.g. WordNet's
+    sense tag counts) is strictly higher than every other entity's. Without priors only the
+    unambiguous labels qualify.
+    """
+    pos, priors = kg.extras["pos"], kg.name_priors
+    entities = list(entities)
+    pos_groups = {POS_WORDS.get(pos[e], pos[e]) for e in entities}
+    best: dict[tuple[str, str], tuple[float, int]] = {}  # (POS, name) -> (top prior, its entity or -1 on a tie)
+    for e in range(kg.num_entities):
+        group = POS_WORDS.get(pos[e], pos[e])
+        if group not in pos_groups:
+            continue
+        for j, name in enumerate((kg.labels[e], *kg.aliases[e])):
+            key, prior = (group, name.lower()), 1.0 if priors is None else priors[e][j]
+            top, holder = best.get(key, (-1.0, -1))
+            if prior > top:
+                best[key] = (prior, e)
+            elif prior == top and holder != e:
+                best[key] = (prior, -1)
+    return {e for e in entities if best[(POS_WORDS.get(pos[e], pos[e]), kg.labels[e].lower())][1] == e}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task, in one place: how its examples are built, how a model learns it and how it is scored.
+
+    Args:
+        name (str): the name a job config gives as ``task``, e.g. ``"hypernym_qa"``.
+        builder (Callable): ``builder(kg, *, seed=..., split_fractions=..., max_examples=..., **options)``
+            → ``{"train": [...], "valid": [...], "test": [...]}`` lists of :class:`TaskExample`.
+        task_type (str): how a model is trained on it by default: one of :data:`TASK_TYPES`.
+        metric (str): the :func:`~kgpeft.evaluation.compute_metrics` task type its generated
+            outputs are scored with (``"qa"``, ``"summarization"``) or, for a classification
+            task, ``"classification"``.
+    """
+
+    name: str
+    builder: Callable[..., dict[str, list[TaskExample]]]
+    task_type: TaskType
+    metric: str
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise ValueError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+
+    def build(self, kg: KnowledgeGraph, **kwargs) -> dict[str, list[TaskExample]]:
+        """The task's examples per split over ``kg``; ``kwargs`` go to the builder (``seed``, ``max_examples``, ...)."""
+        return self.builder(kg, **kwargs)
