@@ -34,7 +34,7 @@ from kgpeft.kge import KGEConfig, KGEmbeddings, train_kge
 from kgpeft.kge.distillation import KGETeacher
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
-from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.retrieval import RetrievalConfig
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset, train
 
 
@@ -99,7 +99,7 @@ def main() -> None:
 
     base, tokenizer = load_packaged_model(demo.model)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    retriever = SubgraphRetriever(kg, num_neighbors=[16, 8], max_nodes=demo.max_nodes, seed=args.seed)
+    retriever = RetrievalConfig(max_nodes=demo.max_nodes).build_retriever(kg, seed=args.seed)
 
     def data(examples, with_target, teacher=None):
         kwargs = {"retriever": retriever, "max_length": 48, "seed": args.seed, "teacher": teacher}

@@ -23,7 +23,7 @@ from kgpeft import demo
 from kgpeft.datasets import hypernym_qa, load
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
-from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.retrieval import RetrievalConfig
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset, train
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     test_examples = demo._sample(tasks["test"], config.test_examples, config.seed)
     base, tokenizer = load_packaged_model(config.model)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    retriever = SubgraphRetriever(kg, num_neighbors=[16, 8], max_nodes=config.max_nodes, seed=config.seed)
+    retriever = RetrievalConfig(max_nodes=config.max_nodes).build_retriever(kg, seed=config.seed)
     common = {"retriever": retriever, "max_length": 48, "seed": config.seed}
     train_data = KnowledgeDataset(train_examples, tokenizer, kg, **common)
     test_data = KnowledgeDataset(test_examples, tokenizer, kg, with_target=False, **common)

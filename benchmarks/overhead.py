@@ -4,7 +4,7 @@ One step is what a training loop does per batch: forward, backward and an AdamW 
 the trainable parameters. Every variant gets the same batch: ``--batch-size`` texts made
 of WordNet glosses and examples, ``--seq-len`` tokens each (no padding), linked to WordNet
 and expanded to subgraphs of at most ``--max-nodes`` nodes
-(``SubgraphRetriever(kg, num_neighbors=[16, 8])``). The variants:
+(``RetrievalConfig``'s fan-out, ``[16, 8]``). The variants:
 
 - ``lora``: ``peft.get_peft_model(model, LoraConfig(r=8, target_modules=[q, k, v, o]))``.
 - ``token``, ``cross``, ``prefix``: ``get_kg_peft_model(model, KGLoraConfig(r=8, knowledge_mode=...))``
@@ -63,9 +63,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
 from kgpeft.datasets import load
-from kgpeft.linking import EntityLinker, align_batch
+from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.retrieval import SubgraphRetriever, batch_node_index
+from kgpeft.retrieval import RetrievalConfig, batch_node_index
 from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -73,7 +73,6 @@ QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 VARIANTS = ("lora", "token", "cross", "prefix", "gretriever")
 TIME_TARGETS = {"token": 1.10, "cross": 1.25}  # step time, as a multiple of plain LoRA's
 MEMORY_TARGET = 1.10  # training memory, as a multiple of plain LoRA's
-NUM_NEIGHBORS = [16, 8]
 
 
 def wordnet_texts(kg, tokenizer, batch_size: int, seq_len: int, seed: int) -> list[str]:
@@ -98,8 +97,9 @@ class Collator:
     def __init__(self, kg, tokenizer, seq_len: int, max_nodes: int) -> None:
         self.tokenizer = tokenizer
         self.seq_len = seq_len
-        self.linker = EntityLinker(kg, max_candidates=1)
-        self.retriever = SubgraphRetriever(kg, num_neighbors=NUM_NEIGHBORS, max_nodes=max_nodes)
+        retrieval = RetrievalConfig(max_nodes=max_nodes)
+        self.linker = retrieval.build_linker(kg)
+        self.retriever = retrieval.build_retriever(kg)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         kwargs = {"padding": "max_length", "truncation": True, "max_length": self.seq_len}
@@ -177,7 +177,7 @@ def build(
         x = label_features(kg, llm.tokenizer, llm.word_embedding, graph.n_id)  # (N, d_model)
         answers = [""] * len(texts)
         return model, lambda: model(texts, x, graph.edge_index, graph.batch, answers)
-    config = KGLoraConfig(r=8, knowledge_mode=variant, num_neighbors=NUM_NEIGHBORS, max_nodes=max_nodes)
+    config = KGLoraConfig(r=8, knowledge_mode=variant)
     model = get_kg_peft_model(base, config, kg, tokenizer)
     return model, lambda: model(**model_inputs, knowledge=knowledge).loss
 

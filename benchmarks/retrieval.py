@@ -21,7 +21,7 @@ from torch_geometric.utils import k_hop_subgraph
 
 from kgpeft import KGFileNotFoundError, KnowledgeGraph
 from kgpeft.datasets import load
-from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
 
 
 def synthetic_kg(num_entities: int, num_triples: int, num_relations: int, seed: int) -> KnowledgeGraph:
@@ -63,8 +63,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--graph", choices=["auto", "wordnet", "synthetic"], default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-neighbors", type=int, nargs="+", default=[16, 8])
-    parser.add_argument("--max-nodes", type=int, default=64)
+    defaults = RetrievalConfig()
+    parser.add_argument("--num-neighbors", type=int, nargs="+", default=defaults.num_neighbors)
+    parser.add_argument("--max-nodes", type=int, default=defaults.max_nodes)
     parser.add_argument("--num-batches", type=int, default=20, help="distinct batches timed for the retriever")
     parser.add_argument("--baseline-batches", type=int, default=3, help="distinct batches timed for k_hop_subgraph")
     parser.add_argument("--repeats", type=int, default=5)

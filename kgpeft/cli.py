@@ -43,6 +43,8 @@ class ConfigError(KGPeftError, ValueError):
 
 
 def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> None:
+    from kgpeft.retrieval import format_fact, rank_facts
+
     mentions = linker.link_batch(texts)
     graph = retriever([[m.entity for m in ms] for ms in mentions])
     for i, (text, ms) in enumerate(zip(texts, mentions, strict=True)):
@@ -52,18 +54,10 @@ def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> N
                 f"{kg.labels[c]} [{kg.entity_keys[c]}] {s:.2f}" for c, s in zip(m.candidates, m.scores, strict=True)
             )
             print(f"  {m.start:>3}-{m.end:<3} {m.surface!r:<18} -> {options}")
-        lo, hi = int(graph.ptr[i]), int(graph.ptr[i + 1])
-        in_sample = (graph.edge_index[0] >= lo) & (graph.edge_index[0] < hi)
-        edges = in_sample.nonzero().flatten()
-        print(f"  subgraph: {hi - lo} nodes, {edges.numel()} edges (both directions)")
-        shown = set()
-        for e in edges.tolist():
-            triple = int(graph.edge_id[e])
-            if triple in shown or len(shown) >= max_facts:
-                continue
-            shown.add(triple)
-            h, r, t = kg.triples[:, triple].tolist()
-            print(f"    {kg.labels[h]} --{kg.relation_keys[r]}--> {kg.labels[t]}")
+        sample = graph.get_example(i)
+        print(f"  subgraph: {sample.num_nodes} nodes, {sample.num_edges} edges (both directions)")
+        for triple in rank_facts(sample, {m.entity for m in ms})[:max_facts]:
+            print(f"    {format_fact(kg, triple, 'arrow')}")
 
 
 def _link_parts(args: argparse.Namespace):

@@ -28,7 +28,7 @@ from kgpeft.datasets import hypernym_qa, load
 from kgpeft.evaluation import exact_match_score, token_f1_score
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pretrained import load_packaged_model
-from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.retrieval import RetrievalConfig
 from kgpeft.tasks import first_line, generate_texts
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset, TrainingConfig, train
 from kgpeft.tuners import KGLoraConfig
@@ -61,7 +61,6 @@ class DemoConfig:
             "r": self.r,
             "target_modules": QKVO,
             "knowledge_mode": self.knowledge_mode,
-            "max_nodes": self.max_nodes,
         }
         return KGLoraConfig(**(values | overrides))
 
@@ -151,7 +150,7 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
 
     base, tokenizer = load_packaged_model(config.model)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    retriever = SubgraphRetriever(kg, num_neighbors=[16, 8], max_nodes=config.max_nodes, seed=config.seed)
+    retriever = RetrievalConfig(max_nodes=config.max_nodes).build_retriever(kg, seed=config.seed)
 
     def data(examples, with_target, num_facts=0):
         max_length = 96 if num_facts else 48
@@ -159,9 +158,9 @@ def run(config: DemoConfig) -> dict[str, dict[str, Any]]:
             examples,
             tokenizer,
             kg,
+            retrieval=RetrievalConfig(max_nodes=config.max_nodes, num_facts=num_facts),
             retriever=retriever,
             with_target=with_target,
-            num_facts=num_facts,
             max_length=max_length,
             seed=config.seed,
         )

@@ -1,13 +1,14 @@
 """What ``kgpeft train | evaluate | predict`` run: a job built from one YAML config.
 
 A job config names a base model, a knowledge graph and a task, and holds the adapter
-(:class:`~kgpeft.tuners.KGLoraConfig`) and training (:class:`~kgpeft.training.config.TrainingConfig`)
-settings in sections of the same names::
+(:class:`~kgpeft.tuners.KGLoraConfig`) , retrieval (:class:`~kgpeft.retrieval.RetrievalConfig`) and training
+(:class:`~kgpeft.training.config.TrainingConfig`) settings in sections of the same names::
 
     model: SmolLM2-135M-Instruct     # a packaged model, or a local Hugging Face folder
     kg: wordnet                      # a dataset name, a saved KG folder or a triples file
     task: hypernym_qa                # a WordNet task, or a JSON-lines file of TaskExample rows
     adapter: {r: 8, knowledge_mode: token}
+    retrieval: {num_neighbors: [16, 8], max_nodes: 32, num_facts: 0}
     training: {output_dir: runs/hqa, max_steps: 200, learning_rate: 0.001}
 
 Every key is checked: an unknown key or a value of the wrong type is an error naming it.
@@ -25,8 +26,7 @@ import torch
 
 from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
-
-TASK_BUILDERS = ("hypernym_qa", "supersense_classification", "gloss_generation")
+from kgpeft.tasks.registry import TASKS, get_task
 
 
 class JobConfigError(KGPeftError, ValueError):
@@ -41,7 +41,7 @@ class JobConfig:
     kg: str = field(default="wordnet", metadata={"help": "Dataset name, saved KG folder or triples file."})
     task: str = field(
         default="hypernym_qa",
-        metadata={"help": f"One of {TASK_BUILDERS}, or a .jsonl file of rows (text, answer | label, split)."},
+        metadata={"help": f"One of {tuple(TASKS)}, or a .jsonl file of rows (text, answer | label, split)."},
     )
     task_type: str = field(
         default="causal_lm",
@@ -55,10 +55,13 @@ class JobConfig:
     max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
     max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
-    num_facts: int = field(default=0, metadata={"help": "Retrieved facts written into the prompt as text."})
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
     adapter: dict[str, Any] = field(default_factory=dict, metadata={"help": "KGLoraConfig settings."})
+    retrieval: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "RetrievalConfig settings: fan-out, node cap, link candidates, facts written as text."},
+    )
     training: dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingConfig settings."})
     distillation: dict[str, Any] | None = field(
         default=None,
@@ -76,6 +79,7 @@ class JobConfig:
                 raise JobConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}.")
             expected = {
                 "adapter": dict,
+                "retrieval": dict,
                 "training": dict,
                 "distillation": dict,
                 "model": str,
@@ -90,6 +94,7 @@ class JobConfig:
             raise JobConfigError(f"{source}: the key 'model' is required.")
         config = cls(**values)
         config.adapter_config()  # validate the sections now, naming their keys
+        config.retrieval_config()
         config.training_config()
         config.distillation_config()
         return config
@@ -120,6 +125,14 @@ class JobConfig:
             return KGLoraConfig(**values)
         except (TypeError, ValueError) as e:
             raise JobConfigError(f"adapter: {e}") from None
+
+    def retrieval_config(self):
+        from kgpeft.retrieval import RetrievalConfig
+
+        try:
+            return RetrievalConfig.from_dict(self.retrieval)
+        except (TypeError, ValueError) as e:
+            raise JobConfigError(f"retrieval: {e}") from None
 
     def training_config(self):
         from kgpeft.training.config import TrainingConfig
@@ -159,15 +172,14 @@ def load_examples(config: JobConfig, kg: KnowledgeGraph) -> dict[str, list]:
     """The task's examples per split."""
     import random
 
-    from kgpeft import datasets
     from kgpeft.training.data import as_example
 
-    if config.task in TASK_BUILDERS:
-        splits = getattr(datasets, config.task)(kg, seed=config.seed)
+    if config.task in TASKS:
+        splits = get_task(config.task).build(kg, seed=config.seed)
     else:
         path = Path(config.task)
         if not path.is_file():
-            raise JobConfigError(f"task: {config.task!r} is neither one of {TASK_BUILDERS} nor a file.")
+            raise JobConfigError(f"task: {config.task!r} is neither a known task ({', '.join(TASKS)}) nor a file.")
         splits = {"train": [], "valid": [], "test": []}
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, start=1):
@@ -224,20 +236,16 @@ def load_base_model(config: JobConfig):
 
 
 def datasets_for(config: JobConfig, examples: list, tokenizer, kg: KnowledgeGraph, with_target: bool, teacher=None):
-    from kgpeft.retrieval import SubgraphRetriever
     from kgpeft.training import KnowledgeDataset
 
-    adapter = config.adapter_config()
-    retriever = SubgraphRetriever(kg, adapter.num_neighbors, max_nodes=adapter.max_nodes, seed=config.seed)
     return KnowledgeDataset(
         examples,
         tokenizer,
         kg,
         task="causal_lm" if config.task_type == "multiple_choice" else config.task_type,
-        retriever=retriever,
+        retrieval=config.retrieval_config(),
         max_length=config.max_length,
         with_target=with_target,
-        num_facts=config.num_facts,
         seed=config.seed,
         teacher=teacher,
     )
@@ -268,9 +276,9 @@ def evaluate_job(model, config: JobConfig, examples: list, tokenizer, kg: Knowle
         return compute_metrics("multiple_choice", padded, [e.label for e in examples])
     dataset = datasets_for(config, examples, tokenizer, kg, with_target=False)
     predictions = [first_line(p) for p in generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)]
-    task = "summarization" if config.task == "gloss_generation" else "qa"
+    metric = get_task(config.task).metric if config.task in TASKS else "qa"
     references = [list(e.answers) for e in examples]
-    return compute_metrics(task, predictions, references)
+    return compute_metrics(metric, predictions, references)
 
 
 def build_model(config: JobConfig, kg: KnowledgeGraph, adapter_dir: str | Path | None = None):

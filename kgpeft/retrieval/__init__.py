@@ -1,5 +1,22 @@
-"""Subgraph retrieval around seed entities: k hops, fan-out caps, deterministic sampling, PyG batching."""
+"""Subgraph retrieval around seed entities: k hops, fan-out caps, deterministic sampling, PyG batching.
 
+:class:`RetrievalConfig` owns the settings (fan-out, node cap, link candidates, facts written as
+text, fact format) and builds the linker and retriever; :mod:`kgpeft.retrieval.facts` is the one
+fact renderer.
+"""
+
+from kgpeft.retrieval.config import RetrievalConfig, RetrievalConfigError
+from kgpeft.retrieval.facts import FACT_STYLES, format_fact, rank_facts, render_facts
 from kgpeft.retrieval.subgraph_retriever import SeedEntityError, SubgraphRetriever, batch_node_index
 
-__all__ = ["SeedEntityError", "SubgraphRetriever", "batch_node_index"]
+__all__ = [
+    "FACT_STYLES",
+    "RetrievalConfig",
+    "RetrievalConfigError",
+    "SeedEntityError",
+    "SubgraphRetriever",
+    "batch_node_index",
+    "format_fact",
+    "rank_facts",
+    "render_facts",
+]

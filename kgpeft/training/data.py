@@ -17,16 +17,13 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
-from kgpeft.datasets.tasks import TaskExample
 from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, collate_soft_targets, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
-from kgpeft.retrieval import SubgraphRetriever, batch_node_index
+from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, batch_node_index, format_fact, rank_facts, render_facts
+from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
 from kgpeft.tuners import KnowledgeBatch
-
-TaskType = Literal["causal_lm", "classification", "seq2seq"]
-TASK_TYPES = ("causal_lm", "classification", "seq2seq")
 
 
 class DataError(KGPeftError, ValueError):
@@ -34,7 +31,7 @@ class DataError(KGPeftError, ValueError):
 
 
 def as_example(row: TaskExample | Mapping[str, Any], index: int) -> TaskExample:
-    """A :class:`~kgpeft.datasets.tasks.TaskExample` from itself or a dict (a JSON row), naming bad rows."""
+    """A :class:`~kgpeft.tasks.TaskExample` from itself or a dict (a JSON row), naming bad rows."""
     if isinstance(row, TaskExample):
         return row
     if not isinstance(row, Mapping):
@@ -61,27 +58,24 @@ def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) 
         raise DataError(f"Row {index}: a gold link needs `target_start`, `target_end` and `entity` together.")
 
 
-def _fact_text(kg: KnowledgeGraph, triple: int) -> str:
-    h, r, t = kg.triples[:, triple].tolist()
-    return f"{kg.labels[h]} {kg.relation_keys[r].replace('_', ' ')} {kg.labels[t]}"
-
-
 class KnowledgeDataset(Dataset):
     """Examples tokenised, linked, aligned and given their retrieved subgraph, computed once.
 
     Args:
-        examples: :class:`~kgpeft.datasets.tasks.TaskExample` objects or dicts with the same keys.
+        examples: :class:`~kgpeft.tasks.TaskExample` objects or dicts with the same keys.
         tokenizer: a fast tokenizer (offsets are needed to align tokens to entities).
         kg: the knowledge graph.
         task: ``"causal_lm"`` (loss on the target tokens only; the prompt is masked),
             ``"classification"`` or ``"seq2seq"``.
-        linker: links examples without gold ``links``. (default: ``EntityLinker(kg)``)
-        retriever: retrieves subgraphs. (default: 2 hops, ``[16, 8]`` neighbours, 64 nodes)
+        retrieval: the linking and retrieval settings: link candidates, fan-out, node cap, and
+            how many retrieved facts are written into the prompt as text, before the input, as
+            G-Retriever does (``num_facts``, ``fact_format``). (default: ``RetrievalConfig()``)
+        linker: links examples without a gold link, instead of ``retrieval.build_linker(kg)``.
+            (default: none)
+        retriever: retrieves subgraphs, instead of ``retrieval.build_retriever(kg, seed)``. (default: none)
         max_length: most tokens per example; a long prompt loses its start. (default: 128)
         with_target: append the target tokens (training, scoring); ``False`` gives
             prompts only, for generation. (default: ``True``)
-        num_facts: write up to this many retrieved facts into the prompt as text, before
-            the input, as G-Retriever does; ``0`` for none. (default: 0)
         seed: the retrieval sampling seed. (default: 0)
         teacher: a :class:`~kgpeft.kge.distillation.KGETeacher`; with it, each training
             example also carries the teacher's soft targets over candidate answers, and the
@@ -96,11 +90,11 @@ class KnowledgeDataset(Dataset):
         kg: KnowledgeGraph,
         *,
         task: TaskType = "causal_lm",
+        retrieval: RetrievalConfig | None = None,
         linker: EntityLinker | None = None,
         retriever: SubgraphRetriever | None = None,
         max_length: int = 128,
         with_target: bool = True,
-        num_facts: int = 0,
         seed: int = 0,
         teacher: KGETeacher | None = None,
     ) -> None:
@@ -112,9 +106,10 @@ class KnowledgeDataset(Dataset):
         for i, example in enumerate(self.examples):
             _check(example, i, task, with_target)
         self.tokenizer, self.kg, self.task = tokenizer, kg, task
-        self.max_length, self.with_target, self.num_facts = max_length, with_target, num_facts
-        self.linker = linker if linker is not None else EntityLinker(kg)
-        self.retriever = retriever if retriever is not None else SubgraphRetriever(kg, [16, 8], max_nodes=64)
+        self.max_length, self.with_target = max_length, with_target
+        self.retrieval = retrieval if retrieval is not None else RetrievalConfig()
+        self.linker = linker if linker is not None else self.retrieval.build_linker(kg)
+        self.retriever = retriever if retriever is not None else self.retrieval.build_retriever(kg, seed)
         self.mentions = [self._mentions(e) for e in self.examples]
         self.graphs = self._retrieve(seed)
         self.teacher = teacher
@@ -165,20 +160,18 @@ class KnowledgeDataset(Dataset):
 
     def facts(self, index: int, limit: int | None = None) -> list[str]:
         """The example's retrieved facts as short sentences, those touching a linked entity first."""
-        graph, seeds = self.graphs[index], {m.entity for m in self.mentions[index]}
-        n_id = graph.n_id
-        touching = torch.tensor(
-            [int(n_id[s]) in seeds or int(n_id[d]) in seeds for s, d in graph.edge_index.t().tolist()],
-            dtype=torch.bool,
-        )
-        order = torch.cat([graph.edge_id[touching], graph.edge_id[~touching]]).tolist()
-        return [_fact_text(self.kg, t) for t in dict.fromkeys(order)][:limit]
+        triples = self._ranked_facts(index)[:limit]
+        return [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
+
+    def _ranked_facts(self, index: int) -> list[int]:
+        return rank_facts(self.graphs[index], {m.entity for m in self.mentions[index]})
 
     def _featurize(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
         text, shift = example.text, 0
-        if self.num_facts:
-            prefix = "Facts: " + "; ".join(self.facts(index, self.num_facts)) + ".\n"
+        if self.retrieval.num_facts:
+            triples = self._ranked_facts(index)[: self.retrieval.num_facts]
+            prefix = render_facts(self.kg, triples, self.retrieval.fact_format)
             text, shift = prefix + text, len(prefix)
             mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]
         if self.task == "classification" or self.task == "seq2seq":

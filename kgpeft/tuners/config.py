@@ -15,6 +15,8 @@ KNOWLEDGE_MODES = ("token", "cross", "prefix")
 NODE_FEATURES = ("text", "kge", "learned")
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 CONFIG_FORMAT_VERSION = 1
+# Retrieval settings that older checkpoints saved here; RetrievalConfig owns them now.
+LEGACY_KEYS = ("num_neighbors", "max_nodes", "max_candidates")
 
 
 @dataclass
@@ -85,15 +87,9 @@ class KGLoraConfig:
     )
     relation_negatives: int = field(default=4, metadata={"help": "Corrupted tails per held-out edge."})
     num_prefix_tokens: int = field(default=4, metadata={"help": "Soft tokens in `prefix` mode."})
-    num_neighbors: list[int] = field(
-        default_factory=lambda: [16, 8],
-        metadata={"help": "Per-hop fan-out caps of subgraph retrieval (-1: all); its length is the number of hops."},
-    )
-    max_nodes: int = field(default=64, metadata={"help": "Most subgraph nodes per sample."})
-    max_candidates: int = field(default=1, metadata={"help": "Candidate entities kept per mention when linking."})
 
     def __post_init__(self) -> None:
-        positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens", "max_nodes")
+        positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
         for name in (*positive, "relation_negatives"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -115,10 +111,6 @@ class KGLoraConfig:
                 "Set at most one of `num_bases` and `num_blocks`; for block decomposition pass `num_bases=None` "
                 f"(got num_bases={self.num_bases}, num_blocks={self.num_blocks})."
             )
-        if not self.num_neighbors or any(n == 0 or n < -1 for n in self.num_neighbors):
-            raise ValueError(
-                f"`num_neighbors` should be a non-empty list of positive caps or -1, got {self.num_neighbors}."
-            )
         if isinstance(self.target_modules, tuple):
             self.target_modules = list(self.target_modules)
 
@@ -139,9 +131,12 @@ class KGLoraConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> KGLoraConfig:
-        """Build from a saved dict; unknown keys (from a newer kgpeft) are ignored with a warning."""
+        """Build from a saved dict; unknown keys (from a newer kgpeft) are ignored with a warning.
+
+        The retrieval settings older versions saved (:data:`LEGACY_KEYS`) are dropped silently.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known - set(LEGACY_KEYS))
         if unknown:
             warnings.warn(f"Ignoring unknown KGLoraConfig keys {unknown} (written by a newer kgpeft?).", stacklevel=2)
         return cls(**{k: v for k, v in values.items() if k in known})

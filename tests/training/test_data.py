@@ -2,8 +2,8 @@ import pytest
 import torch
 from tiny_models import WORDS, tiny_kg, tiny_tokenizer
 
-from kgpeft.datasets.tasks import TaskExample
-from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.tasks import TaskExample
+from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
 from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset
 
 ID = {w: i for i, w in enumerate(WORDS)}
@@ -63,7 +63,7 @@ def test_gold_links_and_facts_in_prompt(kg, tokenizer):
         kg,
         tokenizer,
         [TaskExample("the bank", answer="money", entity="bank", target_start=4, target_end=8)],
-        num_facts=2,
+        retrieval=RetrievalConfig(num_facts=2),
     )
     assert ds.facts(0) == ["bank near river", "bank holds money"]
     text = tokenizer.decode(ds[0]["input_ids"])

@@ -7,7 +7,7 @@ import torch
 from tiny_models import ARCHITECTURES, WORDS, build_model, tiny_kg, tiny_tokenizer
 
 from kgpeft import KnowledgeGraph
-from kgpeft.datasets.tasks import TaskExample
+from kgpeft.tasks import TaskExample
 from kgpeft.kge import EmbeddingFileError, KGEConfig, KGEmbeddings
 from kgpeft.kge import build_model as build_kge
 from kgpeft.kge.distillation import (

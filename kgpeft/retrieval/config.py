@@ -1,0 +1,92 @@
+"""`RetrievalConfig`: the one owner of the linking and retrieval settings of a job."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgpeft.errors import KGPeftError
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.linking import EntityLinker
+from kgpeft.retrieval.facts import FACT_FIELDS, FACT_STYLES, fact_template
+from kgpeft.retrieval.subgraph_retriever import SubgraphRetriever
+
+
+class RetrievalConfigError(KGPeftError, ValueError):
+    """A :class:`RetrievalConfig` value is out of range or of the wrong kind."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class RetrievalConfig:
+    """How texts are linked to the KG, which subgraph is retrieved, and which facts are written as text.
+
+    Example:
+        >>> config = RetrievalConfig(num_neighbors=[8, 4], num_facts=2)
+        >>> retriever = config.build_retriever(kg, seed=0)  # doctest: +SKIP
+    """
+
+    num_neighbors: list[int] = field(
+        default_factory=lambda: [16, 8],
+        metadata={"help": "Per-hop fan-out caps of subgraph retrieval (-1: all); its length is the number of hops."},
+    )
+    max_nodes: int = field(default=64, metadata={"help": "Most subgraph nodes per sample, seeds included."})
+    max_candidates: int = field(default=1, metadata={"help": "Candidate entities kept per mention when linking."})
+    num_facts: int = field(
+        default=0, metadata={"help": "Retrieved facts written into the prompt as text, before the input; 0: none."}
+    )
+    fact_format: str = field(
+        default="sentence",
+        metadata={
+            "help": f"How a fact is written: one of {sorted(FACT_STYLES)} or a format string over "
+            f"{{{'}, {'.join(FACT_FIELDS)}}} (`sentence` is '{FACT_STYLES['sentence']}')."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_neighbors, tuple):
+            self.num_neighbors = list(self.num_neighbors)
+        if (
+            not isinstance(self.num_neighbors, list)
+            or not self.num_neighbors
+            or any(not _is_int(n) or n == 0 or n < -1 for n in self.num_neighbors)
+        ):
+            raise RetrievalConfigError(
+                f"`num_neighbors` should be a non-empty list of positive caps or -1, got {self.num_neighbors!r}."
+            )
+        for name in ("max_nodes", "max_candidates"):
+            value = getattr(self, name)
+            if not _is_int(value) or value <= 0:
+                raise RetrievalConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        if not _is_int(self.num_facts) or self.num_facts < 0:
+            raise RetrievalConfigError(f"`num_facts` should be a non-negative integer, got {self.num_facts!r}.")
+        if not isinstance(self.fact_format, str):
+            raise RetrievalConfigError(f"`fact_format` should be a string, got {self.fact_format!r}.")
+        try:
+            fact_template(self.fact_format)
+        except ValueError as e:
+            raise RetrievalConfigError(str(e)) from None
+
+    def build_linker(self, kg: KnowledgeGraph) -> EntityLinker:
+        """An :class:`~kgpeft.linking.EntityLinker` over ``kg`` keeping ``max_candidates`` per mention."""
+        return EntityLinker(kg, max_candidates=self.max_candidates)
+
+    def build_retriever(self, kg: KnowledgeGraph, seed: int = 0) -> SubgraphRetriever:
+        """A :class:`~kgpeft.retrieval.SubgraphRetriever` over ``kg`` with these caps and ``seed``."""
+        return SubgraphRetriever(kg, self.num_neighbors, max_nodes=self.max_nodes, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RetrievalConfig:
+        """Build from a dict, e.g. a job config's ``retrieval:`` section; an unknown key is an error naming it."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise RetrievalConfigError(f"Unknown retrieval keys {unknown}; known keys: {known}.")
+        return cls(**values)

@@ -1,0 +1,83 @@
+"""Retrieved facts as text: which of a sample's triples come first, and how one is written.
+
+The one fact renderer: the data path writes facts into prompts with it
+(``RetrievalConfig.num_facts``), and ``kgpeft link`` / ``kgpeft predict`` print them with it.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Collection, Sequence
+
+import torch
+from torch_geometric.data import Data
+
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
+
+#: Named fact formats; ``RetrievalConfig.fact_format`` takes one of these names or a format string.
+FACT_STYLES: dict[str, str] = {
+    "sentence": "{head} {relation} {tail}",
+    "arrow": "{head} --{relation_key}--> {tail}",
+}
+#: The fields a fact format may use: the head's and tail's labels, the relation key with
+#: underscores as spaces (``instance hypernym``) and the relation key as written (``instance_hypernym``).
+FACT_FIELDS = ("head", "relation", "relation_key", "tail")
+
+
+def fact_template(fact_format: str) -> str:
+    """The format string of a named style (:data:`FACT_STYLES`), or ``fact_format`` itself.
+
+    Raises:
+        ValueError: if ``fact_format`` is neither a style nor a format string over :data:`FACT_FIELDS`.
+    """
+    template = FACT_STYLES.get(fact_format, fact_format)
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as e:
+        raise ValueError(f"`fact_format` is not a valid format string ({e}), got {fact_format!r}.") from None
+    unknown = sorted(fields - set(FACT_FIELDS))
+    if unknown or not fields:
+        raise ValueError(
+            f"`fact_format` should be one of {sorted(FACT_STYLES)} or a format string over the fields "
+            f"{{{'}, {'.join(FACT_FIELDS)}}}, got {fact_format!r}."
+        )
+    return template
+
+
+def format_fact(kg: KnowledgeGraph, triple: int, fact_format: str = "sentence") -> str:
+    """One triple (a column of ``kg.triples``) as text, e.g. ``"dog hypernym canine"``."""
+    h, r, t = kg.triples[:, triple].tolist()
+    key = kg.relation_keys[r]
+    return fact_template(fact_format).format(
+        head=kg.labels[h], relation=key.replace("_", " "), relation_key=key, tail=kg.labels[t]
+    )
+
+
+def render_facts(kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = "sentence") -> str:
+    """The facts block written before a prompt: ``"Facts: a; b.\\n"`` (``"Facts: .\\n"`` for none).
+
+    Example:
+        >>> render_facts(kg, [0, 1])  # doctest: +SKIP
+        'Facts: dog is a animal; bank near river.\\n'
+    """
+    return "Facts: " + "; ".join(format_fact(kg, t, fact_format) for t in triples) + ".\n"
+
+
+def rank_facts(graph: Data, seeds: Collection[int]) -> list[int]:
+    """A sample's triples, those touching a seed (linked) entity first, each once.
+
+    Args:
+        graph (Data): one sample's subgraph with ``n_id``, ``edge_index`` and ``edge_id``
+            (the KG triple of each edge), as :class:`~kgpeft.retrieval.SubgraphRetriever` gives it.
+        seeds (Collection[int]): the linked entity ids.
+
+    Returns:
+        Triple ids (columns of ``kg.triples``), in edge order within each group.
+    """
+    n_id, seeds = graph.n_id, set(seeds)
+    touching = torch.tensor(
+        [int(n_id[s]) in seeds or int(n_id[d]) in seeds for s, d in graph.edge_index.t().tolist()],
+        dtype=torch.bool,
+    )
+    order = torch.cat([graph.edge_id[touching], graph.edge_id[~touching]]).tolist()
+    return list(dict.fromkeys(order))
