@@ -5,6 +5,9 @@ import pytest
 import torch
 
 from kgpeft.datasets import load
+from kgpeft.datasets.wordnet import DEFAULT_DIR, ENV_VAR
+from kgpeft.errors import KGPeftError
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.tasks import (
     SPLITS,
     SUPERSENSE_IDS,
@@ -12,14 +15,12 @@ from kgpeft.tasks import (
     MissingKGDataError,
     TaskExample,
     entity_split,
+    get_task,
     gloss_generation,
     hypernym_qa,
     split_by_entity,
     supersense_classification,
 )
-from kgpeft.datasets.wordnet import DEFAULT_DIR, ENV_VAR
-from kgpeft.errors import KGPeftError
-from kgpeft.graph.knowledge_graph import KnowledgeGraph
 
 ALL_TRAIN = (1.0, 0.0, 0.0)
 
@@ -347,3 +348,8 @@ def test_wordnet_tasks_deterministic(wordnet, wordnet_tasks):
     split_of = {e.id: e.split for e in flatten(other)}
     changed = sum(e.split != split_of[e.id] for e in flatten(wordnet_tasks["supersense"]))
     assert changed > 0.2 * len(split_of)
+
+
+def test_registered_task_builds_what_its_builder_builds():
+    kg = tiny_wordnet()
+    assert get_task("hypernym_qa").build(kg, seed=1) == hypernym_qa(kg, seed=1)

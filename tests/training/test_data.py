@@ -2,8 +2,8 @@ import pytest
 import torch
 from tiny_models import WORDS, tiny_kg, tiny_tokenizer
 
-from kgpeft.tasks import TaskExample
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
+from kgpeft.tasks import TaskExample
 from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset
 
 ID = {w: i for i, w in enumerate(WORDS)}

@@ -7,7 +7,6 @@ import torch
 from tiny_models import ARCHITECTURES, WORDS, build_model, tiny_kg, tiny_tokenizer
 
 from kgpeft import KnowledgeGraph
-from kgpeft.tasks import TaskExample
 from kgpeft.kge import EmbeddingFileError, KGEConfig, KGEmbeddings
 from kgpeft.kge import build_model as build_kge
 from kgpeft.kge.distillation import (
@@ -20,6 +19,7 @@ from kgpeft.kge.distillation import (
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pipeline import JobConfig, JobConfigError
 from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.tasks import TaskExample
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset
 from kgpeft.tuners import KGLoraConfig
 
