@@ -23,13 +23,17 @@ from typing import Any
 
 import torch
 
-from kgpeft.errors import KGPeftError
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int, read_yaml
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge.distillation import DistillationConfig
+from kgpeft.training.config import TrainingConfig
+from kgpeft.tuners.config import KGLoraConfig
 
 TASK_BUILDERS = ("hypernym_qa", "supersense_classification", "gloss_generation")
+TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
 
 
-class JobConfigError(KGPeftError, ValueError):
+class JobConfigError(ConfigError):
     """A job config holds an unknown key, a wrongly typed value, or a task that cannot be read."""
 
 
@@ -58,9 +62,9 @@ class JobConfig:
     num_facts: int = field(default=0, metadata={"help": "Retrieved facts written into the prompt as text."})
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
-    adapter: dict[str, Any] = field(default_factory=dict, metadata={"help": "KGLoraConfig settings."})
-    training: dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingConfig settings."})
-    distillation: dict[str, Any] | None = field(
+    adapter: KGLoraConfig = field(default_factory=KGLoraConfig, metadata={"help": "KGLoraConfig settings."})
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "TrainingConfig settings."})
+    distillation: DistillationConfig | None = field(
         default=None,
         metadata={
             "help": "Knowledge distillation from a KGE teacher (DistillationConfig: teacher, candidates, "
@@ -68,76 +72,46 @@ class JobConfig:
         },
     )
 
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise JobConfigError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        for name in ("max_length", "max_new_tokens", "num_labels", "max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and (not is_int(value) or value <= 0):
+                raise JobConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        if not is_int(self.num_facts) or self.num_facts < 0:
+            raise JobConfigError(f"`num_facts` should be a non-negative integer, got {self.num_facts!r}.")
+        if self.task_type == "classification" and self.adapter.modules_to_save is None:
+            # The new classification head trains (peft's names for it).
+            self.adapter = dataclasses.replace(self.adapter, modules_to_save=["classifier", "score"])
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> JobConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in values.items():
-            if key not in known:
-                raise JobConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}.")
-            expected = {
-                "adapter": dict,
-                "training": dict,
-                "distillation": dict,
-                "model": str,
-                "kg": str,
-                "task": str,
-                "task_type": str,
-            }
-            want = expected.get(key, int)
-            if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
-                raise JobConfigError(f"{source}: key {key!r} should be {want.__name__}, got {value!r}.")
-        if "model" not in values:
-            raise JobConfigError(f"{source}: the key 'model' is required.")
-        config = cls(**values)
-        config.adapter_config()  # validate the sections now, naming their keys
-        config.training_config()
-        config.distillation_config()
-        return config
+    def from_dict(cls, values: dict[str, Any], source: str | None = None) -> JobConfig:
+        """Build from a plain dict; the ``adapter``, ``training`` and ``distillation`` sections are checked too.
+
+        Raises:
+            JobConfigError: an unknown key, a wrong type or an invalid value, named with its section (and
+                ``source``, the file it came from).
+        """
+        try:
+            return dataclass_from_dict(cls, values, "job config", JobConfigError)
+        except JobConfigError as e:
+            if source is None:
+                raise
+            raise JobConfigError(f"{source}: {e}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> JobConfig:
-        import yaml
+        return cls.from_dict(read_yaml(path), source=str(path))
 
-        try:
-            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise JobConfigError(f"{path}: cannot read config ({e})") from None
-        if not isinstance(values, dict):
-            raise JobConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}.")
-        return cls.from_dict(values, source=str(path))
+    def adapter_config(self) -> KGLoraConfig:
+        return self.adapter
 
-    def adapter_config(self):
-        from kgpeft.tuners import KGLoraConfig
+    def training_config(self) -> TrainingConfig:
+        return self.training
 
-        known = {f.name for f in dataclasses.fields(KGLoraConfig)}
-        unknown = sorted(set(self.adapter) - known)
-        if unknown:
-            raise JobConfigError(f"adapter: unknown keys {unknown}; known keys: {sorted(known)}.")
-        values = dict(self.adapter)
-        if self.task_type == "classification":
-            values.setdefault("modules_to_save", ["classifier", "score"])  # the new head trains (peft's names)
-        try:
-            return KGLoraConfig(**values)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"adapter: {e}") from None
-
-    def training_config(self):
-        from kgpeft.training.config import TrainingConfig
-
-        try:
-            return TrainingConfig.from_dict(self.training)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"training: {e}") from None
-
-    def distillation_config(self):
-        from kgpeft.kge.distillation import DistillationConfig
-
-        if self.distillation is None:
-            return None
-        try:
-            return DistillationConfig.from_dict(self.distillation)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"distillation: {e}") from None
+    def distillation_config(self) -> DistillationConfig | None:
+        return self.distillation
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:

@@ -32,7 +32,7 @@ def _path_pattern(path) -> str:
 @pytest.mark.parametrize("reciprocal", [False, True])
 @pytest.mark.parametrize("model", ["transe", "distmult", "complex", "rotate"])
 def test_round_trip_is_bit_exact(nations, tmp_path, model, reciprocal):
-    emb = _embeddings(nations, model, reciprocal, margin=2.5, p_norm=2.0, lr=0.01)
+    emb = _embeddings(nations, model, reciprocal, margin=2.5, p_norm=2.0, learning_rate=0.01)
     path = tmp_path / "sub" / "emb.safetensors"  # the folder is created
     emb.save(path)
     loaded = KGEmbeddings.load(path, nations)
