@@ -24,6 +24,7 @@ from kgpeft.configuration import dataclass_from_dict, field_help, read_yaml
 from kgpeft.kge.config import KGEConfig, KGEConfigError
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import RankMetrics, RankResult
+from kgpeft.kge.training import train_kge
 from kgpeft.utils import atomic_file, resolve_device
 
 
@@ -90,8 +91,7 @@ def train_job(
     Prints the validation history and the filtered ranks; writes ``output`` and ``output``'s
     ``.metrics.json``, and returns that report.
     """
-    from kgpeft.kge.training import train_kge
-    from kgpeft.pipeline import load_kg
+    from kgpeft.pipeline import load_kg  # pipeline imports transformers: only when a job runs
 
     job = load_job(config, overrides)
     config = job.kge
