@@ -128,7 +128,7 @@ def reproduction(args: argparse.Namespace) -> None:
     for kg_name, model, path, raw in find_configs(args.config_dir, kgs, args.models, missing):
         values = dict(raw.get("kge") or {})
         if args.epochs is not None:
-            values["epochs"] = args.epochs
+            values["num_epochs"] = args.epochs
         values.setdefault("device", args.device)
         config = KGEConfig.from_dict(values)
         name = str(raw.get("kg", kg_name)).lower()
@@ -138,7 +138,7 @@ def reproduction(args: argparse.Namespace) -> None:
         metrics = result.embeddings.evaluate(kg, "test").metrics()
         seconds = time.perf_counter() - start
         print(
-            f"{path.name}: {config.model}, {config.training}/{config.loss}, {result.best_epoch}/{config.epochs} "
+            f"{path.name}: {config.model}, {config.training}/{config.loss}, {result.best_epoch}/{config.num_epochs} "
             f"epochs kept, test MRR {metrics.mrr:.3f}, H@10 {metrics.hits[10]:.3f} ({seconds:.0f} s)",
             flush=True,
         )
@@ -177,9 +177,9 @@ def compare_config(args: argparse.Namespace, seed: int) -> KGEConfig:
         negative_sampler="uniform",
         regularization_weight=0.0,
         optimizer="adam",
-        lr=args.lr,
+        learning_rate=args.lr,
         batch_size=args.batch_size,
-        epochs=args.compare_epochs,
+        num_epochs=args.compare_epochs,
         eval_every=0,  # no validation, so no early stopping
         patience=0,
         eval_batch_size=args.eval_batch_size,
@@ -200,7 +200,7 @@ def run_kgpeft(kg, config: KGEConfig) -> dict:
 
 def initial_weights(kg, config: KGEConfig) -> dict[str, torch.Tensor]:
     """The tables ``train_kge`` starts from with this config: what it returns after 0 epochs."""
-    model = train_kge(kg, replace(config, epochs=0), progress=False).embeddings.model
+    model = train_kge(kg, replace(config, num_epochs=0), progress=False).embeddings.model
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -227,7 +227,7 @@ def run_pykeen(kg, config: KGEConfig) -> dict:
         model.entity_representations[0]._embeddings.weight.copy_(entities)
         model.relation_representations[0]._embeddings.weight.copy_(relations)
     assert not list(model.weight_regularizers), "PyKEEN's regularizer should be off"
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loop = SLCWATrainingLoop(
         model=model,
         triples_factory=factory,
@@ -238,7 +238,7 @@ def run_pykeen(kg, config: KGEConfig) -> dict:
     start = time.perf_counter()
     loop.train(
         triples_factory=factory,
-        num_epochs=config.epochs,
+        num_epochs=config.num_epochs,
         batch_size=config.batch_size,
         drop_last=False,
         use_tqdm=False,
@@ -285,7 +285,7 @@ def comparison(args: argparse.Namespace) -> None:
     )
     print(
         f"{config.model}, dim {config.hidden_channels}, sLCWA, {config.num_negatives} uniform negatives, "
-        f"softplus loss, Adam lr {config.lr}, batch {config.batch_size}, {config.epochs} epochs, "
+        f"softplus loss, Adam lr {config.learning_rate}, batch {config.batch_size}, {config.num_epochs} epochs, "
         f"no regularization, no early stopping, identical initial weights, {args.repeats} repeat(s)"
     )
     runs: dict[str, list[dict]] = {"kgpeft": [], "PyKEEN": []}
@@ -305,7 +305,7 @@ def comparison(args: argparse.Namespace) -> None:
     for name, rs in runs.items():
         train_s = statistics.median(r["train_s"] for r in rs)
         summary[name] = {
-            "tps": num_train * config.epochs / train_s,
+            "tps": num_train * config.num_epochs / train_s,
             "train_s": train_s,
             "eval_s": statistics.median(r["eval_s"] for r in rs),
             "mrr": statistics.fmean(r["mrr"] for r in rs),

@@ -7,17 +7,14 @@ error naming the key.
 ``kgpeft kge train --config configs/kge/umls.yaml`` trains KG embeddings (:mod:`kgpeft.kge`) from a
 config with the keys ``kg`` (a dataset name, a saved KG folder or a triples file), ``output`` (the
 ``.safetensors`` file to write) and ``kge`` (:class:`~kgpeft.kge.KGEConfig` settings; every one is
-also an option, e.g. ``--epochs 5``); ``kgpeft kge evaluate --embeddings FILE --kg umls`` ranks a split.
+also an option, e.g. ``--num-epochs 5``); ``kgpeft kge evaluate --embeddings FILE --kg umls`` ranks a split.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
-import math
-import re
 import sys
 import time
 import types
@@ -25,10 +22,8 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
+from kgpeft.configuration import ConfigError, field_help, read_yaml
 from kgpeft.errors import KGPeftError
-from kgpeft.utils import atomic_file, resolve_device
 
 DEMO_SENTENCES = [
     "The dog chased a cat across the river bank.",
@@ -36,10 +31,6 @@ DEMO_SENTENCES = [
     "A violin is a bowed string instrument.",
     "The oak tree lost its leaves in autumn.",
 ]
-
-
-class ConfigError(KGPeftError, ValueError):
-    """A ``--config`` file is unreadable or holds an unknown key or a wrongly typed value."""
 
 
 def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> None:
@@ -134,217 +125,36 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"  answer: {output}")
 
 
-KGE_JOB_KEYS = {"kg": str, "output": str, "kge": dict}
-
-
-def _read_kge_job(path: Path) -> dict:
-    """The top-level keys of a ``kgpeft kge train`` config, checked: ``kg``, ``output`` and the ``kge`` section."""
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
-    for key, value in values.items():
-        if key not in KGE_JOB_KEYS:
-            from kgpeft.kge import KGEConfig
-
-            close = difflib.get_close_matches(str(key), list(KGE_JOB_KEYS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "known keys: kg, output, kge (the KGEConfig settings)"
-            if key in {f.name for f in dataclasses.fields(KGEConfig)}:
-                hint = f"{key!r} is a KGEConfig setting: put it under `kge:`"
-            raise ConfigError(f"{path}: unknown key {key!r}; {hint}")
-        want = KGE_JOB_KEYS[key]
-        if not (isinstance(value, want) or (key == "kge" and value is None)):
-            raise ConfigError(f"{path}: key {key!r} should be {want.__name__}, got {value!r}")
-    return values
-
-
-def _kge_config(args: argparse.Namespace, section: dict, source: str):
-    """The config file's ``kge:`` section with the options given on the command line laid over it."""
-    from kgpeft.kge import KGEConfig, KGEConfigError
-
-    values = dict(section)
-    for f in dataclasses.fields(KGEConfig):
-        if hasattr(args, f"kge_{f.name}"):
-            values[f.name] = getattr(args, f"kge_{f.name}")
-    try:
-        return KGEConfig.from_dict(values)
-    except KGEConfigError as e:
-        raise ConfigError(f"{source}: kge: {e}") from None
-
-
-def _finite(value):
-    """``value`` with NaN and infinities as ``None``, so that the JSON is strict."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON atomically, so a failed write leaves no half file."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(_finite(data), indent=2) + "\n", encoding="utf-8")
-
-
-def _metrics_row(name: str, m, width: int) -> str:
-    hits = " ".join(f"{m.hits[k]:>7.4f}" for k in (1, 3, 10))
-    return f"  {name:<{width}} {m.count:>7} {m.mrr:>7.4f} {m.mr:>8.2f} {hits}"
-
-
-def _metrics_header(first: str, width: int) -> str:
-    return f"  {first:<{width}} {'ranks':>7} {'MRR':>7} {'MR':>8} {'Hits@1':>7} {'Hits@3':>7} {'Hits@10':>7}"
-
-
-def _print_ranks(result, title: str, seconds: float | None = None, per_relation: bool = False) -> None:
-    """Filtered metrics of a :class:`~kgpeft.kge.RankResult`: both directions, head, tail, and per relation."""
-    took = f" ({seconds:.1f} s)" if seconds is not None else ""
-    print(f"{title}: {result.relations.numel()} triples, filtered realistic ranks of heads and tails{took}")
-    print(_metrics_header("direction", 9))
-    for direction in ("both", "head", "tail"):
-        print(_metrics_row(direction, result.metrics(direction), 9))
-    if per_relation:
-        rows = sorted(result.per_relation().items(), key=lambda kv: (-kv[1].count, kv[0]))
-        width = max([8, *(len(name) for name, _ in rows)])
-        print(f"per relation, both directions ({len(rows)} relations, most ranks first):")
-        print(_metrics_header("relation", width))
-        for name, m in rows:
-            print(_metrics_row(name, m, width))
-
-
 def cmd_kge_train(args: argparse.Namespace) -> None:
-    from kgpeft.kge import train_kge
-    from kgpeft.pipeline import load_kg
+    from kgpeft.kge.job import train_job
 
-    job = _read_kge_job(args.config) if args.config else {}
-    source = str(args.config) if args.config else "command line"
-    config = _kge_config(args, job.get("kge") or {}, source)
-    kg_name, output = args.kg or job.get("kg"), args.output or job.get("output")
-    if not kg_name:
-        raise ConfigError(f"{source}: no KG to train on; give `kg:` in the config or --kg.")
-    if not output:
-        raise ConfigError(f"{source}: no file to write; give `output:` in the config or --output FILE.safetensors.")
-    output = Path(output)
-    metrics_path = output.with_suffix(".metrics.json")
-
-    t0 = time.perf_counter()
-    kg = load_kg(kg_name)
-    if kg.splits and "train" not in kg.splits:
-        raise ConfigError(f"{kg_name}: the KG has splits {', '.join(kg.splits)} but no 'train' split to train on.")
-    print(f"{kg} (loaded in {time.perf_counter() - t0:.1f} s)")
-    print(f"config: {json.dumps(config.to_dict())}")
-    if not kg.splits:
-        print(f"{kg_name} has no splits: training on all {kg.num_triples} triples, without validation or test.")
-    elif "valid" not in kg.splits or not config.eval_every:
-        print("no validation: no 'valid' split or eval_every is 0; the last epoch's state is kept.")
-
-    result = train_kge(kg, config, progress=args.progress)
-
-    if result.history:
-        print("validation (filtered MRR, both directions):")
-        print(f"  {'epoch':>5} {'loss':>9} {'valid MRR':>9}")
-        for row in result.history:
-            best = "  <- best, kept" if row["epoch"] == result.best_epoch else ""
-            print(f"  {row['epoch']:>5} {row['loss']:>9.4f} {row['valid_mrr']:>9.4f}{best}")
-    print(
-        f"trained {result.best_epoch if not result.history else result.history[-1]['epoch']} epochs: "
-        f"{result.triples_per_second:,.0f} triples/s, {result.train_seconds:.1f} s training, "
-        f"{result.eval_seconds:.1f} s validation"
-    )
-    if result.valid is not None:
-        _print_ranks(result.valid, f"valid, epoch {result.best_epoch}")
-
-    test, test_seconds = None, 0.0
-    if "test" in kg.splits:
-        start = time.perf_counter()
-        test = result.embeddings.evaluate(kg, "test")
-        test_seconds = time.perf_counter() - start
-        _print_ranks(test, "test", test_seconds)
-    else:
-        print("the KG has no 'test' split: test evaluation skipped.")
-
-    result.embeddings.save(output)
-    report = {
-        "kg": kg_name,
-        "kg_fingerprint": kg.fingerprint,
-        "num_entities": kg.num_entities,
-        "num_relations": kg.num_relations,
-        "splits": {name: int(triples.size(1)) for name, triples in kg.splits.items()},
-        "embeddings": str(output),
-        "config": config.to_dict(),
-        "best_epoch": result.best_epoch,
-        "history": result.history,
-        "valid": result.valid.summary() if result.valid is not None else None,
-        "test": test.summary() if test is not None else None,
-        "test_per_relation": (
-            {name: {**m.as_dict(), "count": m.count} for name, m in test.per_relation().items()}
-            if test is not None
-            else None
-        ),
-        "triples_per_second": result.triples_per_second,
-        "train_seconds": result.train_seconds,
-        "eval_seconds": result.eval_seconds,
-        "test_seconds": test_seconds,
-    }
-    _write_json(metrics_path, report)
-    size = output.stat().st_size / 2**20
-    print(f"wrote {output} ({size:.1f} MiB) and {metrics_path}")
+    overrides = {key: getattr(args, key) for key in ("kg", "output") if getattr(args, key)}
+    overrides["kge"] = {name[len("kge.") :]: value for name, value in vars(args).items() if name.startswith("kge.")}
+    train_job(args.config, overrides, progress=args.progress)
 
 
 def cmd_kge_evaluate(args: argparse.Namespace) -> None:
-    from kgpeft.kge import KGEmbeddings
-    from kgpeft.pipeline import load_kg
+    from kgpeft.kge.job import evaluate_job, finite, format_ranks, per_relation_dict
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ConfigError(f"--batch-size should be at least 1, got {args.batch_size}")
-    kg = load_kg(args.kg)
-    embeddings = KGEmbeddings.load(args.embeddings, kg=kg, device=resolve_device(args.device))
-    if args.split not in kg.splits:
-        have = f"it has {', '.join(kg.splits)}" if kg.splits else "it has no splits"
-        raise ConfigError(f"{args.kg}: the KG has no split {args.split!r}; {have}.")
-    start = time.perf_counter()
-    result = embeddings.evaluate(kg, args.split, batch_size=args.batch_size)
-    seconds = time.perf_counter() - start
+    done = evaluate_job(args.embeddings, args.kg, args.split, batch_size=args.batch_size, device=args.device)
     if args.json:
-        out = {"split": args.split, "embeddings": str(args.embeddings), "kg": args.kg, "metrics": result.summary()}
+        out = {"split": args.split, "embeddings": str(args.embeddings), "kg": args.kg, "metrics": done.result.summary()}
         if args.per_relation:
-            out["per_relation"] = {n: {**m.as_dict(), "count": m.count} for n, m in result.per_relation().items()}
-        print(json.dumps(_finite(out), indent=2))
+            out["per_relation"] = per_relation_dict(done.result)
+        print(json.dumps(finite(out), indent=2))
         return
-    c = embeddings.config
-    print(f"{args.embeddings}: {c.model}, {c.hidden_channels} dims{', reciprocal' if c.reciprocal else ''}; {kg}")
-    _print_ranks(result, args.split, seconds, per_relation=args.per_relation)
+    c = done.embeddings.config
+    print(f"{args.embeddings}: {c.model}, {c.hidden_channels} dims{', reciprocal' if c.reciprocal else ''}; {args.kg}")
+    print(format_ranks(done.result, args.split, done.seconds, per_relation=args.per_relation))
 
 
-def _docstring_args(doc: str | None) -> dict[str, str]:
-    """``{name: text}`` of the ``Args:`` entries of a Google-style docstring."""
-    helps: dict[str, str] = {}
-    name = None
-    for line in (doc or "").splitlines():
-        match = re.match(r"\s+(\w+) \([^)]*\): (.*)", line)
-        if match:
-            name = match.group(1)
-            helps[name] = match.group(2)
-        elif name and line.strip() and line.startswith(" " * 12):
-            helps[name] += " " + line.strip()
-        else:
-            name = None
-    return {k: v.replace("``", "").replace("%", "%%") for k, v in helps.items()}
-
-
-def _add_kge_config_options(p: argparse.ArgumentParser) -> None:
-    """One option per :class:`~kgpeft.kge.KGEConfig` field (``--hidden-channels``, ``--reciprocal/--no-reciprocal``),
-    stored as ``kge_<field>`` only when given, to lay over the config file's ``kge:`` section."""
-    from kgpeft.kge import KGEConfig
-
-    hints = typing.get_type_hints(KGEConfig)
-    helps = _docstring_args(KGEConfig.__doc__)
-    group = p.add_argument_group("KGEConfig settings (override the config file's kge: section)")
-    for f in dataclasses.fields(KGEConfig):
+def _add_config_options(p: argparse.ArgumentParser, cls: type, prefix: str, title: str) -> None:
+    """One option per field of the config dataclass ``cls`` (``--hidden-channels``, ``--reciprocal/--no-reciprocal``),
+    helped by its ``metadata["help"]`` and stored as ``<prefix><field>`` only when given."""
+    hints = typing.get_type_hints(cls)
+    helps = field_help(cls)
+    group = p.add_argument_group(title)
+    for f in dataclasses.fields(cls):
         hint = hints[f.name]
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
@@ -360,10 +170,15 @@ def _add_kge_config_options(p: argparse.ArgumentParser) -> None:
         else:
             continue  # a setting with no simple command-line form: config file only
         flag = f"--{f.name.replace('_', '-')}"
-        group.add_argument(flag, dest=f"kge_{f.name}", default=argparse.SUPPRESS, help=helps.get(f.name), **kwargs)
+        help_ = helps[f.name].replace("%", "%%")
+        group.add_argument(flag, dest=f"{prefix}{f.name}", default=argparse.SUPPRESS, help=help_, **kwargs)
 
 
 def _add_kge_parsers(sub) -> None:
+    from kgpeft.kge import KGEConfig
+    from kgpeft.kge.job import KGEJob
+
+    job_help = field_help(KGEJob)
     kge = sub.add_parser("kge", help="train and evaluate KG embeddings (TransE, DistMult, ComplEx, RotatE)")
     kge_sub = kge.add_subparsers(dest="kge_command", required=True)
 
@@ -374,10 +189,10 @@ def _add_kge_parsers(sub) -> None:
         "test split, and write OUTPUT.safetensors and OUTPUT.metrics.json. Options override the config.",
     )
     p.add_argument("--config", type=Path, help="YAML with kg, output and a kge: section (see configs/kge/)")
-    p.add_argument("--kg", help="dataset name (umls, nations, kinships, wordnet), a saved KG folder or a triples file")
-    p.add_argument("--output", help="the .safetensors file to write; the metrics go next to it (.metrics.json)")
+    p.add_argument("--kg", help=job_help["kg"])
+    p.add_argument("--output", help=job_help["output"])
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
-    _add_kge_config_options(p)
+    _add_config_options(p, KGEConfig, "kge.", "KGEConfig settings (override the config file's kge: section)")
     p.set_defaults(func=cmd_kge_train, subparser=None, command="kge train")
 
     p = kge_sub.add_parser(
@@ -449,12 +264,7 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Fill ``args`` from ``args.config``; options given on the command line win."""
     if args.config is None or args.subparser is None:
         return  # train, evaluate and predict read their config themselves
-    try:
-        values = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{args.config}: cannot read config ({e})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{args.config}: expected a mapping of settings, got {type(values).__name__}")
+    values = read_yaml(args.config)
     actions = {a.dest: a for a in args.subparser._actions if a.dest not in ("help", "config")}
     given = {a.dest for a in actions.values() for s in a.option_strings if any(x.split("=")[0] == s for x in argv)}
     for key, value in values.items():
@@ -480,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_config(args, argv)
         args.func(args)
     except KGPeftError as e:
-        print(f"kgpeft {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines())
+        print(f"kgpeft {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -24,12 +24,18 @@ from typing import Any
 
 import torch
 
-from kgpeft.errors import KGPeftError
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int, read_yaml
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge.distillation import DistillationConfig
+from kgpeft.retrieval.config import RetrievalConfig
 from kgpeft.tasks.registry import TASKS, get_task
+from kgpeft.training.config import TrainingConfig
+from kgpeft.tuners.config import KGLoraConfig
+
+TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
 
 
-class JobConfigError(KGPeftError, ValueError):
+class JobConfigError(ConfigError):
     """A job config holds an unknown key, a wrongly typed value, or a task that cannot be read."""
 
 
@@ -57,13 +63,13 @@ class JobConfig:
     max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
-    adapter: dict[str, Any] = field(default_factory=dict, metadata={"help": "KGLoraConfig settings."})
-    retrieval: dict[str, Any] = field(
-        default_factory=dict,
+    adapter: KGLoraConfig = field(default_factory=KGLoraConfig, metadata={"help": "KGLoraConfig settings."})
+    retrieval: RetrievalConfig = field(
+        default_factory=RetrievalConfig,
         metadata={"help": "RetrievalConfig settings: fan-out, node cap, link candidates, facts written as text."},
     )
-    training: dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingConfig settings."})
-    distillation: dict[str, Any] | None = field(
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "TrainingConfig settings."})
+    distillation: DistillationConfig | None = field(
         default=None,
         metadata={
             "help": "Knowledge distillation from a KGE teacher (DistillationConfig: teacher, candidates, "
@@ -71,86 +77,47 @@ class JobConfig:
         },
     )
 
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise JobConfigError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        for name in ("max_length", "max_new_tokens", "num_labels", "max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and (not is_int(value) or value <= 0):
+                raise JobConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        if self.task_type == "classification" and self.adapter.modules_to_save is None:
+            # The new classification head trains (peft's names for it).
+            self.adapter = dataclasses.replace(self.adapter, modules_to_save=["classifier", "score"])
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> JobConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in values.items():
-            if key not in known:
-                raise JobConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}.")
-            expected = {
-                "adapter": dict,
-                "retrieval": dict,
-                "training": dict,
-                "distillation": dict,
-                "model": str,
-                "kg": str,
-                "task": str,
-                "task_type": str,
-            }
-            want = expected.get(key, int)
-            if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
-                raise JobConfigError(f"{source}: key {key!r} should be {want.__name__}, got {value!r}.")
-        if "model" not in values:
-            raise JobConfigError(f"{source}: the key 'model' is required.")
-        config = cls(**values)
-        config.adapter_config()  # validate the sections now, naming their keys
-        config.retrieval_config()
-        config.training_config()
-        config.distillation_config()
-        return config
+    def from_dict(cls, values: dict[str, Any], source: str | None = None) -> JobConfig:
+        """Build from a plain dict; the ``adapter``, ``training`` and ``distillation`` sections are checked too.
+
+        Raises:
+            JobConfigError: an unknown key, a wrong type or an invalid value, named with its section (and
+                ``source``, the file it came from).
+        """
+        try:
+            return dataclass_from_dict(cls, values, "job config", JobConfigError)
+        except JobConfigError as e:
+            if source is None:
+                raise
+            raise JobConfigError(f"{source}: {e}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> JobConfig:
-        import yaml
+        return cls.from_dict(read_yaml(path), source=str(path))
 
-        try:
-            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise JobConfigError(f"{path}: cannot read config ({e})") from None
-        if not isinstance(values, dict):
-            raise JobConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}.")
-        return cls.from_dict(values, source=str(path))
+    def adapter_config(self) -> KGLoraConfig:
+        return self.adapter
 
-    def adapter_config(self):
-        from kgpeft.tuners import KGLoraConfig
+    def training_config(self) -> TrainingConfig:
+        return self.training
 
-        known = {f.name for f in dataclasses.fields(KGLoraConfig)}
-        unknown = sorted(set(self.adapter) - known)
-        if unknown:
-            raise JobConfigError(f"adapter: unknown keys {unknown}; known keys: {sorted(known)}.")
-        values = dict(self.adapter)
-        if self.task_type == "classification":
-            values.setdefault("modules_to_save", ["classifier", "score"])  # the new head trains (peft's names)
-        try:
-            return KGLoraConfig(**values)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"adapter: {e}") from None
+    def retrieval_config(self) -> RetrievalConfig:
+        return self.retrieval
 
-    def retrieval_config(self):
-        from kgpeft.retrieval import RetrievalConfig
-
-        try:
-            return RetrievalConfig.from_dict(self.retrieval)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"retrieval: {e}") from None
-
-    def training_config(self):
-        from kgpeft.training.config import TrainingConfig
-
-        try:
-            return TrainingConfig.from_dict(self.training)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"training: {e}") from None
-
-    def distillation_config(self):
-        from kgpeft.kge.distillation import DistillationConfig
-
-        if self.distillation is None:
-            return None
-        try:
-            return DistillationConfig.from_dict(self.distillation)
-        except (TypeError, ValueError) as e:
-            raise JobConfigError(f"distillation: {e}") from None
+    def distillation_config(self) -> DistillationConfig | None:
+        return self.distillation
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:

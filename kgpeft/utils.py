@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import gc
 import os
 import shutil
 import tempfile
-import types
-import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 
@@ -96,72 +92,3 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def dataclass_from_dict(cls: type, values: dict[str, Any], what: str, error: type[Exception]) -> Any:
-    """``cls(**values)`` after checking each key exists and each value has the annotated type.
-
-    Errors (``error``) name the key, suggest a close match for a typo and say what type was expected.
-    """
-    hints = typing.get_type_hints(cls)
-    for key, value in values.items():
-        if key not in hints or key.startswith("_"):
-            close = difflib.get_close_matches(key, list(hints), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(hints)}."
-            raise error(f"unknown key {key!r} in {what}{hint}")
-        if not _has_type(value, hints[key]):
-            expected = _type_name(hints[key])
-            note = ""
-            if isinstance(value, str) and float in _flatten(hints[key]):
-                note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
-            raise error(f"`{key}` in {what} should be {expected}, got {type(value).__name__} {value!r}{note}.")
-    return cls(**values)
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _flatten(hint: Any) -> list[Any]:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return [t for arg in typing.get_args(hint) for t in _flatten(arg)]
-    return [hint]
-
-
-def _has_type(value: Any, hint: Any) -> bool:
-    for option in _flatten(hint):
-        origin, args = typing.get_origin(option), typing.get_args(option)
-        if option is type(None) and value is None:
-            return True
-        if origin is Literal and value in args:
-            return True
-        if origin is list and isinstance(value, (list, tuple)) and all(_has_type(v, args[0]) for v in value):
-            return True
-        if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            return True
-        if option is bool and isinstance(value, bool):
-            return True
-        if option is int and is_int(value):
-            return True
-        if option is float and (isinstance(value, float) or is_int(value)):
-            return True
-        if option is str and isinstance(value, str):
-            return True
-    return False
-
-
-def _type_name(hint: Any) -> str:
-    names = []
-    for option in _flatten(hint):
-        origin, args = typing.get_origin(option), typing.get_args(option)
-        if option is type(None):
-            names.append("None")
-        elif origin is Literal:
-            names.append(" | ".join(repr(a) for a in args))
-        elif origin is list:
-            names.append(f"a list of {_type_name(args[0])}")
-        elif origin is dict:
-            names.append("a mapping")
-        else:
-            names.append(option.__name__)
-    return " or ".join(names)

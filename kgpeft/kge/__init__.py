@@ -8,10 +8,11 @@
 >>> result.embeddings.save("umls-complex.safetensors")
 """
 
+from kgpeft.kge.config import KGEConfig, KGEConfigError
 from kgpeft.kge.embeddings import EmbeddingFileError, KGEmbeddings
 from kgpeft.kge.evaluation import AnswerIndex, RankMetrics, RankResult, evaluate_ranks, filtered_ranks
 from kgpeft.kge.models import MODELS, ComplEx, DistMult, KGEModel, RotatE, TransE, build_model
-from kgpeft.kge.training import KGEConfig, KGEConfigError, KGETrainResult, head_probabilities, train_kge
+from kgpeft.kge.training import KGETrainResult, head_probabilities, train_kge
 
 __all__ = [
     "MODELS",

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
 from kgpeft.errors import KGPeftError
-from kgpeft.utils import dataclass_from_dict
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 class DistillationError(KGPeftError, ValueError):
     """An example the teacher cannot answer (no entity, relations or choice entities)."""
+
+
+class DistillationConfigError(ConfigError):
+    """A distillation setting is unknown, missing, of the wrong type or out of range."""
 
 
 @dataclass
@@ -90,30 +94,41 @@ def distillation_loss(logits: Tensor, targets: SoftTargets) -> Tensor:
 
 @dataclass
 class DistillationConfig:
-    """The ``distillation:`` section of a job config.
+    """The ``distillation:`` section of a job config."""
 
-    Args:
-        teacher (str): a KG embedding file (``kgpeft kge train``) trained on the job's KG.
-        candidates (str, optional): ``"top_k"`` or ``"choices"``. (default: ``"choices"`` for
-            multiple-choice jobs, else ``"top_k"``)
-        num_candidates (int): candidates per example for ``"top_k"``. (default: ``8``)
-        temperature (float): softmax temperature. (default: ``2.0``)
-        weight (float): loss weight next to the task loss. (default: ``0.5``)
-        relations (list[str]): query relations for examples that name none. (default: none)
-    """
+    teacher: str = field(
+        metadata={"help": "A KG embedding file (`kgpeft kge train`) trained on the job's KG. Required."}
+    )
+    candidates: Literal["top_k", "choices"] | None = field(
+        default=None,
+        metadata={
+            "help": "`top_k` (the teacher's best entities plus the gold ones) or `choices` (the example's options). "
+            "Default: `choices` for multiple-choice jobs, else `top_k`."
+        },
+    )
+    num_candidates: int = field(default=8, metadata={"help": "Candidates per example for `top_k`."})
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of teacher and student."})
+    weight: float = field(default=0.5, metadata={"help": "Weight of the distillation loss next to the task loss."})
+    relations: list[str] = field(
+        default_factory=list, metadata={"help": "Query relations for examples that name none."}
+    )
 
-    teacher: str
-    candidates: Literal["top_k", "choices"] | None = None
-    num_candidates: int = 8
-    temperature: float = 2.0
-    weight: float = 0.5
-    relations: list[str] = field(default_factory=list)
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, str) or not self.teacher:
+            raise DistillationConfigError(f"`teacher` should be a KG embedding file, got {self.teacher!r}.")
+        if self.candidates not in (None, "top_k", "choices"):
+            raise DistillationConfigError(f"`candidates` should be 'top_k' or 'choices', got {self.candidates!r}.")
+        if not is_int(self.num_candidates) or self.num_candidates < 2:
+            raise DistillationConfigError(f"`num_candidates` should be at least 2, got {self.num_candidates!r}.")
+        if not self.temperature > 0:
+            raise DistillationConfigError(f"`temperature` should be positive, got {self.temperature!r}.")
+        if not self.weight >= 0:
+            raise DistillationConfigError(f"`weight` should be non-negative, got {self.weight!r}.")
+        self.relations = list(self.relations)
 
     @classmethod
     def from_dict(cls, values: dict) -> DistillationConfig:
-        if "teacher" not in values:
-            raise DistillationError("distillation: the key 'teacher' (a KG embedding file) is required.")
-        return dataclass_from_dict(cls, dict(values), "distillation config", DistillationError)
+        return dataclass_from_dict(cls, values, "distillation config", DistillationConfigError)
 
     def build_teacher(self, kg: KnowledgeGraph, multiple_choice: bool = False) -> KGETeacher:
         """Load the teacher file (refused unless trained on ``kg``) and wrap it."""
@@ -235,6 +250,7 @@ def collate_soft_targets(features: Sequence[dict]) -> SoftTargets:
 
 __all__ = [
     "DistillationConfig",
+    "DistillationConfigError",
     "DistillationError",
     "KGETeacher",
     "SoftTargets",

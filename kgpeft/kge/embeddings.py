@@ -13,13 +13,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from kgpeft.errors import KGPeftError
+from kgpeft.kge.config import KGEConfig
 from kgpeft.kge.evaluation import AnswerIndex, RankResult, evaluate_ranks
 from kgpeft.kge.models import KGEModel, build_model
 from kgpeft.utils import atomic_file
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
-    from kgpeft.kge.training import KGEConfig
 
 FORMAT = "kgpeft.kge"
 FORMAT_VERSION = 1
@@ -144,8 +144,6 @@ class KGEmbeddings:
         Raises:
             EmbeddingFileError: unreadable file, not a kgpeft embedding file, a newer format, or another KG.
         """
-        from kgpeft.kge.training import KGEConfig
-
         path = Path(path)
         if not path.is_file():
             raise EmbeddingFileError(f"No embedding file at {path}.")
@@ -163,7 +161,7 @@ class KGEmbeddings:
                 f"({FORMAT_VERSION}); upgrade kgpeft."
             )
         try:
-            config = KGEConfig.from_dict(json.loads(meta["config"]))
+            config = KGEConfig.from_saved(json.loads(meta["config"]))
             num_entities, num_relations = int(meta["num_entities"]), int(meta["num_relations"])
             keys = json.loads(meta["relation_keys"])
             fingerprint = meta["kg_fingerprint"]

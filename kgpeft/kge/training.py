@@ -21,120 +21,19 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge.config import KGEConfig
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import AnswerIndex, RankResult
 from kgpeft.kge.models import build_model
-from kgpeft.utils import dataclass_from_dict, resolve_device
-
-
-class KGEConfigError(KGPeftError, ValueError):
-    """An invalid KG embedding config."""
-
-
-@dataclass
-class KGEConfig:
-    """Model and training settings of a KG embedding (``kge:`` section of a config file).
-
-    Args:
-        model (str): ``"transe"``, ``"distmult"``, ``"complex"`` or ``"rotate"``.
-        hidden_channels (int): embedding size (complex dimensions for ComplEx and RotatE).
-        reciprocal (bool): add reciprocal relations. (default: ``False``)
-        margin (float): RotatE's γ; margin of the ``"margin"`` loss. (default: ``1.0``)
-        p_norm (float): TransE's distance norm. (default: ``1.0``)
-        training (str): ``"negative_sampling"`` or ``"1-n"``. (default: ``"1-n"``)
-        loss (str): ``"softplus"``, ``"margin"``, ``"nssa"`` (negative sampling),
-            ``"bce"``, ``"ce"`` (1-n). (default: ``"ce"`` for 1-n, ``"softplus"`` for negative sampling)
-        num_negatives (int): corruptions per positive. (default: ``32``)
-        negative_sampler (str): ``"uniform"`` or ``"bernoulli"``. (default: ``"uniform"``)
-        adversarial_temperature (float): α of ``"nssa"``. (default: ``1.0``)
-        label_smoothing (float): for ``"bce"`` and ``"ce"``. (default: ``0.0``)
-        regularizer (str): ``"n3"`` or ``"l2"`` on the embeddings a batch uses. (default: ``"n3"``)
-        regularization_weight (float): 0 turns it off. (default: ``0.0``)
-        optimizer (str): ``"adam"`` or ``"adagrad"``. (default: ``"adam"``)
-        lr (float): learning rate. (default: ``1e-3``)
-        batch_size (int): positives (or 1-n queries) per step. (default: ``256``)
-        epochs (int): maximum passes over the training triples. (default: ``100``)
-        eval_every (int): epochs between validation evaluations; 0 never. (default: ``10``)
-        patience (int): evaluations without a better valid MRR before stopping; 0 never
-            stops early. The best state is restored at the end. (default: ``3``)
-        eval_batch_size (int): queries per evaluation batch. (default: ``256``)
-        seed (int): seeds initialisation and sampling. (default: ``0``)
-        device (str): ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ... (default: ``"auto"``)
-    """
-
-    model: Literal["transe", "distmult", "complex", "rotate"] = "complex"
-    hidden_channels: int = 200
-    reciprocal: bool = False
-    margin: float = 1.0
-    p_norm: float = 1.0
-    training: Literal["negative_sampling", "1-n"] = "1-n"
-    loss: Literal["softplus", "margin", "nssa", "bce", "ce"] | None = None
-    num_negatives: int = 32
-    negative_sampler: Literal["uniform", "bernoulli"] = "uniform"
-    adversarial_temperature: float = 1.0
-    label_smoothing: float = 0.0
-    regularizer: Literal["n3", "l2"] = "n3"
-    regularization_weight: float = 0.0
-    optimizer: Literal["adam", "adagrad"] = "adam"
-    lr: float = 1e-3
-    batch_size: int = 256
-    epochs: int = 100
-    eval_every: int = 10
-    patience: int = 3
-    eval_batch_size: int = 256
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        self.model = self.model.lower()
-        pairs = {"negative_sampling": ("softplus", "margin", "nssa"), "1-n": ("bce", "ce")}
-        if self.training not in pairs:
-            raise KGEConfigError(f"`training` should be 'negative_sampling' or '1-n', got {self.training!r}.")
-        if self.loss is None:
-            self.loss = pairs[self.training][0] if self.training == "negative_sampling" else "ce"
-        if self.loss not in pairs[self.training]:
-            raise KGEConfigError(
-                f"`loss={self.loss!r}` does not go with `training={self.training!r}`; "
-                f"choose one of {', '.join(pairs[self.training])}."
-            )
-        for name in ("hidden_channels", "batch_size", "eval_batch_size", "num_negatives"):
-            if getattr(self, name) < 1:
-                raise KGEConfigError(f"`{name}` should be at least 1, got {getattr(self, name)}.")
-        for name in ("epochs", "eval_every", "patience"):
-            if getattr(self, name) < 0:
-                raise KGEConfigError(f"`{name}` should be non-negative, got {getattr(self, name)}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise KGEConfigError(f"`label_smoothing` should be in [0, 1), got {self.label_smoothing}.")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> KGEConfig:
-        """Build from a plain dict (a YAML file's ``kge:`` section), naming unknown keys and wrong types."""
-        values = dict(values)
-        if isinstance(values.get("model"), str):
-            values["model"] = values["model"].lower()
-        return dataclass_from_dict(cls, values, "KGE config", KGEConfigError)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def model_kwargs(self) -> dict:
-        """Keyword arguments of the model's constructor beyond the sizes."""
-        return {
-            "transe": {"margin": self.margin, "p_norm": self.p_norm},
-            "distmult": {"margin": self.margin},
-            "complex": {},
-            "rotate": {"margin": self.margin},
-        }[self.model]
+from kgpeft.utils import resolve_device
 
 
 @dataclass
@@ -208,13 +107,13 @@ def train_kge(
         train = torch.cat([train, torch.stack([t, r + num_relations, h])], dim=1)
     known = AnswerIndex([*kg.splits.values(), kg.triples], num_entities, num_relations)  # as KGEmbeddings.evaluate
     optimizer = (torch.optim.Adagrad if config.optimizer == "adagrad" else torch.optim.Adam)(
-        model.parameters(), lr=config.lr
+        model.parameters(), lr=config.learning_rate
     )
     step = _make_step(model, config, train, num_entities, model_relations, generator, device)
 
     result = KGETrainResult(embeddings)
     best_mrr, best_state, bad_evals, seen = -math.inf, None, 0, 0
-    bar = tqdm(range(1, config.epochs + 1), desc=f"kge {config.model}", disable=not progress, unit="epoch")
+    bar = tqdm(range(1, config.num_epochs + 1), desc=f"kge {config.model}", disable=not progress, unit="epoch")
     for epoch in bar:
         model.train()
         start = time.perf_counter()
@@ -230,7 +129,7 @@ def train_kge(
         result.train_seconds += time.perf_counter() - start
         seen += step.positives_per_epoch
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if valid is not None and config.eval_every and (epoch % config.eval_every == 0 or epoch == config.epochs):
+        if valid is not None and config.eval_every and (epoch % config.eval_every == 0 or epoch == config.num_epochs):
             start = time.perf_counter()
             ranks = embeddings.evaluate_triples(valid, known, batch_size=config.eval_batch_size)
             result.eval_seconds += time.perf_counter() - start
@@ -248,7 +147,7 @@ def train_kge(
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        result.best_epoch = epoch if config.epochs else 0
+        result.best_epoch = epoch if config.num_epochs else 0
     model.eval()
     result.triples_per_second = seen / max(result.train_seconds, 1e-9)
     return result

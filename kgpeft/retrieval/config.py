@@ -6,19 +6,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgpeft.errors import KGPeftError
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.linking import EntityLinker
 from kgpeft.retrieval.facts import FACT_FIELDS, FACT_STYLES, fact_template
 from kgpeft.retrieval.subgraph_retriever import SubgraphRetriever
 
 
-class RetrievalConfigError(KGPeftError, ValueError):
+class RetrievalConfigError(ConfigError):
     """A :class:`RetrievalConfig` value is out of range or of the wrong kind."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -53,16 +49,16 @@ class RetrievalConfig:
         if (
             not isinstance(self.num_neighbors, list)
             or not self.num_neighbors
-            or any(not _is_int(n) or n == 0 or n < -1 for n in self.num_neighbors)
+            or any(not is_int(n) or n == 0 or n < -1 for n in self.num_neighbors)
         ):
             raise RetrievalConfigError(
                 f"`num_neighbors` should be a non-empty list of positive caps or -1, got {self.num_neighbors!r}."
             )
         for name in ("max_nodes", "max_candidates"):
             value = getattr(self, name)
-            if not _is_int(value) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise RetrievalConfigError(f"`{name}` should be a positive integer, got {value!r}.")
-        if not _is_int(self.num_facts) or self.num_facts < 0:
+        if not is_int(self.num_facts) or self.num_facts < 0:
             raise RetrievalConfigError(f"`num_facts` should be a non-negative integer, got {self.num_facts!r}.")
         if not isinstance(self.fact_format, str):
             raise RetrievalConfigError(f"`fact_format` should be a string, got {self.fact_format!r}.")
@@ -85,8 +81,4 @@ class RetrievalConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RetrievalConfig:
         """Build from a dict, e.g. a job config's ``retrieval:`` section; an unknown key is an error naming it."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise RetrievalConfigError(f"Unknown retrieval keys {unknown}; known keys: {known}.")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "retrieval config", RetrievalConfigError)

@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 from transformers import SchedulerType
 
-from kgpeft.errors import KGPeftError
-from kgpeft.utils import dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
 
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
 MIXED_PRECISIONS = ("no", "bf16", "fp16", "auto")
@@ -19,7 +18,7 @@ _METRIC_SCHEDULERS = ("reduce_lr_on_plateau", "greedy")
 LR_SCHEDULERS = tuple(s.value for s in SchedulerType if s.value not in _METRIC_SCHEDULERS)
 
 
-class TrainingConfigError(KGPeftError, ValueError):
+class TrainingConfigError(ConfigError):
     """A training setting is unknown, of the wrong type or out of range."""
 
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from peft import LoraConfig
 
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+
 KnowledgeMode = Literal["token", "cross", "prefix"]
 NodeFeatures = Literal["text", "kge", "learned"]
 KNOWLEDGE_MODES = ("token", "cross", "prefix")
@@ -17,6 +19,10 @@ NODE_FEATURES = ("text", "kge", "learned")
 CONFIG_FORMAT_VERSION = 1
 # Retrieval settings that older checkpoints saved here; RetrievalConfig owns them now.
 LEGACY_KEYS = ("num_neighbors", "max_nodes", "max_candidates")
+
+
+class KGLoraConfigError(ConfigError):
+    """An adapter setting is unknown, of the wrong type or out of range."""
 
 
 @dataclass
@@ -92,22 +98,30 @@ class KGLoraConfig:
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
         for name in (*positive, "relation_negatives"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{name}` should be a positive integer, got {value!r}.")
+            if not is_int(value) or value <= 0:
+                raise KGLoraConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        for name in ("num_bases", "num_blocks"):
+            value = getattr(self, name)
+            if value is not None and (not is_int(value) or value <= 0):
+                raise KGLoraConfigError(f"`{name}` should be a positive integer or None, got {value!r}.")
         for name in ("lora_dropout", "graph_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{name}` should be in [0, 1), got {value!r}.")
+                raise KGLoraConfigError(f"`{name}` should be in [0, 1), got {value!r}.")
         if not 0.0 < self.relation_holdout < 1.0:
-            raise ValueError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
-        if self.relation_loss_weight < 0:
-            raise ValueError(f"`relation_loss_weight` should be non-negative, got {self.relation_loss_weight!r}.")
+            raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
+        if not self.relation_loss_weight >= 0:
+            raise KGLoraConfigError(
+                f"`relation_loss_weight` should be non-negative, got {self.relation_loss_weight!r}."
+            )
         if self.knowledge_mode not in KNOWLEDGE_MODES:
-            raise ValueError(f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}.")
+            raise KGLoraConfigError(
+                f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}."
+            )
         if self.node_features not in NODE_FEATURES:
-            raise ValueError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")
+            raise KGLoraConfigError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")
         if self.num_bases is not None and self.num_blocks is not None:
-            raise ValueError(
+            raise KGLoraConfigError(
                 "Set at most one of `num_bases` and `num_blocks`; for block decomposition pass `num_bases=None` "
                 f"(got num_bases={self.num_bases}, num_blocks={self.num_blocks})."
             )
@@ -131,7 +145,7 @@ class KGLoraConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> KGLoraConfig:
-        """Build from a saved dict; unknown keys (from a newer kgpeft) are ignored with a warning.
+        """Build from a saved dict, checking types; unknown keys (from a newer kgpeft) are ignored with a warning.
 
         The retrieval settings older versions saved (:data:`LEGACY_KEYS`) are dropped silently.
         """
@@ -139,4 +153,6 @@ class KGLoraConfig:
         unknown = sorted(set(values) - known - set(LEGACY_KEYS))
         if unknown:
             warnings.warn(f"Ignoring unknown KGLoraConfig keys {unknown} (written by a newer kgpeft?).", stacklevel=2)
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return dataclass_from_dict(
+            cls, {k: v for k, v in values.items() if k in known}, "adapter config", KGLoraConfigError
+        )

@@ -1,6 +1,7 @@
 """The command line end to end, on a tiny model, KG and task written by the test."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -63,11 +64,22 @@ def test_train_then_evaluate_and_predict(job, capsys):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"lerning_rate": 1}, "unknown key 'lerning_rate'"),
-        ({"max_length": "long"}, "key 'max_length' should be int, got 'long'"),
-        ({"adapter": {"rank": 4}}, r"adapter: unknown keys \['rank'\]"),
+        ({"lerning_rate": 1}, "unknown key 'lerning_rate' in job config; known keys: model, kg"),
+        ({"max_length": "long"}, "`max_length` in job config should be int, got str 'long'"),
+        ({"max_length": 0}, "`max_length` should be a positive integer, got 0"),
+        ({"task_type": "regression"}, "`task_type` should be one of .*, got 'regression'"),
+        ({"adapter": {"rank": 4}}, "unknown key 'rank' in adapter; known keys: r, lora_alpha"),
         ({"adapter": {"r": 0}}, "adapter: `r` should be a positive integer, got 0"),
-        ({"training": {"lerning_rate": 0.1}}, "training: .*lerning_rate"),
+        (
+            {"adapter": {"knowledge_mode": "graph"}},
+            "`knowledge_mode` in adapter should be 'token' | 'cross' | 'prefix'",
+        ),
+        ({"adapter": [4]}, "`adapter` in job config should be a mapping, got list"),
+        ({"training": {"lerning_rate": 0.1}}, "unknown key 'lerning_rate' in training; did you mean 'learning_rate'"),
+        ({"training": {"max_steps": -5}}, "training: `max_steps` should be a positive integer, got -5"),
+        ({"training": {"learning_rate": "fast"}}, "`learning_rate` in training should be float, got str 'fast'"),
+        ({"distillation": {"weight": 0.5}}, "the key 'teacher' is required in distillation"),
+        ({"distillation": {"teacher": "t.safetensors", "temperature": 0}}, "distillation: `temperature` should be"),
     ],
 )
 def test_bad_job_config_names_the_key(job, capsys, change, message):
@@ -75,10 +87,21 @@ def test_bad_job_config_names_the_key(job, capsys, change, message):
     path.write_text(yaml.safe_dump({**values, **change}))
     assert main(["train", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("kgpeft train: error: ")
-    import re
-
+    assert err.startswith(f"kgpeft train: error: {path}: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("- a\n- b\n", "expected a mapping of settings, got list"), ("model: [\n", "cannot read config")],
+)
+def test_unreadable_job_config_is_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    for command in (["train"], ["evaluate", "--adapter", str(tmp_path)], ["predict", "--adapter", str(tmp_path)]):
+        assert main([*command, "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"kgpeft {command[0]}: error: {path}: {message}") and err.count("\n") == 1, err
 
 
 def test_bad_task_row_names_the_line(job, tmp_path, capsys):

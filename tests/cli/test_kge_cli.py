@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kgpeft.cli import _read_kge_job, main
+from kgpeft.cli import main
 from kgpeft.datasets import DATASETS, load
 from kgpeft.kge import KGEConfig
+from kgpeft.kge.job import load_job
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "kge"
 KGE = {
@@ -18,8 +19,8 @@ KGE = {
     "training": "1-n",
     "loss": "ce",
     "regularization_weight": 0.01,
-    "lr": 0.05,
-    "epochs": 4,
+    "learning_rate": 0.05,
+    "num_epochs": 4,
     "eval_every": 2,
     "device": "cpu",
 }
@@ -63,10 +64,10 @@ def test_train_writes_embeddings_and_metrics(trained):
 def test_options_override_the_config(config, tmp_path, capsys):
     out = tmp_path / "distmult.safetensors"
     argv = ["kge", "train", "--config", str(config), "--no-progress", "--output", str(out)]
-    assert main([*argv, "--model", "DistMult", "--hidden-channels", "8", "--epochs", "1", "--no-reciprocal"]) == 0
+    assert main([*argv, "--model", "DistMult", "--hidden-channels", "8", "--num-epochs", "1", "--no-reciprocal"]) == 0
     report = json.loads(out.with_suffix(".metrics.json").read_text())
     assert report["config"]["model"] == "distmult" and report["config"]["hidden_channels"] == 8
-    assert report["config"]["reciprocal"] is False and report["config"]["lr"] == KGE["lr"]
+    assert report["config"]["reciprocal"] is False and report["config"]["learning_rate"] == KGE["learning_rate"]
     assert [row["epoch"] for row in report["history"]] == [1]  # validated after the last epoch
 
 
@@ -108,12 +109,17 @@ def test_evaluate_names_a_missing_split_or_file(trained, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"outptu": "x.safetensors"}, "unknown key 'outptu'; did you mean 'output'?"),
-        ({"epochs": 3}, "unknown key 'epochs'; 'epochs' is a KGEConfig setting: put it under `kge:`"),
-        ({"kge": {**KGE, "hiden_channels": 8}}, "kge: unknown key 'hiden_channels' in KGE config; did you mean"),
-        ({"kge": {**KGE, "lr": "1e-3"}}, "kge: `lr` in KGE config should be float"),
-        ({"kge": [1, 2]}, "key 'kge' should be dict"),
-        ({"kge": {**KGE, "training": "negative_sampling", "loss": "ce"}}, "does not go with"),
+        ({"outptu": "x.safetensors"}, "unknown key 'outptu' in KGE job; did you mean 'output'?"),
+        (
+            {"num_epochs": 3},
+            "unknown key 'num_epochs' in KGE job; 'num_epochs' is a KGEConfig setting: put it under `kge:`",
+        ),
+        ({"kge": {**KGE, "hiden_channels": 8}}, "unknown key 'hiden_channels' in kge; did you mean 'hidden_channels'?"),
+        ({"kge": {**KGE, "learning_rate": "1e-3"}}, "`learning_rate` in kge should be float, got str '1e-3'"),
+        ({"kge": {**KGE, "lr": 0.1}}, "unknown key 'lr' in kge; known keys: model, hidden_channels"),
+        ({"kge": [1, 2]}, "`kge` in KGE job should be a mapping, got list [1, 2]"),
+        ({"kge": {**KGE, "training": "negative_sampling", "loss": "ce"}}, "kge: `loss='ce'` does not go with"),
+        ({"kge": {**KGE, "num_epochs": -1}}, "kge: `num_epochs` should be a non-negative integer, got -1"),
     ],
 )
 def test_bad_config_names_the_key_and_file(config, capsys, change, message):
@@ -135,7 +141,7 @@ def test_kg_without_splits_trains_on_all_triples_and_skips_test(tmp_path, capsys
     (tmp_path / "kg.tsv").write_text("dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\n")
     out = tmp_path / "tiny.safetensors"
     argv = ["kge", "train", "--kg", str(tmp_path / "kg.tsv"), "--output", str(out), "--no-progress"]
-    assert main([*argv, "--epochs", "2", "--hidden-channels", "4", "--device", "cpu"]) == 0
+    assert main([*argv, "--num-epochs", "2", "--hidden-channels", "4", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "has no splits: training on all 4 triples" in printed and "test evaluation skipped" in printed
     report = json.loads(out.with_suffix(".metrics.json").read_text())
@@ -147,6 +153,6 @@ def test_kg_without_splits_trains_on_all_triples_and_skips_test(tmp_path, capsys
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_are_valid(path):
-    job = _read_kge_job(path)
-    assert job["kg"] in DATASETS and job["output"].endswith(".safetensors")
-    KGEConfig.from_dict(job.get("kge") or {})
+    job = load_job(path)
+    assert job.kg in DATASETS and job.output.endswith(".safetensors")
+    assert job.kge == KGEConfig.from_dict(yaml.safe_load(path.read_text())["kge"])

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 
@@ -32,7 +33,7 @@ def _path_pattern(path) -> str:
 @pytest.mark.parametrize("reciprocal", [False, True])
 @pytest.mark.parametrize("model", ["transe", "distmult", "complex", "rotate"])
 def test_round_trip_is_bit_exact(nations, tmp_path, model, reciprocal):
-    emb = _embeddings(nations, model, reciprocal, margin=2.5, p_norm=2.0, lr=0.01)
+    emb = _embeddings(nations, model, reciprocal, margin=2.5, p_norm=2.0, learning_rate=0.01)
     path = tmp_path / "sub" / "emb.safetensors"  # the folder is created
     emb.save(path)
     loaded = KGEmbeddings.load(path, nations)
@@ -50,6 +51,21 @@ def test_round_trip_is_bit_exact(nations, tmp_path, model, reciprocal):
     assert not loaded.model.training
     assert loaded.evaluate(nations, "test").mrr == emb.evaluate(nations, "test").mrr
     assert os.listdir(path.parent) == ["emb.safetensors"]  # no temporary file left
+
+
+def test_files_with_the_old_config_names_still_load(nations, tmp_path):
+    emb = _embeddings(nations, "distmult", learning_rate=0.02, num_epochs=7)
+    path = tmp_path / "old.safetensors"
+    emb.save(path)
+    with safe_open(path, framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    saved = json.loads(meta["config"])
+    saved["lr"], saved["epochs"] = saved.pop("learning_rate"), saved.pop("num_epochs")
+    save_file(tensors, path, metadata={**meta, "config": json.dumps(saved)})
+    loaded = KGEmbeddings.load(path, nations)
+    assert (loaded.config.learning_rate, loaded.config.num_epochs) == (0.02, 7)
+    assert loaded.config == emb.config
+    assert torch.equal(loaded.entity_embeddings(), emb.entity_embeddings())
 
 
 def test_load_without_kg_skips_the_check(nations, tmp_path):

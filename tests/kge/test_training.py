@@ -7,7 +7,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEConfig, KGEConfigError, head_probabilities, train_kge
 
 # Small and fast on Nations (14 entities, 1592 training triples): about half a second per run on one core.
-FAST = {"hidden_channels": 16, "num_negatives": 8, "lr": 0.05, "batch_size": 128, "eval_every": 0}
+FAST = {"hidden_channels": 16, "num_negatives": 8, "learning_rate": 0.05, "batch_size": 128, "eval_every": 0}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ REGIMES += [("1-n", "bce", "uniform"), ("1-n", "ce", "uniform")]
 def test_every_regime_learns(nations, training, loss, sampler, reciprocal):
     config = {"model": "complex", "training": training, "loss": loss, "negative_sampler": sampler}
     config["reciprocal"] = reciprocal
-    untrained = _test_mrr(nations, epochs=0, **config)  # same seed: the same initial model
-    trained = _test_mrr(nations, epochs=10, **config)
+    untrained = _test_mrr(nations, num_epochs=0, **config)  # same seed: the same initial model
+    trained = _test_mrr(nations, num_epochs=10, **config)
     assert 0.2 < untrained < 0.45  # near random on Nations
     assert trained > untrained + 0.15
 
@@ -55,12 +55,14 @@ def test_every_regime_learns(nations, training, loss, sampler, reciprocal):
 )
 def test_every_model_learns(nations, config):
     if config.get("optimizer") == "adagrad":
-        config = {**config, "lr": 0.2}
-    assert _test_mrr(nations, epochs=10, **config) > _test_mrr(nations, epochs=0, **config) + 0.1
+        config = {**config, "learning_rate": 0.2}
+    assert _test_mrr(nations, num_epochs=10, **config) > _test_mrr(nations, num_epochs=0, **config) + 0.1
 
 
 def test_result_bookkeeping(nations):
-    result = train_kge(nations, KGEConfig(**{**FAST, "epochs": 4, "eval_every": 2, "reciprocal": True}), progress=False)
+    result = train_kge(
+        nations, KGEConfig(**{**FAST, "num_epochs": 4, "eval_every": 2, "reciprocal": True}), progress=False
+    )
     assert [h["epoch"] for h in result.history] == [2, 4]
     assert all(0 < h["valid_mrr"] <= 1 and h["loss"] > 0 for h in result.history)
     assert result.best_epoch in (2, 4)
@@ -75,7 +77,7 @@ def test_result_bookkeeping(nations):
 
 def test_early_stopping_restores_the_best_state(nations):
     # lr 1.0 makes DistMult's valid MRR fall after a few epochs
-    config = {**FAST, "model": "distmult", "lr": 1.0, "epochs": 20, "eval_every": 1, "patience": 1}
+    config = {**FAST, "model": "distmult", "learning_rate": 1.0, "num_epochs": 20, "eval_every": 1, "patience": 1}
     result = train_kge(nations, KGEConfig(**config), progress=False)
     mrrs = [h["valid_mrr"] for h in result.history]
     last = result.history[-1]["epoch"]
@@ -86,19 +88,26 @@ def test_early_stopping_restores_the_best_state(nations):
     assert result.embeddings.evaluate(nations, "valid").mrr == pytest.approx(result.valid.mrr, abs=1e-12)
     assert result.valid.mrr == max(mrrs)
     # ... exactly the state of a run that stops at the best epoch
-    again = train_kge(nations, KGEConfig(**{**config, "epochs": result.best_epoch, "eval_every": 0}), progress=False)
+    again = train_kge(
+        nations, KGEConfig(**{**config, "num_epochs": result.best_epoch, "eval_every": 0}), progress=False
+    )
     assert _same_state(_state(result), _state(again))
 
 
 def test_patience_zero_never_stops(nations):
-    config = {**FAST, "model": "distmult", "lr": 1.0, "epochs": 6, "eval_every": 1, "patience": 0}
+    config = {**FAST, "model": "distmult", "learning_rate": 1.0, "num_epochs": 6, "eval_every": 1, "patience": 0}
     result = train_kge(nations, KGEConfig(**config), progress=False)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("training", ["negative_sampling", "1-n"])
 def test_same_seed_same_embeddings(nations, training):
-    config = {**FAST, "training": training, "loss": "nssa" if training == "negative_sampling" else "bce", "epochs": 2}
+    config = {
+        **FAST,
+        "training": training,
+        "loss": "nssa" if training == "negative_sampling" else "bce",
+        "num_epochs": 2,
+    }
     a, b = (train_kge(nations, KGEConfig(**config), progress=False) for _ in range(2))
     assert _same_state(_state(a), _state(b))
     c = train_kge(nations, KGEConfig(**{**config, "seed": 1}), progress=False)
@@ -106,7 +115,7 @@ def test_same_seed_same_embeddings(nations, training):
 
 
 def test_sampler_and_loss_change_training(nations):
-    base = {**FAST, "training": "negative_sampling", "loss": "softplus", "epochs": 1}
+    base = {**FAST, "training": "negative_sampling", "loss": "softplus", "num_epochs": 1}
     states = [
         _state(train_kge(nations, KGEConfig(**{**base, **extra}), progress=False))
         for extra in ({}, {"negative_sampler": "bernoulli"}, {"loss": "margin"}, {"loss": "nssa"})
@@ -117,10 +126,10 @@ def test_sampler_and_loss_change_training(nations):
 def test_train_without_splits_and_bad_split():
     triples = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1], [1, 2, 3, 0]])
     kg = KnowledgeGraph(list("abcd"), ["r", "s"], triples)
-    result = train_kge(kg, KGEConfig(**{**FAST, "epochs": 2, "eval_every": 1}), progress=False)
+    result = train_kge(kg, KGEConfig(**{**FAST, "num_epochs": 2, "eval_every": 1}), progress=False)
     assert result.history == [] and result.valid is None and result.best_epoch == 2
     with pytest.raises(KeyError, match="'dev'"):
-        train_kge(load("nations"), KGEConfig(**{**FAST, "epochs": 1}), train_split="dev", progress=False)
+        train_kge(load("nations"), KGEConfig(**{**FAST, "num_epochs": 1}), train_split="dev", progress=False)
 
 
 def test_head_probabilities_by_hand():
@@ -142,12 +151,14 @@ def test_head_probabilities_by_hand():
     ("values", "match"),
     [
         ({"hiden_channels": 10}, r"unknown key 'hiden_channels'.*did you mean 'hidden_channels'"),
-        ({"lr": "1e-3"}, r"`lr`.*float.*1\.0e-4"),
-        ({"epochs": 2.5}, r"`epochs`.*int.*2\.5"),
+        ({"learning_rate": "1e-3"}, r"`learning_rate`.*float.*1\.0e-4"),
+        ({"num_epochs": 2.5}, r"`num_epochs`.*int.*2\.5"),
+        ({"epochs": 3}, r"unknown key 'epochs'.*did you mean 'num_epochs'"),
+        ({"learning_rate": 0}, r"`learning_rate` should be positive, got 0"),
         ({"reciprocal": "yes"}, r"`reciprocal`.*bool"),
-        ({"model": "bert"}, r"`model`.*'transe' \| 'distmult' \| 'complex' \| 'rotate'.*'bert'"),
+        ({"model": "bert"}, r"`model` should be one of \('transe', 'distmult', 'complex', 'rotate'\), got 'bert'"),
         ({"loss": "hinge"}, r"`loss`.*'hinge'"),
-        ({"training": "1-n", "loss": "margin"}, r"`loss='margin'` does not go with `training='1-n'`.*bce, ce"),
+        ({"training": "1-n", "loss": "margin"}, r"`loss='margin'` does not go with `training='1-n'`.*ce, bce"),
         ({"training": "negative_sampling", "loss": "ce"}, r"`loss='ce'`.*softplus, margin, nssa"),
         ({"hidden_channels": 0}, r"`hidden_channels`.*at least 1"),
         ({"patience": -1}, r"`patience`.*non-negative"),
@@ -160,8 +171,10 @@ def test_config_errors(values, match):
 
 
 def test_config_from_dict_round_trip():
-    config = KGEConfig.from_dict({"model": "rotate", "training": "negative_sampling", "loss": "nssa", "lr": 1})
-    assert (config.model, config.lr) == ("rotate", 1)
+    config = KGEConfig.from_dict(
+        {"model": "rotate", "training": "negative_sampling", "loss": "nssa", "learning_rate": 1}
+    )
+    assert (config.model, config.learning_rate) == ("rotate", 1)
     assert KGEConfig.from_dict(config.to_dict()) == config
     assert config.model_kwargs() == {"margin": 1.0}
     assert issubclass(KGEConfigError, ValueError)
@@ -181,7 +194,7 @@ def test_negative_sampler_corrupts_heads_as_configured(monkeypatch, sampler, low
         return score_corrupted(self, head_index, rel_type, tail_index, random, corrupt_head)
 
     monkeypatch.setattr(models.DistMult, "_score_corrupted", spy)
-    config = {**FAST, "model": "distmult", "training": "negative_sampling", "loss": "softplus", "epochs": 3}
+    config = {**FAST, "model": "distmult", "training": "negative_sampling", "loss": "softplus", "num_epochs": 3}
     train_kge(kg, KGEConfig(**{**config, "negative_sampler": sampler, "num_negatives": 64}), progress=False)
     assert len(corrupted) == 3  # one batch of 100 per epoch
     assert low < sum(corrupted) / len(corrupted) < high
@@ -204,7 +217,7 @@ def test_the_regularizer_option_is_the_one_applied(training):
             training=training,
             regularizer=kind,
             regularization_weight=0.5,
-            epochs=1,
+            num_epochs=1,
             eval_every=0,
         )
         weights[kind] = train_kge(kg, config, progress=False).embeddings.model.node_emb.weight

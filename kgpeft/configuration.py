@@ -1,0 +1,169 @@
+"""The one config path: every config class is read through :func:`dataclass_from_dict`.
+
+A config class is a dataclass whose fields have defaults and ``field(metadata={"help": ...})``
+(read by :func:`field_help`, e.g. for command-line options) and whose ``__post_init__``
+validates the values, raising a :class:`ConfigError` subclass that names the key and the
+value. :func:`read_yaml` reads a config file; :func:`dataclass_from_dict` checks its keys
+and types and builds the dataclass, nested sections included::
+
+    >>> dataclass_from_dict(JobConfig, read_yaml("job.yaml"), "job config", JobConfigError)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from kgpeft.errors import KGPeftError
+
+T = TypeVar("T")
+
+
+class ConfigError(KGPeftError, ValueError):
+    """A config is unreadable, or holds an unknown key, a wrongly typed value or an invalid value."""
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping of settings in the YAML file ``path`` (an empty file is ``{}``).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or holds something other than a mapping.
+    """
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}.")
+    return values
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """``{field name: help text}`` of a config dataclass, from ``field(metadata={"help": ...})``."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.init}
+
+
+def dataclass_from_dict(
+    cls: type[T], values: Mapping[str, Any], what: str, error: type[ConfigError] = ConfigError
+) -> T:
+    """``cls(**values)`` after checking that each key exists and each value has the annotated type.
+
+    A field annotated with a dataclass type (or ``SomeConfig | None``) is a nested section: a
+    mapping there is read by this function too, and its errors name the section.
+
+    Args:
+        cls: the config dataclass.
+        values: the settings, e.g. from :func:`read_yaml`.
+        what: names ``values`` in messages (``"training config"``; a section's name for nested ones).
+        error: the :class:`ConfigError` subclass raised for an unknown key, a wrong type or a missing key.
+
+    Raises:
+        ConfigError: (``error``) an unknown key (with a close match, if any), a value of the wrong type
+            or a missing required key; the class's own ``__post_init__`` errors pass through unchanged.
+    """
+    return cls(**_checked(cls, values, what, error))
+
+
+def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[ConfigError]) -> dict[str, Any]:
+    """The keyword arguments of ``cls``: keys and types checked, nested sections built."""
+    if not isinstance(values, Mapping):
+        raise error(f"{what} should be a mapping of settings, got {type(values).__name__} {values!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}."
+            raise error(f"unknown key {key!r} in {what}; {hint}")
+        section = _section_class(hints[key])
+        if section is not None and isinstance(value, Mapping):
+            section_kwargs = _checked(section, value, key, error)
+            try:
+                value = section(**section_kwargs)
+            except ConfigError as e:  # the section's own validation: say which section
+                raise error(f"{key}: {e}") from None
+        elif not _has_type(value, hints[key]):
+            note = ""
+            if isinstance(value, str) and float in _flatten(hints[key]):
+                note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
+            expected = _type_name(hints[key])
+            raise error(f"`{key}` in {what} should be {expected}, got {type(value).__name__} {value!r}{note}.")
+        kwargs[key] = value
+    missing = [name for name, f in fields.items() if name not in kwargs and _is_required(f)]
+    if missing:
+        raise error(f"the key {missing[0]!r} is required in {what}.")
+    return kwargs
+
+
+def is_int(value: Any) -> bool:
+    """An ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _flatten(hint: Any) -> list[Any]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(hint) for t in _flatten(arg)]
+    return [hint]
+
+
+def _section_class(hint: Any) -> type | None:
+    """The dataclass among the options of ``hint``, if any."""
+    return next((t for t in _flatten(hint) if isinstance(t, type) and dataclasses.is_dataclass(t)), None)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    for option in _flatten(hint):
+        origin, args = typing.get_origin(option), typing.get_args(option)
+        if option is Any:
+            return True
+        if option is type(None) and value is None:
+            return True
+        if origin is Literal and value in args:
+            return True
+        if origin is list and isinstance(value, (list, tuple)) and all(_has_type(v, args[0]) for v in value):
+            return True
+        if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return True
+        if option is bool and isinstance(value, bool):
+            return True
+        if option is int and is_int(value):
+            return True
+        if option is float and (isinstance(value, float) or is_int(value)):
+            return True
+        if option is str and isinstance(value, str):
+            return True
+        if isinstance(option, type) and dataclasses.is_dataclass(option) and isinstance(value, option):
+            return True
+    return False
+
+
+def _type_name(hint: Any) -> str:
+    names = []
+    for option in _flatten(hint):
+        origin, args = typing.get_origin(option), typing.get_args(option)
+        if option is type(None):
+            names.append("None")
+        elif origin is Literal:
+            names.append(" | ".join(repr(a) for a in args))
+        elif origin is list:
+            names.append(f"a list of {_type_name(args[0])}")
+        elif origin is dict or (isinstance(option, type) and dataclasses.is_dataclass(option)):
+            names.append("a mapping")
+        else:
+            names.append(getattr(option, "__name__", str(option)))
+    return " or ".join(names)

@@ -1,0 +1,137 @@
+"""`kgpeft.configuration`: the one path from a dict or a YAML file to a validated config."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from kgpeft.configuration import ConfigError, dataclass_from_dict, field_help, read_yaml
+from kgpeft.errors import KGPeftError
+from kgpeft.kge import KGEConfig, KGEConfigError
+from kgpeft.kge.distillation import DistillationConfig, DistillationConfigError
+from kgpeft.kge.job import KGEJob
+from kgpeft.pipeline import JobConfig, JobConfigError
+from kgpeft.retrieval import RetrievalConfig, RetrievalConfigError
+from kgpeft.training.config import TrainingConfig, TrainingConfigError
+from kgpeft.tuners.config import KGLoraConfig, KGLoraConfigError
+
+
+class SectionError(ConfigError):
+    pass
+
+
+@dataclass
+class Inner:
+    size: int = field(default=1, metadata={"help": "A size."})
+
+    def __post_init__(self):
+        if self.size < 1:
+            raise SectionError(f"`size` should be at least 1, got {self.size}.")
+
+
+@dataclass
+class Outer:
+    name: str = field(metadata={"help": "Required."})
+    rate: float = field(default=0.5, metadata={"help": "A rate."})
+    tags: list[str] = field(default_factory=list, metadata={"help": "Tags."})
+    inner: Inner = field(default_factory=Inner, metadata={"help": "A section."})
+    extra: Inner | None = field(default=None, metadata={"help": "An optional section."})
+
+
+def test_nested_sections_are_built():
+    config = dataclass_from_dict(Outer, {"name": "a", "rate": 1, "inner": {"size": 3}, "extra": {"size": 2}}, "outer")
+    assert config == Outer(name="a", rate=1, inner=Inner(3), extra=Inner(2))
+    assert dataclass_from_dict(Outer, {"name": "a", "extra": None}, "outer").extra is None
+    assert dataclass_from_dict(Outer, {"name": "a", "inner": Inner(5)}, "outer").inner == Inner(5)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"name": "a", "rat": 1.0}, "unknown key 'rat' in outer; did you mean 'rate'?"),
+        ({"name": "a", "colour": 1}, "unknown key 'colour' in outer; known keys: name, rate, tags, inner, extra."),
+        ({"name": "a", "rate": "fast"}, "`rate` in outer should be float, got str 'fast'"),
+        ({"name": "a", "rate": True}, "`rate` in outer should be float, got bool True."),
+        ({"name": "a", "tags": [1]}, "`tags` in outer should be a list of str, got list [1]."),
+        ({"name": "a", "inner": {"sise": 2}}, "unknown key 'sise' in inner; did you mean 'size'?"),
+        ({"name": "a", "inner": {"size": "2"}}, "`size` in inner should be int, got str '2'."),
+        ({"name": "a", "inner": 3}, "`inner` in outer should be a mapping, got int 3."),
+        ({"name": "a", "extra": {"size": 0}}, "extra: `size` should be at least 1, got 0."),
+        ({"rate": 1.0}, "the key 'name' is required in outer."),
+    ],
+)
+def test_errors_name_the_key(values, message):
+    with pytest.raises(SectionError) as info:
+        dataclass_from_dict(Outer, values, "outer", SectionError)
+    assert str(info.value).startswith(message)
+
+
+def test_read_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1\nb: [x, y]\n")
+    assert read_yaml(path) == {"a": 1, "b": ["x", "y"]}
+    path.write_text("")
+    assert read_yaml(path) == {}
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: expected a mapping of settings, got list"):
+        read_yaml(path)
+    path.write_text("a: [1\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: cannot read config"):
+        read_yaml(path)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'none.yaml'}: cannot read config"):
+        read_yaml(tmp_path / "none.yaml")
+    assert issubclass(ConfigError, KGPeftError) and issubclass(ConfigError, ValueError)
+
+
+CONFIGS = [KGLoraConfig, TrainingConfig, DistillationConfig, KGEConfig, JobConfig, KGEJob]
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_every_field_has_help(cls):
+    helps = field_help(cls)
+    assert helps and all(len(text) > 5 for text in helps.values()), helps
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: KGLoraConfig.from_dict({"r": 0}), KGLoraConfigError, "`r` should be a positive integer, got 0."),
+        (lambda: KGLoraConfig(lora_dropout=1.0), KGLoraConfigError, "`lora_dropout` should be in [0, 1), got 1.0."),
+        (lambda: RetrievalConfig(num_neighbors=[0]), RetrievalConfigError, "`num_neighbors` should be a non-empty"),
+        (lambda: KGLoraConfig.from_dict({"r": "8"}), KGLoraConfigError, "`r` in adapter config should be int"),
+        (lambda: TrainingConfig(max_steps=-5), TrainingConfigError, "`max_steps` should be a positive integer, got -5"),
+        (lambda: TrainingConfig(learning_rate=0), TrainingConfigError, "`learning_rate` should be positive, got 0."),
+        (lambda: DistillationConfig("t", weight=-1), DistillationConfigError, "`weight` should be non-negative"),
+        (lambda: DistillationConfig("t", num_candidates=1), DistillationConfigError, "`num_candidates` should be at"),
+        (lambda: DistillationConfig.from_dict({}), DistillationConfigError, "the key 'teacher' is required"),
+        (lambda: KGEConfig(optimizer="sgd"), KGEConfigError, "`optimizer` should be one of ('adam', 'adagrad'), got"),
+        (lambda: KGEConfig(num_epochs=-1), KGEConfigError, "`num_epochs` should be a non-negative integer, got -1."),
+        (
+            lambda: JobConfig.from_dict({"model": "m", "retrieval": {"num_facts": -1}}),
+            JobConfigError,
+            "retrieval: `num_facts` should be a non-negative integer",
+        ),
+        (lambda: JobConfig(model="m", task_type="x"), JobConfigError, "`task_type` should be one of"),
+    ],
+)
+def test_invalid_values_are_config_errors_naming_the_key(build, error, message):
+    with pytest.raises(error) as info:
+        build()
+    assert issubclass(error, ConfigError) and str(info.value).startswith(message), str(info.value)
+
+
+def test_job_config_sections_are_configs():
+    config = JobConfig.from_dict(
+        {"model": "m", "adapter": {"r": 4}, "training": {"max_steps": 3}, "distillation": {"teacher": "t"}}
+    )
+    assert config.adapter_config() == KGLoraConfig(r=4) and config.training_config() == TrainingConfig(max_steps=3)
+    assert config.distillation_config() == DistillationConfig(teacher="t")
+    classification = JobConfig.from_dict({"model": "m", "task_type": "classification", "num_labels": 3})
+    assert classification.adapter.modules_to_save == ["classifier", "score"]
+    with pytest.raises(JobConfigError, match=r"^job\.yaml: adapter: `r` should be a positive integer, got 0\.$"):
+        JobConfig.from_dict({"model": "m", "adapter": {"r": 0}}, source="job.yaml")
+
+
+def test_saved_adapter_configs_ignore_unknown_keys_with_a_warning():
+    with pytest.warns(UserWarning, match=r"Ignoring unknown KGLoraConfig keys \['future'\]"):
+        config = KGLoraConfig.from_dict({"r": 2, "future": 1})
+    assert config == KGLoraConfig(r=2)
