@@ -25,7 +25,6 @@ from kgpeft.checkpoint import (
     PEFT_WEIGHTS_NAME,
     WEIGHTS_NAME,
     CheckpointError,
-    base_model_signature,
     load_safetensors,
     read_checkpoint_config,
     write_checkpoint_config,
@@ -44,35 +43,14 @@ __all__ = ["CheckpointError", "KGPeftModel", "get_kg_peft_model"]
 class KGPeftModel(KGLoraModel):
     """A base model whose attention projections carry KG-LoRA adapters fed by a graph encoder.
 
-    Build one with :func:`get_kg_peft_model`. Only the adapters, the knowledge projections
+    Build one with :func:`get_kg_peft_model` (or with the arguments of
+    :class:`~kgpeft.tuners.model.KGLoraModel`). Only the adapters, the knowledge projections
     and the graph encoder are trainable; the base model stays frozen. Adapters are added and
     switched by the tuner it extends, :class:`~kgpeft.tuners.model.KGLoraModel`, whose
     attributes (``graph_encoders``, ``peft_model``, ...) name the parameters.
-
-    Args:
-        model (PreTrainedModel): the base model (decoder, encoder or encoder-decoder).
-        config (KGLoraConfig): the adapter configuration.
-        kg (KnowledgeGraph): the graph the adapters read.
-        tokenizer (PreTrainedTokenizerBase, optional): needed for ``node_features="text"``.
-        adapter_name (str): name of the first adapter. (default: ``"default"``)
-        kge_embeddings (Tensor | KGEmbeddings | str, optional): for ``node_features="kge"``:
-            ``(num_entities, d)`` pretrained vectors, a :class:`~kgpeft.kge.KGEmbeddings`, or the path of
-            an embedding file (checked against the KG's fingerprint). (default: the config's ``kge_path``)
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        config: KGLoraConfig,
-        kg: KnowledgeGraph,
-        tokenizer=None,
-        adapter_name: str = "default",
-        kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
-    ) -> None:
-        signature = base_model_signature(model)  # of the model as given, before peft wraps its layers
-        super().__init__(model, config, kg, tokenizer, adapter_name=adapter_name, kge_embeddings=kge_embeddings)
-        self.base_signature = signature
-        self._adapters_enabled = True
+    _adapters_enabled = True  # False inside disable_adapter()
 
     @contextmanager
     def disable_adapter(self) -> Iterator[None]:

@@ -22,7 +22,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 from torch_geometric.utils import to_dense_batch
 
-from kgpeft.checkpoint import CheckpointError
+from kgpeft.checkpoint import CheckpointError, base_model_signature
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
 from kgpeft.nn import GraphEncoder, KGENodeFeatures, LearnedNodeFeatures, RGCNEncoder, TextNodeFeatures
@@ -86,6 +86,7 @@ class KGLoraModel(nn.Module):
         self.context = KnowledgeContext()
         self.kg_configs: dict[str, KGLoraConfig] = {}
         self.target_modules: dict[str, list[str] | str] = {}
+        self.base_signature = base_model_signature(model)  # what a checkpoint of these adapters fits
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         for kind in self.KNOWLEDGE_MODULES:
             self.add_module(kind, nn.ModuleDict())
