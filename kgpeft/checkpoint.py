@@ -40,7 +40,8 @@ def base_model_signature(model: nn.Module) -> dict[str, Any]:
     """What a checkpoint remembers of its base model, to refuse loading onto another one.
 
     The architecture fields of the config, plus a checksum of the first rows of the input
-    embedding (rounded through float16, so a bf16 or fp16 copy of the same weights fits).
+    embedding, rounded through float16: a float16 copy of the same weights fits, a bfloat16
+    copy does not (its fewer mantissa bits round to other float16 values).
     """
     config = model.config
     fields = ("model_type", "vocab_size", "hidden_size", "d_model", "n_embd", "num_hidden_layers", "num_layers")
