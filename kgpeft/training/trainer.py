@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from kgpeft.checkpoint import CheckpointError, load_safetensors
 from kgpeft.errors import KGFileNotFoundError
-from kgpeft.model import CheckpointError, load_safetensors
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
 from kgpeft.utils import replace_folder
 

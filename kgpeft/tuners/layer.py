@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,24 @@ class KnowledgeContext:
 
     def checkpoint_context_fn(self):
         return nullcontext(), self.activate(self.state)
+
+    def drop_token_states(self) -> None:
+        """Link the tokens of the rest of the call to nothing, keeping the subgraph's node states.
+
+        ``generate`` with a KV cache calls this after the prefill step: the later steps see
+        only generated tokens, which ``token_node_index`` does not cover. The state set by
+        :meth:`activate` comes back when its block ends.
+        """
+        if self.state is not None and self.state.token_states is not None:
+            self.state = replace(self.state, token_states=None)
+
+    def after_prefill_hook(self):
+        """A forward hook for the base model that calls :meth:`drop_token_states` after each step."""
+
+        def hook(module: nn.Module, args: tuple, output) -> None:
+            self.drop_token_states()
+
+        return hook
 
 
 class TokenFusion(nn.Module):

@@ -1,0 +1,366 @@
+"""`KGLoraModel`: peft's LoRA plus the knowledge path, injected into a base model.
+
+As peft's ``LoraModel`` is to ``PeftModel``, this is the tuner under the user-facing
+:class:`~kgpeft.model.KGPeftModel`: it adds adapters (peft's LoRA weights, the knowledge
+hooks on each ``lora_A`` and one graph encoder per adapter), turns a
+:class:`~kgpeft.tuners.knowledge.KnowledgeBatch` into the state the layers read
+(:meth:`KGLoraModel.encode_knowledge`), prepares ``prefix``-mode inputs and computes the
+auxiliary relation loss. Running the model, generating and checkpoint files are the
+wrapper's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
+from torch import nn
+from torch_geometric.utils import to_dense_batch
+
+from kgpeft.checkpoint import CheckpointError, base_model_signature
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.kge import KGEmbeddings
+from kgpeft.nn import GraphEncoder, KGENodeFeatures, LearnedNodeFeatures, RGCNEncoder, TextNodeFeatures
+from kgpeft.tuners.config import KGLoraConfig
+from kgpeft.tuners.knowledge import KnowledgeBatch
+from kgpeft.tuners.layer import (
+    CrossFusion,
+    KnowledgeContext,
+    KnowledgeError,
+    KnowledgeState,
+    TokenFusion,
+    knowledge_hook,
+)
+from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
+
+_DECODER = re.compile(r"(^|\.)decoder\.")
+
+
+def _module_key(name: str) -> str:
+    return name.replace(".", "__")  # nn.ModuleDict keys cannot hold dots
+
+
+class KGLoraModel(nn.Module):
+    """A base model whose attention projections carry KG-LoRA adapters fed by a graph encoder.
+
+    Each adapter owns one module of every kind in :attr:`KNOWLEDGE_MODULES` that its config
+    needs (a graph encoder always; fusions in ``token`` and ``cross`` mode; a prefix
+    projection in ``prefix`` mode; a relation decoder with ``relation_loss_weight > 0``).
+    Only the active adapter's modules are trainable; the base model stays frozen.
+
+    Args:
+        model (PreTrainedModel): the base model (decoder, encoder or encoder-decoder).
+        config (KGLoraConfig): the first adapter's configuration.
+        kg (KnowledgeGraph): the graph the adapters read.
+        tokenizer (PreTrainedTokenizerBase, optional): needed for ``node_features="text"``.
+        adapter_name (str): name of the first adapter. (default: ``"default"``)
+        kge_embeddings (Tensor | KGEmbeddings | str, optional): for ``node_features="kge"``:
+            ``(num_entities, d)`` pretrained vectors, a :class:`~kgpeft.kge.KGEmbeddings`, or the path of
+            an embedding file (checked against the KG's fingerprint). (default: the config's ``kge_path``)
+    """
+
+    #: The per-adapter knowledge modules: attributes holding an ``nn.ModuleDict`` keyed by
+    #: adapter name, named as the prefix of their weights in ``kgpeft_model.safetensors``.
+    #: :meth:`set_adapter`, :meth:`knowledge_state_dict` and
+    #: :meth:`load_knowledge_state_dict` all read this one list.
+    KNOWLEDGE_MODULES = ("graph_encoders", "fusions", "prefix_projections", "relation_decoders")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: KGLoraConfig,
+        kg: KnowledgeGraph,
+        tokenizer=None,
+        adapter_name: str = "default",
+        kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        self.kg = kg
+        self.tokenizer = tokenizer
+        self.kge_embeddings = kge_embeddings
+        self.context = KnowledgeContext()
+        self.kg_configs: dict[str, KGLoraConfig] = {}
+        self.target_modules: dict[str, list[str] | str] = {}
+        self.base_signature = base_model_signature(model)  # what a checkpoint of these adapters fits
+        self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        for kind in self.KNOWLEDGE_MODULES:
+            self.add_module(kind, nn.ModuleDict())
+        self._hooks: dict[str, list[torch.utils.hooks.RemovableHandle]] = {}
+        self.peft_model: PeftModel | None = None
+        self._base = model
+        self.add_adapter(adapter_name, config)
+
+    # ---------------------------------------------------------------- adapters
+    @property
+    def base_model(self) -> nn.Module:
+        return self.peft_model.get_base_model()
+
+    @property
+    def config(self):
+        """The base model's config."""
+        return self.base_model.config
+
+    @property
+    def active_adapter(self) -> str:
+        return self.peft_model.active_adapter
+
+    @property
+    def active_config(self) -> KGLoraConfig:
+        return self.kg_configs[self.active_adapter]
+
+    def add_adapter(self, adapter_name: str, config: KGLoraConfig) -> None:
+        """Add a KG-LoRA adapter (its LoRA weights, knowledge projections and graph encoder)."""
+        if adapter_name in self.kg_configs:
+            raise ValueError(f"An adapter named {adapter_name!r} exists already.")
+        base = self._base if self.peft_model is None else self.base_model
+        targets = resolve_target_modules(base, config.target_modules)
+        lora_config = config.to_lora_config(targets, fan_in_fan_out=targets_conv1d(base, targets))
+        if self.peft_model is None:
+            self.peft_model = get_peft_model(self._base, lora_config, adapter_name=adapter_name)
+            del self._base
+        else:
+            self.peft_model.add_adapter(adapter_name, lora_config)
+        self.kg_configs[adapter_name] = config
+        self.target_modules[adapter_name] = targets
+        self.graph_encoders[adapter_name] = self._make_graph_encoder(config)
+        if config.knowledge_mode == "prefix":
+            d_model = self.base_model.get_input_embeddings().embedding_dim
+            self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * d_model)
+        if config.relation_loss_weight > 0:  # DistMult relation vectors over node states, starting as a dot product
+            self.relation_decoders[adapter_name] = nn.Embedding(2 * self.kg.num_relations, config.graph_channels)
+            nn.init.ones_(self.relation_decoders[adapter_name].weight)
+        fusions = nn.ModuleDict()
+        handles = []
+        if config.knowledge_mode != "prefix":
+            for name, module in self.base_model.named_modules():
+                if not isinstance(module, LoraLayer) or adapter_name not in module.lora_A:
+                    continue
+                lora_a = module.lora_A[adapter_name]
+                if config.knowledge_mode == "token":
+                    if self.is_encoder_decoder and _DECODER.search(name):
+                        continue  # decoder tokens are not the linked input: nothing to fuse there
+                    fusion = TokenFusion(config.graph_channels, config.r)
+                else:
+                    fusion = CrossFusion(lora_a.in_features, config.graph_channels, config.r)
+                fusions[_module_key(name)] = fusion
+                handles.append(lora_a.register_forward_hook(knowledge_hook(fusion, self.context)))
+        self.fusions[adapter_name] = fusions
+        self._hooks[adapter_name] = handles
+        self.set_adapter(self.active_adapter)  # peft keeps the first adapter active
+
+    def _make_graph_encoder(self, config: KGLoraConfig) -> GraphEncoder:
+        d = config.graph_channels
+        if config.node_features == "text":
+            if self.tokenizer is None:
+                raise ValueError(
+                    "`node_features='text'` reads entity labels with the base model's tokenizer; pass `tokenizer=`."
+                )
+            features = TextNodeFeatures(self.kg, self.tokenizer, self._input_embeddings(), d)
+        elif config.node_features == "kge":
+            features = KGENodeFeatures(self._kge_vectors(config), d)
+        else:
+            features = LearnedNodeFeatures(self.kg.num_entities, d)
+        rgcn = RGCNEncoder(
+            d,
+            d,
+            num_relations=2 * self.kg.num_relations,
+            num_layers=config.num_graph_layers,
+            num_bases=config.num_bases,
+            num_blocks=config.num_blocks,
+            dropout=config.graph_dropout,
+        )
+        return GraphEncoder(features, rgcn)
+
+    def _kge_vectors(self, config: KGLoraConfig) -> torch.Tensor:
+        source = self.kge_embeddings if self.kge_embeddings is not None else config.kge_path
+        if source is None:
+            raise ValueError(
+                "`node_features='kge'` needs KG embeddings: set `kge_path` in the config (a file from "
+                "`kgpeft kge train`) or pass `kge_embeddings=`."
+            )
+        if isinstance(source, (str, os.PathLike)):
+            source = KGEmbeddings.load(source, self.kg)
+        if isinstance(source, KGEmbeddings):
+            source.check_kg(self.kg)
+            source = source.entity_embeddings()
+        if source.size(0) != self.kg.num_entities:
+            raise ValueError(
+                f"`kge_embeddings` has {source.size(0)} rows but the KG has {self.kg.num_entities} entities."
+            )
+        return source
+
+    def _input_embeddings(self) -> nn.Embedding:
+        model = self._base if self.peft_model is None else self.base_model
+        return model.get_input_embeddings()
+
+    def set_adapter(self, adapter_name: str) -> None:
+        """Make ``adapter_name`` the active adapter; only it is used and trained."""
+        if adapter_name not in self.kg_configs:
+            raise ValueError(f"Unknown adapter {adapter_name!r}; adapters: {sorted(self.kg_configs)}.")
+        self.peft_model.set_adapter(adapter_name)
+        for modules in self.knowledge_modules().values():
+            for name, module in modules.items():
+                module.requires_grad_(name == adapter_name)
+
+    def remove_knowledge_hooks(self) -> None:
+        """Detach every adapter's knowledge path from its ``lora_A`` (before merging LoRA away)."""
+        for handles in self._hooks.values():
+            for handle in handles:
+                handle.remove()
+        self._hooks.clear()
+
+    def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
+        """Turn on gradient checkpointing in the base model, keeping the knowledge for recomputation."""
+        ckpt = {"use_reentrant": False, "context_fn": self.context.checkpoint_context_fn, **kwargs}
+        base = self.base_model
+        if hasattr(base, "activation_checkpointing_enable"):
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=ckpt)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt)
+
+    # ---------------------------------------------------------- module registry
+    def knowledge_modules(self) -> dict[str, nn.ModuleDict]:
+        """kgpeft's own per-adapter modules, one ``ModuleDict`` per kind of :attr:`KNOWLEDGE_MODULES`."""
+        return {kind: getattr(self, kind) for kind in self.KNOWLEDGE_MODULES}
+
+    def knowledge_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights of every :attr:`KNOWLEDGE_MODULES` kind, keyed ``"{kind}.{adapter}...."``; no LoRA."""
+        return {
+            f"{prefix}.{k}": v.detach().cpu().contiguous()
+            for prefix, modules in self.knowledge_modules().items()
+            for k, v in modules.state_dict().items()
+        }
+
+    def load_knowledge_state_dict(self, state: dict[str, torch.Tensor], source: str | Path = "the state dict") -> None:
+        """Load weights written by :meth:`knowledge_state_dict`.
+
+        Raises:
+            CheckpointError: the keys differ from this model's; the message names ``source``
+                and the first missing and unexpected keys.
+        """
+        own = set(self.knowledge_state_dict())
+        if set(state) != own:
+            raise CheckpointError(
+                f"{source} does not fit the config: missing {sorted(own - set(state))[:5]}, "
+                f"unexpected {sorted(set(state) - own)[:5]}."
+            )
+        for prefix, modules in self.knowledge_modules().items():
+            modules.load_state_dict({k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")})
+
+    # ---------------------------------------------------------------- knowledge
+    def encode_knowledge(self, knowledge: KnowledgeBatch) -> KnowledgeState:
+        """Run the active adapter's graph encoder and lay its states out for the layers."""
+        config = self.active_config
+        graph = knowledge.graph
+        b = knowledge.batch_size
+        z = self.graph_encoders[self.active_adapter](graph)  # (N, d_graph)
+        if config.knowledge_mode == "token":
+            padded = torch.cat([z, z.new_zeros(1, z.size(1))])  # the last row stands for "no node"
+            index = knowledge.token_node_index
+            return KnowledgeState(b, token_states=padded[index.masked_fill(index < 0, z.size(0))])  # (B, T, d)
+        node_states, node_mask = to_dense_batch(z, graph.batch, batch_size=b)  # (B, M, d), (B, M)
+        return KnowledgeState(b, node_states=node_states, node_mask=node_mask)
+
+    def _check_knowledge(self, knowledge: KnowledgeBatch | None, kwargs: dict[str, Any]) -> KnowledgeBatch:
+        if knowledge is None:
+            raise KnowledgeError(
+                f"Adapter {self.active_adapter!r} reads the knowledge graph: pass `knowledge=` (a KnowledgeBatch), "
+                "`KnowledgeBatch.empty(batch_size, seq_len)` for plain LoRA, or run inside `disable_adapter()`."
+            )
+        inputs = kwargs.get("input_ids")
+        if inputs is None:
+            inputs = kwargs.get("inputs_embeds")
+        knowledge.validate(self.kg.num_entities, *(inputs.shape[:2] if inputs is not None else (None, None)))
+        return knowledge
+
+    @property
+    def _prefix_position(self) -> int:
+        # Encoders read their pooled output from the first token ([CLS]): the soft tokens go after it.
+        return 0 if self.base_model.can_generate() else 1
+
+    def _prefix_inputs(self, knowledge: KnowledgeBatch, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Insert the pooled-graph soft tokens (``prefix`` mode) into the embedded input."""
+        config = self.active_config
+        input_ids = kwargs.pop("input_ids", None)
+        if input_ids is None:
+            raise KnowledgeError("`prefix` mode builds the input embeddings itself; pass `input_ids`.")
+        if kwargs.get("position_ids") is not None:
+            raise KnowledgeError(
+                "`prefix` mode adds soft tokens, so the model must number positions itself; do not pass `position_ids`."
+            )
+        b, m, at = input_ids.size(0), config.num_prefix_tokens, self._prefix_position
+        state = self.encode_knowledge(knowledge)  # not token mode: the nodes laid out per sample
+        node_states, node_mask = state.node_states, state.node_mask  # (B, M, d_graph), (B, M)
+        count = node_mask.sum(1, keepdim=True)  # (B, 1)
+        pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
+        embeds = self.base_model.get_input_embeddings()(input_ids)  # (B, T, d_model)
+        prefix = self.prefix_projections[self.active_adapter](pooled).view(b, m, -1).to(embeds.dtype)  # (B, m, d)
+
+        def insert(t: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t[:, :at], soft, t[:, at:]], dim=1)
+
+        kwargs["inputs_embeds"] = insert(embeds, prefix)
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            mask = torch.ones_like(input_ids)
+        # a sample without nodes hides its soft tokens
+        kwargs["attention_mask"] = insert(mask, (count > 0).to(mask.dtype).expand(b, m))
+        if kwargs.get("token_type_ids") is not None:
+            kwargs["token_type_ids"] = insert(kwargs["token_type_ids"], kwargs["token_type_ids"].new_zeros(b, m))
+        labels = kwargs.get("labels")
+        if labels is not None and not self.is_encoder_decoder and labels.dim() == 2:
+            kwargs["labels"] = insert(labels, labels.new_full((b, m), -100))
+        return kwargs
+
+    def _drop_prefix(self, outputs, num_tokens: int):
+        """Remove the soft-token positions from token-level outputs, so shapes match the input."""
+        at, m = self._prefix_position, self.active_config.num_prefix_tokens
+        for name in ("logits", "last_hidden_state"):
+            value = getattr(outputs, name, None)
+            if value is not None and value.dim() == 3 and value.size(1) == num_tokens + m:
+                setattr(outputs, name, torch.cat([value[:, :at], value[:, at + m :]], dim=1))
+        return outputs
+
+    # --------------------------------------------------------- auxiliary losses
+    def relation_loss(self, knowledge: KnowledgeBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Relation-aware auxiliary loss: link prediction on the R-GCN's node states.
+
+        A ``relation_holdout`` fraction of the batch's subgraph triples is removed (both
+        directions) and the graph encoded without them; a DistMult decoder over the node
+        states, :math:`\\langle z_h, w_r, z_t \rangle / \\sqrt{d}`, then scores each held-out
+        edge against ``relation_negatives`` corruptions of its tail by other nodes of the same
+        subgraph, with the logistic loss. The encoder learns states from which the KG's
+        relations can be read. Zero when the batch has no edges.
+        """
+        config = self.active_config
+        graph = knowledge.graph
+        decoder = self.relation_decoders[self.active_adapter]
+        device = graph.edge_index.device
+        forward_edges = (graph.edge_type < self.kg.num_relations).nonzero().view(-1)
+        if forward_edges.numel() == 0:
+            return decoder.weight.sum() * 0.0
+        coin = torch.rand(forward_edges.numel(), generator=generator, device=device)
+        picked = forward_edges[coin < config.relation_holdout]
+        if picked.numel() == 0:
+            picked = forward_edges[coin.argmin()].view(1)
+        held = torch.isin(graph.edge_id, graph.edge_id[picked])  # the triple and its inverse, in every sample
+        masked = graph.clone()
+        masked.edge_index, masked.edge_type = graph.edge_index[:, ~held], graph.edge_type[~held]
+        z = self.graph_encoders[self.active_adapter](masked)  # (N, d)
+        src, dst = graph.edge_index[:, picked]
+        w = decoder(graph.edge_type[picked])  # (P, d)
+        k = config.relation_negatives
+        sample = graph.batch[src]
+        low, size = graph.ptr[sample], graph.ptr[sample + 1] - graph.ptr[sample]
+        neg = low[:, None] + (torch.rand(src.numel(), k, generator=generator, device=device) * size[:, None]).long()
+        scale = z.size(1) ** -0.5
+        pos_score = (z[src] * w * z[dst]).sum(-1) * scale  # (P,)
+        neg_score = ((z[src] * w)[:, None] * z[neg]).sum(-1) * scale  # (P, k)
+        neg_score = neg_score.masked_fill(neg == dst[:, None], float("-inf"))  # the true tail is no negative
+        losses = torch.cat([nn.functional.softplus(-pos_score), nn.functional.softplus(neg_score).view(-1)])
+        return losses.mean()

@@ -1,0 +1,113 @@
+"""`KGLoraModel`, the tuner: one registry of per-adapter knowledge modules read by training, saving and loading."""
+
+import pytest
+import torch
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, one_torch_thread  # noqa: F401
+
+from kgpeft.checkpoint import CheckpointError
+from kgpeft.tuners import KGLoraConfig, KGLoraModel
+
+LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
+# Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection,
+# both a graph encoder and a relation decoder.
+ADAPTERS = {
+    "default": KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5),
+    "prefix": KGLoraConfig(r=4, graph_channels=8, knowledge_mode="prefix", relation_loss_weight=0.5),
+}
+KINDS = {"graph_encoders", "fusions", "prefix_projections", "relation_decoders"}
+
+
+def _tuner(kg, tokenizer) -> KGLoraModel:
+    (first, config), *others = ADAPTERS.items()
+    model = KGLoraModel(build_model(*LLAMA[1:]), config, kg, tokenizer, adapter_name=first)
+    for name, other in others:
+        model.add_adapter(name, other)
+    return model
+
+
+def _assert_only_active_trains(model: KGLoraModel, active: str) -> None:
+    kinds = set()
+    for name, p in model.named_parameters():
+        if name.startswith("peft_model."):
+            if "lora_" in name:
+                adapter = next(a for a in ADAPTERS if f".{a}." in name)
+                assert p.requires_grad == (adapter == active), f"{name} with {active!r} active"
+            else:
+                assert not p.requires_grad, f"{name}: the base model stays frozen"
+            continue
+        kind, adapter = name.split(".")[:2]
+        kinds.add(kind)
+        assert p.requires_grad == (adapter == active), f"{name} with {active!r} active"
+    assert kinds == KINDS
+
+
+def test_only_the_active_adapters_modules_train(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    assert model.active_adapter == "default"
+    _assert_only_active_trains(model, "default")
+    for active in ("prefix", "default", "prefix"):
+        model.set_adapter(active)
+        _assert_only_active_trains(model, active)
+
+
+def test_one_registry_for_training_saving_and_loading(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    registry = set(KGLoraModel.KNOWLEDGE_MODULES)
+    assert registry == KINDS
+    assert set(model.knowledge_modules()) == registry
+    # every module beside peft's is a registered kind, so none escapes set_adapter or saving
+    assert {name for name, _ in model.named_children()} == registry | {"peft_model"}
+    assert {key.split(".")[0] for key in model.knowledge_state_dict()} == registry
+
+
+def test_knowledge_state_dict_round_trip(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.requires_grad:
+                continue
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    state = model.knowledge_state_dict()
+    other = _tuner(kg, tokenizer)
+    assert any(not torch.equal(v, other.knowledge_state_dict()[k]) for k, v in state.items())
+    other.load_knowledge_state_dict(state)
+    loaded = other.knowledge_state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+    del state["relation_decoders.prefix.weight"]
+    state["relation_decoders.other.weight"] = torch.ones(1)
+    with pytest.raises(CheckpointError, match=r"ckpt does not fit the config: missing \['relation_decoders.prefix"):
+        other.load_knowledge_state_dict(state, source="ckpt")
+
+
+def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    knowledge = make_knowledge(kg, [[0], [4]], [[-1, 0, -1, -1, -1, -1], [-1, -1, 4, -1, -1, -1]])
+    z = model.graph_encoders["default"](knowledge.graph)  # (N, 8)
+    state = model.encode_knowledge(knowledge)  # token mode
+    assert state.token_states.shape == (2, 6, 8)
+    assert torch.equal(state.token_states[0, 1], z[knowledge.token_node_index[0, 1]])
+    assert not state.token_states[0, 0].any(), "an unlinked token gets zeros"
+    model.set_adapter("prefix")
+    state = model.encode_knowledge(knowledge)
+    assert state.token_states is None
+    assert state.node_mask.sum(1).tolist() == torch.bincount(knowledge.graph.batch).tolist()
+
+
+def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    inputs = make_inputs()
+    knowledge = make_knowledge(kg, [[0], [4]], [[-1, 0, -1, -1, -1, -1], [-1, -1, 4, -1, -1, -1]])
+    with torch.no_grad():
+        for fusion in model.fusions["default"].values():
+            fusion.proj.weight.fill_(1.0)
+        for module in model.peft_model.modules():
+            if hasattr(module, "lora_B") and "default" in module.lora_B:
+                module.lora_B["default"].weight.fill_(0.1)
+    plain = model.peft_model(**inputs).logits
+    with model.context.activate(model.encode_knowledge(knowledge)):
+        fused = model.peft_model(**inputs).logits
+    assert model.context.state is None
+    assert (fused - plain).abs().amax(-1)[0, 1:].max() > 0, "linked token 1 and what attends to it change"
+    assert torch.equal(fused[:, 0], plain[:, 0]), "the first token sees no linked token"
