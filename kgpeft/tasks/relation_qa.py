@@ -67,21 +67,13 @@ def relation_qa(
     One question per subject synset and relation group of :data:`QUESTIONS` in which the
     subject has an outgoing edge of one of ``relations``:
 
-    ==================  ===========================================  =====================
-    group               question                                     relations
-    ==================  ===========================================  =====================
-    hypernym            *What is a dog a kind of?*                   hypernym, instance_hypernym
-    hyponym             *Name a kind of dog.*                        hyponym, instance_hyponym
-    part_meronym        *Name a part of a car.*                      part_meronym
-    part_holonym        *What is a wheel a part of?*                 part_holonym
-    member_meronym      *Name a member of Canis.*                    member_meronym
-    member_holonym      *What group is a dog a member of?*           member_holonym
-    substance_meronym   *What is a brick made of?*                   substance_meronym
-    antonym             *What is the opposite of the adjective       antonym
-                        "good"?*
-    derivationally_     *Name a word derived from the verb "run".*   derivationally_related_form
-    related_form
-    ==================  ===========================================  =====================
+    - hypernym, instance_hypernym: *What is a dog a kind of?*
+    - hyponym, instance_hyponym: *Name a kind of dog.*
+    - part_meronym: *Name a part of a car.*; part_holonym: *What is a wheel a part of?*
+    - member_meronym: *Name a member of Canis.*; member_holonym: *What group is a dog a member of?*
+    - substance_meronym: *What is a brick made of?*
+    - antonym: *What is the opposite of the adjective "good"?*
+    - derivationally_related_form: *Name a word derived from the verb "run".*
 
     - The first seven ask about nouns only (``extras["pos"] == "n"``), as their templates read.
       Antonyms and derivations ask about every POS (most antonyms are adjectives'), so their
@@ -92,17 +84,20 @@ def relation_qa(
       relations from the subject, ``answer_entities`` their keys, and ``answer`` the label of
       the first tail in triple order; ``relations`` the group's relations among ``relations``.
     - A subject's label takes an indefinite article where the template reads *a X*; capitalised
-      labels take none (*What is Canis a kind of?*). *Name a kind of X* and *Name a member of X*
-      keep the bare label, which reads well for kinds (*a kind of dog*) and for the proper names
-      that most groups have (*Canis*, *NATO*).
+      labels take none (*What is Canis a kind of?*), and mass nouns get one too (*What is a
+      limestone made of?*), as in :func:`hypernym_qa`. *Name a kind of X* and *Name a member of
+      X* keep the bare label, which reads well for kinds (*a kind of dog*) and for the names of
+      most groups (*Canis*, *genus Bacillus*, *NATO*). *Name a kind of X* also accepts instances
+      (*Name a kind of city.* → *Rome*).
     - A question is skipped when the subject's label is one of its accepted answers (nothing to
       ask), and, with ``dominant_sense_only``, when the label more likely means another synset
       of the same POS or is tied (see ``name_priors``): the question names the subject by its
       label alone, so it must mean this sense.
     - At most ``max_per_relation`` questions per group are kept, a seeded sample in the
-      original order, so that the ~60k hyponym and ~20k derivation questions do not swamp the
-      ~600 substance questions; the task then weighs the relations about evenly. ``max_examples``
-      samples from what is left.
+      original order, so that no relation swamps the others: on WordNet 3.0 there are 57.6k
+      hypernym, 13.5k derivation, 11.1k hyponym, 10.4k member holonym, 5.4k part holonym, 5.2k
+      member meronym, 4.7k antonym, 2.5k part meronym and 0.45k substance questions; the default
+      keeps 3000 of each of the first seven, 24k in all. ``max_examples`` samples from what is left.
 
     WordNet's antonyms and derivations relate words, not synsets; the KG keeps them as an edge
     between the two words' synsets. So a derivation may start from another lemma of the
