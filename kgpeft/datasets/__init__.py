@@ -9,7 +9,7 @@
   saves a compact copy in the cache folder; later loads read that copy.
 
 The task builders over WordNet live in :mod:`kgpeft.tasks`; ``kgpeft.datasets.hypernym_qa``,
-``supersense_classification``, ``gloss_generation``, ``TaskExample``, ``split_by_entity``,
+``relation_qa``, ``supersense_classification``, ``gloss_generation``, ``TaskExample``, ``split_by_entity``,
 ``SUPERSENSES`` and ``MissingKGDataError`` still resolve here, to those.
 """
 
@@ -33,6 +33,7 @@ _MOVED_TO_TASKS = (
     "TaskExample",
     "gloss_generation",
     "hypernym_qa",
+    "relation_qa",
     "split_by_entity",
     "supersense_classification",
 )
@@ -108,6 +109,7 @@ __all__ = [
     "gloss_generation",
     "hypernym_qa",
     "load",
+    "relation_qa",
     "shipped_path",
     "split_by_entity",
     "supersense_classification",

@@ -3,7 +3,8 @@
 - :mod:`kgpeft.tasks.base`: :class:`TaskExample`, :data:`TASK_TYPES` and the split by entity
   shared by every task (:func:`split_by_entity`, :func:`entity_split`).
 - one module per task over WordNet 3.0: :func:`hypernym_qa` (*What kind of thing is a dog?* →
-  *canine*), :func:`supersense_classification` (a sentence's target word → one of the 45
+  *canine*), :func:`relation_qa` (*Name a part of a car.* → *accelerator*, nine relations),
+  :func:`supersense_classification` (a sentence's target word → one of the 45
   :data:`SUPERSENSES`) and :func:`gloss_generation` (*Define the noun "dog":* → its gloss).
 - :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
 - :mod:`kgpeft.tasks.inference`: running models over task datasets.
@@ -23,6 +24,7 @@ from kgpeft.tasks.gloss_generation import gloss_generation
 from kgpeft.tasks.hypernym_qa import hypernym_qa
 from kgpeft.tasks.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
+from kgpeft.tasks.relation_qa import relation_qa
 from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "gloss_generation",
     "hypernym_qa",
     "predict_classes",
+    "relation_qa",
     "split_by_entity",
     "supersense_classification",
     "target_log_likelihoods",

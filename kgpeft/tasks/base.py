@@ -144,14 +144,21 @@ def split_by_entity(
     return parts
 
 
+def sample_examples(examples: list[TaskExample], k: int, seed: int, salt: str = "sample") -> list[TaskExample]:
+    """A seeded sample of ``k`` of the examples (all if fewer), in their original order.
+
+    Each example's draw depends on its ``id``, ``seed`` and ``salt`` alone; give each sample
+    of one task its own ``salt`` so that the samples are independent.
+    """
+    # Salted apart from the split hash, or the sample would be all train.
+    keep = set(sorted(range(len(examples)), key=lambda i: _unit_hash(f"{seed}\0{salt}\0{examples[i].id}"))[:k])
+    return [e for i, e in enumerate(examples) if i in keep]
+
+
 def by_split(examples: list[TaskExample], max_examples: int | None, seed: int) -> dict[str, list[TaskExample]]:
     """Group examples by split, after keeping a seeded sample of ``max_examples`` of them."""
     if max_examples is not None:
-        # Salted apart from the split hash, or the sample would be all train.
-        keep = set(
-            sorted(range(len(examples)), key=lambda i: _unit_hash(f"{seed}\0sample\0{examples[i].id}"))[:max_examples]
-        )
-        examples = [e for i, e in enumerate(examples) if i in keep]
+        examples = sample_examples(examples, max_examples, seed)
     parts: dict[str, list[TaskExample]] = {name: [] for name in SPLITS}
     for example in examples:
         parts[example.split].append(example)
@@ -184,6 +191,16 @@ def relation_ids(kg: KnowledgeGraph, task: str, relations: Sequence[str]) -> lis
 
 
 # ------------------------------------------------------------ word senses
+def indefinite(label: str) -> str:
+    """The label with an indefinite article chosen by its first letter (*a dog*, *an elk*, also *an unicorn*).
+
+    Capitalised labels, proper names such as *Colombo*, take none.
+    """
+    if label[:1].isupper():
+        return label
+    return f"an {label}" if label[:1].lower() in VOWELS else f"a {label}"
+
+
 def dominant_senses(kg: KnowledgeGraph, entities: Iterable[int]) -> set[int]:
     """The entities whose label most likely means them, among entities of the same POS.
 

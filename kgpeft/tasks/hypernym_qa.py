@@ -9,27 +9,17 @@ import torch
 
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.tasks.base import (
-    VOWELS,
     Task,
     TaskExample,
     by_split,
     check_split_args,
     dominant_senses,
+    indefinite,
     relation_ids,
     require_extras,
     split_of,
 )
 from kgpeft.utils import paused_gc
-
-
-def _indefinite(label: str) -> str:
-    """The label with an indefinite article chosen by its first letter (*a dog*, *an elk*, also *an unicorn*).
-
-    Capitalised labels, proper names such as *Colombo*, take none.
-    """
-    if label[:1].isupper():
-        return label
-    return f"an {label}" if label[:1].lower() in VOWELS else f"a {label}"
 
 
 @paused_gc()  # builds ~100k small objects; see its docstring
@@ -125,7 +115,7 @@ def hypernym_qa(
         choices = [(kg.labels[pool_by_label[d]], pool_by_label[d]) for d in distractors] + [(gold, hypernyms[0])]
         rng.shuffle(choices)
         choices, choice_ids = [c for c, _ in choices], [e for _, e in choices]
-        subject = _indefinite(label)
+        subject = indefinite(label)
         text = f"What kind of thing is {subject}?"
         start = len("What kind of thing is ") + len(subject) - len(label)
         examples.append(

@@ -14,7 +14,7 @@ from kgpeft.tasks import (
 
 
 def test_registry_lists_the_tasks():
-    assert list(TASKS) == ["hypernym_qa", "supersense_classification", "gloss_generation"]
+    assert list(TASKS) == ["hypernym_qa", "relation_qa", "supersense_classification", "gloss_generation"]
     assert all(name == task.name and task.task_type in TASK_TYPES for name, task in TASKS.items())
 
 
@@ -32,7 +32,9 @@ def test_get_task(name, builder, task_type, metric):
 
 
 def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(UnknownTaskError, match="Unknown task 'hypernym'; known tasks: hypernym_qa, supersense_") as e:
+    with pytest.raises(
+        UnknownTaskError, match="Unknown task 'hypernym'; known tasks: hypernym_qa, relation_qa, supers"
+    ) as e:
         get_task("hypernym")
     assert isinstance(e.value, KGPeftError) and isinstance(e.value, ValueError)
 
