@@ -72,50 +72,94 @@ def cmd_link(args: argparse.Namespace) -> None:
     _show_link(*_link_parts(args), texts, args.max_facts)
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from kgpeft import demo
+def _job_config(args: argparse.Namespace):
+    from kgpeft.pipeline import JobConfig
 
+    config = JobConfig.from_yaml(args.config)
+    overrides = {k: getattr(args, k) for k in ("seed",) if getattr(args, k, None) is not None}
+    if getattr(args, "output_dir", None) is not None:
+        overrides["training"] = dataclasses.replace(config.training, output_dir=str(args.output_dir))
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _variant(config, name: str | None):
+    """The variant called ``name``, or the job's first KG-LoRA variant."""
+    if name is not None:
+        for variant in config.variants:
+            if variant.name == name:
+                return variant
+        raise ConfigError(f"--variant: no variant {name!r} in the config; variants: {[v.name for v in config.variants]}")
+    return next((v for v in config.variants if v.adapter == "kg-lora"), config.variants[0])
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from kgpeft.pipeline import run
+
+    if not Path(args.config).is_file():
+        raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
+    import torch
+
+    config = _job_config(args)
+    torch.set_num_threads(args.threads)
     print("kgpeft demo: link sentences against WordNet 3.0 and retrieve their knowledge subgraphs")
     link_args = build_parser().parse_args(["link"])
     _show_link(*_link_parts(link_args), DEMO_SENTENCES, link_args.max_facts)
-    print("\nkgpeft demo: KG-LoRA on hypernym QA, held-out entities")
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(demo.DemoConfig)}
-    demo.run(demo.DemoConfig(**values))
+    print(f"\nkgpeft demo: {args.config}: {', '.join(v.name for v in config.variants)} on {config.task}")
+    results = run(config)
+    names = [v.name for v in results.variants]
+    predictions = {v.name: v.metrics["correct"]["predictions"] for v in results.variants}
+    test = results.examples
+    print(f"\nExamples (question -> gold | {' | '.join(names)}):")
+    for i, e in enumerate(test[:6]):
+        print(f"  {e.text} -> {e.answer} | " + " | ".join(predictions[n][i] for n in names))
+    folder = Path(config.training.output_dir)
+    for variant in config.variants:
+        adapter = folder / variant.name / "adapter"
+        if adapter.is_dir():
+            size = sum(f.stat().st_size for f in adapter.rglob("*") if f.is_file())
+            print(f"{variant.name} adapter saved to {adapter} ({size / 1e6:.2f} MB)")
+    print(f"Results: {folder / 'results.json'}, {folder / 'results.png'}; total time {results.seconds:.0f} s")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from kgpeft.pipeline import JobConfig, train_job
+    from kgpeft.pipeline import train_job
 
-    train_job(JobConfig.from_yaml(args.config))
+    train_job(_job_config(args))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from kgpeft.pipeline import JobConfig, build_model, evaluate_job, load_examples, load_kg
+    from kgpeft.pipeline import evaluate_variant, load_variant_model, prepare
 
-    config = JobConfig.from_yaml(args.config)
-    kg = load_kg(config.kg)
-    model, tokenizer = build_model(config, kg, adapter_dir=args.adapter)
-    metrics = evaluate_job(model, config, load_examples(config, kg)[args.split], tokenizer, kg)
+    config = _job_config(args)
+    variant = _variant(config, args.variant)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, args.adapter)
+    controls = config.controls if variant.uses_knowledge else ["correct"]
+    metrics = {c: evaluate_variant(job, variant, model, c, split=args.split) for c in controls}
+    for m in metrics.values():
+        m.pop("predictions")
     print(json.dumps({args.split: metrics}, indent=2))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from kgpeft.datasets.tasks import TaskExample
-    from kgpeft.pipeline import JobConfig, build_model, datasets_for, load_kg
-    from kgpeft.tasks import generate_texts, predict_classes
+    from kgpeft.pipeline import load_variant_model, prepare
+    from kgpeft.tasks import TaskExample, generate_texts, predict_classes
 
-    config = JobConfig.from_yaml(args.config)
+    config = _job_config(args)
+    variant = _variant(config, args.variant)
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise ConfigError("`kgpeft predict` needs text: as arguments or on standard input.")
-    kg = load_kg(config.kg)
-    model, tokenizer = build_model(config, kg, adapter_dir=args.adapter)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, args.adapter)
     rows = [TaskExample(t, label=0) for t in texts]
-    dataset = datasets_for(config, rows, tokenizer, kg, with_target=config.task_type == "classification")
-    if config.task_type == "classification":
+    classify = config.task_type == "classification"
+    dataset = job.dataset("test", variant, with_target=classify, examples=rows)
+    if classify:
         outputs = [str(c) for c in predict_classes(model, dataset).tolist()]
     else:
         outputs = generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
+    kg = job.kg
     for i, (text, output) in enumerate(zip(texts, outputs, strict=True)):
         print(f"\n{text}")
         for m in dataset.mentions[i]:
@@ -220,15 +264,7 @@ def _add_link_options(p: argparse.ArgumentParser, kg: str) -> None:
     p.add_argument("text", nargs="*", help="texts to link")
 
 
-def _add_dataclass_options(p: argparse.ArgumentParser, cls) -> None:
-    types = {"int": int, "float": float, "str": str}
-    for f in dataclasses.fields(cls):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=types[f.type], default=f.default, help=f.metadata["help"])
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from kgpeft.demo import DemoConfig
-
     parser = argparse.ArgumentParser(prog="kgpeft", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("link", help="link texts to KG entities and show the retrieved subgraphs")
@@ -237,9 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_link, subparser=p)
 
     p = sub.add_parser("demo", help="the main job: KG-LoRA vs LoRA on WordNet hypernym QA with SmolLM2")
-    p.add_argument("--config", type=Path, help="YAML file with the same settings as the options")
-    _add_dataclass_options(p, DemoConfig)
-    p.set_defaults(func=cmd_demo, subparser=p)
+    p.add_argument("--config", type=Path, default=Path("configs/demo.yaml"), help="the job config of the main job")
+    p.add_argument("--seed", type=int, help="replace the config's seed")
+    p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.set_defaults(func=cmd_demo, subparser=None)
 
     for name, func, help_ in [
         ("train", cmd_train, "train a KG-LoRA adapter as a job config says"),
@@ -248,8 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
+        p.add_argument("--seed", type=int, help="replace the config's seed")
+        p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
         if name != "train":
             p.add_argument("--adapter", type=Path, required=True, help="a folder written by save_pretrained")
+            p.add_argument("--variant", help="the config's variant the adapter belongs to (default: the first KG-LoRA)")
         if name == "evaluate":
             p.add_argument("--split", choices=["train", "valid", "test"], default="test")
         if name == "predict":

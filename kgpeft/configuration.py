@@ -87,12 +87,11 @@ def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[Config
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}."
             raise error(f"unknown key {key!r} in {what}; {hint}")
         section = _section_class(hints[key])
-        if section is not None and isinstance(value, Mapping):
-            section_kwargs = _checked(section, value, key, error)
-            try:
-                value = section(**section_kwargs)
-            except ConfigError as e:  # the section's own validation: say which section
-                raise error(f"{key}: {e}") from None
+        items = _list_section_class(hints[key])
+        if items is not None and isinstance(value, (list, tuple)):
+            value = [_build_section(items, v, f"{key}[{i}]", error) for i, v in enumerate(value)]
+        elif section is not None and isinstance(value, Mapping):
+            value = _build_section(section, value, key, error)
         elif not _has_type(value, hints[key]):
             note = ""
             if isinstance(value, str) and float in _flatten(hints[key]):
@@ -119,6 +118,25 @@ def _flatten(hint: Any) -> list[Any]:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return [t for arg in typing.get_args(hint) for t in _flatten(arg)]
     return [hint]
+
+
+def _list_section_class(hint: Any) -> type | None:
+    """The dataclass ``D`` of a ``list[D]`` option of ``hint``, if any: a list of sections."""
+    for option in _flatten(hint):
+        if typing.get_origin(option) is list:
+            return _section_class(typing.get_args(option)[0])
+    return None
+
+
+def _build_section(cls: type, value: Any, what: str, error: type[ConfigError]) -> Any:
+    """A nested section: a ready instance, or a mapping checked and built; its own errors name ``what``."""
+    if isinstance(value, cls):
+        return value
+    kwargs = _checked(cls, value, what, error)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise error(f"{what}: {e}") from None
 
 
 def _section_class(hint: Any) -> type | None:

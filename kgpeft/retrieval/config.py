@@ -35,6 +35,14 @@ class RetrievalConfig:
     num_facts: int = field(
         default=0, metadata={"help": "Retrieved facts written into the prompt as text, before the input; 0: none."}
     )
+    memory_facts: int = field(
+        default=0,
+        metadata={
+            "help": "Facts handed to a `knowledge_mode='memory'` adapter as key/value slots (not written into the "
+            "prompt); 0: none."
+        },
+    )
+    max_fact_tokens: int = field(default=24, metadata={"help": "Most tokens of one memory fact."})
     fact_format: str = field(
         default="sentence",
         metadata={
@@ -58,8 +66,12 @@ class RetrievalConfig:
             value = getattr(self, name)
             if not is_int(value) or value <= 0:
                 raise RetrievalConfigError(f"`{name}` should be a positive integer, got {value!r}.")
-        if not is_int(self.num_facts) or self.num_facts < 0:
-            raise RetrievalConfigError(f"`num_facts` should be a non-negative integer, got {self.num_facts!r}.")
+        for name in ("num_facts", "memory_facts"):
+            value = getattr(self, name)
+            if not is_int(value) or value < 0:
+                raise RetrievalConfigError(f"`{name}` should be a non-negative integer, got {value!r}.")
+        if not is_int(self.max_fact_tokens) or self.max_fact_tokens <= 0:
+            raise RetrievalConfigError(f"`max_fact_tokens` should be a positive integer, got {self.max_fact_tokens!r}.")
         if not isinstance(self.fact_format, str):
             raise RetrievalConfigError(f"`fact_format` should be a string, got {self.fact_format!r}.")
         try:

@@ -9,6 +9,7 @@ features. :class:`KnowledgeCollator` pads a list of features and batches their s
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,10 @@ from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, batch_node_index, format_fact, rank_facts, render_facts
 from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
 from kgpeft.tuners import KnowledgeBatch
+
+KnowledgeCondition = Literal["correct", "shuffled", "none"]
+#: The knowledge an evaluation can give each example: its own, another example's, or none.
+KNOWLEDGE_CONDITIONS = ("correct", "shuffled", "none")
 
 
 class DataError(KGPeftError, ValueError):
@@ -112,6 +117,7 @@ class KnowledgeDataset(Dataset):
         self.retriever = retriever if retriever is not None else self.retrieval.build_retriever(kg, seed)
         self.mentions = [self._mentions(e) for e in self.examples]
         self.graphs = self._retrieve(seed)
+        self.fact_ranking: list[list[int]] | None = None
         self.teacher = teacher
         if teacher is not None and not (with_target and task in ("causal_lm", "seq2seq")):
             raise ValueError("A `teacher` needs `with_target=True` and task 'causal_lm' or 'seq2seq'.")
@@ -164,9 +170,92 @@ class KnowledgeDataset(Dataset):
         return [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
 
     def _ranked_facts(self, index: int) -> list[int]:
+        if self.fact_ranking is not None:
+            return self.fact_ranking[index]
         return rank_facts(self.graphs[index], {m.entity for m in self.mentions[index]})
 
+    def with_fact_ranking(self, ranking: Sequence[Sequence[int]]) -> KnowledgeDataset:
+        """A copy whose facts (in the prompt and in memory) are taken from ``ranking``, best first.
+
+        ``ranking[i]`` lists triple ids (columns of ``kg.triples``) for example ``i``, e.g. from
+        :func:`~kgpeft.training.fact_selection.select_facts`; they replace the default order
+        (facts touching a linked entity first).
+        """
+        if len(ranking) != len(self.examples):
+            raise DataError(f"`ranking` has {len(ranking)} rows but the dataset has {len(self.examples)} examples.")
+        return self._replace(fact_ranking=[list(r) for r in ranking])
+
+    def with_retrieval(self, retrieval: RetrievalConfig) -> KnowledgeDataset:
+        """A copy that writes facts as ``retrieval`` says (``num_facts``, ``memory_facts``, ``fact_format``).
+
+        The links and subgraphs stay those of this dataset, so the settings that decide them
+        (``num_neighbors``, ``max_nodes``, ``max_candidates``) must not change.
+        """
+        for name in ("num_neighbors", "max_nodes", "max_candidates"):
+            if getattr(retrieval, name) != getattr(self.retrieval, name):
+                raise DataError(
+                    f"`with_retrieval` keeps the retrieved subgraphs, so `{name}` cannot change "
+                    f"({getattr(self.retrieval, name)!r} -> {getattr(retrieval, name)!r}); build a new dataset."
+                )
+        return self._replace(retrieval=retrieval)
+
+    def with_knowledge(self, condition: KnowledgeCondition, seed: int = 0) -> KnowledgeDataset:
+        """A copy for a control: each example keeps its text but gets other knowledge.
+
+        - ``"correct"``: this dataset.
+        - ``"shuffled"``: example ``i`` gets another example's subgraph, and its mentions keep
+          their spans but link to that example's entities (a seeded derangement), so the
+          facts, memory slots and linked node states all come from another question.
+        - ``"none"``: no subgraph, no links, no facts: a KG-LoRA adapter computes plain LoRA.
+
+        A learned fact ranking is dropped (it belongs to the old subgraphs): rank the new
+        copy again to use one.
+        """
+        if condition not in KNOWLEDGE_CONDITIONS:
+            raise DataError(f"`condition` should be one of {KNOWLEDGE_CONDITIONS}, got {condition!r}.")
+        if condition == "correct":
+            return self
+        n = len(self.examples)
+        if condition == "none":
+            empty = Data(
+                n_id=torch.zeros(0, dtype=torch.long),
+                edge_index=torch.zeros(2, 0, dtype=torch.long),
+                edge_type=torch.zeros(0, dtype=torch.long),
+                edge_id=torch.zeros(0, dtype=torch.long),
+                num_nodes=0,
+            )
+            return self._replace(graphs=[empty] * n, mentions=[[] for _ in range(n)], fact_ranking=None)
+        if n < 2:
+            raise DataError("A shuffled control needs at least two examples.")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        donor = [0] * n
+        for k, i in enumerate(order):
+            donor[i] = order[(k + 1) % n]  # a cycle through a random order: nobody keeps their own
+        mentions = []
+        for i, j in enumerate(donor):
+            theirs = list(dict.fromkeys(m.entity for m in self.mentions[j]))
+            mine = list(dict.fromkeys(m.entity for m in self.mentions[i]))
+            swap = {e: theirs[k % len(theirs)] for k, e in enumerate(mine)} if theirs else {}
+            mentions.append([m._replace(candidates=(swap[m.entity],), scores=(1.0,)) for m in self.mentions[i] if swap])
+        return self._replace(graphs=[self.graphs[j] for j in donor], mentions=mentions, fact_ranking=None)
+
+    def _replace(self, **attributes: Any) -> KnowledgeDataset:
+        new = copy.copy(self)
+        for name, value in attributes.items():
+            setattr(new, name, value)
+        new.features = [new._featurize(i) for i in range(len(new.examples))]
+        return new
+
     def _featurize(self, index: int) -> dict[str, Any]:
+        feature = self._featurize_text(index)
+        if self.retrieval.memory_facts:
+            triples = self._ranked_facts(index)[: self.retrieval.memory_facts]
+            texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
+            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+            feature["fact_ids"] = [i[: self.retrieval.max_fact_tokens] for i in ids]
+        return feature
+
+    def _featurize_text(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
         text, shift = example.text, 0
         if self.retrieval.num_facts:
@@ -264,5 +353,20 @@ class KnowledgeCollator:
             graph = Batch.from_data_list([f["graph"] for f in features])
             token_entity = self._pad([f["token_entity"] for f in features], -1)  # (B, T) entity ids
             index = batch_node_index(graph, torch.arange(len(features))[:, None], token_entity)  # (B, T) node rows
-            batch["knowledge"] = KnowledgeBatch(graph, index)
+            batch["knowledge"] = KnowledgeBatch(graph, index, *self._facts(features))
         return batch
+
+    @staticmethod
+    def _facts(features: Sequence[dict[str, Any]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(fact_ids (B, F, L), fact_mask (B, F, L))`` of the memory facts, or ``(None, None)``."""
+        if "fact_ids" not in features[0]:
+            return None, None
+        rows = [f["fact_ids"] for f in features]
+        num, length = max(1, max(len(r) for r in rows)), max(1, max((len(x) for r in rows for x in r), default=1))
+        ids = torch.zeros(len(rows), num, length, dtype=torch.long)
+        mask = torch.zeros(len(rows), num, length, dtype=torch.bool)
+        for b, facts in enumerate(rows):
+            for f, tokens in enumerate(facts):
+                ids[b, f, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+                mask[b, f, : len(tokens)] = True
+        return ids, mask

@@ -11,9 +11,9 @@ from peft import LoraConfig
 
 from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
 
-KnowledgeMode = Literal["token", "cross", "prefix"]
+KnowledgeMode = Literal["token", "cross", "prefix", "memory"]
 NodeFeatures = Literal["text", "kge", "learned"]
-KNOWLEDGE_MODES = ("token", "cross", "prefix")
+KNOWLEDGE_MODES = ("token", "cross", "prefix", "memory")
 NODE_FEATURES = ("text", "kge", "learned")
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 CONFIG_FORMAT_VERSION = 1
@@ -56,7 +56,9 @@ class KGLoraConfig:
         metadata={
             "help": "`token`: each token adds the state of the node it is linked to; `cross`: each token attends "
             "over its sample's subgraph nodes and a null slot, in rank space; `prefix`: pooled graph states "
-            "become soft tokens before the text (a baseline, outside attention)."
+            "become soft tokens before the text (a baseline, outside attention); `memory`: the selected facts "
+            "(`RetrievalConfig.memory_facts`) become key/value slots of every attention layer, the frozen model's own "
+            "states of the fact text, read behind a zero-initialised gate (no graph encoder in the adapter)."
         },
     )
     graph_channels: int = field(default=128, metadata={"help": "Width of the R-GCN node states (d_graph)."})
@@ -117,6 +119,11 @@ class KGLoraConfig:
         if self.knowledge_mode not in KNOWLEDGE_MODES:
             raise KGLoraConfigError(
                 f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}."
+            )
+        if self.knowledge_mode == "memory" and self.relation_loss_weight > 0:
+            raise KGLoraConfigError(
+                "`relation_loss_weight` trains the adapter's graph encoder, which `knowledge_mode='memory'` does not "
+                f"have; set it to 0 (got {self.relation_loss_weight!r})."
             )
         if self.node_features not in NODE_FEATURES:
             raise KGLoraConfigError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")

@@ -21,10 +21,15 @@ class KnowledgeBatch:
         token_node_index (Tensor): ``(B, T)``, for each input token the row of ``graph``'s
             nodes it is linked to, ``-1`` where none (see
             :func:`~kgpeft.retrieval.batch_node_index`).
+        fact_ids (Tensor, optional): ``(B, F, L)`` token ids of up to ``F`` selected facts per
+            sample, ``L`` tokens each, for ``knowledge_mode="memory"``. (default: none)
+        fact_mask (Tensor, optional): ``(B, F, L)``, ``True`` for real fact tokens. (default: none)
     """
 
     graph: Batch
     token_node_index: torch.Tensor
+    fact_ids: torch.Tensor | None = None
+    fact_mask: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, batch_size: int, seq_len: int, device: torch.device | str | None = None) -> KnowledgeBatch:
@@ -44,7 +49,12 @@ class KnowledgeBatch:
         return self.token_node_index.size(0)
 
     def to(self, device: torch.device | str) -> KnowledgeBatch:
-        return KnowledgeBatch(self.graph.to(device), self.token_node_index.to(device))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return KnowledgeBatch(
+            self.graph.to(device), self.token_node_index.to(device), move(self.fact_ids), move(self.fact_mask)
+        )
 
     def validate(self, num_entities: int, batch_size: int | None = None, seq_len: int | None = None) -> None:
         """Raise :class:`~kgpeft.tuners.layer.KnowledgeError` naming what does not fit."""
@@ -61,6 +71,17 @@ class KnowledgeBatch:
         if seq_len is not None and index.size(1) != seq_len:
             raise KnowledgeError(
                 f"The inputs have {seq_len} tokens per row but `token_node_index` has {index.size(1)}."
+            )
+        if (self.fact_ids is None) != (self.fact_mask is None):
+            raise KnowledgeError("Pass `fact_ids` and `fact_mask` together.")
+        if self.fact_ids is not None and (
+            self.fact_ids.dim() != 3
+            or self.fact_ids.shape != self.fact_mask.shape
+            or self.fact_ids.size(0) != index.size(0)
+        ):
+            raise KnowledgeError(
+                f"`fact_ids` and `fact_mask` should both have shape (B, F, L) with B = {index.size(0)}, got "
+                f"{tuple(self.fact_ids.shape)} and {tuple(self.fact_mask.shape)}."
             )
         num_nodes = graph.n_id.numel()
         if index.numel() and (int(index.min()) < -1 or int(index.max()) >= num_nodes):

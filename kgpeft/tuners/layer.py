@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,8 @@ class KnowledgeState:
         extends: whether a layer may see more tokens than ``token_states`` covers, the
             extra (generated) ones linked to nothing: ``generate`` without a KV cache
             recomputes the prompt plus the tokens generated so far.
+        memory: the per-layer key/value slots of the selected facts (``memory`` mode, a
+            :class:`~kgpeft.tuners.memory.FactMemory`).
     """
 
     batch_size: int
@@ -47,6 +50,7 @@ class KnowledgeState:
     node_states: torch.Tensor | None = None
     node_mask: torch.Tensor | None = None
     extends: bool = False
+    memory: Any = None
 
     def expand_to(self, batch_size: int) -> KnowledgeState:
         """Repeat each sample for beam search / several return sequences (``B * k`` rows)."""
@@ -62,8 +66,9 @@ class KnowledgeState:
         def rep(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.repeat_interleave(k, dim=0)
 
+        memory = None if self.memory is None else self.memory.expand_to(batch_size)
         return KnowledgeState(
-            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends
+            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory
         )
 
 

@@ -36,6 +36,7 @@ from kgpeft.tuners.layer import (
     TokenFusion,
     knowledge_hook,
 )
+from kgpeft.tuners.memory import MemoryGate, attention_layout, encode_memory, memory_hooks
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
 
 _DECODER = re.compile(r"(^|\.)decoder\.")
@@ -68,7 +69,7 @@ class KGLoraModel(nn.Module):
     #: adapter name, named as the prefix of their weights in ``kgpeft_model.safetensors``.
     #: :meth:`set_adapter`, :meth:`knowledge_state_dict` and
     #: :meth:`load_knowledge_state_dict` all read this one list.
-    KNOWLEDGE_MODULES = ("graph_encoders", "fusions", "prefix_projections", "relation_decoders")
+    KNOWLEDGE_MODULES = ("graph_encoders", "fusions", "prefix_projections", "relation_decoders", "memory_gates")
 
     def __init__(
         self,
@@ -127,6 +128,16 @@ class KGLoraModel(nn.Module):
             self.peft_model.add_adapter(adapter_name, lora_config)
         self.kg_configs[adapter_name] = config
         self.target_modules[adapter_name] = targets
+        if config.knowledge_mode == "memory":
+            sites = attention_layout(self.base_model)
+            gates = nn.ModuleList([MemoryGate(site.num_heads) for site in sites])
+            self.memory_gates[adapter_name] = gates
+            self._memory_sites = sites
+            self._hooks[adapter_name] = memory_hooks(
+                sites, gates, self.context, lambda: self.active_adapter == adapter_name
+            )
+            self.set_adapter(self.active_adapter)
+            return
         self.graph_encoders[adapter_name] = self._make_graph_encoder(config)
         if config.knowledge_mode == "prefix":
             d_model = self.base_model.get_input_embeddings().embedding_dim
@@ -254,10 +265,20 @@ class KGLoraModel(nn.Module):
 
     # ---------------------------------------------------------------- knowledge
     def encode_knowledge(self, knowledge: KnowledgeBatch) -> KnowledgeState:
-        """Run the active adapter's graph encoder and lay its states out for the layers."""
+        """Run the active adapter's graph encoder and lay its states out for the layers.
+
+        In ``memory`` mode, run the frozen base model (adapters off) over the batch's selected
+        facts instead, keeping every layer's keys and values as memory slots.
+        """
         config = self.active_config
         graph = knowledge.graph
         b = knowledge.batch_size
+        if config.knowledge_mode == "memory":
+            if knowledge.fact_ids is None:
+                return KnowledgeState(b)  # no facts: plain LoRA
+            with self.peft_model.disable_adapter():
+                memory = encode_memory(self.base_model, self._memory_sites, knowledge.fact_ids, knowledge.fact_mask)
+            return KnowledgeState(b, memory=memory)
         z = self.graph_encoders[self.active_adapter](graph)  # (N, d_graph)
         if config.knowledge_mode == "token":
             padded = torch.cat([z, z.new_zeros(1, z.size(1))])  # the last row stands for "no node"

@@ -1,0 +1,225 @@
+"""`JobConfig`: one YAML file from a base model, a KG and a task to the numbers.
+
+A job config names a base model, a knowledge graph and a task, and holds the adapter
+(:class:`~kgpeft.tuners.KGLoraConfig`), retrieval (:class:`~kgpeft.retrieval.RetrievalConfig`),
+fact selection (:class:`~kgpeft.training.fact_selection.FactScorerConfig`) and training
+(:class:`~kgpeft.training.config.TrainingConfig`) settings in sections of the same names, the
+variants to train side by side (:class:`Variant`) and the knowledge controls to evaluate them
+under::
+
+    model: SmolLM2-135M-Instruct     # a packaged model, or a local Hugging Face folder
+    kg: wordnet                      # a dataset name, a saved KG folder or a triples file
+    task: hypernym_qa                # a registered task, or a JSON-lines file of TaskExample rows
+    adapter: {r: 8, knowledge_mode: memory}
+    retrieval: {max_nodes: 32, num_facts: 2, memory_facts: 2}
+    selection: {max_steps: 200}      # train a fact scorer: graph-selected facts
+    training: {output_dir: runs/hqa, max_steps: 120, learning_rate: 0.001}
+    variants:
+      - {name: lora+facts, adapter: lora, facts: prior}
+      - {name: kg-lora}
+    controls: [correct, shuffled, none]
+
+Every key is checked: an unknown key or a value of the wrong type is an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int, read_yaml
+from kgpeft.kge.distillation import DistillationConfig
+from kgpeft.retrieval.config import RetrievalConfig
+from kgpeft.tasks.registry import TASKS
+from kgpeft.training.config import TrainingConfig
+from kgpeft.training.data import KNOWLEDGE_CONDITIONS
+from kgpeft.training.fact_selection import FactScorerConfig
+from kgpeft.tuners.config import KGLoraConfig
+
+TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
+ADAPTER_KINDS = ("none", "lora", "kg-lora")
+FACT_SOURCES = ("none", "prior", "selected")
+
+
+class JobConfigError(ConfigError):
+    """A job config holds an unknown key, a wrongly typed value, or a task that cannot be read."""
+
+
+@dataclass
+class Variant:
+    """One model a job trains and evaluates, beside the others, on the same data, steps and seed."""
+
+    name: str = field(default="kg-lora", metadata={"help": "Name in the results table and output folder."})
+    adapter: str = field(
+        default="kg-lora",
+        metadata={
+            "help": f"One of {ADAPTER_KINDS}: `none` (the base model, untrained), `lora` (plain peft LoRA with a "
+            "trainable-parameter budget matched to the job's KG-LoRA adapter), `kg-lora` (the job's `adapter`)."
+        },
+    )
+    facts: str = field(
+        default="none",
+        metadata={
+            "help": f"One of {FACT_SOURCES}: facts written into the prompt, `retrieval.num_facts` of them: `prior` "
+            "(those touching a linked entity first) or `selected` (ranked by the trained fact scorer)."
+        },
+    )
+    knowledge: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "KGLoraConfig settings that replace the job's for this variant (e.g. knowledge_mode)."},
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise JobConfigError(f"`name` should be a non-empty name without '/', got {self.name!r}.")
+        if self.adapter not in ADAPTER_KINDS:
+            raise JobConfigError(f"`adapter` should be one of {ADAPTER_KINDS}, got {self.adapter!r}.")
+        if self.facts not in FACT_SOURCES:
+            raise JobConfigError(f"`facts` should be one of {FACT_SOURCES}, got {self.facts!r}.")
+        if self.knowledge and self.adapter != "kg-lora":
+            raise JobConfigError(f"`knowledge` overrides a KG-LoRA adapter; variant {self.name!r} has none.")
+
+    @property
+    def uses_knowledge(self) -> bool:
+        """Whether the variant reads the KG: facts in its prompt or a KG-LoRA adapter."""
+        return self.facts != "none" or self.adapter == "kg-lora"
+
+
+@dataclass
+class JobConfig:
+    """A training / evaluation job."""
+
+    model: str = field(metadata={"help": "A packaged model name (kgpeft.pretrained) or a local HF folder."})
+    kg: str = field(default="wordnet", metadata={"help": "Dataset name, saved KG folder or triples file."})
+    task: str = field(
+        default="hypernym_qa",
+        metadata={"help": f"One of {tuple(TASKS)}, or a .jsonl file of rows (text, answer | label, split)."},
+    )
+    task_type: str = field(
+        default="causal_lm",
+        metadata={
+            "help": "causal_lm (generation, scored by exact match and F1, or ROUGE for glosses), multiple_choice "
+            "(trained as causal_lm on the gold answer, scored by the options' log-likelihood), classification "
+            "(accuracy, macro and micro F1: entity typing for IE) or seq2seq."
+        },
+    )
+    num_labels: int | None = field(default=None, metadata={"help": "Classes, for classification."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
+    max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
+    seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
+    adapter: KGLoraConfig = field(default_factory=KGLoraConfig, metadata={"help": "KGLoraConfig settings."})
+    retrieval: RetrievalConfig = field(
+        default_factory=RetrievalConfig,
+        metadata={"help": "RetrievalConfig settings: fan-out, node cap, link candidates, facts written as text."},
+    )
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "TrainingConfig settings."})
+    selection: FactScorerConfig | None = field(
+        default=None,
+        metadata={
+            "help": "Train a fact scorer (FactScorerConfig) on the training answers and rank each example's facts "
+            "with it: the `selected` facts of variants, and the facts of a `memory` adapter; none: prior order."
+        },
+    )
+    variants: list[Variant] = field(
+        default_factory=lambda: [Variant()],
+        metadata={"help": "The models to train and compare (Variant: name, adapter, facts, knowledge)."},
+    )
+    controls: list[str] = field(
+        default_factory=lambda: ["correct"],
+        metadata={
+            "help": f"Knowledge each variant that reads the KG is evaluated with, from {KNOWLEDGE_CONDITIONS}: its "
+            "own, another example's (shuffled), none. Reliance = score(correct) - score(shuffled)."
+        },
+    )
+    distillation: DistillationConfig | None = field(
+        default=None,
+        metadata={
+            "help": "Knowledge distillation from a KGE teacher (DistillationConfig: teacher, candidates, "
+            "num_candidates, temperature, weight, relations); none: off."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise JobConfigError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        for name in ("max_length", "max_new_tokens", "num_labels", "max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and (not is_int(value) or value <= 0):
+                raise JobConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        unknown = [c for c in self.controls if c not in KNOWLEDGE_CONDITIONS]
+        if unknown or not self.controls:
+            raise JobConfigError(
+                f"`controls` should be a non-empty list from {KNOWLEDGE_CONDITIONS}, got {self.controls!r}."
+            )
+        names = [v.name for v in self.variants]
+        if not names or len(set(names)) != len(names):
+            raise JobConfigError(f"`variants` should be a non-empty list with distinct names, got {names}.")
+        for variant in self.variants:
+            self.variant_adapter(variant)  # each variant's KG-LoRA settings are valid
+        memory = [
+            v.name
+            for v in self.variants
+            if v.adapter == "kg-lora" and self.variant_adapter(v).knowledge_mode == "memory"
+        ]
+        if memory and self.retrieval.memory_facts == 0:
+            raise JobConfigError(
+                f"variants {memory} read facts as memory (`knowledge_mode: memory`); set `retrieval.memory_facts` > 0."
+            )
+        facts = [v.name for v in self.variants if v.facts != "none"]
+        if facts and self.retrieval.num_facts == 0:
+            raise JobConfigError(f"variants {facts} write facts into the prompt; set `retrieval.num_facts` > 0.")
+        selected = [v.name for v in self.variants if v.facts == "selected"]
+        if selected and self.selection is None:
+            raise JobConfigError(f"variants {selected} use `facts: selected`; add a `selection:` section.")
+        if self.task_type == "classification" and self.adapter.modules_to_save is None:
+            # The new classification head trains (peft's names for it).
+            self.adapter = dataclasses.replace(self.adapter, modules_to_save=["classifier", "score"])
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str | None = None) -> JobConfig:
+        """Build from a plain dict; the ``adapter``, ``training`` and ``distillation`` sections are checked too.
+
+        Raises:
+            JobConfigError: an unknown key, a wrong type or an invalid value, named with its section (and
+                ``source``, the file it came from).
+        """
+        try:
+            return dataclass_from_dict(cls, values, "job config", JobConfigError)
+        except JobConfigError as e:
+            if source is None:
+                raise
+            raise JobConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> JobConfig:
+        return cls.from_dict(read_yaml(path), source=str(path))
+
+    def adapter_config(self) -> KGLoraConfig:
+        return self.adapter
+
+    def training_config(self) -> TrainingConfig:
+        return self.training
+
+    def retrieval_config(self) -> RetrievalConfig:
+        return self.retrieval
+
+    def distillation_config(self) -> DistillationConfig | None:
+        return self.distillation
+
+    def variant_adapter(self, variant: Variant) -> KGLoraConfig:
+        """The KG-LoRA settings of ``variant``: the job's ``adapter`` with the variant's ``knowledge``."""
+        if not variant.knowledge:
+            return self.adapter
+        try:
+            return dataclass_from_dict(
+                KGLoraConfig,
+                {**self.adapter.to_dict(), **variant.knowledge},
+                f"variant {variant.name!r}",
+                JobConfigError,
+            )
+        except ConfigError as e:
+            raise JobConfigError(f"variants: {variant.name}: {e}") from None

@@ -1,0 +1,343 @@
+"""The one road from a job config to numbers: prepare, train, evaluate, report.
+
+:func:`prepare` loads the KG, the task's examples and the base model once, and builds each
+split's dataset once (linking, retrieval, tokenisation); with a ``selection`` section it
+also trains the fact scorer. :func:`train_variant` and :func:`evaluate_variant` train and
+score one :class:`~kgpeft.pipeline.config.Variant` under one knowledge control;
+:func:`run` does every variant and control of the config and reports. ``kgpeft train``,
+``kgpeft demo`` and the benchmarks all come through here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
+from kgpeft.tasks.registry import TASKS, get_task
+from kgpeft.training.data import KnowledgeDataset
+
+
+def load_kg(name_or_path: str) -> KnowledgeGraph:
+    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder or a triples file."""
+    from kgpeft.datasets import DATASETS, load
+    from kgpeft.graph import read_pykeen_folder, read_triples
+
+    path = Path(name_or_path)
+    if name_or_path.lower() in DATASETS:
+        return load(name_or_path)
+    if (path / "kg.json").is_file():
+        return KnowledgeGraph.load(path)
+    if path.is_dir():
+        return read_pykeen_folder(path)
+    return read_triples(path)
+
+
+def load_examples(config: JobConfig, kg: KnowledgeGraph) -> dict[str, list]:
+    """The task's examples per split; a split over its limit keeps a seeded sample (shuffled, then cut)."""
+    from kgpeft.training.data import as_example
+
+    if config.task in TASKS:
+        splits = get_task(config.task).build(kg, seed=config.seed)
+    else:
+        path = Path(config.task)
+        if not path.is_file():
+            raise JobConfigError(f"task: {config.task!r} is neither a known task ({', '.join(TASKS)}) nor a file.")
+        splits = {"train": [], "valid": [], "test": []}
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                example = as_example(row, lineno)
+                if example.split not in splits:
+                    raise JobConfigError(f"{path}:{lineno}: `split` should be one of {list(splits)}.")
+                splits[example.split].append(example)
+    limits = {"train": config.max_train_examples, "valid": config.max_eval_examples, "test": config.max_eval_examples}
+    for name, limit in limits.items():
+        if limit is not None and len(splits[name]) > limit:
+            examples = list(splits[name])
+            random.Random(config.seed).shuffle(examples)
+            splits[name] = examples[:limit]
+    return splits
+
+
+def load_base_model(config: JobConfig):
+    """``(model, tokenizer)`` for the job's base model, offline."""
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    from kgpeft.pretrained import PACKAGED_MODELS, packaged_model_path
+
+    auto = {
+        "causal_lm": AutoModelForCausalLM,
+        "multiple_choice": AutoModelForCausalLM,
+        "seq2seq": AutoModelForSeq2SeqLM,
+        "classification": AutoModelForSequenceClassification,
+    }[config.task_type]
+    path = packaged_model_path(config.model) if config.model in PACKAGED_MODELS else Path(config.model)
+    if not path.is_dir():
+        raise JobConfigError(f"model: {config.model!r} is neither a packaged model nor a local folder.")
+    kwargs = {"num_labels": config.num_labels} if config.task_type == "classification" else {}
+    torch.manual_seed(config.seed)  # a classification head starts from the same weights every time
+    model = auto.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
+@dataclass
+class Job:
+    """What every variant of a job shares: the KG, the examples, the base model and the datasets.
+
+    Build it with :func:`prepare`. Datasets are linked, retrieved and tokenised once per
+    split; the facts, fact ranking and knowledge control of a variant derive from them.
+    """
+
+    config: JobConfig
+    kg: KnowledgeGraph
+    base: nn.Module
+    tokenizer: Any
+    splits: dict[str, list]
+    scorer: nn.Module | None = None
+    selection_report: dict[str, Any] | None = None
+    _datasets: dict[tuple, KnowledgeDataset] = field(default_factory=dict, repr=False)
+
+    def _base_dataset(self, split: str, with_target: bool, examples: list | None = None) -> KnowledgeDataset:
+        key = (split, with_target)
+        if key not in self._datasets or examples is not None:
+            config = self.config
+            distillation = config.distillation_config() if split == "train" and with_target else None
+            teacher = (
+                distillation.build_teacher(self.kg, config.task_type == "multiple_choice") if distillation else None
+            )
+            dataset = KnowledgeDataset(
+                self.splits[split] if examples is None else examples,
+                self.tokenizer,
+                self.kg,
+                task="causal_lm" if config.task_type == "multiple_choice" else config.task_type,
+                retrieval=dataclasses.replace(config.retrieval, num_facts=0, memory_facts=0),
+                max_length=config.max_length,
+                with_target=with_target,
+                seed=config.seed,
+                teacher=teacher,
+            )
+            if examples is not None:
+                return dataset
+            self._datasets[key] = dataset
+        return self._datasets[key]
+
+    def dataset(
+        self,
+        split: str,
+        variant: Variant,
+        *,
+        with_target: bool,
+        condition: str = "correct",
+        examples: list | None = None,
+    ) -> KnowledgeDataset:
+        """``split``'s dataset as ``variant`` reads it, under a knowledge ``condition``.
+
+        ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options).
+        """
+        data = self._base_dataset(split, with_target, examples).with_knowledge(condition, seed=self.config.seed)
+        memory = memory_facts(self.config, variant)
+        if self.scorer is not None and (variant.facts == "selected" or memory):
+            from kgpeft.training.fact_selection import select_facts
+
+            data = data.with_fact_ranking(select_facts(self.scorer, data, self.tokenizer, limit=None))
+        num_facts = self.config.retrieval.num_facts if variant.facts != "none" else 0
+        if num_facts or memory:
+            retrieval = dataclasses.replace(data.retrieval, num_facts=num_facts, memory_facts=memory)
+            data = data.with_retrieval(retrieval)
+        return data
+
+
+def memory_facts(config: JobConfig, variant: Variant) -> int:
+    """How many facts ``variant`` reads as memory slots: ``retrieval.memory_facts`` for a memory adapter."""
+    if variant.adapter != "kg-lora" or config.variant_adapter(variant).knowledge_mode != "memory":
+        return 0
+    return config.retrieval.memory_facts
+
+
+#: Where a job keeps its trained fact scorer, inside ``training.output_dir``.
+SCORER_FILE = "fact_scorer.safetensors"
+
+
+def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
+    """Load the KG, the examples and the base model; with a ``selection`` section, the fact scorer.
+
+    The scorer is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
+    (``train_scorer=True``), or read back from there (``False``: evaluating a finished job).
+    """
+    kg = load_kg(config.kg)
+    splits = load_examples(config, kg)
+    if train_scorer and not splits["train"]:
+        raise JobConfigError(f"task: {config.task!r} has no training examples.")
+    base, tokenizer = load_base_model(config)
+    job = Job(config, kg, base, tokenizer, splits)
+    if config.selection is not None:
+        from kgpeft.training import fact_selection
+
+        path = Path(config.training.output_dir) / SCORER_FILE
+        if train_scorer:
+            job.scorer = fact_selection.build_fact_scorer(kg, tokenizer, base.get_input_embeddings(), config.selection)
+            train = job._base_dataset("train", with_target=True)
+            job.selection_report = fact_selection.train_fact_scorer(job.scorer, train, tokenizer, config.selection)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fact_selection.save_fact_scorer(job.scorer, config.selection, kg, path)
+        else:
+            job.scorer = fact_selection.load_fact_scorer(path, kg, tokenizer, base.get_input_embeddings())
+    return job
+
+
+def load_variant_model(job: Job, variant: Variant, adapter_dir: str | Path) -> nn.Module:
+    """``variant``'s model with the adapter saved in ``adapter_dir`` (KG-LoRA or plain peft LoRA)."""
+    from peft import PeftModel
+
+    from kgpeft.model import KGPeftModel
+
+    if variant.adapter == "none":
+        return job.base
+    base = copy.deepcopy(job.base)
+    if variant.adapter == "lora":
+        return PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    return KGPeftModel.from_pretrained(base, adapter_dir, job.kg, tokenizer=job.tokenizer)
+
+
+def lora_rank_for_budget(base: nn.Module, targets: list[str] | str, trainable: int) -> int:
+    """The plain-LoRA rank whose trainable parameters come closest to ``trainable``."""
+    from kgpeft.tuners.targets import resolve_target_modules
+
+    names = resolve_target_modules(base, targets)
+    per_rank = sum(
+        m.in_features + m.out_features
+        for name, m in base.named_modules()
+        if isinstance(m, nn.Linear) and (name.rsplit(".", 1)[-1] in names if isinstance(names, list) else False)
+    )
+    return max(1, round(trainable / per_rank)) if per_rank else 1
+
+
+def build_model(job: Job, variant: Variant) -> nn.Module:
+    """A fresh model for ``variant`` on a copy of the base model (the base model itself for ``none``)."""
+    from peft import LoraConfig, get_peft_model
+
+    from kgpeft.model import get_kg_peft_model
+    from kgpeft.tuners.targets import resolve_target_modules
+
+    config = job.config
+    if variant.adapter == "none":
+        return job.base
+    torch.manual_seed(config.seed)  # the same initial adapter whichever variants ran before
+    adapter = config.variant_adapter(variant)
+    if variant.adapter == "kg-lora":
+        return get_kg_peft_model(copy.deepcopy(job.base), adapter, job.kg, job.tokenizer)
+    reference = get_kg_peft_model(copy.deepcopy(job.base), config.adapter, job.kg, job.tokenizer)
+    budget, _ = reference.get_nb_trainable_parameters()
+    del reference
+    targets = resolve_target_modules(job.base, adapter.target_modules)
+    r = lora_rank_for_budget(job.base, targets, budget)
+    torch.manual_seed(config.seed)
+    lora = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, modules_to_save=adapter.modules_to_save)
+    return get_peft_model(copy.deepcopy(job.base), lora)
+
+
+@dataclass
+class TrainedVariant:
+    """A variant's trained model and what its training cost."""
+
+    variant: Variant
+    model: nn.Module
+    trainable: int
+    seconds: float
+    steps: int
+    output_dir: Path | None
+
+
+def train_variant(job: Job, variant: Variant) -> TrainedVariant:
+    """Build and train ``variant`` with the job's training settings, in ``output_dir/<variant name>``."""
+    from kgpeft.training import KnowledgeCollator
+    from kgpeft.training.trainer import train
+
+    model = build_model(job, variant)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if variant.adapter == "none":
+        return TrainedVariant(variant, model, 0, 0.0, 0, None)
+    output_dir = Path(job.config.training.output_dir) / variant.name
+    training = dataclasses.replace(job.config.training, output_dir=str(output_dir))
+    train_ds = job.dataset("train", variant, with_target=True)
+    valid_ds = job.dataset("valid", variant, with_target=True) if training.eval_steps and job.splits["valid"] else None
+    collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.adapter == "kg-lora")
+    t0 = time.perf_counter()
+    result = train(model, train_ds, collator, training, eval_dataset=valid_ds)
+    return TrainedVariant(variant, model, trainable, time.perf_counter() - t0, result.global_step, output_dir)
+
+
+def evaluate_variant(
+    job: Job, variant: Variant, model: nn.Module, condition: str = "correct", split: str = "test"
+) -> dict[str, Any]:
+    """The task's metrics of ``model`` on ``split`` under a knowledge ``condition``, with the predictions."""
+    from kgpeft.evaluation import compute_metrics
+    from kgpeft.tasks import first_line, generate_texts, predict_classes, target_log_likelihoods
+
+    config, examples = job.config, job.splits[split]
+    if config.task_type == "classification":
+        data = job.dataset(split, variant, with_target=True, condition=condition)
+        predictions = predict_classes(model, data).tolist()
+        references = [e.label for e in examples]
+        ie = compute_metrics("ie", predictions, references)
+        metrics = {**compute_metrics("classification", predictions, references), "micro_f1": ie["micro_f1"]}
+    elif config.task_type == "multiple_choice":
+        if any(not e.choices or e.label is None for e in examples):
+            raise JobConfigError("multiple_choice: every example needs `choices` and the gold `label` index.")
+        if condition != "correct":
+            raise JobConfigError("multiple_choice: only the `correct` control is supported.")
+        options = [dataclasses.replace(e, answer=c) for e in examples for c in e.choices]
+        data = job.dataset(split, variant, with_target=True, examples=options)
+        scores = target_log_likelihoods(model, data)
+        rows, start = [], 0
+        for e in examples:
+            rows.append(scores[start : start + len(e.choices)])
+            start += len(e.choices)
+        width = max(len(r) for r in rows)
+        padded = torch.stack([nn.functional.pad(r, (0, width - len(r)), value=-float("inf")) for r in rows])
+        predictions = padded.argmax(-1).tolist()
+        metrics = compute_metrics("multiple_choice", padded, [e.label for e in examples])
+    else:
+        data = job.dataset(split, variant, with_target=False, condition=condition)
+        predictions = [first_line(p) for p in generate_texts(model, data, max_new_tokens=config.max_new_tokens)]
+        metric = get_task(config.task).metric if config.task in TASKS else "qa"
+        metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
+    return {**metrics, "prompt_tokens": mean_prompt_tokens(data), "predictions": predictions}
+
+
+def mean_prompt_tokens(data: KnowledgeDataset) -> float:
+    """Tokens per example before the target (the question and any facts written into it)."""
+
+    def prompt(feature: dict[str, Any]) -> int:
+        labels = feature.get("labels")
+        if isinstance(labels, list) and len(labels) == len(feature["input_ids"]):
+            return labels.count(-100)
+        return len(feature["input_ids"])
+
+    return sum(prompt(f) for f in data.features) / max(len(data.features), 1)

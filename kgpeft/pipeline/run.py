@@ -1,0 +1,180 @@
+"""Run a whole job, every variant under every control, and report the numbers.
+
+:func:`run` is what ``kgpeft train`` and ``kgpeft demo`` call: it prepares the job once,
+trains each variant in turn on the same data, steps and seed, evaluates it with the
+correct, shuffled and no knowledge (as the config's ``controls`` say), prints one table,
+and writes ``results.json`` (and, with matplotlib, ``results.png``) to the output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgpeft.pipeline.config import JobConfig
+from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
+from kgpeft.utils import atomic_file
+
+#: The metric each results table leads with, by task type (generation tasks: their task's metric).
+HEADLINE = {"qa": ("exact_match", "token_f1"), "summarization": ("rougeL", "rouge1")}
+
+
+@dataclass
+class VariantResult:
+    """One variant: its cost, and its metrics under each knowledge control."""
+
+    name: str
+    trainable: int
+    train_seconds: float
+    steps: int
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.train_seconds / self.steps if self.steps else 0.0
+
+    def reliance(self, metric: str) -> float | None:
+        """``metric`` with the correct knowledge minus with another example's, if both were run."""
+        if "correct" in self.metrics and "shuffled" in self.metrics:
+            return self.metrics["correct"][metric] - self.metrics["shuffled"][metric]
+        return None
+
+
+@dataclass
+class JobResults:
+    """Everything :func:`run` measured, in config order."""
+
+    config: JobConfig
+    variants: list[VariantResult]
+    headline: tuple[str, str]
+    seconds: float
+    examples: list = field(default_factory=list, repr=False)
+    selection: dict[str, Any] | None = None
+
+    def table(self) -> str:
+        """The results as a text table: one row per variant and control, scores in %."""
+        first, second = self.headline
+        lines = [
+            f"{'variant':<18} {'knowledge':<9} {first:>11} {second:>9} {'reliance':>8} {'trainable':>10} "
+            f"{'s/step':>7} {'prompt tok':>10}"
+        ]
+        for v in self.variants:
+            reliance = v.reliance(first)
+            for condition, m in v.metrics.items():
+                rel = f"{100 * reliance:8.1f}" if reliance is not None and condition == "correct" else " " * 8
+                lines.append(
+                    f"{v.name:<18} {condition:<9} {100 * m[first]:11.1f} {100 * m.get(second, 0.0):9.1f} {rel} "
+                    f"{v.trainable:>10,} {v.seconds_per_step:7.2f} {m['prompt_tokens']:10.1f}"
+                )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "headline": list(self.headline),
+            "selection": self.selection,
+            "variants": [
+                {
+                    "name": v.name,
+                    "trainable": v.trainable,
+                    "train_seconds": v.train_seconds,
+                    "steps": v.steps,
+                    "reliance": v.reliance(self.headline[0]),
+                    "metrics": {c: {k: x for k, x in m.items() if k != "predictions"} for c, m in v.metrics.items()},
+                    "predictions": {c: m["predictions"] for c, m in v.metrics.items()},
+                }
+                for v in self.variants
+            ],
+        }
+
+
+def headline_metrics(config: JobConfig) -> tuple[str, str]:
+    """The two metrics a results table shows for the job's task."""
+    from kgpeft.tasks.registry import TASKS, get_task
+
+    if config.task_type in ("classification", "multiple_choice"):
+        return ("accuracy", "macro_f1") if config.task_type == "classification" else ("accuracy", "accuracy")
+    metric = get_task(config.task).metric if config.task in TASKS else "qa"
+    return HEADLINE.get(metric, HEADLINE["qa"])
+
+
+def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResults:
+    """Prepare the job (unless given), train and evaluate every variant under every control, and report."""
+    t0 = time.perf_counter()
+    job = job if job is not None else prepare(config)
+    if job.selection_report is not None:
+        print(f"fact scorer: {json.dumps(job.selection_report)}")
+    results = []
+    for variant in config.variants:
+        print(f"\n== {variant.name}: adapter {variant.adapter}, facts {variant.facts}")
+        trained = train_variant(job, variant)
+        result = VariantResult(variant.name, trained.trainable, trained.seconds, trained.steps)
+        for condition in config.controls if variant.uses_knowledge else ["correct"]:
+            result.metrics[condition] = evaluate_variant(job, variant, trained.model, condition)
+        results.append(result)
+        if variant.adapter == "kg-lora":
+            trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
+        del trained
+    seconds = time.perf_counter() - t0
+    out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
+    print(f"\n{config.task}: {len(job.splits['test'])} held-out examples, scores in %")
+    print(out.table())
+    folder = Path(config.training.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / "results.json") as tmp:
+        tmp.write_text(json.dumps(out.to_dict(), indent=2), encoding="utf-8")
+    if plot:
+        plot_results(out, folder / "results.png")
+    return out
+
+
+def train_job(config: JobConfig) -> JobResults:
+    """``kgpeft train``: run the job's variants (by default its one KG-LoRA adapter)."""
+    return run(config, plot=False)
+
+
+def _read_curve(folder: Path) -> list[tuple[int, float]]:
+    """The training loss per logged step, from the CSV log the trainer writes (empty without one)."""
+    path = folder / "logs" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [(int(row["step"]), float(row["value"])) for row in csv.DictReader(f) if row["name"] == "train/loss"]
+
+
+def plot_results(results: JobResults, path: Path) -> None:
+    """Training curves and the headline metric per variant and control, as a PNG (needs matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = results.headline[0]
+    folder = Path(results.config.training.output_dir)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for v in results.variants:
+        points = _read_curve(folder / v.name)
+        if points:
+            ax1.plot(*zip(*points, strict=True), label=v.name)
+    ax1.set(xlabel="step", ylabel="training loss", title="Training curves")
+    if ax1.lines:
+        ax1.legend()
+    controls = list(dict.fromkeys(c for v in results.variants for c in v.metrics))
+    width = 0.8 / len(controls)
+    for k, condition in enumerate(controls):
+        xs = [i + k * width for i, v in enumerate(results.variants) if condition in v.metrics]
+        ys = [100 * v.metrics[condition][first] for v in results.variants if condition in v.metrics]
+        ax2.bar(xs, ys, width, label=condition)
+    ax2.set_xticks([i + width * (len(controls) - 1) / 2 for i in range(len(results.variants))])
+    ax2.set_xticklabels([v.name for v in results.variants], rotation=20, ha="right")
+    ax2.set(ylabel=f"{first} (%)", title=f"{results.config.task}, held-out examples, by knowledge given")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

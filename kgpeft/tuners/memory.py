@@ -1,0 +1,234 @@
+r"""Fact memory: graph-selected facts read by attention as the model's own key/value states.
+
+The knowledge path that works is the one the model can copy from. Each selected fact
+(``"dog hypernym canine"``) is run once through the frozen base model, and its tokens'
+key and value states of every layer become memory slots of that layer. Each text token
+then attends over its sample's slots, beside (not inside) its ordinary attention, and
+the result enters through the layer's output projection behind a per-head gate:
+
+.. math::
+    \mathrm{out} = W_o\big(\mathrm{Attn}(q, K, V) + \tanh(g) \odot
+    \mathrm{softmax}\big(q K_{mem}^\top / \sqrt{d_h} + \beta\big) V_{mem}\big)
+
+as LLaMA-Adapter's zero-initialised gated attention does. The gate :math:`g` starts at
+zero, so a fresh adapter computes exactly the base model; a sample without memory slots
+adds exactly nothing (plain LoRA). Queries and memory keys are taken before the rotary
+position embedding: slots carry no position of the text (their dot products are those of
+two tokens at the same position), so no text position moves. :math:`\beta` is an optional
+per-slot bias, the log-probability the fact scorer gives the slot's fact.
+
+It hooks the attention's query and output projections (``q_proj`` / ``o_proj`` in
+Llama-style models), so the architecture needs separate ones; :func:`attention_layout`
+finds them and refuses others with a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kgpeft.errors import KGPeftError
+
+#: (attention module suffix, query, key, value, output) projection names per family.
+_PROJECTIONS = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj")}
+
+
+class FactMemoryError(KGPeftError, ValueError):
+    """The model's attention has no separate query and output projections for memory slots."""
+
+
+@dataclass
+class AttentionSite:
+    """Where one attention layer's projections are, and its head layout."""
+
+    name: str
+    q_proj: nn.Module
+    k_proj: nn.Module
+    v_proj: nn.Module
+    o_proj: nn.Module
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+
+def attention_layout(model: nn.Module) -> list[AttentionSite]:
+    """The attention layers of ``model`` in order, with separate q/k/v/o projections.
+
+    Raises:
+        FactMemoryError: for a model with fused or differently named projections.
+    """
+    config = model.config
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
+    sites = []
+    for name, module in model.named_modules():
+        suffix = name.rsplit(".", 1)[-1]
+        if suffix not in _PROJECTIONS:
+            continue
+        q, k, v, o = (getattr(module, p, None) for p in _PROJECTIONS[suffix])
+        if None in (q, k, v, o):
+            continue
+        sites.append(AttentionSite(name, q, k, v, o, heads, kv_heads, head_dim))
+    if not sites or heads is None:
+        raise FactMemoryError(
+            f"knowledge_mode='memory' reads facts through separate q_proj/k_proj/v_proj/o_proj attention "
+            f"projections (Llama, Mistral, Qwen2, Gemma, ...); {type(model).__name__} has none."
+        )
+    return sites
+
+
+@dataclass
+class FactMemory:
+    """Per-layer memory slots of a batch.
+
+    Attributes:
+        keys: per layer ``(B, M, H_kv, d_h)``, before the rotary embedding.
+        values: per layer ``(B, M, H_kv, d_h)``.
+        mask: ``(B, M)``, ``True`` for real slots.
+        bias: ``(B, M)`` additive attention bias per slot, or ``None``.
+    """
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    mask: Tensor
+    bias: Tensor | None = None
+
+    def expand_to(self, batch_size: int) -> FactMemory:
+        b = self.mask.size(0)
+        if batch_size == b:
+            return self
+        k = batch_size // b
+
+        def rep(t):
+            return None if t is None else t.repeat_interleave(k, dim=0)
+
+        return FactMemory([rep(t) for t in self.keys], [rep(t) for t in self.values], rep(self.mask), rep(self.bias))
+
+
+@torch.no_grad()
+def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: Tensor, fact_mask: Tensor) -> FactMemory:
+    """Run the frozen base model over each sample's facts and keep every layer's keys and values.
+
+    Args:
+        base_model: the model whose adapters are off for this call (the caller disables them).
+        sites: from :func:`attention_layout`, on the same model.
+        fact_ids: ``(B, F, L)`` token ids of up to ``F`` facts per sample, ``L`` tokens each.
+        fact_mask: ``(B, F, L)``, ``True`` for real tokens (a fact of no tokens is no fact).
+
+    Returns:
+        :class:`FactMemory` with ``M = F * L`` slots per sample.
+    """
+    b, f, length = fact_ids.shape
+    captured: dict[int, dict[str, Tensor]] = {}
+    handles = []
+    for i, site in enumerate(sites):
+        for kind, proj in (("k", site.k_proj), ("v", site.v_proj)):
+
+            def hook(module, args, output, i=i, kind=kind):
+                captured.setdefault(i, {})[kind] = output
+
+            handles.append(proj.register_forward_hook(hook))
+    flat_ids, flat_mask = fact_ids.view(b * f, length), fact_mask.view(b * f, length)
+    rows = flat_mask.any(-1)  # run only real facts
+    try:
+        if bool(rows.any()):
+            base_model(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+    finally:
+        for h in handles:
+            h.remove()
+    keys, values = [], []
+    for i, site in enumerate(sites):
+        for kind, out in (("k", keys), ("v", values)):
+            full = fact_ids.new_zeros((b * f, length, site.num_kv_heads * site.head_dim), dtype=torch.float32)
+            if i in captured:
+                full = full.to(captured[i][kind].dtype)
+                full[rows] = captured[i][kind]
+            out.append(full.view(b, f * length, site.num_kv_heads, site.head_dim))
+    return FactMemory(keys, values, fact_mask.reshape(b, f * length))
+
+
+class MemoryGate(nn.Module):
+    r"""The zero-initialised per-head gate :math:`\tanh(g)` and the read of one layer's memory.
+
+    Args:
+        num_heads (int): query heads of the layer.
+
+    Shapes:
+        - q: ``(B, T, H * d_h)`` (the query projection's output, before the rotary embedding)
+        - memory keys / values: ``(B, M, H_kv, d_h)``; mask ``(B, M)``; bias ``(B, M)``
+        - output: ``(B, T, H * d_h)``
+    """
+
+    def __init__(self, num_heads: int) -> None:
+        super().__init__()
+        self.gate = nn.Parameter(torch.zeros(num_heads))
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.gate)
+
+    def forward(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None) -> Tensor:
+        b, t, _ = q.shape
+        h, (kv, d) = self.gate.numel(), keys.shape[-2:]
+        q = q.view(b, t, h, d).transpose(1, 2)  # (B, H, T, d)
+        k = keys.to(q.dtype).repeat_interleave(h // kv, dim=2).transpose(1, 2)  # (B, H, M, d)
+        v = values.to(q.dtype).repeat_interleave(h // kv, dim=2).transpose(1, 2)  # (B, H, M, d)
+        logits = q @ k.transpose(-1, -2) * d**-0.5  # (B, H, T, M)
+        if bias is not None:
+            logits = logits + bias.to(q.dtype)[:, None, None, :]
+        logits = logits.masked_fill(~mask[:, None, None, :], torch.finfo(logits.dtype).min)
+        has_slots = mask.any(-1).to(q.dtype)[:, None, None, None]  # a sample without slots reads nothing
+        weights = F.softmax(logits, dim=-1) * has_slots
+        out = (weights @ v) * torch.tanh(self.gate).to(q.dtype)[None, :, None, None]  # (B, H, T, d)
+        return out.transpose(1, 2).reshape(b, t, h * d)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_heads={self.gate.numel()})"
+
+
+def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_active=lambda: True) -> list:
+    """Hooks that let each layer read the memory of ``context.state`` (a :class:`KnowledgeContext`).
+
+    A forward hook on each query projection keeps its output; a pre-hook on the output
+    projection of the same layer adds the gated memory read to its input. Outside a call
+    with memory, both do nothing. The memory lives in the context's state, so gradient
+    checkpointing replays it when it recomputes a layer.
+
+    ``is_active()`` says whether these gates' adapter is the one running.
+
+    Returns:
+        The hook handles, to remove them.
+    """
+    queries: dict[int, Tensor] = {}
+
+    def active_memory():
+        state = context.state
+        return None if state is None or not is_active() else state.memory
+
+    def stash(i: int):
+        def hook(module, args, output):
+            if active_memory() is not None:
+                queries[i] = output
+
+        return hook
+
+    def read(i: int, gate: MemoryGate):
+        def hook(module, args):
+            memory = active_memory()
+            q = queries.pop(i, None)
+            if memory is None or q is None:
+                return None
+            (x,) = args
+            memory = memory.expand_to(x.size(0))
+            return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
+
+        return hook
+
+    handles = []
+    for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
+        handles.append(site.q_proj.register_forward_hook(stash(i)))
+        handles.append(site.o_proj.register_forward_pre_hook(read(i, gate)))
+    return handles

@@ -1,0 +1,151 @@
+"""`knowledge_mode="memory"`: selected facts as key/value slots, on every architecture that has q/k/v/o."""
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, one_torch_thread  # noqa: F401
+
+from kgpeft.model import KGPeftModel, get_kg_peft_model
+from kgpeft.tuners import KGLoraConfig
+from kgpeft.tuners.config import KGLoraConfigError
+from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
+
+MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma"}
+CASES = [pytest.param(n, c, a, id=n) for n, c, a in ARCHITECTURES if n in MEMORY_ARCHS]
+
+
+def _facts(knowledge, with_facts=(True, False)):
+    """Two facts of 3 tokens for sample 0; none for sample 1 (its fact rows are all padding)."""
+    ids = torch.tensor([[[2, 4, 5], [6, 7, 0]], [[0, 0, 0], [0, 0, 0]]])
+    mask = torch.tensor([[[1, 1, 1], [1, 1, 0]], [[0, 0, 0], [0, 0, 0]]], dtype=torch.bool)
+    for b, keep in enumerate(with_facts):
+        mask[b] &= keep
+    return dataclasses.replace(knowledge, fact_ids=ids, fact_mask=mask)
+
+
+def _wrap(config, auto, kg, tokenizer):
+    base = build_model(config, auto)
+    reference = copy.deepcopy(base)
+    model = get_kg_peft_model(base, KGLoraConfig(r=4, knowledge_mode="memory"), kg, tokenizer=tokenizer)
+    return model, reference
+
+
+def _knowledge(kg, inputs):
+    tokens = torch.full(inputs["input_ids"].shape, -1)
+    return _facts(make_knowledge(kg, [[0], []], tokens))
+
+
+def _perturb(model: KGPeftModel):
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.3)
+
+
+@pytest.mark.parametrize(("name", "config", "auto"), CASES)
+def test_fresh_memory_adapter_equals_base(name, config, auto, kg, tokenizer):
+    model, reference = _wrap(config, auto, kg, tokenizer)
+    inputs = make_inputs()
+    got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
+    assert torch.allclose(got, reference(**inputs).logits, atol=1e-6), "gates and lora_B start at zero"
+    assert not model.graph_encoders, "memory mode has no graph encoder"
+
+
+@pytest.mark.parametrize(("name", "config", "auto"), CASES)
+def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer)
+    _perturb(model)
+    inputs = make_inputs()
+    knowledge = _knowledge(kg, inputs)
+    got = model(**inputs, knowledge=knowledge).logits
+    plain = model.peft_model(**inputs).logits
+    assert torch.allclose(got[1], plain[1], atol=1e-6), "sample 1 has no facts: plain LoRA"
+    assert (got[0] - plain[0]).abs().max() > 1e-3, "sample 0 reads its facts"
+    other = dataclasses.replace(knowledge, fact_ids=knowledge.fact_ids.flip(1), fact_mask=knowledge.fact_mask.flip(1))
+    assert torch.allclose(model(**inputs, knowledge=other).logits, got, atol=1e-5), "slots have no order"
+
+
+@pytest.mark.parametrize(("name", "config", "auto"), CASES)
+def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer)
+    model.train()
+    _perturb(model)
+    inputs = make_inputs()
+    model(**inputs, knowledge=_knowledge(kg, inputs)).logits.pow(2).mean().backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == trainable
+    gates = [p for n, p in model.named_parameters() if n.startswith("memory_gates.")]
+    assert gates and all(p.grad.abs().sum() > 0 for p in gates)
+
+
+@pytest.mark.parametrize(("name", "config", "auto"), CASES)
+def test_memory_save_load_and_generate(name, config, auto, kg, tokenizer, tmp_path):
+    model, reference = _wrap(config, auto, kg, tokenizer)
+    _perturb(model)
+    model.eval()
+    inputs = make_inputs()
+    knowledge = _knowledge(kg, inputs)
+    want = model(**inputs, knowledge=knowledge).logits
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = KGPeftModel.from_pretrained(reference, tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    assert torch.equal(loaded(**inputs, knowledge=knowledge).logits, want)
+    out = loaded.generate(**inputs, knowledge=knowledge, max_new_tokens=3, do_sample=False)
+    no_cache = loaded.generate(**inputs, knowledge=knowledge, max_new_tokens=3, do_sample=False, use_cache=False)
+    assert torch.equal(out, no_cache)
+    assert loaded.context.state is None
+
+
+def test_memory_survives_gradient_checkpointing(kg, tokenizer):
+    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    model, _ = _wrap(config, auto, kg, tokenizer)
+    _perturb(model)
+    model.train()
+    inputs = make_inputs()
+    knowledge = _knowledge(kg, inputs)
+
+    def grads():
+        model.zero_grad()
+        model(**inputs, knowledge=knowledge).logits.pow(2).mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    checkpointed = grads()
+    assert plain.keys() == checkpointed.keys()
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+
+
+def test_architectures_without_separate_projections_are_refused(kg, tokenizer):
+    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "gpt2")
+    with pytest.raises(FactMemoryError, match="q_proj/k_proj/v_proj/o_proj"):
+        get_kg_peft_model(build_model(config, auto), KGLoraConfig(knowledge_mode="memory"), kg, tokenizer=tokenizer)
+
+
+def test_memory_mode_refuses_the_relation_loss():
+    with pytest.raises(KGLoraConfigError, match="relation_loss_weight"):
+        KGLoraConfig(knowledge_mode="memory", relation_loss_weight=0.5)
+
+
+def test_gate_reads_only_real_slots():
+    gate = MemoryGate(num_heads=2)
+    with torch.no_grad():
+        gate.gate.fill_(1.0)
+    q = torch.randn(1, 3, 2 * 4)
+    keys, values = torch.randn(1, 5, 1, 4), torch.randn(1, 5, 1, 4)
+    mask = torch.tensor([[True, True, False, False, False]])
+    out = gate(q, keys, values, mask, None)
+    changed = values.clone()
+    changed[:, 2:] = 100.0  # padding slots: never read
+    assert torch.allclose(gate(q, keys, changed, mask, None), out)
+    assert torch.equal(gate(q, keys, values, torch.zeros_like(mask), None), torch.zeros_like(out))
+
+
+def test_attention_layout_of_llama():
+    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    sites = attention_layout(build_model(config, auto))
+    assert len(sites) == config.num_hidden_layers
+    assert (sites[0].num_heads, sites[0].num_kv_heads, sites[0].head_dim) == (4, 2, 8)
