@@ -88,7 +88,9 @@ def _variant(config, name: str | None):
         for variant in config.variants:
             if variant.name == name:
                 return variant
-        raise ConfigError(f"--variant: no variant {name!r} in the config; variants: {[v.name for v in config.variants]}")
+        raise ConfigError(
+            f"--variant: no variant {name!r} in the config; variants: {[v.name for v in config.variants]}"
+        )
     return next((v for v in config.variants if v.adapter == "kg-lora"), config.variants[0])
 
 

@@ -66,6 +66,9 @@ class Variant:
             "(those touching a linked entity first) or `selected` (ranked by the trained fact scorer)."
         },
     )
+    num_facts: int | None = field(
+        default=None, metadata={"help": "Facts in the prompt for this variant (default: `retrieval.num_facts`)."}
+    )
     knowledge: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "KGLoraConfig settings that replace the job's for this variant (e.g. knowledge_mode)."},
@@ -78,6 +81,8 @@ class Variant:
             raise JobConfigError(f"`adapter` should be one of {ADAPTER_KINDS}, got {self.adapter!r}.")
         if self.facts not in FACT_SOURCES:
             raise JobConfigError(f"`facts` should be one of {FACT_SOURCES}, got {self.facts!r}.")
+        if self.num_facts is not None and (not is_int(self.num_facts) or self.num_facts <= 0 or self.facts == "none"):
+            raise JobConfigError(f"`num_facts` should be a positive integer with `facts` set, got {self.num_facts!r}.")
         if self.knowledge and self.adapter != "kg-lora":
             raise JobConfigError(f"`knowledge` overrides a KG-LoRA adapter; variant {self.name!r} has none.")
 
@@ -169,7 +174,7 @@ class JobConfig:
             raise JobConfigError(
                 f"variants {memory} read facts as memory (`knowledge_mode: memory`); set `retrieval.memory_facts` > 0."
             )
-        facts = [v.name for v in self.variants if v.facts != "none"]
+        facts = [v.name for v in self.variants if v.facts != "none" and v.num_facts is None]
         if facts and self.retrieval.num_facts == 0:
             raise JobConfigError(f"variants {facts} write facts into the prompt; set `retrieval.num_facts` > 0.")
         selected = [v.name for v in self.variants if v.facts == "selected"]
@@ -209,6 +214,12 @@ class JobConfig:
 
     def distillation_config(self) -> DistillationConfig | None:
         return self.distillation
+
+    def variant_facts(self, variant: Variant) -> int:
+        """How many facts ``variant`` writes into the prompt."""
+        if variant.facts == "none":
+            return 0
+        return variant.num_facts if variant.num_facts is not None else self.retrieval.num_facts
 
     def variant_adapter(self, variant: Variant) -> KGLoraConfig:
         """The KG-LoRA settings of ``variant``: the job's ``adapter`` with the variant's ``knowledge``."""

@@ -123,29 +123,30 @@ class Job:
     selection_report: dict[str, Any] | None = None
     _datasets: dict[tuple, KnowledgeDataset] = field(default_factory=dict, repr=False)
 
-    def _base_dataset(self, split: str, with_target: bool, examples: list | None = None) -> KnowledgeDataset:
-        key = (split, with_target)
-        if key not in self._datasets or examples is not None:
-            config = self.config
-            distillation = config.distillation_config() if split == "train" and with_target else None
-            teacher = (
-                distillation.build_teacher(self.kg, config.task_type == "multiple_choice") if distillation else None
-            )
-            dataset = KnowledgeDataset(
-                self.splits[split] if examples is None else examples,
-                self.tokenizer,
-                self.kg,
-                task="causal_lm" if config.task_type == "multiple_choice" else config.task_type,
-                retrieval=dataclasses.replace(config.retrieval, num_facts=0, memory_facts=0),
-                max_length=config.max_length,
-                with_target=with_target,
-                seed=config.seed,
-                teacher=teacher,
-            )
-            if examples is not None:
-                return dataset
+    def _base_dataset(
+        self, split: str, with_target: bool, examples: list | None = None, distill: bool = False
+    ) -> KnowledgeDataset:
+        key = (split, with_target, distill)
+        if key in self._datasets and examples is None:
+            return self._datasets[key]
+        config = self.config
+        teacher = None
+        if distill:
+            teacher = config.distillation.build_teacher(self.kg, config.task_type == "multiple_choice")
+        dataset = KnowledgeDataset(
+            self.splits[split] if examples is None else examples,
+            self.tokenizer,
+            self.kg,
+            task="causal_lm" if config.task_type == "multiple_choice" else config.task_type,
+            retrieval=dataclasses.replace(config.retrieval, num_facts=0, memory_facts=0),
+            max_length=config.max_length,
+            with_target=with_target,
+            seed=config.seed,
+            teacher=teacher,
+        )
+        if examples is None:
             self._datasets[key] = dataset
-        return self._datasets[key]
+        return dataset
 
     def dataset(
         self,
@@ -158,15 +159,22 @@ class Job:
     ) -> KnowledgeDataset:
         """``split``'s dataset as ``variant`` reads it, under a knowledge ``condition``.
 
-        ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options).
+        ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options). A
+        KG-LoRA variant's training data carries the KGE teacher's soft targets when the job has
+        a ``distillation`` section.
         """
-        data = self._base_dataset(split, with_target, examples).with_knowledge(condition, seed=self.config.seed)
+        distill = (
+            self.config.distillation is not None and split == "train" and with_target and variant.adapter == "kg-lora"
+        )
+        data = self._base_dataset(split, with_target, examples, distill).with_knowledge(
+            condition, seed=self.config.seed
+        )
         memory = memory_facts(self.config, variant)
         if self.scorer is not None and (variant.facts == "selected" or memory):
             from kgpeft.training.fact_selection import select_facts
 
             data = data.with_fact_ranking(select_facts(self.scorer, data, self.tokenizer, limit=None))
-        num_facts = self.config.retrieval.num_facts if variant.facts != "none" else 0
+        num_facts = self.config.variant_facts(variant)
         if num_facts or memory:
             retrieval = dataclasses.replace(data.retrieval, num_facts=num_facts, memory_facts=memory)
             data = data.with_retrieval(retrieval)
@@ -283,6 +291,7 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if variant.adapter == "none":
         return TrainedVariant(variant, model, 0, 0.0, 0, None)
+    model.print_trainable_parameters()
     output_dir = Path(job.config.training.output_dir) / variant.name
     training = dataclasses.replace(job.config.training, output_dir=str(output_dir))
     train_ds = job.dataset("train", variant, with_target=True)

@@ -133,8 +133,11 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
 
 
 def train_job(config: JobConfig) -> JobResults:
-    """``kgpeft train``: run the job's variants (by default its one KG-LoRA adapter)."""
-    return run(config, plot=False)
+    """``kgpeft train``: run the job's variants (by default its one KG-LoRA adapter) and print the metrics as JSON."""
+    results = run(config, plot=False)
+    summary = {v["name"]: v["metrics"] for v in results.to_dict()["variants"]}
+    print(json.dumps({"test": summary}, indent=2))
+    return results
 
 
 def _read_curve(folder: Path) -> list[tuple[int, float]]:

@@ -51,10 +51,10 @@ def test_train_then_evaluate_and_predict(job, capsys):
     assert main(["train", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "trainable params" in out and '"exact_match"' in out
-    adapter = f"{values['training']['output_dir']}/final"
+    adapter = f"{values['training']['output_dir']}/kg-lora/final"
     assert main(["evaluate", "--config", str(path), "--adapter", adapter]) == 0
-    metrics = json.loads(capsys.readouterr().out)["test"]
-    assert set(metrics) == {"exact_match", "token_f1"} and 0 <= metrics["exact_match"] <= 1
+    metrics = json.loads(capsys.readouterr().out)["test"]["correct"]
+    assert set(metrics) == {"exact_match", "token_f1", "prompt_tokens"} and 0 <= metrics["exact_match"] <= 1
     assert main(["predict", "--config", str(path), "--adapter", adapter, "the dog"]) == 0
     out = capsys.readouterr().out
     assert "linked 'dog' -> dog [dog]" in out and "fact: dog is_a animal" in out.replace(" is a ", " is_a ")
@@ -116,9 +116,11 @@ def test_demo_config_keys_are_checked(tmp_path, capsys):
     bad.write_text("max_stepz: 3\n")
     assert main(["demo", "--config", str(bad)]) == 2
     assert "unknown key 'max_stepz'" in capsys.readouterr().err
-    bad.write_text("max_steps: many\n")
+    bad.write_text("model: m\ntraining: {max_steps: many}\n")
     assert main(["demo", "--config", str(bad)]) == 2
-    assert "key 'max_steps' should be int, got 'many'" in capsys.readouterr().err
+    assert "`max_steps` in training should be int or None, got str 'many'" in capsys.readouterr().err
+    assert main(["demo", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml does not exist" in capsys.readouterr().err
 
 
 def test_link_prints_mentions_and_facts(tmp_path, capsys):
@@ -141,5 +143,5 @@ def test_multiple_choice_job(job, tmp_path, capsys):
     path.write_text(yaml.safe_dump({**values, "task_type": "multiple_choice"}))
     assert main(["train", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    metrics = json.loads(out[out.index('{\n  "test"') :])["test"]
-    assert set(metrics) == {"accuracy"} and metrics["accuracy"] in (0.0, 0.5, 1.0)
+    metrics = json.loads(out[out.index('{\n  "test"') :])["test"]["kg-lora"]["correct"]
+    assert set(metrics) == {"accuracy", "prompt_tokens"} and metrics["accuracy"] in (0.0, 0.5, 1.0)
