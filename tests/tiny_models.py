@@ -1,6 +1,5 @@
 """Tiny models of many architectures, built from configs (no downloads), a tiny tokenizer and KG."""
 
-import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -133,13 +132,3 @@ def make_knowledge(kg, seed_sets, token_entities):
     entities = torch.as_tensor(token_entities)
     index = batch_node_index(graph, torch.arange(len(seed_sets))[:, None], entities)
     return KnowledgeBatch(graph, index)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread for the module: PyG's small index ops and tiny models run many times slower
-    when OpenMP threads contend for shared cores. Import it into a test module to use it there."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

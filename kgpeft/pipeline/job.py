@@ -211,7 +211,9 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
         if train_scorer:
             job.scorer = fact_selection.build_fact_scorer(kg, tokenizer, base.get_input_embeddings(), config.selection)
             train = job._base_dataset("train", with_target=True)
-            job.selection_report = fact_selection.train_fact_scorer(job.scorer, train, tokenizer, config.selection)
+            job.selection_report = fact_selection.train_fact_scorer(
+                job.scorer, train, tokenizer, config.selection, language_model=base
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             fact_selection.save_fact_scorer(job.scorer, config.selection, kg, path)
         else:

@@ -258,8 +258,8 @@ class KnowledgeDataset(Dataset):
     def _featurize_text(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
         text, shift = example.text, 0
-        if self.retrieval.num_facts:
-            triples = self._ranked_facts(index)[: self.retrieval.num_facts]
+        triples = self._ranked_facts(index)[: self.retrieval.num_facts] if self.retrieval.num_facts else []
+        if triples:  # no facts, no facts block: the question alone
             prefix = render_facts(self.kg, triples, self.retrieval.fact_format)
             text, shift = prefix + text, len(prefix)
             mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]

@@ -1,9 +1,17 @@
-"""Graph-selected facts: train a :class:`~kgpeft.nn.FactScorer` and rank each example's facts with it.
+r"""Graph-selected facts: train a :class:`~kgpeft.nn.FactScorer` and rank each example's facts with it.
 
-The scorer learns from the examples that name their answer entities
-(``TaskExample.answer_entities``): the facts joining a linked entity and an answer are
-the positives of a listwise loss over the subgraph's facts. No language model runs, so
-this stage costs seconds; its ranking then decides which facts the prompt holds.
+Two objectives (``FactScorerConfig.objective``):
+
+- ``"answers"``: where the task names its answer entities (``TaskExample.answer_entities``),
+  the facts joining a linked entity and an answer are the positives of a listwise loss over
+  the subgraph's facts. No language model runs, so this costs seconds.
+- ``"marginal"``: from the task loss alone, as RAG trains its retriever: for the scorer's
+  ``num_candidates`` best facts :math:`f_k`, a language model scores the answer with that fact
+  written before the question, and the loss is the marginal likelihood
+  :math:`-\log \sum_k p(f_k \mid q)\, p(y \mid f_k, x)`. Facts that make the answer
+  likely gain probability; no answer entity is needed.
+
+The ranking then decides which facts the prompt (or a ``memory`` adapter) holds.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from kgpeft.nn.features import TextNodeFeatures
 from kgpeft.utils import atomic_file
 
 SCORER_FORMAT = "kgpeft.fact_scorer"
+OBJECTIVES = ("answers", "marginal")
 
 
 class FactScorerError(KGPeftError, ValueError):
@@ -45,13 +54,23 @@ class FactScorerConfig:
 
     hidden_channels: int = field(default=128, metadata={"help": "Width of the scorer's R-GCN node states."})
     num_layers: int = field(default=2, metadata={"help": "R-GCN layers of the scorer."})
-    max_steps: int = field(default=200, metadata={"help": "Training steps of the scorer (no LM runs)."})
+    objective: str = field(
+        default="answers",
+        metadata={
+            "help": "`answers`: listwise loss on the facts reaching the task's answer entities (no LM runs); "
+            "`marginal`: the answer's marginal likelihood under the base LM over the scorer's top facts."
+        },
+    )
+    num_candidates: int = field(default=4, metadata={"help": "Facts per question the `marginal` objective scores."})
+    max_steps: int = field(default=200, metadata={"help": "Training steps of the scorer."})
     batch_size: int = field(default=32, metadata={"help": "Questions per scorer step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate of the scorer."})
     seed: int = field(default=0, metadata={"help": "Initialisation and batch order."})
 
     def __post_init__(self) -> None:
-        for name in ("hidden_channels", "num_layers", "max_steps", "batch_size"):
+        if self.objective not in OBJECTIVES:
+            raise FactScorerConfigError(f"`objective` should be one of {OBJECTIVES}, got {self.objective!r}.")
+        for name in ("hidden_channels", "num_layers", "max_steps", "batch_size", "num_candidates"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise FactScorerConfigError(f"`{name}` should be a positive integer, got {value!r}.")
@@ -95,15 +114,26 @@ def _fact_batch(dataset, indices: list[int], kg: KnowledgeGraph) -> tuple[Batch,
     return graph, seed_mask, positive
 
 
-def train_fact_scorer(scorer: FactScorer, dataset, tokenizer, config: FactScorerConfig) -> dict[str, Any]:
-    """Train ``scorer`` on ``dataset``'s examples that name answer entities; return a short report."""
+def train_fact_scorer(
+    scorer: FactScorer, dataset, tokenizer, config: FactScorerConfig, language_model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Train ``scorer`` on ``dataset`` with ``config.objective``; return a short report.
+
+    ``language_model`` (a causal LM, kept frozen) scores the answers for the ``marginal``
+    objective; the ``answers`` objective needs none.
+    """
     kg = dataset.kg
-    usable = [i for i, e in enumerate(dataset.examples) if e.answer_entities]
-    if not usable:
-        raise FactScorerError(
-            "The fact scorer learns from examples that name their answer entities (`answer_entities`); "
-            "this task's training examples name none."
-        )
+    if config.objective == "answers":
+        usable = [i for i, e in enumerate(dataset.examples) if e.answer_entities]
+        if not usable:
+            raise FactScorerError(
+                "The `answers` objective learns from examples that name their answer entities (`answer_entities`); "
+                "this task's training examples name none: use `objective: marginal`."
+            )
+    else:
+        if language_model is None:
+            raise FactScorerError("The `marginal` objective scores answers with a language model; pass one.")
+        usable = [i for i, e in enumerate(dataset.examples) if e.answer]
     rng = random.Random(config.seed)
     params = [p for p in scorer.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
@@ -113,13 +143,91 @@ def train_fact_scorer(scorer: FactScorer, dataset, tokenizer, config: FactScorer
         indices = rng.sample(usable, min(config.batch_size, len(usable)))
         graph, seed_mask, positive = _fact_batch(dataset, indices, kg)
         question = question_vectors(scorer, tokenizer, [dataset.examples[i].text for i in indices])
-        loss = answer_fact_loss(scorer(graph, seed_mask, question), graph, positive)
+        scores = scorer(graph, seed_mask, question)
+        if config.objective == "answers":
+            loss = answer_fact_loss(scores, graph, positive)
+        else:
+            examples = [dataset.examples[i] for i in indices]
+            loss = marginal_fact_loss(scores, graph, examples, kg, tokenizer, language_model, config.num_candidates)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     scorer.eval()
-    return {"steps": config.max_steps, "seconds": time.perf_counter() - t0, "final_loss": sum(losses[-10:]) / 10}
+    return {
+        "objective": config.objective,
+        "steps": config.max_steps,
+        "seconds": time.perf_counter() - t0,
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+    }
+
+
+def marginal_fact_loss(
+    scores: Tensor, graph, examples: list, kg: KnowledgeGraph, tokenizer, language_model: nn.Module, k: int
+) -> Tensor:
+    r"""RAG's marginal likelihood of the answers over each sample's ``k`` best-scored facts.
+
+    :math:`-\frac{1}{B}\sum_b \log \sum_{e \in \mathrm{top}_k(b)} p(e \mid q_b)\, p(y_b \mid f_e, x_b)`,
+    where :math:`p(e \mid q_b)` is the softmax of ``scores`` over the sample's edges and
+    :math:`p(y_b \mid f_e, x_b)` the frozen ``language_model``'s probability of the answer with
+    ``"Facts: <fact e>.\n"`` before the text. Only the scorer gets gradient.
+    """
+    from kgpeft.nn.fact_scorer import segment_log_softmax
+    from kgpeft.retrieval import render_facts
+
+    edge_batch = graph.batch[graph.edge_index[0]]
+    log_p = segment_log_softmax(scores, edge_batch, graph.num_graphs)  # (E,)
+    order = torch.argsort(scores.detach(), descending=True, stable=True).tolist()
+    picked: list[list[int]] = [[] for _ in examples]
+    seen: list[set[int]] = [set() for _ in examples]
+    edge_ids, batches = graph.edge_id.tolist(), edge_batch.tolist()
+    for e in order:
+        b = batches[e]
+        if len(picked[b]) < k and edge_ids[e] not in seen[b]:
+            picked[b].append(e)
+            seen[b].add(edge_ids[e])
+    rows, owners, edges = [], [], []
+    for b, example in enumerate(examples):
+        for e in picked[b]:
+            rows.append((render_facts(kg, [edge_ids[e]]) + example.text, example.answer))
+            owners.append(b)
+            edges.append(e)
+    if not rows:
+        return scores.sum() * 0.0
+    with torch.no_grad():
+        log_lik = answer_log_likelihoods(language_model, tokenizer, rows)  # (R,)
+    joint = log_p[torch.tensor(edges)] + log_lik.to(log_p.dtype)  # (R,)
+    owner = torch.tensor(owners)
+    top = torch.full((len(examples),), -float("inf")).scatter_reduce(0, owner, joint.detach(), "amax")
+    total = torch.zeros(len(examples)).index_add(0, owner, (joint - top[owner]).exp())
+    has = torch.isfinite(top)
+    return -(total[has].log() + top[has]).mean()
+
+
+def answer_log_likelihoods(model: nn.Module, tokenizer, rows: list[tuple[str, str]], batch_size: int = 32) -> Tensor:
+    """``(R,)``: the summed log-probability of each ``(prompt, answer)`` row's answer tokens under ``model``."""
+    out = []
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for lo in range(0, len(rows), batch_size):
+        prompts, targets = [], []
+        for prompt, answer in rows[lo : lo + batch_size]:
+            prompts.append(tokenizer(prompt)["input_ids"])
+            ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
+            targets.append(ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []))
+        width = max(len(p) + len(t) for p, t in zip(prompts, targets, strict=True))
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        labels = torch.full((len(prompts), width), -100, dtype=torch.long)
+        for i, (p, t) in enumerate(zip(prompts, targets, strict=True)):
+            input_ids[i, : len(p) + len(t)] = torch.tensor(p + t)
+            labels[i, len(p) : len(p) + len(t)] = torch.tensor(t)
+        mask = (labels != -100) | (torch.arange(width)[None, :] < torch.tensor([len(p) for p in prompts])[:, None])
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.long().to(device)).logits.float()
+        log_probs = logits[:, :-1].log_softmax(-1)  # position t predicts token t + 1
+        target = labels[:, 1:].to(device)
+        picked = log_probs.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+        out.append((picked * (target != -100)).sum(-1).cpu())
+    return torch.cat(out)
 
 
 @torch.no_grad()

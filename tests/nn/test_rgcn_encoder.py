@@ -1,6 +1,5 @@
 import pytest
 import torch
-from tiny_models import one_torch_thread  # noqa: F401 (an autouse fixture)
 from torch_geometric.nn import FastRGCNConv, RGCNConv
 
 from kgpeft import KnowledgeGraph

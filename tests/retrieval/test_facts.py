@@ -1,6 +1,5 @@
 import pytest
 import torch
-from tiny_models import tiny_kg
 from torch_geometric.data import Data
 
 from kgpeft.graph import KnowledgeGraph
@@ -8,11 +7,6 @@ from kgpeft.retrieval import FACT_STYLES, SubgraphRetriever, format_fact, rank_f
 
 # tiny_kg's triples: 0 dog is_a animal, 1 cat is_a animal, 2 dog is_a pet, 3 cat is_a pet,
 # 4 bank near river, 5 bank holds money, 6 tree near river
-
-
-@pytest.fixture(scope="module")
-def kg():
-    return tiny_kg()
 
 
 def test_format_fact_styles_and_templates(kg):

@@ -4,7 +4,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from tiny_models import one_torch_thread  # noqa: F401 (an autouse fixture)
 from torch_geometric.data import Batch
 from torch_geometric.utils import k_hop_subgraph, subgraph
 

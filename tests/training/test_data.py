@@ -1,22 +1,12 @@
 import pytest
 import torch
-from tiny_models import WORDS, tiny_kg, tiny_tokenizer
+from tiny_models import WORDS
 
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
 from kgpeft.tasks import TaskExample
 from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset
 
 ID = {w: i for i, w in enumerate(WORDS)}
-
-
-@pytest.fixture(scope="module")
-def kg():
-    return tiny_kg()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return tiny_tokenizer()
 
 
 def _dataset(kg, tokenizer, examples, **kwargs):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, WORDS, build_model, tiny_kg, tiny_tokenizer
+from tiny_models import ARCHITECTURES, WORDS, build_model, tiny_tokenizer
 
 from kgpeft import KnowledgeGraph
 from kgpeft.kge import EmbeddingFileError, KGEConfig, KGEmbeddings
@@ -25,11 +25,6 @@ from kgpeft.tuners import KGLoraConfig
 
 ID = {w: i for i, w in enumerate(WORDS)}
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
-
-
-@pytest.fixture(scope="module")
-def kg():
-    return tiny_kg()
 
 
 def _embeddings(kg: KnowledgeGraph, seed: int = 0) -> KGEmbeddings:

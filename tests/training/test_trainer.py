@@ -14,7 +14,7 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import is_tensorboard_available
-from tiny_models import ARCHITECTURES, build_model, one_torch_thread, tiny_kg, tiny_tokenizer  # noqa: F401 (one_torch_thread: an autouse fixture)
+from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from kgpeft.errors import KGFileNotFoundError

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, one_torch_thread  # noqa: F401
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import KGLoraConfig
@@ -100,7 +100,7 @@ def test_memory_save_load_and_generate(name, config, auto, kg, tokenizer, tmp_pa
 
 
 def test_memory_survives_gradient_checkpointing(kg, tokenizer):
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
     model, _ = _wrap(config, auto, kg, tokenizer)
     _perturb(model)
     model.train()
@@ -120,7 +120,7 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer):
 
 
 def test_architectures_without_separate_projections_are_refused(kg, tokenizer):
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "gpt2")
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "gpt2")
     with pytest.raises(FactMemoryError, match="q_proj/k_proj/v_proj/o_proj"):
         get_kg_peft_model(build_model(config, auto), KGLoraConfig(knowledge_mode="memory"), kg, tokenizer=tokenizer)
 
@@ -145,7 +145,7 @@ def test_gate_reads_only_real_slots():
 
 
 def test_attention_layout_of_llama():
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
     sites = attention_layout(build_model(config, auto))
     assert len(sites) == config.num_hidden_layers
     assert (sites[0].num_heads, sites[0].num_kv_heads, sites[0].head_dim) == (4, 2, 8)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, one_torch_thread  # noqa: F401
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.tuners import KGLoraConfig, KGLoraModel

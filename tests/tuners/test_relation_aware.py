@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, tiny_kg, tiny_tokenizer
+from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge, tiny_tokenizer
 
 from kgpeft import KnowledgeGraph
 from kgpeft.kge import EmbeddingFileError, KGEConfig, KGEmbeddings
@@ -11,11 +11,6 @@ from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import KGLoraConfig, KnowledgeBatch
 
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
-
-
-@pytest.fixture(scope="module")
-def kg():
-    return tiny_kg()
 
 
 def _model(kg, **config):

@@ -1,0 +1,147 @@
+"""The pipeline directly: a job's variants and controls on a tiny model, KG and task written by the test."""
+
+import json
+
+import pytest
+import torch
+from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
+
+from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
+from kgpeft.pipeline.run import VariantResult
+
+KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
+ROWS = [
+    {"text": "the dog", "answer": "animal", "answer_entities": ["animal"], "split": "train"},
+    {"text": "the cat", "answer": "animal", "answer_entities": ["animal"], "split": "train"},
+    {"text": "the bank", "answer": "money", "answer_entities": ["money"], "split": "train"},
+    {"text": "a tree", "answer": "river", "answer_entities": ["river"], "split": "train"},
+    {"text": "the dog", "answer": "pet", "answer_entities": ["pet"], "split": "test"},
+    {"text": "a bank", "answer": "money", "answer_entities": ["money"], "split": "test"},
+    {"text": "the tree", "answer": "river", "answer_entities": ["river"], "split": "test"},
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("job")
+    _, config, auto = ARCHITECTURES[1]  # llama: has q/k/v/o projections, so memory mode works
+    build_model(config, auto).save_pretrained(folder / "model")
+    tiny_tokenizer().save_pretrained(folder / "model")
+    (folder / "kg.tsv").write_text(KG)
+    (folder / "task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return folder
+
+
+def _config(files, tmp_path, **changes) -> JobConfig:
+    values = {
+        "model": str(files / "model"),
+        "kg": str(files / "kg.tsv"),
+        "task": str(files / "task.jsonl"),
+        "max_new_tokens": 2,
+        "adapter": {"r": 4, "graph_channels": 16, "knowledge_mode": "memory"},
+        "retrieval": {"num_neighbors": [-1, -1], "num_facts": 2, "memory_facts": 2},
+        "selection": {"hidden_channels": 16, "max_steps": 30, "batch_size": 4, "learning_rate": 0.01},
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 2,
+            "per_device_train_batch_size": 2,
+            "progress_bar": False,
+            "log_with": [],
+        },
+        "variants": [
+            {"name": "base", "adapter": "none"},
+            {"name": "lora", "adapter": "lora"},
+            {"name": "lora+facts", "adapter": "lora", "facts": "prior"},
+            {"name": "graph+facts", "adapter": "lora", "facts": "selected", "num_facts": 1},
+            {"name": "memory", "adapter": "kg-lora"},
+            {"name": "token", "adapter": "kg-lora", "knowledge": {"knowledge_mode": "token"}},
+        ],
+        "controls": ["correct", "shuffled", "none"],
+    }
+    return JobConfig.from_dict({**values, **changes})
+
+
+def test_run_trains_every_variant_and_evaluates_its_controls(files, tmp_path):
+    config = _config(files, tmp_path)
+    results = run(config, plot=False)
+    by_name = {v.name: v for v in results.variants}
+    assert list(by_name) == ["base", "lora", "lora+facts", "graph+facts", "memory", "token"]
+    assert list(by_name["base"].metrics) == list(by_name["lora"].metrics) == ["correct"], "no KG: one control"
+    for name in ("lora+facts", "graph+facts", "memory", "token"):
+        assert list(by_name[name].metrics) == ["correct", "shuffled", "none"]
+        assert all(len(m["predictions"]) == 3 for m in by_name[name].metrics.values())
+    assert by_name["base"].trainable == 0 and by_name["lora"].steps == 2
+    assert abs(by_name["lora"].trainable - by_name["memory"].trainable) < by_name["memory"].trainable * 0.2
+    facts = by_name["lora+facts"].metrics
+    assert (
+        facts["correct"]["prompt_tokens"]
+        > facts["none"]["prompt_tokens"]
+        == by_name["lora"].metrics["correct"]["prompt_tokens"]
+    ), "facts lengthen the prompt; with no knowledge the prompt is the question alone"
+    assert by_name["graph+facts"].metrics["correct"]["prompt_tokens"] < facts["correct"]["prompt_tokens"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [v["name"] for v in saved["variants"]] == list(by_name)
+    assert (tmp_path / "run" / "memory" / "adapter" / "kgpeft_config.json").is_file()
+    assert (tmp_path / "run" / "fact_scorer.safetensors").is_file()
+    assert "reliance" in results.table() and "shuffled" in results.table()
+
+
+def test_controls_give_other_or_no_knowledge(files, tmp_path):
+    job = prepare(_config(files, tmp_path))
+    variant = Variant("facts", adapter="lora", facts="prior")
+    correct = job.dataset("test", variant, with_target=False)
+    shuffled = job.dataset("test", variant, with_target=False, condition="shuffled")
+    none = job.dataset("test", variant, with_target=False, condition="none")
+    n = len(correct.examples)
+    own = [correct.graphs[i].n_id.tolist() for i in range(n)]
+    other = [shuffled.graphs[i].n_id.tolist() for i in range(n)]
+    assert sorted(map(tuple, own)) == sorted(map(tuple, other)) and all(own[i] != other[i] for i in range(n))
+    assert [m.surface for ms in shuffled.mentions for m in ms] == [m.surface for ms in correct.mentions for m in ms]
+    assert [correct.facts(i) for i in range(n)] != [shuffled.facts(i) for i in range(n)]
+    assert all(g.n_id.numel() == 0 for g in none.graphs) and not any(none.mentions)
+    assert (
+        none.features[0]["input_ids"]
+        == job.dataset("test", Variant("lora", adapter="lora"), with_target=False).features[0]["input_ids"]
+    )
+
+
+def test_selected_facts_reach_the_answer(files, tmp_path):
+    from kgpeft.training.fact_selection import answer_fact_recall
+
+    job = prepare(_config(files, tmp_path))
+    train = job._base_dataset("train", with_target=True)
+    assert answer_fact_recall(job.scorer, train, job.tokenizer, k=1) == 1.0
+    data = job.dataset("test", Variant("g", adapter="lora", facts="selected", num_facts=1), with_target=False)
+    first = [data.facts(i, 1)[0] for i in range(len(data.examples))]
+    assert first[1] in ("bank holds money", "money holds bank") or "money" in first[1]
+
+
+def test_variant_settings_are_checked(files, tmp_path):
+    with pytest.raises(JobConfigError, match="`facts` should be one of"):
+        _config(files, tmp_path, variants=[{"name": "x", "adapter": "lora", "facts": "some"}])
+    with pytest.raises(JobConfigError, match="distinct names"):
+        _config(files, tmp_path, variants=[{"name": "x"}, {"name": "x"}])
+    with pytest.raises(JobConfigError, match=r"set `retrieval\.memory_facts` > 0"):
+        _config(files, tmp_path, retrieval={"num_facts": 1})
+    with pytest.raises(JobConfigError, match="add a `selection:` section"):
+        _config(files, tmp_path, selection=None)
+    with pytest.raises(JobConfigError, match="unknown key 'knowledge_mod'"):
+        _config(files, tmp_path, variants=[{"name": "x", "knowledge": {"knowledge_mod": "cross"}}])
+    with pytest.raises(JobConfigError, match="`controls` should be"):
+        _config(files, tmp_path, controls=["wrong"])
+
+
+def test_train_and_evaluate_one_variant(files, tmp_path):
+    job = prepare(
+        _config(files, tmp_path, selection=None, variants=[{"name": "token", "knowledge": {"knowledge_mode": "token"}}])
+    )
+    variant = job.config.variants[0]
+    trained = train_variant(job, variant)
+    assert trained.steps == 2 and (trained.output_dir / "final").is_dir()
+    metrics = evaluate_variant(job, variant, trained.model, "none")
+    assert {"exact_match", "token_f1", "prompt_tokens", "predictions"} <= set(metrics)
+    result = VariantResult(
+        "token", trained.trainable, 10.0, 2, {"correct": {"exact_match": 0.5}, "shuffled": {"exact_match": 0.25}}
+    )
+    assert result.reliance("exact_match") == 0.25 and result.seconds_per_step == 5.0
+    assert torch.equal(next(job.base.parameters()), next(prepare(job.config).base.parameters())), "the base stays"

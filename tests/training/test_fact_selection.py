@@ -1,0 +1,127 @@
+"""Training the fact scorer: from the answer entities, and from the answer's likelihood alone."""
+
+import pytest
+import torch
+from torch import nn
+
+from kgpeft.nn.fact_scorer import answer_fact_loss, segment_log_softmax, top_facts
+from kgpeft.retrieval import RetrievalConfig
+from kgpeft.tasks import TaskExample
+from kgpeft.training import KnowledgeDataset
+from kgpeft.training.fact_selection import (
+    FactScorerConfig,
+    FactScorerConfigError,
+    FactScorerError,
+    _fact_batch,
+    answer_fact_recall,
+    build_fact_scorer,
+    load_fact_scorer,
+    marginal_fact_loss,
+    question_vectors,
+    save_fact_scorer,
+    select_facts,
+    train_fact_scorer,
+)
+
+# tiny_kg: dog/cat is_a animal, dog/cat is_a pet, bank near river, bank holds money, tree near river
+QUESTIONS = [("dog", "animal"), ("cat", "pet"), ("bank", "money"), ("tree", "river")]
+
+
+def _dataset(kg, tokenizer, with_entities=True):
+    examples = [
+        TaskExample(f"the {s}", answer=a, answer_entities=(a,) if with_entities else None) for s, a in QUESTIONS
+    ]
+    retrieval = RetrievalConfig(num_neighbors=[-1, -1])
+    return KnowledgeDataset(examples, tokenizer, kg, retrieval=retrieval)
+
+
+def _scorer(kg, tokenizer, **config):
+    embedding = nn.Embedding(tokenizer.vocab_size + 8, 8)
+    config = FactScorerConfig(hidden_channels=8, batch_size=4, learning_rate=0.02, **config)
+    return build_fact_scorer(kg, tokenizer, embedding, config), config
+
+
+class CopyLM(nn.Module):
+    """A causal "language model" that only copies: each token already in the prompt gets a high logit."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None):
+        seen = nn.functional.one_hot(input_ids, self.vocab).cumsum(1).clamp(max=1).float()  # (B, T, V)
+        return type("Out", (), {"logits": 6.0 * seen + self.weight})()
+
+
+def test_segment_log_softmax_and_answer_loss_by_hand():
+    scores = torch.tensor([0.0, 0.0, 1.0, 2.0])
+    segment = torch.tensor([0, 0, 1, 1])
+    got = segment_log_softmax(scores, segment, 2).exp()
+    assert torch.allclose(got, torch.tensor([0.5, 0.5, 1 / (1 + torch.e), torch.e / (1 + torch.e)]))
+    graph = type("G", (), {})()
+    graph.batch, graph.edge_index, graph.num_graphs = torch.tensor([0, 0, 1, 1]), torch.tensor([[0, 1, 2, 3]] * 2), 2
+    positive = torch.tensor([True, False, False, False])  # sample 1 has none: left out
+    assert torch.isclose(answer_fact_loss(scores, graph, positive), -torch.log(torch.tensor(0.5)))
+
+
+def test_answers_objective_puts_the_answer_fact_first(kg, tokenizer):
+    data = _dataset(kg, tokenizer)
+    scorer, config = _scorer(kg, tokenizer, max_steps=60)
+    before = answer_fact_recall(scorer, data, tokenizer, 1)
+    report = train_fact_scorer(scorer, data, tokenizer, config)
+    assert report["objective"] == "answers" and report["final_loss"] < 0.1
+    assert answer_fact_recall(scorer, data, tokenizer, 1) == 1.0 > before
+    assert _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+
+
+def _first_facts_hold_the_answers(kg, ranked) -> bool:
+    """Whether each question's best fact has its answer entity as head or tail."""
+    pairs = zip(ranked, QUESTIONS, strict=True)
+    return all(kg.labels.index(answer) in kg.triples[[0, 2], t[0]].tolist() for t, (_, answer) in pairs)
+
+
+def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenizer):
+    data = _dataset(kg, tokenizer, with_entities=False)  # no answer entities anywhere
+    with pytest.raises(FactScorerError, match="use `objective: marginal`"):
+        train_fact_scorer(*_scorer(kg, tokenizer)[:1], data, tokenizer, _scorer(kg, tokenizer)[1])
+    scorer, config = _scorer(kg, tokenizer, objective="marginal", num_candidates=3, max_steps=80)
+    lm = CopyLM(tokenizer.vocab_size + 8)
+    graph, seed_mask, _ = _fact_batch(data, [0, 1, 2, 3], kg)
+    scores = scorer(graph, seed_mask, question_vectors(scorer, tokenizer, [e.text for e in data.examples]))
+    marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3).backward()
+    grads = [p.grad for p in scorer.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "the task loss alone reaches the scorer"
+    assert lm.weight.grad is None, "the language model stays frozen"
+    scorer.zero_grad()
+    before = _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+    train_fact_scorer(scorer, data, tokenizer, config, language_model=lm)
+    after = _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+    assert after and not before, "the fact that makes the answer copyable comes first"
+
+
+def test_save_and_load_the_scorer(kg, tokenizer, tmp_path):
+    data = _dataset(kg, tokenizer)
+    scorer, config = _scorer(kg, tokenizer, max_steps=5)
+    train_fact_scorer(scorer, data, tokenizer, config)
+    save_fact_scorer(scorer, config, kg, tmp_path / "s.safetensors")
+    loaded = load_fact_scorer(tmp_path / "s.safetensors", kg, tokenizer, scorer.features.embedding)
+    assert select_facts(loaded, data, tokenizer, None) == select_facts(scorer, data, tokenizer, None)
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(FactScorerError, match=r"bad\.safetensors"):
+        load_fact_scorer(tmp_path / "bad.safetensors", kg, tokenizer, scorer.features.embedding)
+
+
+def test_config_is_checked():
+    with pytest.raises(FactScorerConfigError, match="`objective` should be one of"):
+        FactScorerConfig(objective="both")
+    with pytest.raises(FactScorerConfigError, match="`max_steps` should be a positive integer, got 0"):
+        FactScorerConfig(max_steps=0)
+
+
+def test_top_facts_keeps_each_triple_once(kg, tokenizer):
+    data = _dataset(kg, tokenizer)
+    graph, _, _ = _fact_batch(data, [0], kg)
+    scores = torch.arange(graph.edge_index.size(1), dtype=torch.float)
+    ranked = top_facts(scores, graph)[0]
+    assert len(ranked) == len(set(graph.edge_id.tolist())) == len(set(ranked))
