@@ -80,14 +80,20 @@ def test_train_then_evaluate_and_predict(job, capsys):
         ({"training": {"learning_rate": "fast"}}, "`learning_rate` in training should be float, got str 'fast'"),
         ({"distillation": {"weight": 0.5}}, "the key 'teacher' is required in distillation"),
         ({"distillation": {"teacher": "t.safetensors", "temperature": 0}}, "distillation: `temperature` should be"),
+        ({"retrieval": {"fanout": 3}}, "unknown key 'fanout' in retrieval; known keys: num_neighbors"),
+        ({"retrieval": {"max_nodes": 0}}, "retrieval: `max_nodes` should be a positive integer, got 0"),
+        ({"selection": {"objective": "both"}}, "selection: `objective` should be one of"),
+        ({"variants": [{"name": "a", "adapter": "gru"}]}, r"variants\[0\]: `adapter` should be one of"),
+        ({"controls": ["inverted"]}, "`controls` should be a non-empty list"),
     ],
 )
-def test_bad_job_config_names_the_key(job, capsys, change, message):
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_bad_job_config_names_the_key(job, capsys, change, message, command):
     path, values = job
     path.write_text(yaml.safe_dump({**values, **change}))
-    assert main(["train", "--config", str(path)]) == 2
+    assert main([command, "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"kgpeft train: error: {path}: ") and err.count("\n") == 1, err
+    assert err.startswith(f"kgpeft {command}: error: {path}: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
 
 
