@@ -312,9 +312,10 @@ def evaluate_variant(
     from kgpeft.tasks import first_line, generate_texts, predict_classes, target_log_likelihoods
 
     config, examples = job.config, job.splits[split]
+    batch_size = config.training.per_device_eval_batch_size
     if config.task_type == "classification":
         data = job.dataset(split, variant, with_target=True, condition=condition)
-        predictions = predict_classes(model, data).tolist()
+        predictions = predict_classes(model, data, batch_size=batch_size).tolist()
         references = [e.label for e in examples]
         ie = compute_metrics("ie", predictions, references)
         metrics = {**compute_metrics("classification", predictions, references), "micro_f1": ie["micro_f1"]}
@@ -325,7 +326,7 @@ def evaluate_variant(
             raise JobConfigError("multiple_choice: only the `correct` control is supported.")
         options = [dataclasses.replace(e, answer=c) for e in examples for c in e.choices]
         data = job.dataset(split, variant, with_target=True, examples=options)
-        scores = target_log_likelihoods(model, data)
+        scores = target_log_likelihoods(model, data, batch_size=batch_size)
         rows, start = [], 0
         for e in examples:
             rows.append(scores[start : start + len(e.choices)])
@@ -336,7 +337,8 @@ def evaluate_variant(
         metrics = compute_metrics("multiple_choice", padded, [e.label for e in examples])
     else:
         data = job.dataset(split, variant, with_target=False, condition=condition)
-        predictions = [first_line(p) for p in generate_texts(model, data, max_new_tokens=config.max_new_tokens)]
+        outputs = generate_texts(model, data, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+        predictions = [first_line(p) for p in outputs]
         metric = get_task(config.task).metric if config.task in TASKS else "qa"
         metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
     return {**metrics, "prompt_tokens": mean_prompt_tokens(data), "predictions": predictions}

@@ -136,7 +136,9 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
     rows = flat_mask.any(-1)  # run only real facts
     try:
         if bool(rows.any()):
-            base_model(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+            # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
+            body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
+            body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
     finally:
         for h in handles:
             h.remove()
