@@ -12,70 +12,35 @@ import csv
 import json
 import math
 import os
-import random
-import shutil
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, is_tensorboard_available, set_seed
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from kgpeft.checkpoint import CheckpointError, load_safetensors
-from kgpeft.errors import KGFileNotFoundError
+from kgpeft.training.checkpoints import (
+    CHECKPOINT_PREFIX,
+    TrainerState,
+    find_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_adapter,
+    save_checkpoint,
+)
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.utils import replace_folder
 
-STATE_NAME = "trainer_state.json"
-PARAMS_NAME = "trainable_params.safetensors"
-OPTIMIZER_NAME = "optimizer.safetensors"
-OPTIMIZER_GROUPS_NAME = "optimizer.json"
-SCHEDULER_NAME = "scheduler.json"
-RNG_NAME = "rng_state_{}.safetensors"  # one per process
-RNG_EXTRA_NAME = "rng_state_{}.json"
-CHECKPOINT_PREFIX = "checkpoint-"
 METRICS_CSV_NAME = "metrics.csv"
-STATE_FORMAT_VERSION = 1
-# Changing these between a checkpoint and its resumption changes which batches were consumed.
-_DATA_ORDER_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps")
 
 Evaluate = Callable[[nn.Module, Accelerator], dict[str, float]]
-
-
-@dataclass
-class TrainerState:
-    """Where training stands; written as ``trainer_state.json`` next to every saved model.
-
-    ``epoch`` and ``batch_in_epoch`` (batches this process consumed in that epoch) say where
-    a resumed run picks up the data.
-    """
-
-    global_step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    best_metric: float | None = None
-    best_step: int | None = None
-
-    def write(self, folder: Path, config: TrainingConfig, num_processes: int) -> None:
-        values = {
-            "format_version": STATE_FORMAT_VERSION,
-            **asdict(self),
-            "num_processes": num_processes,
-            "config": config.to_dict(),
-        }
-        _write_json(folder / STATE_NAME, values)
 
 
 @dataclass
@@ -125,7 +90,7 @@ class CSVTracker(GeneralTracker):
         return self.path
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
-        _write_json(self.path.with_name("config.json"), values)
+        self.path.with_name("config.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
 
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
         with self.path.open("a", newline="", encoding="utf-8") as f:
@@ -236,7 +201,7 @@ def train(
 
     state = TrainerState()
     if config.resume_from_checkpoint is not None:
-        checkpoint = _find_checkpoint(config.resume_from_checkpoint, output_dir)
+        checkpoint = find_checkpoint(config.resume_from_checkpoint, output_dir)
         state = load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, param_names, config)
         accelerator.print(f"Resumed from {checkpoint} at step {state.global_step}.")
 
@@ -306,7 +271,7 @@ def train(
                     state,
                     config,
                 )
-                _prune_checkpoints(accelerator, output_dir, config.save_total_limit)
+                prune_checkpoints(accelerator, output_dir, config.save_total_limit)
             window_start += time.perf_counter() - paused  # samples/s counts training time only
             if state.global_step >= max_steps:
                 break
@@ -374,178 +339,6 @@ def _evaluate_and_keep_best(
         save_adapter(output_dir / "best", accelerator, model, state, config)
 
 
-# ----------------------------------------------------------------- checkpoints
-def save_adapter(
-    folder: Path, accelerator: Accelerator, model: nn.Module, state: TrainerState, config: TrainingConfig
-) -> None:
-    """Save the adapter (``save_pretrained``) with ``trainer_state.json`` beside it, atomically."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        tmp = _fresh_temp(folder)
-        accelerator.unwrap_model(model).save_pretrained(tmp)
-        state.write(tmp, config, accelerator.num_processes)
-        replace_folder(tmp, folder)
-    accelerator.wait_for_everyone()
-
-
-def save_checkpoint(
-    folder: Path,
-    accelerator: Accelerator,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    param_names: list[str],
-    state: TrainerState,
-    config: TrainingConfig,
-) -> None:
-    """Write a resumable checkpoint to ``folder``, atomically (a temporary folder renamed into place).
-
-    It holds the adapter (``save_pretrained``, so it also loads as a model), the trainable
-    parameters by name, AdamW's state (tensors keyed ``{param}.{exp_avg|exp_avg_sq|step}``,
-    the group hyperparameters in JSON), the scheduler's state (JSON), each process's RNG
-    states, and ``trainer_state.json``. Only safetensors and JSON: loading runs no code.
-    ``folder`` must be on a file system all processes share.
-    """
-    accelerator.wait_for_everyone()
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if accelerator.is_main_process:
-        _fresh_temp(folder)
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(tmp)
-        params = dict(unwrapped.named_parameters())
-        _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
-        optim_state = optimizer.state_dict()
-        tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
-        _save_tensors(tensors, tmp / OPTIMIZER_NAME)
-        groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
-        _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
-        _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
-        state.write(tmp, config, accelerator.num_processes)
-    accelerator.wait_for_everyone()
-    tensors, extra = _rng_state()
-    _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
-    _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        replace_folder(tmp, folder)
-    accelerator.wait_for_everyone()
-
-
-def load_checkpoint(
-    folder: Path,
-    accelerator: Accelerator,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    param_names: list[str],
-    config: TrainingConfig,
-) -> TrainerState:
-    """Restore what :func:`save_checkpoint` wrote into the prepared objects; return the state."""
-    saved = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
-    changed = [k for k in _DATA_ORDER_FIELDS if saved["config"].get(k) != getattr(config, k)]
-    if saved["num_processes"] != accelerator.num_processes:
-        changed.append("num_processes")
-    if changed:
-        warnings.warn(
-            f"Resuming from {folder} with other {', '.join(changed)} than it was trained with; "
-            "the resumed run will not see the data the interrupted one would have.",
-            stacklevel=3,
-        )
-
-    weights = load_safetensors(folder / PARAMS_NAME)
-    if set(weights) != set(param_names):
-        raise CheckpointError(
-            f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
-            f"{sorted(set(param_names) - set(weights))[:5]}, unexpected {sorted(set(weights) - set(param_names))[:5]}."
-        )
-    params = dict(accelerator.unwrap_model(model).named_parameters())
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-
-    index = {name: i for i, name in enumerate(param_names)}
-    groups = json.loads((folder / OPTIMIZER_GROUPS_NAME).read_text(encoding="utf-8"))
-    if [n for g in groups for n in g["params"]] != param_names:
-        raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
-    optim_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_safetensors(folder / OPTIMIZER_NAME).items():
-        name, what = key.rsplit(".", 1)
-        optim_state.setdefault(index[name], {})[what] = value
-    # JSON turned tuples such as AdamW's `betas` into lists
-    param_groups = [{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()} for g in groups]
-    for group in param_groups:
-        group["params"] = [index[n] for n in group["params"]]
-    optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
-    scheduler.load_state_dict(json.loads((folder / SCHEDULER_NAME).read_text(encoding="utf-8")))
-
-    rng_file = folder / RNG_NAME.format(accelerator.process_index)
-    if rng_file.is_file():
-        extra = json.loads((folder / RNG_EXTRA_NAME.format(accelerator.process_index)).read_text(encoding="utf-8"))
-        _set_rng_state(load_safetensors(rng_file), extra)
-    else:
-        warnings.warn(f"{rng_file} is missing; this process keeps its freshly seeded RNG.", stacklevel=3)
-    fields = ("global_step", "epoch", "batch_in_epoch", "metrics", "best_metric", "best_step")
-    return TrainerState(**{k: saved[k] for k in fields})
-
-
-def _checkpoints(output_dir: Path) -> list[Path]:
-    """The resumable checkpoints in ``output_dir``, oldest first."""
-    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
-
-
-def _find_checkpoint(where: str, output_dir: Path) -> Path:
-    if where == "latest":
-        found = _checkpoints(output_dir)
-        if not found:
-            raise KGFileNotFoundError(f"`resume_from_checkpoint='latest'`, but {output_dir} holds no checkpoint-*.")
-        return found[-1]
-    folder = Path(where)
-    if not (folder / STATE_NAME).is_file():
-        raise KGFileNotFoundError(f"No resumable checkpoint at {folder} (missing {STATE_NAME}).")
-    return folder
-
-
-def _prune_checkpoints(accelerator: Accelerator, output_dir: Path, limit: int | None) -> None:
-    if limit is None or not accelerator.is_main_process:
-        return
-    for old in _checkpoints(output_dir)[:-limit]:
-        shutil.rmtree(old)
-
-
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """This process's RNG states: tensors (torch, CUDA, numpy's key) and JSON values (the rest)."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
-    tensors["numpy.keys"] = torch.from_numpy(keys.astype(np.int64))
-    version, internal, gauss_next = random.getstate()
-    extra = {
-        "numpy": {
-            "kind": kind,
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
-    }
-    return tensors, extra
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch"])
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            if f"cuda.{i}" in tensors:
-                torch.cuda.set_rng_state(tensors[f"cuda.{i}"], i)
-    n = extra["numpy"]
-    keys = tensors["numpy.keys"].numpy().astype(np.uint32)
-    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    p = extra["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
-
-
 # --------------------------------------------------------------------- helpers
 def _resolve_mixed_precision(setting: str) -> str:
     if setting != "auto":
@@ -571,19 +364,3 @@ def _batch_size(batch: dict[str, Any]) -> int:
         if isinstance(value, torch.Tensor):
             return value.size(0)
     raise ValueError(f"Cannot tell the batch size: no tensor among the batch's keys {sorted(batch)}.")
-
-
-def _save_tensors(tensors: dict[str, torch.Tensor], file: Path) -> None:
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
-
-
-def _write_json(file: Path, values: Any) -> None:
-    file.write_text(json.dumps(values, indent=2), encoding="utf-8")
-
-
-def _fresh_temp(folder: Path) -> Path:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    return tmp
