@@ -95,6 +95,13 @@ class KGLoraConfig:
     )
     relation_negatives: int = field(default=4, metadata={"help": "Corrupted tails per held-out edge."})
     num_prefix_tokens: int = field(default=4, metadata={"help": "Soft tokens in `prefix` mode."})
+    memory_gate_scale: float = field(
+        default=20.0,
+        metadata={
+            "help": "`memory` mode's per-head gates are tanh(scale * g), g starting at 0: the scale lets a gate open "
+            "within a short training (Adam moves g by about the learning rate per step); 1: LLaMA-Adapter's gate."
+        },
+    )
 
     def __post_init__(self) -> None:
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
@@ -112,6 +119,8 @@ class KGLoraConfig:
                 raise KGLoraConfigError(f"`{name}` should be in [0, 1), got {value!r}.")
         if not 0.0 < self.relation_holdout < 1.0:
             raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
+        if not self.memory_gate_scale > 0:
+            raise KGLoraConfigError(f"`memory_gate_scale` should be positive, got {self.memory_gate_scale!r}.")
         if not self.relation_loss_weight >= 0:
             raise KGLoraConfigError(
                 f"`relation_loss_weight` should be non-negative, got {self.relation_loss_weight!r}."

@@ -130,7 +130,7 @@ class KGLoraModel(nn.Module):
         self.target_modules[adapter_name] = targets
         if config.knowledge_mode == "memory":
             sites = attention_layout(self.base_model)
-            gates = nn.ModuleList([MemoryGate(site.num_heads) for site in sites])
+            gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
             self.memory_gates[adapter_name] = gates
             self._memory_sites = sites
             self._hooks[adapter_name] = memory_hooks(
