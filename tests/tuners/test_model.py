@@ -9,12 +9,13 @@ from kgpeft.tuners import KGLoraConfig, KGLoraModel
 
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
 # Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection,
-# both a graph encoder and a relation decoder.
+# both a graph encoder and a relation decoder; "memory" has memory gates.
 ADAPTERS = {
     "default": KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5),
     "prefix": KGLoraConfig(r=4, graph_channels=8, knowledge_mode="prefix", relation_loss_weight=0.5),
+    "memory": KGLoraConfig(r=4, knowledge_mode="memory"),
 }
-KINDS = {"graph_encoders", "fusions", "prefix_projections", "relation_decoders"}
+KINDS = {"graph_encoders", "fusions", "prefix_projections", "relation_decoders", "memory_gates"}
 
 
 def _tuner(kg, tokenizer) -> KGLoraModel:
@@ -45,7 +46,7 @@ def test_only_the_active_adapters_modules_train(kg, tokenizer):
     model = _tuner(kg, tokenizer)
     assert model.active_adapter == "default"
     _assert_only_active_trains(model, "default")
-    for active in ("prefix", "default", "prefix"):
+    for active in ("prefix", "default", "memory", "prefix"):
         model.set_adapter(active)
         _assert_only_active_trains(model, active)
 
