@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,14 +237,20 @@ def load_variant_model(job: Job, variant: Variant, adapter_dir: str | Path) -> n
 
 
 def lora_rank_for_budget(base: nn.Module, targets: list[str] | str, trainable: int) -> int:
-    """The plain-LoRA rank whose trainable parameters come closest to ``trainable``."""
-    from kgpeft.tuners.targets import resolve_target_modules
+    """The plain-LoRA rank whose trainable parameters come closest to ``trainable``.
 
-    names = resolve_target_modules(base, targets)
+    ``targets`` are module-name suffixes, or a regex over full module names, as peft takes them.
+    """
+
+    def targeted(name: str) -> bool:
+        if isinstance(targets, str):
+            return re.fullmatch(targets, name) is not None
+        return name.rsplit(".", 1)[-1] in targets
+
     per_rank = sum(
         m.in_features + m.out_features
         for name, m in base.named_modules()
-        if isinstance(m, nn.Linear) and (name.rsplit(".", 1)[-1] in names if isinstance(names, list) else False)
+        if isinstance(m, nn.Linear) and targeted(name)
     )
     return max(1, round(trainable / per_rank)) if per_rank else 1
 

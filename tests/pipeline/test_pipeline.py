@@ -145,3 +145,14 @@ def test_train_and_evaluate_one_variant(files, tmp_path):
     )
     assert result.reliance("exact_match") == 0.25 and result.seconds_per_step == 5.0
     assert torch.equal(next(job.base.parameters()), next(prepare(job.config).base.parameters())), "the base stays"
+
+
+def test_lora_rank_for_budget_by_hand():
+    from kgpeft.pipeline.job import lora_rank_for_budget
+
+    _, config, auto = ARCHITECTURES[1]  # llama: 2 layers, width 32, 4 heads of 8, 2 key/value heads
+    base = build_model(config, auto)
+    per_rank = 2 * ((32 + 32) + (32 + 16) + (32 + 16) + (32 + 32))  # q, k, v, o per layer: 448
+    assert lora_rank_for_budget(base, ["q_proj", "k_proj", "v_proj", "o_proj"], 3 * per_rank) == 3
+    assert lora_rank_for_budget(base, r".*\.(q|k|v|o)_proj", 3 * per_rank + 100) == 3
+    assert lora_rank_for_budget(base, ["q_proj"], 10) == 1, "never below rank 1"
