@@ -162,7 +162,8 @@ class Job:
 
         ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options). A
         KG-LoRA variant's training data carries the KGE teacher's soft targets when the job has
-        a ``distillation`` section.
+        a ``distillation`` section. With a trained fact scorer, a variant's facts follow its
+        ranking when they are ``selected`` or read as memory (then its prompt facts too).
         """
         distill = (
             self.config.distillation is not None and split == "train" and with_target and variant.adapter == "kg-lora"
