@@ -26,24 +26,12 @@ import torch
 
 from kgpeft.pipeline import JobConfig, Variant, prepare
 from kgpeft.retrieval import rank_facts
-from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall
+from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall, fact_recall
 
 
 def prior_recall(data, k: int) -> float:
-    hits = total = 0
-    kg = data.kg
-    for i, example in enumerate(data.examples):
-        if not example.answer_entities:
-            continue
-        seeds = {m.entity for m in data.mentions[i]}
-        answers = {kg.entity_id(a) for a in example.answer_entities}
-        total += 1
-        for t in rank_facts(data.graphs[i], seeds)[:k]:
-            h, _, tail = kg.triples[:, t].tolist()
-            if (h in seeds and tail in answers) or (tail in seeds and h in answers):
-                hits += 1
-                break
-    return hits / max(total, 1)
+    rankings = [rank_facts(graph, {m.entity for m in ms}) for graph, ms in zip(data.graphs, data.mentions, strict=True)]
+    return fact_recall(data, rankings, k)
 
 
 def ceiling(data) -> float:

@@ -123,6 +123,16 @@ class Job:
     scorer: nn.Module | None = None
     selection_report: dict[str, Any] | None = None
     _datasets: dict[tuple, KnowledgeDataset] = field(default_factory=dict, repr=False)
+    _kg_lora_budget: int | None = field(default=None, repr=False)
+
+    def kg_lora_budget(self) -> int:
+        """Trainable parameters of the job's KG-LoRA adapter, the budget plain-LoRA variants match."""
+        if self._kg_lora_budget is None:
+            from kgpeft.model import get_kg_peft_model
+
+            reference = get_kg_peft_model(copy.deepcopy(self.base), self.config.adapter, self.kg, self.tokenizer)
+            self._kg_lora_budget, _ = reference.get_nb_trainable_parameters()
+        return self._kg_lora_budget
 
     def _base_dataset(
         self, split: str, with_target: bool, examples: list | None = None, distill: bool = False
@@ -270,11 +280,8 @@ def build_model(job: Job, variant: Variant) -> nn.Module:
     adapter = config.variant_adapter(variant)
     if variant.adapter == "kg-lora":
         return get_kg_peft_model(copy.deepcopy(job.base), adapter, job.kg, job.tokenizer)
-    reference = get_kg_peft_model(copy.deepcopy(job.base), config.adapter, job.kg, job.tokenizer)
-    budget, _ = reference.get_nb_trainable_parameters()
-    del reference
     targets = resolve_target_modules(job.base, adapter.target_modules)
-    r = lora_rank_for_budget(job.base, targets, budget)
+    r = lora_rank_for_budget(job.base, targets, job.kg_lora_budget())
     torch.manual_seed(config.seed)
     lora = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, modules_to_save=adapter.modules_to_save)
     return get_peft_model(copy.deepcopy(job.base), lora)

@@ -122,7 +122,7 @@ class KnowledgeDataset(Dataset):
         if teacher is not None and not (with_target and task in ("causal_lm", "seq2seq")):
             raise ValueError("A `teacher` needs `with_target=True` and task 'causal_lm' or 'seq2seq'.")
         self.soft_targets = self._soft_targets() if teacher is not None else None
-        self.features = [self._featurize(i) for i in range(len(self.examples))]
+        self._features: list[dict[str, Any]] | None = [self._featurize(i) for i in range(len(self.examples))]
 
     def _soft_targets(self) -> list[tuple[list[int], list[float]]]:
         """Per example, the first token of each teacher candidate's label, and the teacher's scores."""
@@ -243,8 +243,15 @@ class KnowledgeDataset(Dataset):
         new = copy.copy(self)
         for name, value in attributes.items():
             setattr(new, name, value)
-        new.features = [new._featurize(i) for i in range(len(new.examples))]
+        new._features = None  # featurised when first read: a chain of `with_*` copies tokenises once
         return new
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        """Per example, its token ids, labels, token-to-entity links and (memory) fact ids."""
+        if self._features is None:
+            self._features = [self._featurize(i) for i in range(len(self.examples))]
+        return self._features
 
     def _featurize(self, index: int) -> dict[str, Any]:
         feature = self._featurize_text(index)

@@ -245,17 +245,22 @@ def select_facts(scorer: FactScorer, dataset, tokenizer, limit: int, batch_size:
 
 @torch.no_grad()
 def answer_fact_recall(scorer: FactScorer, dataset, tokenizer, k: int) -> float:
-    """Share of examples naming answers whose top-``k`` facts include one joining a seed and an answer."""
-    ranked = select_facts(scorer, dataset, tokenizer, k)
+    """Share of examples naming answers whose top-``k`` facts by ``scorer`` join a seed and an answer."""
+    return fact_recall(dataset, select_facts(scorer, dataset, tokenizer, k), k)
+
+
+def fact_recall(dataset, rankings, k: int) -> float:
+    """Share of ``dataset``'s examples naming answers whose first ``k`` facts of ``rankings`` (triple
+    ids per example, best first) include one joining a linked entity and a gold answer entity."""
     hits = total = 0
-    for i, triples in enumerate(ranked):
+    for i, triples in enumerate(rankings):
         example = dataset.examples[i]
         if not example.answer_entities:
             continue
         seeds = {m.entity for m in dataset.mentions[i]}
         answers = {dataset.kg.entity_id(a) for a in example.answer_entities}
         total += 1
-        for t in triples:
+        for t in triples[:k]:
             h, _, tail = dataset.kg.triples[:, t].tolist()
             if (h in seeds and tail in answers) or (tail in seeds and h in answers):
                 hits += 1
