@@ -74,6 +74,9 @@ class JobResults:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "task": self.config.task,
+            "model": self.config.model,
+            "seed": self.config.seed,
             "seconds": self.seconds,
             "headline": list(self.headline),
             "selection": self.selection,

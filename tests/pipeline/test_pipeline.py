@@ -81,6 +81,7 @@ def test_run_trains_every_variant_and_evaluates_its_controls(files, tmp_path):
     assert by_name["graph+facts"].metrics["correct"]["prompt_tokens"] < facts["correct"]["prompt_tokens"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [v["name"] for v in saved["variants"]] == list(by_name)
+    assert (saved["task"], saved["seed"]) == (config.task, config.seed), "a results file says what it measured"
     assert (tmp_path / "run" / "memory" / "adapter" / "kgpeft_config.json").is_file()
     assert (tmp_path / "run" / "fact_scorer.safetensors").is_file()
     assert "reliance" in results.table() and "shuffled" in results.table()
