@@ -355,7 +355,11 @@ def evaluate_variant(
         outputs = generate_texts(model, data, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
         predictions = [first_line(p) for p in outputs]
         metric = get_task(config.task).metric if config.task in TASKS else "qa"
-        metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
+        if metric == "classification":  # a generated class name, scored over the gold classes
+            gold = [e.answer for e in examples]
+            metrics = compute_metrics(metric, predictions, gold, labels=sorted(set(gold)))
+        else:
+            metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
     return {**metrics, "prompt_tokens": mean_prompt_tokens(data), "predictions": predictions}
 
 

@@ -20,7 +20,11 @@ from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
 from kgpeft.utils import atomic_file
 
 #: The metric each results table leads with, by task type (generation tasks: their task's metric).
-HEADLINE = {"qa": ("exact_match", "token_f1"), "summarization": ("rougeL", "rouge1")}
+HEADLINE = {
+    "qa": ("exact_match", "token_f1"),
+    "summarization": ("rougeL", "rouge1"),
+    "classification": ("accuracy", "macro_f1"),
+}
 
 
 @dataclass

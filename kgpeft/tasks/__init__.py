@@ -25,7 +25,7 @@ from kgpeft.tasks.hypernym_qa import hypernym_qa
 from kgpeft.tasks.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
 from kgpeft.tasks.relation_qa import relation_qa
-from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification
+from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification, supersense_qa
 
 __all__ = [
     "SPLITS",
@@ -48,5 +48,6 @@ __all__ = [
     "relation_qa",
     "split_by_entity",
     "supersense_classification",
+    "supersense_qa",
     "target_log_likelihoods",
 ]

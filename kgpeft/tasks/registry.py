@@ -7,11 +7,11 @@ from kgpeft.tasks.base import Task
 from kgpeft.tasks.gloss_generation import GLOSS_GENERATION
 from kgpeft.tasks.hypernym_qa import HYPERNYM_QA
 from kgpeft.tasks.relation_qa import RELATION_QA
-from kgpeft.tasks.supersense import SUPERSENSE_CLASSIFICATION
+from kgpeft.tasks.supersense import SUPERSENSE_CLASSIFICATION, SUPERSENSE_QA
 
 #: Every registered task by name, in the order they are listed to users.
 TASKS: dict[str, Task] = {
-    task.name: task for task in (HYPERNYM_QA, RELATION_QA, SUPERSENSE_CLASSIFICATION, GLOSS_GENERATION)
+    task.name: task for task in (HYPERNYM_QA, RELATION_QA, SUPERSENSE_CLASSIFICATION, SUPERSENSE_QA, GLOSS_GENERATION)
 }
 
 

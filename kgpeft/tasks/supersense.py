@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 from kgpeft.datasets.wordnet import LEXNAMES
@@ -159,6 +160,36 @@ def _inflections(name: str, kind: str) -> set[str]:
     return {" ".join([*words[:head], form, *words[head + 1 :]]) for form in forms}
 
 
+def supersense_qa(
+    kg: KnowledgeGraph,
+    *,
+    seed: int = 0,
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    max_examples: int | None = None,
+) -> dict[str, list[TaskExample]]:
+    """Supersense classification as a question a language model answers with the supersense's name.
+
+    The examples of :func:`supersense_classification` (same sentences, splits and gold links),
+    each followed by a question naming its target word: *the dog barked all night* gives
+    ``the dog barked all night\nWhich supersense is "dog"?`` → ``noun.animal``. The target
+    span still points into the sentence, which comes first. Scored as classification over
+    the generated names (accuracy, macro F1 over the gold supersenses).
+    """
+    splits = supersense_classification(kg, seed=seed, split_fractions=split_fractions, max_examples=max_examples)
+    return {
+        split: [
+            dataclasses.replace(
+                e,
+                id=e.id.replace("supersense_classification/", "supersense_qa/", 1),
+                text=f'{e.text}\nWhich supersense is "{e.text[e.target_start : e.target_end]}"?',
+            )
+            for e in examples
+        ]
+        for split, examples in splits.items()
+    }
+
+
 SUPERSENSE_CLASSIFICATION = Task(
     "supersense_classification", supersense_classification, task_type="classification", metric="classification"
 )
+SUPERSENSE_QA = Task("supersense_qa", supersense_qa, task_type="causal_lm", metric="classification")

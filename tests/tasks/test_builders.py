@@ -20,6 +20,7 @@ from kgpeft.tasks import (
     hypernym_qa,
     split_by_entity,
     supersense_classification,
+    supersense_qa,
 )
 
 ALL_TRAIN = (1.0, 0.0, 0.0)
@@ -190,6 +191,16 @@ def test_supersense_by_hand():
     assert (examples[0].text, examples[0].target_start, examples[0].target_end) == ("the dog barked all night", 4, 7)
     assert all(SUPERSENSES[e.label] == e.answer and e.entity in e.id for e in examples)
     assert len(SUPERSENSES) == len(SUPERSENSE_IDS) == 45
+
+
+def test_supersense_qa_asks_about_the_target_word():
+    kg = tiny_wordnet()
+    classes = flatten(supersense_classification(kg, split_fractions=ALL_TRAIN))
+    questions = flatten(supersense_qa(kg, split_fractions=ALL_TRAIN))
+    assert [(q.answer, q.label, q.entity) for q in questions] == [(c.answer, c.label, c.entity) for c in classes]
+    dog = questions[0]
+    assert (dog.id, dog.text) == ("supersense_qa/dog-n/0", 'the dog barked all night\nWhich supersense is "dog"?')
+    assert dog.text[dog.target_start : dog.target_end] == "dog", "the gold link still points into the sentence"
 
 
 def test_gloss_generation_by_hand():

@@ -10,11 +10,18 @@ from kgpeft.tasks import (
     gloss_generation,
     hypernym_qa,
     supersense_classification,
+    supersense_qa,
 )
 
 
 def test_registry_lists_the_tasks():
-    assert list(TASKS) == ["hypernym_qa", "relation_qa", "supersense_classification", "gloss_generation"]
+    assert list(TASKS) == [
+        "hypernym_qa",
+        "relation_qa",
+        "supersense_classification",
+        "supersense_qa",
+        "gloss_generation",
+    ]
     assert all(name == task.name and task.task_type in TASK_TYPES for name, task in TASKS.items())
 
 
@@ -23,6 +30,7 @@ def test_registry_lists_the_tasks():
     [
         ("hypernym_qa", hypernym_qa, "causal_lm", "qa"),
         ("supersense_classification", supersense_classification, "classification", "classification"),
+        ("supersense_qa", supersense_qa, "causal_lm", "classification"),
         ("gloss_generation", gloss_generation, "causal_lm", "summarization"),
     ],
 )
