@@ -23,6 +23,8 @@ import json
 import random
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
 
 from kgpeft.checkpoint import CheckpointError, load_safetensors
-from kgpeft.errors import KGFileNotFoundError
+from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import replace_folder
 
@@ -46,6 +49,7 @@ SCHEDULER_NAME = "scheduler.json"
 RNG_NAME = "rng_state_{}.safetensors"  # one per process
 RNG_EXTRA_NAME = "rng_state_{}.json"
 CHECKPOINT_PREFIX = "checkpoint-"
+LOCK_NAME = ".kgpeft.lock"  # held by the main process of the run writing the folder
 STATE_FORMAT_VERSION = 1
 # Changing these between a checkpoint and its resumption changes which batches were consumed.
 _DATA_ORDER_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps")
@@ -193,6 +197,57 @@ def _checkpoints(output_dir: Path) -> list[Path]:
     """The resumable checkpoints in ``output_dir``, oldest first."""
     found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest resumable checkpoint in ``output_dir``, if any."""
+    found = _checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+@contextmanager
+def claim_output_dir(output_dir: Path, config: TrainingConfig, accelerator: Accelerator) -> Iterator[None]:
+    """Hold ``output_dir`` for one training run, inside the ``with`` block.
+
+    The main process takes an exclusive lock (``output_dir/.kgpeft.lock``, released on
+    leaving the block or when the process dies), so a second run there stops at once. Another
+    run's ``checkpoint-*`` folders are refused (they would be pruned, or resumed by
+    ``latest``, as if they were this run's) unless this run resumes (``resume_from_checkpoint``);
+    with ``overwrite_output_dir`` the earlier run's outputs (``checkpoint-*``, ``best``,
+    ``final``, ``logs``) are deleted first.
+
+    Raises:
+        OutputPathError: another run holds the lock, or ``output_dir`` holds another run's checkpoints.
+    """
+    lock = FileLock(output_dir / LOCK_NAME, timeout=0) if accelerator.is_main_process else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except Timeout:
+            raise OutputPathError(
+                f"`output_dir` {output_dir} is in use by another training run (it holds {output_dir / LOCK_NAME}); "
+                "wait for that run to end, or choose another `output_dir`."
+            ) from None
+    try:
+        if config.resume_from_checkpoint is None:
+            earlier = _checkpoints(output_dir)
+            if earlier and not config.overwrite_output_dir:
+                names = ", ".join(p.name for p in earlier[-3:])
+                raise OutputPathError(
+                    f"`output_dir` {output_dir} holds checkpoints of an earlier run ({names}). Resume it "
+                    "(`resume_from_checkpoint='latest'`), start afresh deleting its outputs "
+                    "(`overwrite_output_dir=True`), or choose another `output_dir`."
+                )
+            accelerator.wait_for_everyone()  # every process has looked before the main one deletes
+            if config.overwrite_output_dir and accelerator.is_main_process:
+                for old in [*earlier, *(output_dir / name for name in ("best", "final", "logs"))]:
+                    if old.is_dir():
+                        shutil.rmtree(old)
+            accelerator.wait_for_everyone()
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def find_checkpoint(where: str, output_dir: Path) -> Path:
