@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -323,6 +324,21 @@ def test_non_finite_parameters_are_not_saved(tmp_path):
     finally:
         handle.remove()
     assert not (tmp_path / "run" / "final").exists()
+
+
+def test_saved_files_and_folders_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        config = _config(tmp_path, max_steps=2, save_steps=2, log_with=["csv"])
+        train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, config)
+    finally:
+        os.umask(old)
+    run = tmp_path / "run"
+    saved = [p for p in run.rglob("*") if p.name != LOCK_NAME]
+    assert {p.relative_to(run).as_posix() for p in saved} >= {"checkpoint-2/optimizer.safetensors", "final/README.md"}
+    wrong = {p.relative_to(run).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in saved}
+    wrong = {k: m for k, m in wrong.items() if int(m, 8) != (0o750 if (run / k).is_dir() else 0o640)}
+    assert wrong == {}
 
 
 # ------------------------------------------------------------------------ DDP
