@@ -10,7 +10,8 @@
 - ``rng_state_{process}.safetensors`` and ``rng_state_{process}.json``: each process's torch,
   CUDA, numpy and Python RNG states;
 - ``trainer_state.json``: the :class:`TrainerState` (step, epoch, batches consumed in it,
-  metrics, best metric), the format version, the number of processes and the training config.
+  metrics, best metric), the format version, the number of processes, the training config
+  and the sha256 of the parameter and optimizer files, checked on resuming.
 
 Only safetensors and JSON: loading runs no code. :func:`load_checkpoint` restores all of it, so
 a resumed run continues exactly where the interrupted one stopped. The ``best`` and ``final``
@@ -36,7 +37,7 @@ from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
 
-from kgpeft.checkpoint import CheckpointError, load_safetensors
+from kgpeft.checkpoint import CheckpointError, file_sha256, load_safetensors
 from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import replace_folder
@@ -70,12 +71,15 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
 
-    def write(self, folder: Path, config: TrainingConfig, num_processes: int) -> None:
+    def write(
+        self, folder: Path, config: TrainingConfig, num_processes: int, digests: dict[str, str] | None = None
+    ) -> None:
         values = {
             "format_version": STATE_FORMAT_VERSION,
             **asdict(self),
             "num_processes": num_processes,
             "config": config.to_dict(),
+            "sha256": digests or {},
         }
         _write_json(folder / STATE_NAME, values)
 
@@ -125,7 +129,8 @@ def save_checkpoint(
         groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
         _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
         _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
-        state.write(tmp, config, accelerator.num_processes)
+        digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
+        state.write(tmp, config, accelerator.num_processes, digests)
     accelerator.wait_for_everyone()
     tensors, extra = _rng_state()
     _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
@@ -157,7 +162,8 @@ def load_checkpoint(
             stacklevel=3,
         )
 
-    weights = load_safetensors(folder / PARAMS_NAME)
+    digests = saved.get("sha256", {})  # absent from checkpoints of older kgpeft versions
+    weights = load_safetensors(folder / PARAMS_NAME, digests.get(PARAMS_NAME), folder / STATE_NAME)
     if set(weights) != set(param_names):
         raise CheckpointError(
             f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
@@ -173,7 +179,9 @@ def load_checkpoint(
     if [n for g in groups for n in g["params"]] != param_names:
         raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_safetensors(folder / OPTIMIZER_NAME).items():
+    for key, value in load_safetensors(
+        folder / OPTIMIZER_NAME, digests.get(OPTIMIZER_NAME), folder / STATE_NAME
+    ).items():
         name, what = key.rsplit(".", 1)
         optim_state.setdefault(index[name], {})[what] = value
     # JSON turned tuples such as AdamW's `betas` into lists

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from kgpeft.checkpoint import CheckpointError
 from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.model import KGPeftModel
 from kgpeft.training.checkpoints import LOCK_NAME
@@ -175,6 +176,22 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     # epoch 0: steps 1, 2 and 3 (its last batch alone); epoch 1: step 4 after batches 0 and 1
     assert (state["global_step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 2)
+
+    params = checkpoint / "trainable_params.safetensors"
+    good = params.read_bytes()
+    params.write_bytes(good[:-2] + bytes([good[-2] ^ 0xFF]) + good[-1:])  # a flipped byte in a tensor
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    with pytest.raises(
+        CheckpointError, match=r"trainable_params\.safetensors is corrupt .*/trainer_state\.json records"
+    ):
+        train(
+            ddp_script.make_model(),
+            data,
+            ddp_script.collate,
+            _config(tmp_path, resume_from_checkpoint="latest", **common),
+        )
+    params.write_bytes(good)
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
