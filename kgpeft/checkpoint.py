@@ -30,6 +30,10 @@ WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 FORMAT_VERSION = 1
+#: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
+ADAPTER_FILES = frozenset(
+    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", "trainer_state.json"}
+)
 
 
 class CheckpointError(KGPeftError, ValueError):
@@ -51,10 +55,33 @@ def base_model_signature(model: nn.Module) -> dict[str, Any]:
     return signature
 
 
-def load_safetensors(file: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, naming it in the error if it is missing, truncated or corrupt."""
+def file_sha256(file: Path) -> str:
+    """The SHA-256 digest of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weight_digests(folder: Path) -> dict[str, str]:
+    """``{path relative to folder: sha256}`` of every safetensors file in ``folder`` and its subfolders."""
+    return {f.relative_to(folder).as_posix(): file_sha256(f) for f in sorted(folder.rglob("*.safetensors"))}
+
+
+def load_safetensors(file: Path, sha256: str | None = None, recorded_in: Path | None = None) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, naming it in the error if it is missing, truncated or corrupt.
+
+    With ``sha256`` (the digest recorded when it was saved, in the file ``recorded_in``), a file
+    whose bytes changed since is refused.
+    """
     if not file.is_file():
         raise KGFileNotFoundError(f"Checkpoint file missing: {file}")
+    if sha256 is not None and (actual := file_sha256(file)) != sha256:
+        raise CheckpointError(
+            f"{file} is corrupt or was changed after saving: its sha256 is {actual[:16]}..., but "
+            f"{recorded_in or 'the checkpoint'} records {sha256[:16]}...."
+        )
     try:
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError) as e:
@@ -68,6 +95,7 @@ def write_checkpoint_config(
     active_adapter: str,
     adapters: dict[str, dict[str, Any]],
     target_modules: dict[str, list[str] | str],
+    digests: dict[str, str] | None = None,
 ) -> None:
     """Write ``kgpeft_config.json`` into ``folder``.
 
@@ -78,6 +106,8 @@ def write_checkpoint_config(
         active_adapter (str): the adapter made active again on loading.
         adapters (dict): each adapter's KG-LoRA config, as a dict.
         target_modules (dict): each adapter's resolved target modules.
+        digests (dict, optional): ``{file: sha256}`` of the weight files (:func:`weight_digests`),
+            checked on loading.
     """
     meta = {
         "format_version": FORMAT_VERSION,
@@ -88,6 +118,7 @@ def write_checkpoint_config(
         "active_adapter": active_adapter,
         "adapters": adapters,
         "target_modules": target_modules,
+        "sha256": digests or {},
     }
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -126,6 +157,30 @@ def read_checkpoint_config(path: Path, kg: KnowledgeGraph, model: nn.Module) -> 
         what = ", ".join(f"{k}: checkpoint {a!r}, model {b!r}" for k, (a, b) in differs.items())
         raise CheckpointError(f"{path} was trained on another base model ({what}).")
     return meta
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """The entries of ``folder`` that no kgpeft save wrote, so that saving there would lose them.
+
+    None in a missing or empty folder, nor in a kgpeft adapter folder (``kgpeft_config.json``,
+    :data:`ADAPTER_FILES` and its adapters' subfolders); every entry of any other folder.
+    """
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    if CONFIG_NAME not in names:
+        return names
+    try:
+        adapters = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["adapters"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        adapters = {}
+    adapters = adapters if isinstance(adapters, dict) else {}
+    return [
+        name
+        for name in names
+        if not (name in ADAPTER_FILES and (folder / name).is_file())
+        and not (name in adapters and (folder / name).is_dir())
+    ]
 
 
 def _version() -> str:

@@ -35,3 +35,8 @@ class KGFileNotFoundError(KGPeftError, FileNotFoundError):
 
 class UnknownDatasetError(KGPeftError, ValueError):
     """``kgpeft.datasets.load`` was asked for a dataset it does not know."""
+
+
+class OutputPathError(KGPeftError, OSError):
+    """An output path cannot be used: it cannot be written, it holds files kgpeft did not write,
+    or another run is writing to it. The message names the path."""

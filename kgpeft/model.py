@@ -22,13 +22,17 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kgpeft.checkpoint import (
+    CONFIG_NAME,
     PEFT_WEIGHTS_NAME,
     WEIGHTS_NAME,
     CheckpointError,
+    foreign_entries,
     load_safetensors,
     read_checkpoint_config,
+    weight_digests,
     write_checkpoint_config,
 )
+from kgpeft.errors import OutputPathError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
 from kgpeft.kge.distillation import SoftTargets, distillation_loss
@@ -165,17 +169,41 @@ class KGPeftModel(KGLoraModel):
         return self.peft_model.merge_and_unload()
 
     # -------------------------------------------------------------- checkpoints
-    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = True) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = True, force: bool = False) -> None:
         """Write the adapters to ``save_directory``, atomically.
 
         The LoRA part goes in peft's own format (``adapter_config.json``,
         ``adapter_model.safetensors``; other adapters in subfolders), loadable by plain
         :meth:`peft.PeftModel.from_pretrained`. Next to it: ``kgpeft_config.json`` (the
-        KG-LoRA configs, the KG fingerprint, the base model's signature and a format
-        version) and ``kgpeft_model.safetensors`` (graph encoders and knowledge weights).
-        Everything is written to a temporary folder first and renamed into place.
+        KG-LoRA configs, the KG fingerprint, the base model's signature, the sha256 of each
+        weight file and a format version) and ``kgpeft_model.safetensors`` (graph encoders
+        and knowledge weights). Everything is written to a temporary folder first and renamed
+        into place.
+
+        Args:
+            save_directory (str or PathLike): the folder to write; the current directory (``"."``) works.
+            overwrite (bool): replace a kgpeft adapter folder already there. (default: ``True``)
+            force (bool): also write into a folder holding other files: the adapter's files
+                replace those of the same names, the others are kept. (default: ``False``)
+
+        Raises:
+            OutputPathError: ``save_directory`` is a file; or a folder holding files that are
+                not a kgpeft adapter's (without ``force``); or any existing folder (with
+                ``overwrite=False``).
         """
-        with atomic_folder(save_directory, overwrite) as tmp:
+        target = Path(save_directory)
+        if target.exists() and not target.is_dir():
+            raise OutputPathError(f"{target} is a file; save_pretrained writes a folder. Choose another path.")
+        others = foreign_entries(target)
+        if others and not force:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise OutputPathError(
+                f"{target} holds files that are not a kgpeft adapter's ({shown}); choose an empty or new folder, "
+                "or pass force=True to write the adapter into it and keep those files."
+            )
+        if not overwrite and target.is_dir() and any(target.iterdir()):
+            raise OutputPathError(f"{target} exists; pass overwrite=True to replace the adapter saved there.")
+        with atomic_folder(target, keep=others) as tmp:
             self.peft_model.save_pretrained(str(tmp))
             save_file(self.knowledge_state_dict(), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             write_checkpoint_config(
@@ -185,6 +213,7 @@ class KGPeftModel(KGLoraModel):
                 self.active_adapter,
                 {name: c.to_dict() for name, c in self.kg_configs.items()},
                 self.target_modules,
+                digests=weight_digests(tmp),
             )
 
     @classmethod
@@ -200,10 +229,17 @@ class KGPeftModel(KGLoraModel):
         """Load a checkpoint written by :meth:`save_pretrained` onto ``model``.
 
         Refuses, with a message saying what differs, a checkpoint from a newer format, for
-        another KG (fingerprint) or another base model (architecture or weights).
+        another KG (fingerprint) or another base model (architecture or weights), and a weight
+        file whose sha256 differs from the one recorded when it was saved (checkpoints saved
+        before kgpeft recorded digests load unchecked).
         """
         path = Path(pretrained_path)
         meta = read_checkpoint_config(path, kg, model)
+        digests = meta.get("sha256", {})
+
+        def load(file: Path) -> dict[str, torch.Tensor]:
+            return load_safetensors(file, digests.get(file.relative_to(path).as_posix()), path / CONFIG_NAME)
+
         configs = {name: KGLoraConfig.from_dict(c) for name, c in meta["adapters"].items()}
         first, *others = configs
         for name in configs:
@@ -213,7 +249,7 @@ class KGPeftModel(KGLoraModel):
             self.add_adapter(name, configs[name])
         for name in configs:
             folder = path if name == first else path / name
-            peft_state = load_safetensors(folder / PEFT_WEIGHTS_NAME)
+            peft_state = load(folder / PEFT_WEIGHTS_NAME)
             result = set_peft_model_state_dict(self.peft_model, peft_state, adapter_name=name)
             missing = [k for k in result.missing_keys if "lora_" in k and f".{name}." in k]
             if result.unexpected_keys or missing:
@@ -221,7 +257,7 @@ class KGPeftModel(KGLoraModel):
                     f"{folder / PEFT_WEIGHTS_NAME} does not fit adapter {name!r}: "
                     f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}."
                 )
-        self.load_knowledge_state_dict(load_safetensors(path / WEIGHTS_NAME), source=path / WEIGHTS_NAME)
+        self.load_knowledge_state_dict(load(path / WEIGHTS_NAME), source=path / WEIGHTS_NAME)
         self.set_adapter(meta.get("active_adapter", first))
         if not is_trainable:
             self.eval()

@@ -6,11 +6,13 @@ import gc
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from kgpeft.errors import OutputPathError
 
 
 @contextmanager
@@ -30,12 +32,34 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def share(tree: Path) -> None:
+    """Give ``tree`` and everything in it the permissions of newly created files and folders.
+
+    Temporary files and folders (``mkstemp``, ``mkdtemp``, safetensors' own temporary file)
+    are owner-only; what kgpeft publishes gets ``0o666`` (files) or ``0o777`` (folders)
+    less the umask, as ``open`` and ``mkdir`` would give it.
+    """
+    mask = umask()
+    paths = [tree, *tree.rglob("*")] if tree.is_dir() else [tree]
+    for path in paths:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def replace_folder(tmp: Path, target: Path) -> None:
     """Move the finished folder ``tmp`` to ``target``, replacing any folder there.
 
     The old folder is renamed aside before the new one takes its place, so a crash at any
     moment leaves either the old folder or the new one at ``target``, never a mix.
     """
+    share(tmp)
     if not target.exists():
         os.replace(tmp, target)
         return
@@ -45,21 +69,51 @@ def replace_folder(tmp: Path, target: Path) -> None:
     shutil.rmtree(old)
 
 
-@contextmanager
-def atomic_folder(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Write a folder atomically: yield a temporary sibling, publish it at ``target`` on success.
+def merge_folder(tmp: Path, target: Path, keep: Collection[str] = ()) -> None:
+    """Move the entries of the finished folder ``tmp`` into the existing folder ``target``.
 
-    If the block raises, the temporary folder is removed and ``target`` is untouched.
+    Entries of ``target`` named in ``keep`` stay unless ``tmp`` has one of the same name; all
+    others are removed. Each entry is replaced atomically, but not the folder as a whole.
     """
-    target = Path(target)
+    share(tmp)
+    new = sorted(p.name for p in tmp.iterdir())
+    for name in new:
+        if (tmp / name).is_dir():
+            if (target / name).exists() and not (target / name).is_dir():
+                (target / name).unlink()
+            replace_folder(tmp / name, target / name)
+        else:
+            if (target / name).is_dir() and not (target / name).is_symlink():
+                shutil.rmtree(target / name)
+            os.replace(tmp / name, target / name)
+    tmp.rmdir()
+    for old in target.iterdir():
+        if old.name not in new and old.name not in keep:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+
+
+@contextmanager
+def atomic_folder(target: str | os.PathLike, overwrite: bool = True, keep: Collection[str] = ()) -> Iterator[Path]:
+    """Write a folder atomically: yield a temporary folder, publish it at ``target`` on success.
+
+    An existing folder at ``target`` is replaced whole (:func:`replace_folder`), unless it
+    must keep some entries (``keep``) or holds the current directory: then the new entries
+    are moved into it one by one (:func:`merge_folder`). If the block raises, the temporary
+    folder is removed and ``target`` is untouched.
+    """
+    target = Path(os.path.abspath(target))  # "." and ".." have no name to make a sibling of
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    in_place = target.is_dir() and (bool(keep) or Path.cwd().resolve().is_relative_to(target.resolve()))
+    if not in_place:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target if in_place else target.parent))
     try:
         yield tmp
-        tmp.chmod(0o755)  # mkdtemp makes it private; saved folders are meant to be shared
-        replace_folder(tmp, target)
+        if in_place:
+            merge_folder(tmp, target, keep)
+        else:
+            replace_folder(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -79,12 +133,34 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        share(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> Path:
+    """Make sure ``path`` can be written before any expensive work, creating missing folders.
+
+    With ``folder``, ``path`` is a folder to write into; otherwise a file to write, whose
+    folder is checked. A test file is created and removed there.
+
+    Raises:
+        OutputPathError: ``path`` (or its folder) is a file, or cannot be created or written;
+            the message names ``what`` (e.g. ```output_dir```) and the path.
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    if folder and path.exists() and not path.is_dir():
+        raise OutputPathError(f"{what} {path} is a file, not a folder.")
+    if not folder and path.is_dir():
+        raise OutputPathError(f"{what} {path} is a folder; give a file name.")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=where).close()
+    except OSError as e:
+        raise OutputPathError(f"{what} {path} cannot be written: {e.strerror or e}.") from None
+    return path
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

@@ -17,7 +17,6 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kgpeft.configuration import dataclass_from_dict, field_help, read_yaml
@@ -25,7 +24,7 @@ from kgpeft.kge.config import KGEConfig, KGEConfigError
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import RankMetrics, RankResult
 from kgpeft.kge.training import train_kge
-from kgpeft.utils import atomic_file, resolve_device
+from kgpeft.utils import atomic_file, ensure_writable, resolve_device
 
 
 @dataclass
@@ -95,8 +94,9 @@ def train_job(
 
     job = load_job(config, overrides)
     config = job.kge
-    output = Path(job.output)
+    output = ensure_writable(job.output, "`output`", folder=False)  # before the KG is loaded and trained on
     metrics_path = output.with_suffix(".metrics.json")
+    ensure_writable(metrics_path, "the metrics file", folder=False)
 
     t0 = time.perf_counter()
     kg = load_kg(job.kg)

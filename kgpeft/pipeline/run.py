@@ -17,7 +17,7 @@ from typing import Any
 
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
-from kgpeft.utils import atomic_file
+from kgpeft.utils import atomic_file, ensure_writable
 
 #: The metric each results table leads with, by task type (generation tasks: their task's metric).
 HEADLINE = {
@@ -112,6 +112,7 @@ def headline_metrics(config: JobConfig) -> tuple[str, str]:
 def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResults:
     """Prepare the job (unless given), train and evaluate every variant under every control, and report."""
     t0 = time.perf_counter()
+    ensure_writable(config.training.output_dir, "`training.output_dir`")  # before loading the KG and the model
     job = job if job is not None else prepare(config)
     if job.selection_report is not None:
         print(f"fact scorer: {json.dumps(job.selection_report)}")

@@ -2,7 +2,7 @@
 
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
 from kgpeft.training.data import DataError, KnowledgeCollator, KnowledgeDataset, as_example
-from kgpeft.training.trainer import CSVTracker, TrainResult, evaluate_model, train
+from kgpeft.training.trainer import CSVTracker, TrainingDivergedError, TrainResult, evaluate_model, train
 
 __all__ = [
     "CSVTracker",
@@ -12,6 +12,7 @@ __all__ = [
     "TrainResult",
     "TrainingConfig",
     "TrainingConfigError",
+    "TrainingDivergedError",
     "as_example",
     "evaluate_model",
     "train",

@@ -10,7 +10,8 @@
 - ``rng_state_{process}.safetensors`` and ``rng_state_{process}.json``: each process's torch,
   CUDA, numpy and Python RNG states;
 - ``trainer_state.json``: the :class:`TrainerState` (step, epoch, batches consumed in it,
-  metrics, best metric), the format version, the number of processes and the training config.
+  metrics, best metric), the format version, the number of processes, the training config
+  and the sha256 of the parameter and optimizer files, checked on resuming.
 
 Only safetensors and JSON: loading runs no code. :func:`load_checkpoint` restores all of it, so
 a resumed run continues exactly where the interrupted one stopped. The ``best`` and ``final``
@@ -23,6 +24,8 @@ import json
 import random
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
 
-from kgpeft.checkpoint import CheckpointError, load_safetensors
-from kgpeft.errors import KGFileNotFoundError
+from kgpeft.checkpoint import CheckpointError, file_sha256, load_safetensors
+from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import replace_folder
 
@@ -46,6 +50,7 @@ SCHEDULER_NAME = "scheduler.json"
 RNG_NAME = "rng_state_{}.safetensors"  # one per process
 RNG_EXTRA_NAME = "rng_state_{}.json"
 CHECKPOINT_PREFIX = "checkpoint-"
+LOCK_NAME = ".kgpeft.lock"  # held by the main process of the run writing the folder
 STATE_FORMAT_VERSION = 1
 # Changing these between a checkpoint and its resumption changes which batches were consumed.
 _DATA_ORDER_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps")
@@ -66,12 +71,15 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
 
-    def write(self, folder: Path, config: TrainingConfig, num_processes: int) -> None:
+    def write(
+        self, folder: Path, config: TrainingConfig, num_processes: int, digests: dict[str, str] | None = None
+    ) -> None:
         values = {
             "format_version": STATE_FORMAT_VERSION,
             **asdict(self),
             "num_processes": num_processes,
             "config": config.to_dict(),
+            "sha256": digests or {},
         }
         _write_json(folder / STATE_NAME, values)
 
@@ -121,7 +129,8 @@ def save_checkpoint(
         groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
         _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
         _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
-        state.write(tmp, config, accelerator.num_processes)
+        digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
+        state.write(tmp, config, accelerator.num_processes, digests)
     accelerator.wait_for_everyone()
     tensors, extra = _rng_state()
     _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
@@ -153,7 +162,8 @@ def load_checkpoint(
             stacklevel=3,
         )
 
-    weights = load_safetensors(folder / PARAMS_NAME)
+    digests = saved.get("sha256", {})  # absent from checkpoints of older kgpeft versions
+    weights = load_safetensors(folder / PARAMS_NAME, digests.get(PARAMS_NAME), folder / STATE_NAME)
     if set(weights) != set(param_names):
         raise CheckpointError(
             f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
@@ -169,7 +179,9 @@ def load_checkpoint(
     if [n for g in groups for n in g["params"]] != param_names:
         raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_safetensors(folder / OPTIMIZER_NAME).items():
+    for key, value in load_safetensors(
+        folder / OPTIMIZER_NAME, digests.get(OPTIMIZER_NAME), folder / STATE_NAME
+    ).items():
         name, what = key.rsplit(".", 1)
         optim_state.setdefault(index[name], {})[what] = value
     # JSON turned tuples such as AdamW's `betas` into lists
@@ -193,6 +205,57 @@ def _checkpoints(output_dir: Path) -> list[Path]:
     """The resumable checkpoints in ``output_dir``, oldest first."""
     found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest resumable checkpoint in ``output_dir``, if any."""
+    found = _checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+@contextmanager
+def claim_output_dir(output_dir: Path, config: TrainingConfig, accelerator: Accelerator) -> Iterator[None]:
+    """Hold ``output_dir`` for one training run, inside the ``with`` block.
+
+    The main process takes an exclusive lock (``output_dir/.kgpeft.lock``, released on
+    leaving the block or when the process dies), so a second run there stops at once. Another
+    run's ``checkpoint-*`` folders are refused (they would be pruned, or resumed by
+    ``latest``, as if they were this run's) unless this run resumes (``resume_from_checkpoint``);
+    with ``overwrite_output_dir`` the earlier run's outputs (``checkpoint-*``, ``best``,
+    ``final``, ``logs``) are deleted first.
+
+    Raises:
+        OutputPathError: another run holds the lock, or ``output_dir`` holds another run's checkpoints.
+    """
+    lock = FileLock(output_dir / LOCK_NAME, timeout=0) if accelerator.is_main_process else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except Timeout:
+            raise OutputPathError(
+                f"`output_dir` {output_dir} is in use by another training run (it holds {output_dir / LOCK_NAME}); "
+                "wait for that run to end, or choose another `output_dir`."
+            ) from None
+    try:
+        if config.resume_from_checkpoint is None:
+            earlier = _checkpoints(output_dir)
+            if earlier and not config.overwrite_output_dir:
+                names = ", ".join(p.name for p in earlier[-3:])
+                raise OutputPathError(
+                    f"`output_dir` {output_dir} holds checkpoints of an earlier run ({names}). Resume it "
+                    "(`resume_from_checkpoint='latest'`), start afresh deleting its outputs "
+                    "(`overwrite_output_dir=True`), or choose another `output_dir`."
+                )
+            accelerator.wait_for_everyone()  # every process has looked before the main one deletes
+            if config.overwrite_output_dir and accelerator.is_main_process:
+                for old in [*earlier, *(output_dir / name for name in ("best", "final", "logs"))]:
+                    if old.is_dir():
+                        shutil.rmtree(old)
+            accelerator.wait_for_everyone()
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def find_checkpoint(where: str, output_dir: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,6 +99,13 @@ class TrainingConfig:
         default=None,
         metadata={"help": "A `checkpoint-{step}` folder to resume from, or `latest` for the newest in `output_dir`."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start afresh in an `output_dir` holding another run's checkpoints, deleting its "
+            "`checkpoint-*`, `best`, `final` and `logs` (without it, such a folder is refused unless resuming)."
+        },
+    )
     progress_bar: bool = field(default=True, metadata={"help": "Show a progress bar on the main process."})
 
     def __post_init__(self) -> None:
@@ -117,6 +125,9 @@ class TrainingConfig:
             raise TrainingConfigError(f"`learning_rate` should be positive, got {self.learning_rate!r}.")
         if not self.weight_decay >= 0:
             raise TrainingConfigError(f"`weight_decay` should be non-negative, got {self.weight_decay!r}.")
+        for name in ("learning_rate", "weight_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise TrainingConfigError(f"`{name}` should be finite, got {getattr(self, name)!r}.")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise TrainingConfigError(f"`max_grad_norm` should be positive or None, got {self.max_grad_norm!r}.")
         if self.lr_scheduler_type not in LR_SCHEDULERS:

@@ -27,16 +27,20 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from kgpeft.errors import KGPeftError
 from kgpeft.training.checkpoints import (
     CHECKPOINT_PREFIX,
     TrainerState,
+    claim_output_dir,
     find_checkpoint,
+    latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
     save_adapter,
     save_checkpoint,
 )
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
+from kgpeft.utils import ensure_writable
 
 METRICS_CSV_NAME = "metrics.csv"
 
@@ -135,8 +139,19 @@ def train(
     config) next to the weights. Every ``save_steps`` steps a resumable
     ``output_dir/checkpoint-{step}`` is written; ``resume_from_checkpoint`` continues from
     one so exactly that the result equals an uninterrupted run (on CPU).
+
+    ``output_dir`` is checked to be writable before anything else, and held for this run
+    (:func:`~kgpeft.training.checkpoints.claim_output_dir`): another run writing there, or
+    another run's checkpoints left there, stop this one at once, unless it resumes
+    (``resume_from_checkpoint``) or starts afresh (``overwrite_output_dir``).
+
+    Raises:
+        OutputPathError: ``output_dir`` cannot be written, another run holds it, or it holds
+            another run's checkpoints.
+        TrainingDivergedError: the loss or the trainable parameters became NaN or infinite;
+            the checkpoints saved before are kept, the final adapter is not saved.
     """
-    output_dir = Path(config.output_dir)
+    output_dir = ensure_writable(config.output_dir, "`output_dir`")
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=_resolve_mixed_precision(config.mixed_precision),
@@ -145,6 +160,20 @@ def train(
         # A batch without linked entities may leave graph-encoder parameters out of the autograd graph.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    with claim_output_dir(output_dir, config, accelerator):
+        return _train(model, train_dataset, collate_fn, config, eval_dataset, evaluate, accelerator, output_dir)
+
+
+def _train(
+    model: nn.Module,
+    train_dataset: Sequence[Any],
+    collate_fn: Callable[[list[Any]], dict[str, Any]],
+    config: TrainingConfig,
+    eval_dataset: Sequence[Any] | None,
+    evaluate: Evaluate | None,
+    accelerator: Accelerator,
+    output_dir: Path,
+) -> TrainResult:
     set_seed(config.seed)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -238,6 +267,9 @@ def train(
             state.global_step += 1
             state.epoch, state.batch_in_epoch = epoch, batch_index + 1
             progress.update(1)
+            # one check per step, agreed by all processes: a NaN on one spreads to all through the gradients
+            if accelerator.reduce((~torch.isfinite(window_loss)).float(), "sum").item():
+                raise TrainingDivergedError(_diverged("the training loss", state, output_dir))
 
             if state.global_step % config.logging_steps == 0:
                 loss_value = accelerator.reduce(window_loss / window_batches, "mean").item()
@@ -261,6 +293,7 @@ def train(
                 _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
                 evaluated_at = state.global_step
             if config.save_steps is not None and state.global_step % config.save_steps == 0:
+                _check_finite_parameters(model, state, output_dir)
                 save_checkpoint(
                     output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}",
                     accelerator,
@@ -281,6 +314,7 @@ def train(
     if evaluated_at != state.global_step and (eval_dataloader is not None or evaluate is not None):
         _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
     final_dir = output_dir / "final"
+    _check_finite_parameters(model, state, output_dir)
     save_adapter(final_dir, accelerator, model, state, config)
     total_loss, total_batches = total_loss + window_loss, total_batches + window_batches
     train_loss = accelerator.reduce(total_loss / max(total_batches, 1), "mean").item()
@@ -336,7 +370,29 @@ def _evaluate_and_keep_best(
         value > state.best_metric if config.greater_is_better else value < state.best_metric
     ):
         state.best_metric, state.best_step = value, state.global_step
+        _check_finite_parameters(model, state, output_dir)
         save_adapter(output_dir / "best", accelerator, model, state, config)
+
+
+# ------------------------------------------------------------------ divergence
+class TrainingDivergedError(KGPeftError, FloatingPointError):
+    """The training loss or the trainable parameters became NaN or infinite."""
+
+
+def _check_finite_parameters(model: nn.Module, state: TrainerState, output_dir: Path) -> None:
+    """Refuse to save NaN or infinite weights (a finite loss can still take a step to them)."""
+    finite = [torch.isfinite(p).all() for p in model.parameters() if p.requires_grad]
+    if finite and not torch.stack(finite).all().item():
+        raise TrainingDivergedError(_diverged("the trainable parameters", state, output_dir))
+
+
+def _diverged(what: str, state: TrainerState, output_dir: Path) -> str:
+    saved = latest_checkpoint(output_dir)
+    kept = f"the last checkpoint, {saved}, is kept" if saved else "no checkpoint was saved (set `save_steps`)"
+    return (
+        f"Training diverged: {what} became NaN or infinite at step {state.global_step}. Stopped without saving "
+        f"it as the final adapter; {kept}. Lower `learning_rate` (or set `max_grad_norm`) and train again."
+    )
 
 
 # --------------------------------------------------------------------- helpers

@@ -156,3 +156,18 @@ def test_shipped_configs_are_valid(path):
     job = load_job(path)
     assert job.kg in DATASETS and job.output.endswith(".safetensors")
     assert job.kge == KGEConfig.from_dict(yaml.safe_load(path.read_text())["kge"])
+
+
+@pytest.mark.parametrize("output", ["file/e.safetensors", "folder", "/proc/x/e.safetensors"])
+def test_unwritable_output_fails_before_loading_the_kg(config, tmp_path, capsys, monkeypatch, output):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder").mkdir()
+    output = output if output.startswith("/") else str(tmp_path / output)
+
+    def load_kg(name):
+        raise AssertionError("the KG was loaded before the output was checked")
+
+    monkeypatch.setattr("kgpeft.pipeline.load_kg", load_kg)
+    assert main(["kge", "train", "--config", str(config), "--output", output, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: `output` {output} " in err and ("cannot be written" in err or "is a folder" in err)

@@ -1,11 +1,13 @@
 """The pipeline directly: a job's variants and controls on a tiny model, KG and task written by the test."""
 
 import json
+import sys
 
 import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 
+from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
 from kgpeft.pipeline.run import VariantResult
 
@@ -157,3 +159,16 @@ def test_lora_rank_for_budget_by_hand():
     assert lora_rank_for_budget(base, ["q_proj", "k_proj", "v_proj", "o_proj"], 3 * per_rank) == 3
     assert lora_rank_for_budget(base, r".*\.(q|k|v|o)_proj", 3 * per_rank + 100) == 3
     assert lora_rank_for_budget(base, ["q_proj"], 10) == 1, "never below rank 1"
+
+
+def test_unwritable_output_dir_fails_before_the_job_is_prepared(files, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    config = _config(files, tmp_path)
+    config.training.output_dir = str(tmp_path / "file" / "run")
+
+    def prepare(*args, **kwargs):
+        raise AssertionError("the KG and the model were loaded before the output folder was checked")
+
+    monkeypatch.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", prepare)
+    with pytest.raises(OutputPathError, match=r"`training\.output_dir` .*file/run cannot be written: Not a directory"):
+        run(config, plot=False)

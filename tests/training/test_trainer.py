@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,16 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import is_tensorboard_available
+from safetensors.torch import load_file
 from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from kgpeft.errors import KGFileNotFoundError
+from kgpeft.checkpoint import CheckpointError
+from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.model import KGPeftModel
+from kgpeft.training.checkpoints import LOCK_NAME
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.training.trainer import train
+from kgpeft.training.trainer import TrainingDivergedError, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("ddp_script.py")
@@ -74,6 +78,7 @@ def test_config_defaults_and_dict_round_trip():
         ({"lr_scheduler_type": "reduce_lr_on_plateau"}, r"`lr_scheduler_type` should be one of .*'cosine'"),
         ({"log_with": ["wandb"]}, r"`log_with` entries should be among \('csv', 'tensorboard'\), got \['wandb'\]"),
         ({"max_grad_norm": -1.0}, r"`max_grad_norm` should be positive or None, got -1\.0\."),
+        ({"learning_rate": float("inf")}, r"`learning_rate` should be finite, got inf\."),
     ],
 )
 def test_config_validation_names_field_and_value(kwargs, message):
@@ -140,7 +145,7 @@ def test_train_evaluates_saves_best_and_final_and_logs_csv(tmp_path):
     names = {(int(r["step"]), r["name"]) for r in rows}
     assert {(s, "train/loss") for s in (1, 2, 3, 4)} <= names
     assert {(2, "eval/loss"), (4, "eval/predictions"), (1, "train/learning_rate")} <= names
-    assert not [p for p in run.iterdir() if p.name.startswith(".")], "no temporary folders left behind"
+    assert not [p for p in run.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME], "no temporary folders"
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
@@ -165,12 +170,28 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     finally:
         handle.remove()
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME, "checkpoint-2", "checkpoint-4"]
     checkpoint = run / "checkpoint-4"
     assert {p.suffix for p in checkpoint.iterdir()} <= {".json", ".safetensors", ".md"}, "no pickle"
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     # epoch 0: steps 1, 2 and 3 (its last batch alone); epoch 1: step 4 after batches 0 and 1
     assert (state["global_step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 2)
+
+    params = checkpoint / "trainable_params.safetensors"
+    good = params.read_bytes()
+    params.write_bytes(good[:-2] + bytes([good[-2] ^ 0xFF]) + good[-1:])  # a flipped byte in a tensor
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    with pytest.raises(
+        CheckpointError, match=r"trainable_params\.safetensors is corrupt .*/trainer_state\.json records"
+    ):
+        train(
+            ddp_script.make_model(),
+            data,
+            ddp_script.collate,
+            _config(tmp_path, resume_from_checkpoint="latest", **common),
+        )
+    params.write_bytes(good)
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
@@ -214,6 +235,127 @@ def test_bad_setups_fail_clearly(tmp_path):
     ):
         config = _config(tmp_path, max_steps=1, save_best=True, metric_for_best_model="accuracy")
         train(model, data, ddp_script.collate, config, eval_dataset=data)
+
+
+# ------------------------------------------------------------ the output folder
+@pytest.mark.parametrize("where", ["file", "file/run", "/proc/x"])
+def test_unwritable_output_dir_fails_before_training(tmp_path, where):
+    (tmp_path / "file").write_text("")
+    output_dir = where if where.startswith("/") else str(tmp_path / where)
+    steps = []
+    handle = register_optimizer_step_post_hook(lambda *args: steps.append(1))
+    try:
+        with pytest.raises(OutputPathError, match=rf"`output_dir` {output_dir} (is a file|cannot be written)"):
+            train(
+                ddp_script.make_model(),
+                ddp_script.make_dataset(4),
+                ddp_script.collate,
+                _config(tmp_path, output_dir=output_dir),
+            )
+    finally:
+        handle.remove()
+    assert steps == [], "no step was trained"
+
+
+def test_output_dir_is_held_by_one_run(tmp_path):
+    from filelock import FileLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    other = FileLock(run / LOCK_NAME, timeout=0)
+    other.acquire()  # another run writing there
+    try:
+        with pytest.raises(OutputPathError, match=rf"`output_dir` {run} is in use by another training run"):
+            train(
+                ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, _config(tmp_path, max_steps=1)
+            )
+    finally:
+        other.release()
+    train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, _config(tmp_path, max_steps=1))
+    assert other.acquire() and other.is_locked, "released when the run ended"
+    other.release()
+
+
+def test_earlier_run_checkpoints_are_refused_unless_resumed_or_overwritten(tmp_path):
+    data = ddp_script.make_dataset(8)
+    first = _config(tmp_path, max_steps=4, save_steps=1, save_total_limit=2, log_with=["csv"], logging_steps=1)
+    train(ddp_script.make_model(), data, ddp_script.collate, first)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+
+    fresh = _config(tmp_path, max_steps=2, save_steps=1, save_total_limit=2)
+    with pytest.raises(OutputPathError, match=r"holds checkpoints of an earlier run \(checkpoint-3, checkpoint-4\)"):
+        train(ddp_script.make_model(), data, ddp_script.collate, fresh)
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"], "left alone"
+
+    resumed = _config(tmp_path, max_steps=5, save_steps=1, save_total_limit=2, resume_from_checkpoint="latest")
+    assert train(ddp_script.make_model(), data, ddp_script.collate, resumed).global_step == 5
+
+    overwrite = _config(tmp_path, max_steps=2, save_steps=1, save_total_limit=5, overwrite_output_dir=True)
+    train(ddp_script.make_model(), data, ddp_script.collate, overwrite)
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"], "only this run's"
+    assert not (run / "logs").exists(), "the earlier run's metrics.csv went with it"
+    assert json.loads((run / "final" / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    model = ddp_script.make_model()
+    forward = type(model).forward
+    calls = []
+
+    def nan_from_batch_7(self, *args, **kwargs):  # steps 1-3 are fine, step 4 sees a NaN loss
+        calls.append(1)
+        out = forward(self, *args, **kwargs)
+        if len(calls) >= 7:
+            out["loss"] = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(type(model), "forward", nan_from_batch_7)
+    config = _config(tmp_path, max_steps=6, save_steps=2, gradient_accumulation_steps=2)
+    with pytest.raises(
+        TrainingDivergedError, match=r"the training loss became NaN or infinite at step 4\. .*run/checkpoint-2, is kept"
+    ):
+        train(model, ddp_script.make_dataset(20), ddp_script.collate, config)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["checkpoint-2"], (
+        "no final, no NaN checkpoint"
+    )
+    saved = load_file(run / "checkpoint-2" / "trainable_params.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values())
+
+
+def test_non_finite_parameters_are_not_saved(tmp_path):
+    model = ddp_script.make_model()
+    weight = next(p for p in model.parameters() if p.requires_grad)
+
+    def overflow(optimizer, args, kwargs):  # a step with a finite loss can still take the weights to infinity
+        with torch.no_grad():
+            weight.fill_(float("inf"))
+
+    handle = register_optimizer_step_post_hook(overflow)
+    try:
+        with pytest.raises(
+            TrainingDivergedError, match=r"the trainable parameters became .* at step 1\. .*no checkpoint"
+        ):
+            train(model, ddp_script.make_dataset(2), ddp_script.collate, _config(tmp_path, max_steps=1))
+    finally:
+        handle.remove()
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_saved_files_and_folders_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        config = _config(tmp_path, max_steps=2, save_steps=2, log_with=["csv"])
+        train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, config)
+    finally:
+        os.umask(old)
+    run = tmp_path / "run"
+    saved = [p for p in run.rglob("*") if p.name != LOCK_NAME]
+    assert {p.relative_to(run).as_posix() for p in saved} >= {"checkpoint-2/optimizer.safetensors", "final/README.md"}
+    wrong = {p.relative_to(run).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in saved}
+    wrong = {k: m for k, m in wrong.items() if int(m, 8) != (0o750 if (run / k).is_dir() else 0o640)}
+    assert wrong == {}
 
 
 # ------------------------------------------------------------------------ DDP

@@ -1,6 +1,9 @@
 """KG-LoRA behaviour beyond the architecture suite: adapters, merging, checkpoints, bad input."""
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
 from transformers import AutoModelForCausalLM, CodeGenConfig, GPT2Config, XGLMConfig
 
 from kgpeft import KnowledgeGraph
+from kgpeft.errors import OutputPathError
 from kgpeft.model import CheckpointError, KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import (
     ATTENTION_TARGET_MODULES,
@@ -195,7 +199,7 @@ def test_truncated_checkpoint_is_refused(kg, tokenizer, tmp_path, file):
     model.save_pretrained(tmp_path / "ckpt")
     path = tmp_path / "ckpt" / file
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=f"{file} is not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match=f"{file} is corrupt or was changed after saving"):
         KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
 
 
@@ -212,6 +216,77 @@ def test_failed_save_leaves_previous_checkpoint(kg, tokenizer, tmp_path, monkeyp
         model.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"], "no temporary folder left behind"
+
+
+def test_save_replaces_only_an_adapter_folder(kg, tokenizer, tmp_path, monkeypatch):
+    model = _llama(kg, tokenizer)
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match=r"mine holds files that are not a kgpeft adapter's \(notes\.txt, sub\)"):
+        model.save_pretrained(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "sub"]
+    model.save_pretrained(mine, force=True)  # writes the adapter beside the user's files
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "sub").is_dir()
+    KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), mine, kg, tokenizer=tokenizer)
+
+    file = tmp_path / "file"
+    file.write_text("data")
+    with pytest.raises(OutputPathError, match="file is a file; save_pretrained writes a folder"):
+        model.save_pretrained(file, force=True)
+    assert file.read_text() == "data"
+
+    model.save_pretrained(tmp_path / "ckpt")
+    model.add_adapter("other", KGLoraConfig(r=2, graph_channels=16))
+    model.save_pretrained(tmp_path / "ckpt")  # an adapter folder (with its subfolders) is replaced
+    assert (tmp_path / "ckpt" / "other").is_dir()
+    with pytest.raises(OutputPathError, match="ckpt exists; pass overwrite=True"):
+        model.save_pretrained(tmp_path / "ckpt", overwrite=False)
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    model.save_pretrained(".")
+    model.save_pretrained(".")  # and again, over the adapter now there
+    assert Path.cwd() == cwd and (cwd / "kgpeft_config.json").is_file()
+    assert not [p for p in [*tmp_path.iterdir(), *cwd.iterdir()] if p.name.startswith(".")], "no stray folders"
+    KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), ".", kg, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize(
+    "file", ["kgpeft_model.safetensors", "adapter_model.safetensors", "b/adapter_model.safetensors"]
+)
+def test_changed_weight_file_is_refused(kg, tokenizer, tmp_path, file):
+    model = _llama(kg, tokenizer)
+    model.add_adapter("b", KGLoraConfig(r=2, graph_channels=16))
+    model.save_pretrained(tmp_path / "ckpt")
+    meta = json.loads((tmp_path / "ckpt" / "kgpeft_config.json").read_text())
+    assert sorted(meta["sha256"]) == sorted(
+        ["kgpeft_model.safetensors", "adapter_model.safetensors", "b/adapter_model.safetensors"]
+    )
+    path = tmp_path / "ckpt" / file
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte inside a tensor: still a readable safetensors file
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"ckpt/{file} is corrupt or was changed after saving: its sha256"):
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    del meta["sha256"]  # a checkpoint saved before digests were recorded loads unchecked
+    (tmp_path / "ckpt" / "kgpeft_config.json").write_text(json.dumps(meta))
+    KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_saved_files_and_folders_honour_the_umask(kg, tokenizer, tmp_path, mask):
+    model = _llama(kg, tokenizer)
+    model.add_adapter("b", KGLoraConfig(r=2, graph_channels=16))
+    old = os.umask(mask)
+    try:
+        model.save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    saved = [tmp_path / "ckpt", *(tmp_path / "ckpt").rglob("*")]
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in saved}
+    assert modes == {k: (0o777 if (tmp_path / k).is_dir() else 0o666) & ~mask for k in modes}
 
 
 def test_config_validation():
