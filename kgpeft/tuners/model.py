@@ -35,11 +35,16 @@ from kgpeft.tuners.layer import (
     KnowledgeState,
     TokenFusion,
     knowledge_hook,
+    mark_position_calls,
+    unmark_position_calls,
 )
 from kgpeft.tuners.memory import MemoryGate, attention_layout, encode_memory, memory_hooks
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
 
 _DECODER = re.compile(r"(^|\.)decoder\.")
+# Projections that only ever read relative-position embeddings (DeBERTa's pos_key_proj, pos_query_proj,
+# v1's pos_proj, pos_q_proj): LoRA adapts them, but they see no token to give knowledge to.
+_POSITION_PROJECTION = re.compile(r"(^|\.)pos_\w*proj$")
 
 
 def _module_key(name: str) -> str:
@@ -95,6 +100,7 @@ class KGLoraModel(nn.Module):
         self.peft_model: PeftModel | None = None
         self._base = model
         self.add_adapter(adapter_name, config)
+        self._position_modules = mark_position_calls(self.base_model, self.context)
 
     # ---------------------------------------------------------------- adapters
     @property
@@ -150,6 +156,8 @@ class KGLoraModel(nn.Module):
         if config.knowledge_mode != "prefix":
             for name, module in self.base_model.named_modules():
                 if not isinstance(module, LoraLayer) or adapter_name not in module.lora_A:
+                    continue
+                if _POSITION_PROJECTION.search(name):
                     continue
                 lora_a = module.lora_A[adapter_name]
                 if config.knowledge_mode == "token":
@@ -224,6 +232,8 @@ class KGLoraModel(nn.Module):
             for handle in handles:
                 handle.remove()
         self._hooks.clear()
+        unmark_position_calls(self._position_modules)
+        self._position_modules = []
 
     def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
         """Turn on gradient checkpointing in the base model, keeping the knowledge for recomputation."""
