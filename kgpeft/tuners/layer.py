@@ -44,6 +44,8 @@ class KnowledgeState:
             recomputes the prompt plus the tokens generated so far.
         memory: the per-layer key/value slots of the selected facts (``memory`` mode, a
             :class:`~kgpeft.tuners.memory.FactMemory`).
+        prefix: the per-layer keys/values of the pooled-graph soft tokens (``prefix`` mode, a
+            :class:`~kgpeft.tuners.memory.FactMemory`).
     """
 
     batch_size: int
@@ -52,6 +54,7 @@ class KnowledgeState:
     node_mask: torch.Tensor | None = None
     extends: bool = False
     memory: Any = None
+    prefix: Any = None
 
     def expand_to(self, batch_size: int) -> KnowledgeState:
         """Repeat each sample for beam search / several return sequences (``B * k`` rows)."""
@@ -68,8 +71,9 @@ class KnowledgeState:
             return None if t is None else t.repeat_interleave(k, dim=0)
 
         memory = None if self.memory is None else self.memory.expand_to(batch_size)
+        prefix = None if self.prefix is None else self.prefix.expand_to(batch_size)
         return KnowledgeState(
-            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory
+            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory, prefix
         )
 
 

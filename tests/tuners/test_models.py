@@ -57,17 +57,18 @@ def _perturb(model: KGPeftModel):
 
 
 @pytest.mark.parametrize(("name", "config", "auto"), CASES)
-@pytest.mark.parametrize("mode", ["token", "cross"])
+@pytest.mark.parametrize("mode", MODES)
 def test_fresh_model_equals_base(name, config, auto, kg, tokenizer, mode):
     model, reference = _wrap(name, config, auto, kg, tokenizer, mode)
     inputs = _inputs(config)
-    got = _outputs(model, inputs, knowledge=_knowledge(kg, inputs))
     want = _outputs(reference, inputs)
-    assert (got - want).abs().max() <= 1e-6
+    for knowledge in (_knowledge(kg, inputs), KnowledgeBatch.empty(2, inputs["input_ids"].size(1))):
+        got = _outputs(model, inputs, knowledge=knowledge)
+        assert (got - want).abs().max() <= 1e-6
 
 
 @pytest.mark.parametrize(("name", "config", "auto"), CASES)
-@pytest.mark.parametrize("mode", ["token", "cross"])
+@pytest.mark.parametrize("mode", MODES)
 def test_sample_without_entities_is_plain_lora(name, config, auto, kg, tokenizer, mode):
     model, _ = _wrap(name, config, auto, kg, tokenizer, mode)
     _perturb(model)
