@@ -88,11 +88,6 @@ class KGPeftModel(KGLoraModel):
                 raise TypeError("Pass model inputs other than `input_ids` by keyword.")
         if not self._adapters_enabled:
             outputs = self.peft_model(**kwargs)
-        elif self.active_config.knowledge_mode == "prefix":
-            self._check_knowledge(knowledge, kwargs)
-            num_tokens = kwargs["input_ids"].size(1)
-            outputs = self.peft_model(**self._prefix_inputs(knowledge, kwargs))
-            outputs = outputs if self.is_encoder_decoder else self._drop_prefix(outputs, num_tokens)
         else:
             state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
             with self.context.activate(state):
@@ -120,11 +115,6 @@ class KGPeftModel(KGLoraModel):
             kwargs["input_ids"] = args[0]
         if not self._adapters_enabled:
             return self.peft_model.generate(**kwargs)
-        if self.active_config.knowledge_mode == "prefix":
-            self._check_knowledge(knowledge, kwargs)
-            input_ids = kwargs["input_ids"]
-            out = self.peft_model.generate(**self._prefix_inputs(knowledge, kwargs))
-            return out if self.is_encoder_decoder else torch.cat([input_ids, out], dim=1)
         state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
         handle = None
         if state.token_states is not None and not self.is_encoder_decoder:

@@ -8,6 +8,7 @@ from transformers import (
     AutoModelForSequenceClassification,
     BartConfig,
     BertConfig,
+    DebertaV2Config,
     DistilBertConfig,
     GemmaConfig,
     GPT2Config,
@@ -34,6 +35,16 @@ _DEC = {
     "num_attention_heads": 4,
     "intermediate_size": 64,
     "vocab_size": VOCAB,
+}
+
+DEBERTA = {
+    **_DEC,
+    "max_position_embeddings": 64,
+    "relative_attention": True,
+    "pos_att_type": ["p2c", "c2p"],
+    "share_att_key": True,
+    "position_buckets": 8,
+    "initializer_range": 0.2,  # at the default 0.02 the tiny model's logits are ~1e-2, too small to compare
 }
 
 # (name, config, auto class): one tiny model per architecture family
@@ -94,6 +105,8 @@ ARCHITECTURES = [
         ),
         AutoModelForSeq2SeqLM,
     ),
+    # relative attention, as every real DeBERTa-v2/v3 checkpoint: position embeddings pass through query/key_proj
+    ("deberta_v2", DebertaV2Config(**DEBERTA), AutoModelForSequenceClassification),
 ]
 
 

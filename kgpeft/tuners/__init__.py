@@ -4,6 +4,7 @@ from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import CrossFusion, KnowledgeContext, KnowledgeError, KnowledgeState, TokenFusion
 from kgpeft.tuners.model import KGLoraModel
+from kgpeft.tuners.prefix import PrefixError
 from kgpeft.tuners.targets import ATTENTION_TARGET_MODULES, TargetModulesError, resolve_target_modules
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "KnowledgeContext",
     "KnowledgeError",
     "KnowledgeState",
+    "PrefixError",
     "TargetModulesError",
     "TokenFusion",
     "resolve_target_modules",

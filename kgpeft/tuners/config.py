@@ -56,7 +56,8 @@ class KGLoraConfig:
         metadata={
             "help": "`token`: each token adds the state of the node it is linked to; `cross`: each token attends "
             "over its sample's subgraph nodes and a null slot, in rank space; `prefix`: pooled graph states "
-            "become soft tokens before the text (a baseline, outside attention); `memory`: the selected facts "
+            "become soft tokens every self-attention reads beside the text, behind zero-initialised gates (no text "
+            "position moves); `memory`: the selected facts "
             "(`RetrievalConfig.memory_facts`) become key/value slots of every attention layer, the frozen model's own "
             "states of the fact text, read behind a zero-initialised gate (no graph encoder in the adapter)."
         },
@@ -98,8 +99,9 @@ class KGLoraConfig:
     memory_gate_scale: float = field(
         default=20.0,
         metadata={
-            "help": "`memory` mode's per-head gates are tanh(scale * g), g starting at 0: the scale lets a gate open "
-            "within a short training (Adam moves g by about the learning rate per step); 1: LLaMA-Adapter's gate."
+            "help": "`memory` (and `prefix`) mode's per-head gates are tanh(scale * g), g starting at 0: the scale "
+            "lets a gate open within a short training (Adam moves g by about the learning rate per step); 1: "
+            "LLaMA-Adapter's gate."
         },
     )
 

@@ -12,6 +12,7 @@ The graph states ``Z`` are set on a :class:`KnowledgeContext` for one forward ca
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ class KnowledgeState:
             recomputes the prompt plus the tokens generated so far.
         memory: the per-layer key/value slots of the selected facts (``memory`` mode, a
             :class:`~kgpeft.tuners.memory.FactMemory`).
+        prefix: the per-layer keys/values of the pooled-graph soft tokens (``prefix`` mode, a
+            :class:`~kgpeft.tuners.memory.FactMemory`).
     """
 
     batch_size: int
@@ -51,6 +54,7 @@ class KnowledgeState:
     node_mask: torch.Tensor | None = None
     extends: bool = False
     memory: Any = None
+    prefix: Any = None
 
     def expand_to(self, batch_size: int) -> KnowledgeState:
         """Repeat each sample for beam search / several return sequences (``B * k`` rows)."""
@@ -67,8 +71,9 @@ class KnowledgeState:
             return None if t is None else t.repeat_interleave(k, dim=0)
 
         memory = None if self.memory is None else self.memory.expand_to(batch_size)
+        prefix = None if self.prefix is None else self.prefix.expand_to(batch_size)
         return KnowledgeState(
-            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory
+            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory, prefix
         )
 
 
@@ -84,6 +89,16 @@ class KnowledgeContext:
 
     def __init__(self) -> None:
         self.state: KnowledgeState | None = None
+        self.reading_positions = 0  # > 0 while projections embed positions, not tokens
+
+    @contextmanager
+    def positions(self) -> Iterator[None]:
+        """Mark the projection calls inside the block as reading position embeddings, not the tokens."""
+        self.reading_positions += 1
+        try:
+            yield
+        finally:
+            self.reading_positions -= 1
 
     @contextmanager
     def activate(self, state: KnowledgeState | None) -> Iterator[None]:
@@ -216,10 +231,44 @@ def knowledge_hook(fusion: nn.Module, context: KnowledgeContext):
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
         state = context.state
-        if state is None:
-            return None
+        if state is None or context.reading_positions:
+            return None  # no knowledge, or a relative-position embedding (not a token) in the projection
         x = args[0]
         g = fusion(x, state.expand_to(x.size(0)) if x.dim() == 3 else state)
         return None if g is None else output + g.to(output.dtype)
 
     return hook
+
+
+#: Methods of attention modules that pass relative-position embeddings through the attention
+#: projections (DeBERTa's ``query_proj``/``key_proj``, or ``pos_*_proj``): those calls are no tokens.
+POSITION_METHODS = ("disentangled_attention_bias",)
+
+
+def mark_position_calls(model: nn.Module, context: KnowledgeContext) -> list[nn.Module]:
+    """Run each :data:`POSITION_METHODS` method of ``model``'s modules inside :meth:`KnowledgeContext.positions`.
+
+    LoRA still adapts those projection calls; the knowledge path, which belongs to tokens,
+    skips them. Returns the modules changed, for :func:`unmark_position_calls`.
+    """
+    marked = []
+    for module in model.modules():
+        for name in POSITION_METHODS:
+            method = getattr(type(module), name, None)
+            if method is None or name in vars(module):
+                continue
+
+            def wrapped(self: nn.Module, *args: Any, _method=method, **kwargs: Any) -> Any:
+                with context.positions():
+                    return _method(self, *args, **kwargs)
+
+            setattr(module, name, types.MethodType(wrapped, module))
+            marked.append(module)
+    return marked
+
+
+def unmark_position_calls(modules: list[nn.Module]) -> None:
+    """Undo :func:`mark_position_calls`."""
+    for module in modules:
+        for name in POSITION_METHODS:
+            vars(module).pop(name, None)

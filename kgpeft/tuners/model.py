@@ -4,9 +4,8 @@ As peft's ``LoraModel`` is to ``PeftModel``, this is the tuner under the user-fa
 :class:`~kgpeft.model.KGPeftModel`: it adds adapters (peft's LoRA weights, the knowledge
 hooks on each ``lora_A`` and one graph encoder per adapter), turns a
 :class:`~kgpeft.tuners.knowledge.KnowledgeBatch` into the state the layers read
-(:meth:`KGLoraModel.encode_knowledge`), prepares ``prefix``-mode inputs and computes the
-auxiliary relation loss. Running the model, generating and checkpoint files are the
-wrapper's.
+(:meth:`KGLoraModel.encode_knowledge`) and computes the auxiliary relation loss. Running
+the model, generating and checkpoint files are the wrapper's.
 """
 
 from __future__ import annotations
@@ -35,11 +34,17 @@ from kgpeft.tuners.layer import (
     KnowledgeState,
     TokenFusion,
     knowledge_hook,
+    mark_position_calls,
+    unmark_position_calls,
 )
 from kgpeft.tuners.memory import MemoryGate, attention_layout, encode_memory, memory_hooks
+from kgpeft.tuners.prefix import encode_prefix, prefix_hooks, prefix_layout
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
 
 _DECODER = re.compile(r"(^|\.)decoder\.")
+# Projections that only ever read relative-position embeddings (DeBERTa's pos_key_proj, pos_query_proj,
+# v1's pos_proj, pos_q_proj): LoRA adapts them, but they see no token to give knowledge to.
+_POSITION_PROJECTION = re.compile(r"(^|\.)pos_\w*proj$")
 
 
 def _module_key(name: str) -> str:
@@ -51,7 +56,7 @@ class KGLoraModel(nn.Module):
 
     Each adapter owns one module of every kind in :attr:`KNOWLEDGE_MODULES` that its config
     needs (a graph encoder always; fusions in ``token`` and ``cross`` mode; a prefix
-    projection in ``prefix`` mode; a relation decoder with ``relation_loss_weight > 0``).
+    projection and gates in ``prefix`` mode; a relation decoder with ``relation_loss_weight > 0``).
     Only the active adapter's modules are trainable; the base model stays frozen.
 
     Args:
@@ -69,7 +74,14 @@ class KGLoraModel(nn.Module):
     #: adapter name, named as the prefix of their weights in ``kgpeft_model.safetensors``.
     #: :meth:`set_adapter`, :meth:`knowledge_state_dict` and
     #: :meth:`load_knowledge_state_dict` all read this one list.
-    KNOWLEDGE_MODULES = ("graph_encoders", "fusions", "prefix_projections", "relation_decoders", "memory_gates")
+    KNOWLEDGE_MODULES = (
+        "graph_encoders",
+        "fusions",
+        "prefix_projections",
+        "prefix_gates",
+        "relation_decoders",
+        "memory_gates",
+    )
 
     def __init__(
         self,
@@ -95,6 +107,7 @@ class KGLoraModel(nn.Module):
         self.peft_model: PeftModel | None = None
         self._base = model
         self.add_adapter(adapter_name, config)
+        self._position_modules = mark_position_calls(self.base_model, self.context)
 
     # ---------------------------------------------------------------- adapters
     @property
@@ -139,17 +152,23 @@ class KGLoraModel(nn.Module):
             self.set_adapter(self.active_adapter)
             return
         self.graph_encoders[adapter_name] = self._make_graph_encoder(config)
-        if config.knowledge_mode == "prefix":
-            d_model = self.base_model.get_input_embeddings().embedding_dim
-            self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * d_model)
         if config.relation_loss_weight > 0:  # DistMult relation vectors over node states, starting as a dot product
             self.relation_decoders[adapter_name] = nn.Embedding(2 * self.kg.num_relations, config.graph_channels)
             nn.init.ones_(self.relation_decoders[adapter_name].weight)
         fusions = nn.ModuleDict()
-        handles = []
-        if config.knowledge_mode != "prefix":
+        if config.knowledge_mode == "prefix":  # soft tokens read by every self-attention, behind zero gates
+            sites = self._prefix_sites = prefix_layout(self.base_model)
+            width = sites[0].width
+            self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * width)
+            gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
+            self.prefix_gates[adapter_name] = gates
+            handles = prefix_hooks(sites, gates, self.context, lambda: self.active_adapter == adapter_name)
+        else:
+            handles = []
             for name, module in self.base_model.named_modules():
                 if not isinstance(module, LoraLayer) or adapter_name not in module.lora_A:
+                    continue
+                if _POSITION_PROJECTION.search(name):
                     continue
                 lora_a = module.lora_A[adapter_name]
                 if config.knowledge_mode == "token":
@@ -224,6 +243,8 @@ class KGLoraModel(nn.Module):
             for handle in handles:
                 handle.remove()
         self._hooks.clear()
+        unmark_position_calls(self._position_modules)
+        self._position_modules = []
 
     def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
         """Turn on gradient checkpointing in the base model, keeping the knowledge for recomputation."""
@@ -255,7 +276,13 @@ class KGLoraModel(nn.Module):
                 and the first missing and unexpected keys.
         """
         own = set(self.knowledge_state_dict())
-        if set(state) != own:
+        missing = own - set(state)
+        if missing and all(k.startswith("prefix_gates.") for k in missing):
+            raise CheckpointError(
+                f"{source} holds a `prefix` adapter of an older kgpeft, whose soft tokens entered the input and moved "
+                "the text positions; the current `prefix` mode reads them in attention behind gates. Retrain it."
+            )
+        if missing or set(state) - own:
             raise CheckpointError(
                 f"{source} does not fit the config: missing {sorted(own - set(state))[:5]}, "
                 f"unexpected {sorted(set(state) - own)[:5]}."
@@ -267,6 +294,8 @@ class KGLoraModel(nn.Module):
     def encode_knowledge(self, knowledge: KnowledgeBatch) -> KnowledgeState:
         """Run the active adapter's graph encoder and lay its states out for the layers.
 
+        In ``prefix`` mode, pool each sample's node states into soft tokens and project them
+        with every self-attention's key and value projections (:mod:`kgpeft.tuners.prefix`).
         In ``memory`` mode, run the frozen base model (adapters off) over the batch's selected
         facts instead, keeping every layer's keys and values as memory slots.
         """
@@ -285,6 +314,11 @@ class KGLoraModel(nn.Module):
             index = knowledge.token_node_index
             return KnowledgeState(b, token_states=padded[index.masked_fill(index < 0, z.size(0))])  # (B, T, d)
         node_states, node_mask = to_dense_batch(z, graph.batch, batch_size=b)  # (B, M, d), (B, M)
+        if config.knowledge_mode == "prefix":
+            count = node_mask.sum(1, keepdim=True)  # (B, 1)
+            pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
+            soft = self.prefix_projections[self.active_adapter](pooled).view(b, config.num_prefix_tokens, -1)
+            return KnowledgeState(b, prefix=encode_prefix(self._prefix_sites, soft, count.view(b) > 0))
         return KnowledgeState(b, node_states=node_states, node_mask=node_mask)
 
     def _check_knowledge(self, knowledge: KnowledgeBatch | None, kwargs: dict[str, Any]) -> KnowledgeBatch:
@@ -298,54 +332,6 @@ class KGLoraModel(nn.Module):
             inputs = kwargs.get("inputs_embeds")
         knowledge.validate(self.kg.num_entities, *(inputs.shape[:2] if inputs is not None else (None, None)))
         return knowledge
-
-    @property
-    def _prefix_position(self) -> int:
-        # Encoders read their pooled output from the first token ([CLS]): the soft tokens go after it.
-        return 0 if self.base_model.can_generate() else 1
-
-    def _prefix_inputs(self, knowledge: KnowledgeBatch, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Insert the pooled-graph soft tokens (``prefix`` mode) into the embedded input."""
-        config = self.active_config
-        input_ids = kwargs.pop("input_ids", None)
-        if input_ids is None:
-            raise KnowledgeError("`prefix` mode builds the input embeddings itself; pass `input_ids`.")
-        if kwargs.get("position_ids") is not None:
-            raise KnowledgeError(
-                "`prefix` mode adds soft tokens, so the model must number positions itself; do not pass `position_ids`."
-            )
-        b, m, at = input_ids.size(0), config.num_prefix_tokens, self._prefix_position
-        state = self.encode_knowledge(knowledge)  # not token mode: the nodes laid out per sample
-        node_states, node_mask = state.node_states, state.node_mask  # (B, M, d_graph), (B, M)
-        count = node_mask.sum(1, keepdim=True)  # (B, 1)
-        pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
-        embeds = self.base_model.get_input_embeddings()(input_ids)  # (B, T, d_model)
-        prefix = self.prefix_projections[self.active_adapter](pooled).view(b, m, -1).to(embeds.dtype)  # (B, m, d)
-
-        def insert(t: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t[:, :at], soft, t[:, at:]], dim=1)
-
-        kwargs["inputs_embeds"] = insert(embeds, prefix)
-        mask = kwargs.get("attention_mask")
-        if mask is None:
-            mask = torch.ones_like(input_ids)
-        # a sample without nodes hides its soft tokens
-        kwargs["attention_mask"] = insert(mask, (count > 0).to(mask.dtype).expand(b, m))
-        if kwargs.get("token_type_ids") is not None:
-            kwargs["token_type_ids"] = insert(kwargs["token_type_ids"], kwargs["token_type_ids"].new_zeros(b, m))
-        labels = kwargs.get("labels")
-        if labels is not None and not self.is_encoder_decoder and labels.dim() == 2:
-            kwargs["labels"] = insert(labels, labels.new_full((b, m), -100))
-        return kwargs
-
-    def _drop_prefix(self, outputs, num_tokens: int):
-        """Remove the soft-token positions from token-level outputs, so shapes match the input."""
-        at, m = self._prefix_position, self.active_config.num_prefix_tokens
-        for name in ("logits", "last_hidden_state"):
-            value = getattr(outputs, name, None)
-            if value is not None and value.dim() == 3 and value.size(1) == num_tokens + m:
-                setattr(outputs, name, torch.cat([value[:, :at], value[:, at + m :]], dim=1))
-        return outputs
 
     # --------------------------------------------------------- auxiliary losses
     def relation_loss(self, knowledge: KnowledgeBatch, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -156,7 +156,7 @@ def test_merge_and_unload_keeps_plain_lora(kg, tokenizer):
     assert (merged(**inputs).logits - plain).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("mode", ["token", "cross"])
+@pytest.mark.parametrize("mode", ["token", "cross", "prefix"])
 def test_gradient_checkpointing_matches(kg, tokenizer, mode):
     grads = []
     for checkpointing in (False, True):

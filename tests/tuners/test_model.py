@@ -8,14 +8,14 @@ from kgpeft.checkpoint import CheckpointError
 from kgpeft.tuners import KGLoraConfig, KGLoraModel
 
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
-# Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection,
+# Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection and gates,
 # both a graph encoder and a relation decoder; "memory" has memory gates.
 ADAPTERS = {
     "default": KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5),
     "prefix": KGLoraConfig(r=4, graph_channels=8, knowledge_mode="prefix", relation_loss_weight=0.5),
     "memory": KGLoraConfig(r=4, knowledge_mode="memory"),
 }
-KINDS = {"graph_encoders", "fusions", "prefix_projections", "relation_decoders", "memory_gates"}
+KINDS = {"graph_encoders", "fusions", "prefix_projections", "prefix_gates", "relation_decoders", "memory_gates"}
 
 
 def _tuner(kg, tokenizer) -> KGLoraModel:
@@ -82,6 +82,13 @@ def test_knowledge_state_dict_round_trip(kg, tokenizer):
         other.load_knowledge_state_dict(state, source="ckpt")
 
 
+def test_old_prefix_adapter_is_refused_by_name(kg, tokenizer):
+    model = _tuner(kg, tokenizer)
+    state = {k: v for k, v in model.knowledge_state_dict().items() if not k.startswith("prefix_gates.")}
+    with pytest.raises(CheckpointError, match=r"ckpt holds a `prefix` adapter of an older kgpeft.* Retrain it"):
+        model.load_knowledge_state_dict(state, source="ckpt")
+
+
 def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
     model = _tuner(kg, tokenizer)
     knowledge = make_knowledge(kg, [[0], [4]], [[-1, 0, -1, -1, -1, -1], [-1, -1, 4, -1, -1, -1]])
@@ -91,9 +98,13 @@ def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
     assert torch.equal(state.token_states[0, 1], z[knowledge.token_node_index[0, 1]])
     assert not state.token_states[0, 0].any(), "an unlinked token gets zeros"
     model.set_adapter("prefix")
+    knowledge = make_knowledge(kg, [[0], []], [[-1, 0, -1, -1, -1, -1], [-1] * 6])  # sample 1 has no nodes
     state = model.encode_knowledge(knowledge)
-    assert state.token_states is None
-    assert state.node_mask.sum(1).tolist() == torch.bincount(knowledge.graph.batch).tolist()
+    assert state.token_states is None and state.node_states is None
+    # each of llama's 2 layers projects the 4 soft tokens to its 2 key/value heads of width 8
+    assert [tuple(k.shape) for k in state.prefix.keys] == [(2, 4, 2, 8)] * 2
+    assert [tuple(v.shape) for v in state.prefix.values] == [(2, 4, 2, 8)] * 2
+    assert state.prefix.mask.tolist() == [[True] * 4, [False] * 4], "a sample without nodes has no soft tokens"
 
 
 def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):

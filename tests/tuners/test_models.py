@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 from peft import PeftModel
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
+from tiny_models import ARCHITECTURES, DEBERTA, build_model, make_inputs, make_knowledge
+from transformers import AutoModelForSequenceClassification, DebertaV2Config
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import KGLoraConfig, KnowledgeBatch
@@ -56,17 +57,18 @@ def _perturb(model: KGPeftModel):
 
 
 @pytest.mark.parametrize(("name", "config", "auto"), CASES)
-@pytest.mark.parametrize("mode", ["token", "cross"])
+@pytest.mark.parametrize("mode", MODES)
 def test_fresh_model_equals_base(name, config, auto, kg, tokenizer, mode):
     model, reference = _wrap(name, config, auto, kg, tokenizer, mode)
     inputs = _inputs(config)
-    got = _outputs(model, inputs, knowledge=_knowledge(kg, inputs))
     want = _outputs(reference, inputs)
-    assert (got - want).abs().max() <= 1e-6
+    for knowledge in (_knowledge(kg, inputs), KnowledgeBatch.empty(2, inputs["input_ids"].size(1))):
+        got = _outputs(model, inputs, knowledge=knowledge)
+        assert (got - want).abs().max() <= 1e-6
 
 
 @pytest.mark.parametrize(("name", "config", "auto"), CASES)
-@pytest.mark.parametrize("mode", ["token", "cross"])
+@pytest.mark.parametrize("mode", MODES)
 def test_sample_without_entities_is_plain_lora(name, config, auto, kg, tokenizer, mode):
     model, _ = _wrap(name, config, auto, kg, tokenizer, mode)
     _perturb(model)
@@ -135,3 +137,34 @@ def test_plain_peft_loads_the_lora_part(kg, tokenizer, tmp_path):
     inputs = make_inputs()
     plain = PeftModel.from_pretrained(reference, tmp_path / "ckpt")
     assert torch.equal(plain(**inputs).logits, model(**inputs, knowledge=KnowledgeBatch.empty(2, 6)).logits)
+
+
+@pytest.mark.parametrize("share_att_key", [True, False])
+@pytest.mark.parametrize("mode", ["token", "cross"])
+def test_deberta_relative_positions_get_lora_but_no_knowledge(kg, tokenizer, mode, share_att_key):
+    # DeBERTa passes its relative-position embeddings through query_proj/key_proj (or pos_*_proj):
+    # the knowledge path must see only the token stream, and LoRA still trains on every call
+    config = DebertaV2Config(**{**DEBERTA, "share_att_key": share_att_key})
+    model, _ = _wrap("deberta_v2", config, AutoModelForSequenceClassification, kg, tokenizer, mode)
+    _perturb(model)
+    seen = []
+    for fusion in model.fusions["default"].values():
+        fusion.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[:2])))
+    inputs = _inputs(config)
+    model.train()
+    out = model(**inputs, knowledge=_knowledge(kg, inputs))
+    assert seen and set(seen) == {(2, 6)}, "the knowledge path reads the tokens only"
+    assert not any("pos_" in name for name in model.fusions["default"]), "position projections get no fusion"
+    out.logits.pow(2).mean().backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {n for n, p in model.named_parameters() if p.grad is not None} == trainable
+    if not share_att_key:
+        assert any("pos_key_proj.lora_A" in n for n in trainable), "LoRA adapts the position projections"
+    model.eval()
+    got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
+    plain = model.peft_model(**inputs).logits
+    assert (got[1] - plain[1]).abs().max() <= 1e-6, "sample 1 links nothing: plain LoRA"
+    assert (got[0] - plain[0]).abs().max() > 1e-4, "sample 0 is linked: the graph changes its output"
+    with pytest.warns(UserWarning, match="merges only the plain LoRA part"):
+        merged = model.merge_and_unload()
+    assert not any("disentangled_attention_bias" in vars(m) for m in merged.modules()), "the base model is restored"
