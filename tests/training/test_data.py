@@ -73,7 +73,19 @@ def test_classification_rows(kg, tokenizer):
     [
         ([{"text": "the dog", "answer": "x"}, {"answer": "x"}], "causal_lm", "Row 1: `text` should be a non-empty"),
         ([{"text": "the dog"}], "causal_lm", "Row 0: a causal_lm row needs a string `answer`"),
-        ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: a classification row needs an integer"),
+        ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: `label` .* should be int or None, got str"),
+        ([{"text": "the dog", "label": -1}], "classification", "Row 0: a classification row needs an integer"),
+        (
+            [{"text": "the dog", "answer": "x", "entity": "dog", "target_start": "4", "target_end": 7}],
+            "causal_lm",
+            "Row 0: `target_start` .* should be int or None, got str '4'",
+        ),
+        (
+            [{"text": "the dog", "answer": "x", "entity": "dog", "target_start": 4, "target_end": 9}],
+            "causal_lm",
+            r"Row 0: the gold link .* \[4, 9\) should be a non-empty span of `text` \(7 characters\)",
+        ),
+        ([{"text": "the dog", "answer": "x", "choices": "ab"}], "causal_lm", "Row 0: `choices` .* should be a list"),
         ([{"text": "the dog", "lable": 1}], "classification", r"Row 0: unknown keys \['lable'\]"),
     ],
 )
