@@ -182,7 +182,9 @@ class KnowledgeDataset(Dataset):
         return graphs
 
     def facts(self, index: int, limit: int | None = None) -> list[str]:
-        """The example's retrieved facts as short sentences, those touching a linked entity first."""
+        """At most ``limit`` of the example's retrieved facts as sentences, those touching a linked entity first."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise DataError(f"`limit` should be a non-negative integer or None, got {limit!r}.")
         triples = self._ranked_facts(index)[:limit]
         return [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
 

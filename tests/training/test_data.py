@@ -56,6 +56,9 @@ def test_gold_links_and_facts_in_prompt(kg, tokenizer):
         retrieval=RetrievalConfig(num_facts=2),
     )
     assert ds.facts(0) == ["bank near river", "bank holds money"]
+    assert ds.facts(0, 1) == ["bank near river"] and ds.facts(0, 0) == []
+    with pytest.raises(DataError, match="`limit` should be a non-negative integer or None, got -1"):
+        ds.facts(0, -1)  # not every fact but the last
     text = tokenizer.decode(ds[0]["input_ids"])
     assert text.startswith("[UNK] [UNK] bank [UNK] river") and text.endswith("the bank money")
     assert ds[0]["token_entity"][-3:] == [-1, 4, -1], "the gold link moved with the text"
