@@ -13,8 +13,12 @@ also an option, e.g. ``--num-epochs 5``); ``kgpeft kge evaluate --embeddings FIL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
+import shlex
+import signal
 import sys
 import time
 import types
@@ -25,6 +29,10 @@ from pathlib import Path
 from kgpeft.configuration import ConfigError, field_help, read_yaml
 from kgpeft.errors import KGPeftError
 
+RESUME_HELP = (
+    "continue from the newest checkpoint-* of each variant (training.resume_from_checkpoint: latest); "
+    "a variant without one starts over"
+)
 DEMO_SENTENCES = [
     "The dog chased a cat across the river bank.",
     "She deposited the money at the bank before lunch.",
@@ -52,15 +60,17 @@ def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> N
 
 
 def _link_parts(args: argparse.Namespace):
-    from kgpeft.linking import EntityLinker
-    from kgpeft.retrieval import SubgraphRetriever
+    from kgpeft.retrieval import RetrievalConfig
 
     t0 = time.perf_counter()
+    # The retrieval settings are checked (ranges included) before the KG loads.
+    config = RetrievalConfig(
+        num_neighbors=args.num_neighbors, max_nodes=args.max_nodes, max_candidates=args.max_candidates
+    )
     from kgpeft.pipeline import load_kg
 
     kg = load_kg(args.kg)
-    linker = EntityLinker(kg, max_candidates=args.max_candidates)
-    retriever = SubgraphRetriever(kg, num_neighbors=args.num_neighbors, max_nodes=args.max_nodes, seed=args.seed)
+    linker, retriever = config.build_linker(kg), config.build_retriever(kg, seed=args.seed)
     print(f"{kg}\n{linker}\n{retriever}\n(ready in {time.perf_counter() - t0:.1f} s)")
     return kg, linker, retriever
 
@@ -77,9 +87,22 @@ def _job_config(args: argparse.Namespace):
 
     config = JobConfig.from_yaml(args.config)
     overrides = {k: getattr(args, k) for k in ("seed",) if getattr(args, k, None) is not None}
+    training = {}
     if getattr(args, "output_dir", None) is not None:
-        overrides["training"] = dataclasses.replace(config.training, output_dir=str(args.output_dir))
-    return dataclasses.replace(config, **overrides) if overrides else config
+        training["output_dir"] = str(args.output_dir)
+    if getattr(args, "resume", False):
+        training["resume_from_checkpoint"] = "latest"
+    if training:
+        overrides["training"] = dataclasses.replace(config.training, **training)
+    args.job_config = dataclasses.replace(config, **overrides) if overrides else config
+    return args.job_config
+
+
+def _adapter_dir(args: argparse.Namespace) -> Path:
+    """``--adapter``, checked to be a folder before anything loads."""
+    if not args.adapter.is_dir():
+        raise ConfigError(f"--adapter: {args.adapter} is not a folder (one written by save_pretrained).")
+    return args.adapter
 
 
 def _variant(config, name: str | None):
@@ -134,8 +157,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     config = _job_config(args)
     variant = _variant(config, args.variant)
+    adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
-    model = load_variant_model(job, variant, args.adapter)
+    model = load_variant_model(job, variant, adapter)
     controls = config.controls if variant.uses_knowledge else ["correct"]
     metrics = {c: evaluate_variant(job, variant, model, c, split=args.split) for c in controls}
     for m in metrics.values():
@@ -152,8 +176,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise ConfigError("`kgpeft predict` needs text: as arguments or on standard input.")
+    adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
-    model = load_variant_model(job, variant, args.adapter)
+    model = load_variant_model(job, variant, adapter)
     rows = [TaskExample(t, label=0) for t in texts]
     classify = config.task_type == "classification"
     dataset = job.dataset("test", variant, with_target=classify, examples=rows)
@@ -266,8 +291,15 @@ def _add_link_options(p: argparse.ArgumentParser, kg: str) -> None:
     p.add_argument("text", nargs="*", help="texts to link")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line on standard error, exit status 2, as every other kgpeft user error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kgpeft", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="kgpeft", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("link", help="link texts to KG entities and show the retrieved subgraphs")
     p.add_argument("--config", type=Path, help="YAML file with the same settings as the options")
@@ -279,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="replace the config's seed")
     p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
     p.set_defaults(func=cmd_demo, subparser=None)
 
     for name, func, help_ in [
@@ -290,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
         p.add_argument("--seed", type=int, help="replace the config's seed")
         p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
-        if name != "train":
+        if name == "train":
+            p.add_argument("--resume", action="store_true", help=RESUME_HELP)
+        else:
             p.add_argument("--adapter", type=Path, required=True, help="a folder written by save_pretrained")
             p.add_argument("--variant", help="the config's variant the adapter belongs to (default: the first KG-LoRA)")
         if name == "evaluate":
@@ -326,17 +361,67 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
             setattr(args, dest, value)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """The command-line-only numbers in range (the config sections check their own)."""
+    for dest, least in (("max_facts", 0), ("threads", 1)):
+        value = getattr(args, dest, None)
+        if value is not None and value < least:
+            raise ConfigError(f"--{dest.replace('_', '-')} should be at least {least}, got {value}.")
+
+
+def interrupted(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """What to print when Ctrl-C stops ``args.command``: for a training run, where it stopped and how to resume."""
+    config = getattr(args, "job_config", None)
+    if config is None or args.command not in ("train", "demo"):
+        return f"kgpeft {args.command}: interrupted."
+    from kgpeft.errors import KGFileNotFoundError
+    from kgpeft.training.checkpoints import find_checkpoint
+
+    folder = Path(config.training.output_dir)
+    found = []
+    for variant in config.variants:
+        try:
+            found.append(find_checkpoint("latest", folder / variant.name))
+        except KGFileNotFoundError:
+            continue
+    if not found:
+        return (
+            f"kgpeft {args.command}: interrupted before any checkpoint was written in {folder} (set "
+            "`training.save_steps` to write them); run the same command to start over."
+        )
+    last = max(found, key=lambda p: p.stat().st_mtime)
+    step = last.name.rsplit("-", 1)[-1]
+    command = shlex.join(["kgpeft", *[a for a in argv if a != "--resume"], "--resume"])
+    return f"kgpeft {args.command}: interrupted; last checkpoint {last} (step {step}). Resume with: {command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command: exit status 0 when done, 2 on a user error (one line on standard error), 130 on Ctrl-C,
+    141 (as a process killed by SIGPIPE) when standard output is closed early (``kgpeft link ... | head -1``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         apply_config(args, argv)
+        check_options(args)
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except KGPeftError as e:
         message = " ".join(line.strip() for line in str(e).splitlines())
         print(f"kgpeft {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\n{interrupted(args, argv)}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        _discard_stdout()
+        return 128 + getattr(signal, "SIGPIPE", 13)
     return 0
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (captured in tests): nothing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
 import os
 import types
 import typing
@@ -54,7 +56,7 @@ def field_help(cls: type) -> dict[str, str]:
 
 
 def dataclass_from_dict(
-    cls: type[T], values: Mapping[str, Any], what: str, error: type[ConfigError] = ConfigError
+    cls: type[T], values: Mapping[str, Any], what: str, error: type[KGPeftError] = ConfigError
 ) -> T:
     """``cls(**values)`` after checking that each key exists and each value has the annotated type.
 
@@ -65,20 +67,53 @@ def dataclass_from_dict(
         cls: the config dataclass.
         values: the settings, e.g. from :func:`read_yaml`.
         what: names ``values`` in messages (``"training config"``; a section's name for nested ones).
-        error: the :class:`ConfigError` subclass raised for an unknown key, a wrong type or a missing key.
+        error: the :class:`ConfigError` subclass (or other :class:`KGPeftError` taking a message) raised for an
+            unknown key, a wrong type or a missing key.
 
     Raises:
-        ConfigError: (``error``) an unknown key (with a close match, if any), a value of the wrong type
-            or a missing required key; the class's own ``__post_init__`` errors pass through unchanged.
+        ConfigError: (``error``) an unknown key (with a close match, if any), a value of the wrong type (a
+            string for a number, a number out of ``float`` range) or a missing required key; the class's own
+            ``__post_init__`` errors pass through unchanged.
     """
     return cls(**_checked(cls, values, what, error))
 
 
-def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[ConfigError]) -> dict[str, Any]:
+def check_field_types(obj: Any, error: type[KGPeftError] = ConfigError) -> None:
+    """Raise ``error`` naming the first field of the dataclass ``obj`` whose value is not of its annotated type.
+
+    Config classes call it first thing in ``__post_init__``, so a config built in Python (not read through
+    :func:`dataclass_from_dict`) gets the same type errors: ``KGLoraConfig(lora_dropout="0.1")`` says
+    ``lora_dropout`` should be float rather than failing on a comparison. A ``Literal`` field only needs a
+    value of the right kind here; ``__post_init__`` says which values it takes.
+    """
+    hints = _type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        if f.init:
+            _check_value(f.name, getattr(obj, f.name), hints[f.name], type(obj).__name__, error, literal_kind=True)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_value(
+    key: str, value: Any, hint: Any, what: str, error: type[KGPeftError], literal_kind: bool = False
+) -> None:
+    if not _has_type(value, hint, literal_kind):
+        note = ""
+        if isinstance(value, str) and float in _flatten(hint):
+            note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
+        raise error(f"`{key}` in {what} should be {_type_name(hint)}, got {type(value).__name__} {value!r}{note}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"`{key}` in {what} should be a finite number, got {value!r}.")
+
+
+def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[KGPeftError]) -> dict[str, Any]:
     """The keyword arguments of ``cls``: keys and types checked, nested sections built."""
     if not isinstance(values, Mapping):
         raise error(f"{what} should be a mapping of settings, got {type(values).__name__} {values!r}.")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in values.items():
@@ -92,12 +127,8 @@ def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[Config
             value = [_build_section(items, v, f"{key}[{i}]", error) for i, v in enumerate(value)]
         elif section is not None and isinstance(value, Mapping):
             value = _build_section(section, value, key, error)
-        elif not _has_type(value, hints[key]):
-            note = ""
-            if isinstance(value, str) and float in _flatten(hints[key]):
-                note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
-            expected = _type_name(hints[key])
-            raise error(f"`{key}` in {what} should be {expected}, got {type(value).__name__} {value!r}{note}.")
+        else:
+            _check_value(key, value, hints[key], what, error)
         kwargs[key] = value
     missing = [name for name, f in fields.items() if name not in kwargs and _is_required(f)]
     if missing:
@@ -128,7 +159,7 @@ def _list_section_class(hint: Any) -> type | None:
     return None
 
 
-def _build_section(cls: type, value: Any, what: str, error: type[ConfigError]) -> Any:
+def _build_section(cls: type, value: Any, what: str, error: type[KGPeftError]) -> Any:
     """A nested section: a ready instance, or a mapping checked and built; its own errors name ``what``."""
     if isinstance(value, cls):
         return value
@@ -144,17 +175,20 @@ def _section_class(hint: Any) -> type | None:
     return next((t for t in _flatten(hint) if isinstance(t, type) and dataclasses.is_dataclass(t)), None)
 
 
-def _has_type(value: Any, hint: Any) -> bool:
+def _has_type(value: Any, hint: Any, literal_kind: bool = False) -> bool:
+    """Whether ``value`` is of type ``hint`` (with ``literal_kind``, a ``Literal`` takes its values' types)."""
     for option in _flatten(hint):
         origin, args = typing.get_origin(option), typing.get_args(option)
         if option is Any:
             return True
         if option is type(None) and value is None:
             return True
-        if origin is Literal and value in args:
+        if origin is Literal and (value in args or (literal_kind and type(value) in {type(a) for a in args})):
             return True
         if origin is list and isinstance(value, (list, tuple)) and all(_has_type(v, args[0]) for v in value):
             return True
+        if origin is tuple and isinstance(value, (list, tuple)) and all(_has_type(v, args[0]) for v in value):
+            return True  # tuple[X, ...]
         if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return True
         if option is bool and isinstance(value, bool):
@@ -178,7 +212,7 @@ def _type_name(hint: Any) -> str:
             names.append("None")
         elif origin is Literal:
             names.append(" | ".join(repr(a) for a in args))
-        elif origin is list:
+        elif origin in (list, tuple):
             names.append(f"a list of {_type_name(args[0])}")
         elif origin is dict or (isinstance(option, type) and dataclasses.is_dataclass(option)):
             names.append("a mapping")

@@ -1,17 +1,29 @@
 """`kgpeft.configuration`: the one path from a dict or a YAML file to a validated config."""
 
+import copy
+import dataclasses
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+import torch
+import yaml
+from accelerate.utils import set_seed
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+from transformers import get_scheduler
 
+from kgpeft.cli import main
 from kgpeft.configuration import ConfigError, dataclass_from_dict, field_help, read_yaml
 from kgpeft.errors import KGPeftError
 from kgpeft.kge import KGEConfig, KGEConfigError
 from kgpeft.kge.distillation import DistillationConfig, DistillationConfigError
 from kgpeft.kge.job import KGEJob
-from kgpeft.pipeline import JobConfig, JobConfigError
+from kgpeft.pipeline import JobConfig, JobConfigError, Variant
 from kgpeft.retrieval import RetrievalConfig, RetrievalConfigError
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
+from kgpeft.training.fact_selection import FactScorerConfig
 from kgpeft.tuners.config import KGLoraConfig, KGLoraConfigError
 
 
@@ -135,3 +147,131 @@ def test_saved_adapter_configs_ignore_unknown_keys_with_a_warning():
     with pytest.warns(UserWarning, match=r"Ignoring unknown KGLoraConfig keys \['future'\]"):
         config = KGLoraConfig.from_dict({"r": 2, "future": 1})
     assert config == KGLoraConfig(r=2)
+
+
+# Random values for the known keys of a job config: wrong types, out-of-range numbers, nulls, strings for
+# numbers, non-finite floats, nested lists and mappings.
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 70),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.sampled_from(["0.1", "1e-4", "-1", "memory", "prior", "lora", "latest", "cosine_with_min_lr", "csv", "kge"]),
+)
+VALUES = st.one_of(
+    st.integers(0, 8),  # often in range, so that many configs are valid and reach the loaders
+    st.floats(0, 0.9),
+    st.booleans(),
+    st.recursive(
+        SCALARS,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=6,
+    ),
+)
+SECTIONS = {
+    None: JobConfig,
+    "adapter": KGLoraConfig,
+    "retrieval": RetrievalConfig,
+    "training": TrainingConfig,
+    "selection": FactScorerConfig,
+    "distillation": DistillationConfig,
+    "variants": Variant,
+}
+
+
+@st.composite
+def changes(draw):
+    """``(section, key, value)``: a known key of the job config or of one of its sections, set to a random value."""
+    section = draw(st.sampled_from(list(SECTIONS)))
+    key = draw(st.sampled_from([f.name for f in dataclasses.fields(SECTIONS[section])]))
+    return section, key, draw(VALUES)
+
+
+def _settings_work(config: JobConfig) -> None:
+    """What a valid config's settings are handed to without a model accepts them (model folder, seeds, schedule)."""
+    assert (Path(config.model) / "config.json").is_file()
+    assert all(
+        math.isfinite(getattr(config.adapter, f.name)) for f in dataclasses.fields(config.adapter) if f.type == "float"
+    )
+    training = config.training
+    set_seed(config.seed)
+    set_seed(training.seed)
+    if config.selection is not None:
+        set_seed(config.selection.seed)
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=training.learning_rate)
+    scheduler = get_scheduler(
+        training.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=training.warmup_steps,
+        num_training_steps=training.max_steps or 10,
+        scheduler_specific_kwargs=training.lr_scheduler_kwargs or None,
+    )
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    assert all(math.isfinite(group["lr"]) for group in optimizer.param_groups)
+
+
+class Loaded(BaseException):
+    """A KG or a model started loading (a BaseException: no `except Exception` in kgpeft swallows it)."""
+
+
+@pytest.fixture
+def job_files(tmp_path, monkeypatch):
+    """A valid job config's files, with the KG and model loaders replaced by ones that raise `Loaded`."""
+    from kgpeft.pipeline import job
+
+    def loader(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(job, "load_kg", loader)
+    monkeypatch.setattr(job, "load_base_model", loader)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "teacher.safetensors").write_text("")
+    (tmp_path / "task.jsonl").write_text('{"text": "the dog", "answer": "animal", "split": "train"}\n')
+    base = {"model": str(tmp_path / "model"), "kg": "tiny", "task": str(tmp_path / "task.jsonl")}
+    base["training"] = {"output_dir": str(tmp_path / "run")}
+    return tmp_path, base
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(changes(), min_size=1, max_size=3))
+@example(edits=[("training", "lr_scheduler_kwargs", {"bogus": 1})])
+@example(edits=[("training", "lr_scheduler_type", "cosine_with_min_lr")])
+@example(edits=[("training", "seed", -1)])
+@example(edits=[(None, "seed", 2**40)])
+@example(edits=[(None, "model", "nowhere")])
+@example(edits=[("adapter", "memory_gate_scale", math.inf)])
+@example(edits=[("adapter", "lora_dropout", "0.1")])
+@example(edits=[(None, "max_train_examples", 0)])
+def test_random_job_configs_validate_or_name_the_key_before_anything_loads(job_files, capsys, edits):
+    """`kgpeft train` on a config of random values: a `Loaded` (it validated, then loading began) or exit
+    status 2 with one line naming a key it changed; never another exception, never a load before that."""
+    folder, values = job_files
+    values = copy.deepcopy(values)
+    for section, key, value in edits:
+        if section is None:
+            values[key] = value
+        elif section == "variants":
+            values["variants"] = [{key: value}]
+        elif isinstance(values.get(section), dict):
+            values[section][key] = value
+        else:
+            values[section] = {"teacher": str(folder / "teacher.safetensors")} if section == "distillation" else {}
+            values[section][key] = value
+    path = folder / "job.yaml"
+    path.write_text(yaml.safe_dump(values))
+    try:
+        status = main(["train", "--config", str(path)])
+    except Loaded:
+        event("valid")
+        _settings_work(JobConfig.from_yaml(path))
+        return
+    event("refused")
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("kgpeft train: error: ") and err.count("\n") == 1, err
+    named = {key for _, key, _ in edits} | {section for section, _, _ in edits if section}
+    assert any(name in err for name in named), (err, edits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 
 KGE_MODELS = ("transe", "distmult", "complex", "rotate")
 # Losses per training regime; the first of each is the regime's default.
@@ -72,6 +72,7 @@ class KGEConfig:
     device: str = field(default="auto", metadata={"help": "`auto` (CUDA when available), `cpu`, `cuda`, ..."})
 
     def __post_init__(self) -> None:
+        check_field_types(self, KGEConfigError)
         if isinstance(self.model, str):
             self.model = self.model.lower()
         for name, choices in [

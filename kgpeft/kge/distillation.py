@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 from kgpeft.errors import KGPeftError
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ class DistillationConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, DistillationConfigError)
         if not isinstance(self.teacher, str) or not self.teacher:
             raise DistillationConfigError(f"`teacher` should be a KG embedding file, got {self.teacher!r}.")
         if self.candidates not in (None, "top_k", "choices"):

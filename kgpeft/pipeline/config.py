@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int, read_yaml
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int, read_yaml
 from kgpeft.kge.distillation import DistillationConfig
 from kgpeft.retrieval.config import RetrievalConfig
 from kgpeft.tasks.registry import TASKS
@@ -75,6 +75,7 @@ class Variant:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, JobConfigError)
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise JobConfigError(f"`name` should be a non-empty name without '/', got {self.name!r}.")
         if self.adapter not in ADAPTER_KINDS:
@@ -149,12 +150,20 @@ class JobConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, JobConfigError)
         if self.task_type not in TASK_TYPES:
             raise JobConfigError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
         for name in ("max_length", "max_new_tokens", "num_labels", "max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value <= 0):
                 raise JobConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        if not 0 <= self.seed < 2**32:
+            raise JobConfigError(f"`seed` should be in [0, 2**32), got {self.seed!r}.")
+        if self.training.save_best and self.training.eval_steps is None:
+            raise JobConfigError(
+                "`training.save_best` keeps the adapter that scores best on the valid split every `eval_steps`; "
+                "set `training.eval_steps`."
+            )
         unknown = [c for c in self.controls if c not in KNOWLEDGE_CONDITIONS]
         if unknown or not self.controls:
             raise JobConfigError(

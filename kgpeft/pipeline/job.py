@@ -44,29 +44,17 @@ def load_kg(name_or_path: str) -> KnowledgeGraph:
     return read_triples(path)
 
 
-def load_examples(config: JobConfig, kg: KnowledgeGraph) -> dict[str, list]:
-    """The task's examples per split; a split over its limit keeps a seeded sample (shuffled, then cut)."""
-    from kgpeft.training.data import as_example
+def load_examples(config: JobConfig, kg: KnowledgeGraph | None = None) -> dict[str, list]:
+    """The task's examples per split; a split over its limit keeps a seeded sample (shuffled, then cut).
 
+    ``kg`` builds a registered task; a task file is read without it.
+    """
     if config.task in TASKS:
+        if kg is None:
+            raise ValueError(f"the task {config.task!r} is built from the KG: pass `kg`.")
         splits = get_task(config.task).build(kg, seed=config.seed)
     else:
-        path = Path(config.task)
-        if not path.is_file():
-            raise JobConfigError(f"task: {config.task!r} is neither a known task ({', '.join(TASKS)}) nor a file.")
-        splits = {"train": [], "valid": [], "test": []}
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                example = as_example(row, lineno)
-                if example.split not in splits:
-                    raise JobConfigError(f"{path}:{lineno}: `split` should be one of {list(splits)}.")
-                splits[example.split].append(example)
+        splits = read_task_file(config.task)
     limits = {"train": config.max_train_examples, "valid": config.max_eval_examples, "test": config.max_eval_examples}
     for name, limit in limits.items():
         if limit is not None and len(splits[name]) > limit:
@@ -74,6 +62,65 @@ def load_examples(config: JobConfig, kg: KnowledgeGraph) -> dict[str, list]:
             random.Random(config.seed).shuffle(examples)
             splits[name] = examples[:limit]
     return splits
+
+
+def read_task_file(task: str) -> dict[str, list]:
+    """The examples of a JSON-lines task file per split, every row checked.
+
+    Raises:
+        JobConfigError: not a file, or a line that is not UTF-8, not JSON or not a valid row, named by
+            ``file:line``.
+    """
+    from kgpeft.training.data import DataError, as_example
+
+    path = Path(task)
+    if not path.is_file():
+        raise JobConfigError(f"task: {task!r} is neither a known task ({', '.join(TASKS)}) nor a file.")
+    splits = {"train": [], "valid": [], "test": []}
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise JobConfigError(
+                    f"{path}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); save it as UTF-8."
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                example = as_example(json.loads(line), lineno)
+            except json.JSONDecodeError as e:
+                raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            except DataError as e:
+                raise JobConfigError(f"{path}:{lineno}: {e}") from None
+            if example.split not in splits:
+                raise JobConfigError(
+                    f"{path}:{lineno}: `split` should be one of {list(splits)}, got {example.split!r}."
+                )
+            splits[example.split].append(example)
+    return splits
+
+
+def check_model_folder(config: JobConfig) -> Path | None:
+    """The job's local model folder, checked to hold a ``config.json`` (``None`` for a packaged model).
+
+    Raises:
+        JobConfigError: ``model`` names neither a packaged model nor a Hugging Face model folder.
+    """
+    from kgpeft.pretrained import PACKAGED_MODELS
+
+    if config.model in PACKAGED_MODELS:
+        return None
+    path = Path(config.model)
+    if not path.is_dir():
+        raise JobConfigError(
+            f"model: {config.model!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a local folder."
+        )
+    if not (path / "config.json").is_file():
+        raise JobConfigError(
+            f"model: {path} has no config.json; expected a Hugging Face model folder (written by save_pretrained)."
+        )
+    return path
 
 
 def load_base_model(config: JobConfig):
@@ -85,7 +132,7 @@ def load_base_model(config: JobConfig):
         AutoTokenizer,
     )
 
-    from kgpeft.pretrained import PACKAGED_MODELS, packaged_model_path
+    from kgpeft.pretrained import packaged_model_path
 
     auto = {
         "causal_lm": AutoModelForCausalLM,
@@ -93,9 +140,7 @@ def load_base_model(config: JobConfig):
         "seq2seq": AutoModelForSeq2SeqLM,
         "classification": AutoModelForSequenceClassification,
     }[config.task_type]
-    path = packaged_model_path(config.model) if config.model in PACKAGED_MODELS else Path(config.model)
-    if not path.is_dir():
-        raise JobConfigError(f"model: {config.model!r} is neither a packaged model nor a local folder.")
+    path = check_model_folder(config) or packaged_model_path(config.model)
     kwargs = {"num_labels": config.num_labels} if config.task_type == "classification" else {}
     torch.manual_seed(config.seed)  # a classification head starts from the same weights every time
     model = auto.from_pretrained(path, **kwargs)
@@ -210,10 +255,15 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     The scorer is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
     (``train_scorer=True``), or read back from there (``False``: evaluating a finished job).
     """
+    # What is quick to check comes before what is slow to load: the model folder, a task file's rows.
+    check_model_folder(config)
+    _check_files(config)
+    splits = None if config.task in TASKS else load_examples(config)
+    _check_training_examples(config, splits, train_scorer)
     kg = load_kg(config.kg)
-    splits = load_examples(config, kg)
-    if train_scorer and not splits["train"]:
-        raise JobConfigError(f"task: {config.task!r} has no training examples.")
+    if splits is None:
+        splits = load_examples(config, kg)
+        _check_training_examples(config, splits, train_scorer)
     base, tokenizer = load_base_model(config)
     job = Job(config, kg, base, tokenizer, splits)
     if config.selection is not None:
@@ -231,6 +281,24 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
         else:
             job.scorer = fact_selection.load_fact_scorer(path, kg, tokenizer, base.get_input_embeddings())
     return job
+
+
+def _check_files(config: JobConfig) -> None:
+    """The KG embedding files the job reads exist (a KGE teacher, ``kge`` node features)."""
+    files = {"distillation.teacher": config.distillation.teacher} if config.distillation else {}
+    for variant in config.variants:
+        adapter = config.variant_adapter(variant)
+        if variant.adapter == "kg-lora" and adapter.node_features == "kge":
+            files[f"variants: {variant.name}: `adapter.kge_path` (for `node_features: kge`)"] = adapter.kge_path
+    for key, path in files.items():
+        if path is None or not Path(path).is_file():
+            raise JobConfigError(f"{key}: {path} is not a file of KG embeddings (written by `kgpeft kge train`).")
+
+
+def _check_training_examples(config: JobConfig, splits: dict[str, list] | None, train: bool) -> None:
+    if train and splits is not None and not splits["train"]:
+        counts = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
+        raise JobConfigError(f"task: {config.task!r} has no training examples ({counts}); rows need `split: train`.")
 
 
 def load_variant_model(job: Job, variant: Variant, adapter_dir: str | Path) -> nn.Module:
@@ -301,7 +369,9 @@ class TrainedVariant:
 
 def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     """Build and train ``variant`` with the job's training settings, in ``output_dir/<variant name>``."""
+    from kgpeft.errors import KGFileNotFoundError
     from kgpeft.training import KnowledgeCollator
+    from kgpeft.training.checkpoints import find_checkpoint
     from kgpeft.training.trainer import train
 
     model = build_model(job, variant)
@@ -310,7 +380,14 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
         return TrainedVariant(variant, model, 0, 0.0, 0, None)
     model.print_trainable_parameters()
     output_dir = Path(job.config.training.output_dir) / variant.name
-    training = dataclasses.replace(job.config.training, output_dir=str(output_dir))
+    resume = job.config.training.resume_from_checkpoint
+    if resume == "latest":
+        try:
+            find_checkpoint(resume, output_dir)
+        except KGFileNotFoundError:  # a resumed job whose variant had written no checkpoint yet
+            print(f"{variant.name}: no checkpoint in {output_dir} to resume from; training from the start.")
+            resume = None
+    training = dataclasses.replace(job.config.training, output_dir=str(output_dir), resume_from_checkpoint=resume)
     train_ds = job.dataset("train", variant, with_target=True)
     valid_ds = job.dataset("valid", variant, with_target=True) if training.eval_steps and job.splits["valid"] else None
     collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.adapter == "kg-lora")

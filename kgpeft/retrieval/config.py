@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.linking import EntityLinker
 from kgpeft.retrieval.facts import FACT_FIELDS, FACT_STYLES, fact_template
@@ -52,6 +52,7 @@ class RetrievalConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, RetrievalConfigError)
         if isinstance(self.num_neighbors, tuple):
             self.num_neighbors = list(self.num_neighbors)
         if (

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from transformers import SchedulerType
+import torch
+from transformers import SchedulerType, get_scheduler
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
 MIXED_PRECISIONS = ("no", "bf16", "fp16", "auto")
 TRACKERS = ("csv", "tensorboard")
 # These step on a metric rather than on the step count, which the loop does not feed them.
 _METRIC_SCHEDULERS = ("reduce_lr_on_plateau", "greedy")
+# What the training loop passes to every schedule itself.
+_SCHEDULER_ARGUMENTS = {"optimizer", "num_warmup_steps", "num_training_steps", "last_epoch"}
 LR_SCHEDULERS = tuple(s.value for s in SchedulerType if s.value not in _METRIC_SCHEDULERS)
 
 
@@ -109,6 +113,7 @@ class TrainingConfig:
     progress_bar: bool = field(default=True, metadata={"help": "Show a progress bar on the main process."})
 
     def __post_init__(self) -> None:
+        check_field_types(self, TrainingConfigError)
         self.log_with = list(self.log_with)
         positive = ["num_epochs", "per_device_train_batch_size", "per_device_eval_batch_size"]
         positive += ["gradient_accumulation_steps", "logging_steps"]
@@ -141,8 +146,47 @@ class TrainingConfig:
         unknown = [t for t in self.log_with if t not in TRACKERS]
         if unknown:
             raise TrainingConfigError(f"`log_with` entries should be among {TRACKERS}, got {unknown}.")
+        if not 0 <= self.seed < 2**32:
+            raise TrainingConfigError(f"`seed` should be in [0, 2**32), got {self.seed!r}.")
         if not self.metric_for_best_model:
             raise TrainingConfigError("`metric_for_best_model` should name an evaluation metric, got an empty string.")
+        self._check_scheduler_kwargs()
+
+    def _check_scheduler_kwargs(self) -> None:
+        """Refuse ``lr_scheduler_kwargs`` the schedule does not take, or whose values it cannot compute with.
+
+        The schedule is built once over a dummy parameter and its factor read along the run, so a
+        wrong key or value fails here rather than once the model is loaded.
+        """
+        from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+
+        name = SchedulerType(self.lr_scheduler_type)
+        known = set()
+        if name not in (SchedulerType.CONSTANT, SchedulerType.CONSTANT_WITH_WARMUP):  # get_scheduler passes none
+            known = set(inspect.signature(TYPE_TO_SCHEDULER_FUNCTION[name]).parameters) - _SCHEDULER_ARGUMENTS
+        unknown = sorted(set(self.lr_scheduler_kwargs) - known)
+        if unknown:
+            raise TrainingConfigError(
+                f"`lr_scheduler_kwargs` has keys {unknown} that `lr_scheduler_type` {name.value!r} does not take; "
+                f"it takes {sorted(known) or 'none'}."
+            )
+        steps = self.max_steps or 100
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        try:
+            scheduler = get_scheduler(
+                name,
+                optimizer,
+                num_warmup_steps=self.warmup_steps,
+                num_training_steps=steps,
+                scheduler_specific_kwargs=self.lr_scheduler_kwargs or None,
+            )
+            for step in range(0, steps + 1, max(1, steps // 16)):
+                for factor in getattr(scheduler, "lr_lambdas", []):
+                    factor(step)
+        except (TypeError, ValueError, ArithmeticError) as e:
+            raise TrainingConfigError(
+                f"`lr_scheduler_kwargs` {self.lr_scheduler_kwargs} do not fit `lr_scheduler_type` {name.value!r}: {e}"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
+from kgpeft.configuration import check_field_types
 from kgpeft.errors import KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, collate_soft_targets, first_tokens
@@ -47,20 +48,36 @@ def as_example(row: TaskExample | Mapping[str, Any], index: int) -> TaskExample:
         raise DataError(f"Row {index}: unknown keys {unknown}; known keys: {sorted(known)}.")
     if not isinstance(row.get("text"), str) or not row["text"].strip():
         raise DataError(f"Row {index}: `text` should be a non-empty string, got {row.get('text')!r}.")
-    return TaskExample(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+    example = TaskExample(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+    _check_fields(example, index)
+    return example
 
 
-def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
+def _check_fields(example: TaskExample, index: int) -> None:
+    """Each field of the annotated type (``target_start: "0"`` is refused), and a gold link inside ``text``."""
     if not isinstance(example.text, str) or not example.text.strip():
         raise DataError(f"Row {index}: `text` should be a non-empty string, got {example.text!r}.")
-    if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
-        raise DataError(f"Row {index}: a classification row needs an integer `label` >= 0, got {example.label!r}.")
-    if task != "classification" and with_target and not isinstance(example.answer, str):
-        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {example.answer!r}.")
+    try:
+        check_field_types(example, DataError)
+    except DataError as e:
+        raise DataError(f"Row {index}: {e}") from None
     if (example.target_start is None) != (example.target_end is None) or (
         example.target_start is not None and example.entity is None
     ):
         raise DataError(f"Row {index}: a gold link needs `target_start`, `target_end` and `entity` together.")
+    if example.target_start is not None and not 0 <= example.target_start < example.target_end <= len(example.text):
+        raise DataError(
+            f"Row {index}: the gold link [`target_start`, `target_end`) = [{example.target_start}, "
+            f"{example.target_end}) should be a non-empty span of `text` ({len(example.text)} characters)."
+        )
+
+
+def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
+    _check_fields(example, index)
+    if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
+        raise DataError(f"Row {index}: a classification row needs an integer `label` >= 0, got {example.label!r}.")
+    if task != "classification" and with_target and not isinstance(example.answer, str):
+        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {example.answer!r}.")
 
 
 class KnowledgeDataset(Dataset):
@@ -165,7 +182,9 @@ class KnowledgeDataset(Dataset):
         return graphs
 
     def facts(self, index: int, limit: int | None = None) -> list[str]:
-        """The example's retrieved facts as short sentences, those touching a linked entity first."""
+        """At most ``limit`` of the example's retrieved facts as sentences, those touching a linked entity first."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise DataError(f"`limit` should be a non-negative integer or None, got {limit!r}.")
         triples = self._ranked_facts(index)[:limit]
         return [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
 

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from kgpeft.configuration import ConfigError
+from kgpeft.configuration import ConfigError, check_field_types
 from kgpeft.errors import KGFileNotFoundError, KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.nn.fact_scorer import FactScorer, answer_fact_loss, top_facts
@@ -68,12 +68,15 @@ class FactScorerConfig:
     seed: int = field(default=0, metadata={"help": "Initialisation and batch order."})
 
     def __post_init__(self) -> None:
+        check_field_types(self, FactScorerConfigError)
         if self.objective not in OBJECTIVES:
             raise FactScorerConfigError(f"`objective` should be one of {OBJECTIVES}, got {self.objective!r}.")
         for name in ("hidden_channels", "num_layers", "max_steps", "batch_size", "num_candidates"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise FactScorerConfigError(f"`{name}` should be a positive integer, got {value!r}.")
+        if not 0 <= self.seed < 2**32:
+            raise FactScorerConfigError(f"`seed` should be in [0, 2**32), got {self.seed!r}.")
         if not self.learning_rate > 0:
             raise FactScorerConfigError(f"`learning_rate` should be positive, got {self.learning_rate!r}.")
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from peft import LoraConfig
 
-from kgpeft.configuration import ConfigError, dataclass_from_dict, is_int
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 
 KnowledgeMode = Literal["token", "cross", "prefix", "memory"]
 NodeFeatures = Literal["text", "kge", "learned"]
@@ -106,6 +106,7 @@ class KGLoraConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, KGLoraConfigError)
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
         for name in (*positive, "relation_negatives"):
             value = getattr(self, name)

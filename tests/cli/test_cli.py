@@ -1,7 +1,14 @@
 """The command line end to end, on a tiny model, KG and task written by the test."""
 
 import json
+import os
 import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -85,6 +92,14 @@ def test_train_then_evaluate_and_predict(job, capsys):
         ({"selection": {"objective": "both"}}, "selection: `objective` should be one of"),
         ({"variants": [{"name": "a", "adapter": "gru"}]}, r"variants\[0\]: `adapter` should be one of"),
         ({"controls": ["inverted"]}, "`controls` should be a non-empty list"),
+        ({"training": {"lr_scheduler_kwargs": {"bogus": 1}}}, r"`lr_scheduler_kwargs` has keys \['bogus'\]"),
+        ({"training": {"lr_scheduler_type": "cosine_with_min_lr"}}, "`lr_scheduler_kwargs` {} do not fit"),
+        ({"training": {"save_best": True}}, "`training.save_best` .* set `training.eval_steps`"),
+        ({"seed": -1}, r"`seed` should be in \[0, 2\*\*32\), got -1"),
+        ({"adapter": {"memory_gate_scale": float("inf")}}, "`memory_gate_scale` in adapter should be a finite number"),
+        ({"adapter": {"lora_dropout": "0.1"}}, "`lora_dropout` in adapter should be float, got str '0.1'"),
+        ({"max_train_examples": 0}, "`max_train_examples` should be a positive integer, got 0"),
+        ({"adapter": None}, "`adapter` in job config should be a mapping, got NoneType None"),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "demo"])
@@ -151,3 +166,159 @@ def test_multiple_choice_job(job, tmp_path, capsys):
     out = capsys.readouterr().out
     metrics = json.loads(out[out.index('{\n  "test"') :])["test"]["kg-lora"]["correct"]
     assert set(metrics) == {"accuracy", "prompt_tokens"} and metrics["accuracy"] in (0.0, 0.5, 1.0)
+
+
+class Loaded(BaseException):
+    """The KG or the base model started loading."""
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Loading the KG or the base model fails the test: the errors below come before."""
+    from kgpeft.pipeline import job
+
+    def loader(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(job, "load_kg", loader)
+    monkeypatch.setattr(job, "load_base_model", loader)
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (b"", r"task: '.*task.jsonl' has no training examples \(0 train, 0 valid, 0 test\)"),
+        (b'{"text": "a bank", "answer": "money", "split": "test"}\n', "has no training examples .* 1 test"),
+        (
+            b'{"text": "the dog", "answer": "pet", "split": "train"}\n'
+            b'{"text": "the dog", "answer": "pet", "entity": "dog", "target_start": "4", "target_end": 7}\n',
+            r"task.jsonl:2: Row 2: `target_start` .* should be int or None, got str '4'",
+        ),
+        (
+            '{"text": "café", "answer": "x", "split": "train"}\n'.encode("latin-1"),
+            r"task.jsonl:1: not UTF-8 \(byte 0xe9",
+        ),
+    ],
+)
+def test_bad_task_file_is_named_before_loading(job, tmp_path, capsys, no_loading, task, message):
+    path, _ = job
+    (tmp_path / "task.jsonl").write_bytes(task)
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and err.count("\n") == 1, err
+
+
+def test_model_folder_without_config_is_named_before_loading(job, tmp_path, capsys, no_loading):
+    path, values = job
+    (tmp_path / "model" / "config.json").unlink()
+    assert main(["train", "--config", str(path)]) == 2
+    assert f"model: {tmp_path / 'model'} has no config.json" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump({**values, "distillation": {"teacher": str(tmp_path / "none.safetensors")}}))
+    (tmp_path / "model" / "config.json").write_text("{}")
+    assert main(["train", "--config", str(path)]) == 2
+    assert "distillation.teacher: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["link", "--max-nodes", "0", "dog"], "`max_nodes` should be a positive integer, got 0"),
+        (["link", "--max-candidates", "0", "dog"], "`max_candidates` should be a positive integer, got 0"),
+        (["link", "--num-neighbors", "0", "--", "dog"], "`num_neighbors` should be a non-empty list"),
+        (["link", "--max-facts", "-1", "dog"], "--max-facts should be at least 0, got -1"),
+        (["demo", "--threads", "0"], "--threads should be at least 1, got 0"),
+        (["predict", "--config", "JOB", "--adapter", "nowhere", "--max-facts", "-2", "dog"], "--max-facts should be"),
+        (["evaluate", "--config", "JOB", "--adapter", "nowhere"], "--adapter: nowhere is not a folder"),
+        (["predict", "--config", "JOB", "--adapter", "nowhere", "dog"], "--adapter: nowhere is not a folder"),
+    ],
+)
+def test_bad_options_are_one_line_before_loading(job, capsys, no_loading, monkeypatch, argv, message):
+    import kgpeft.pipeline
+
+    monkeypatch.setattr(kgpeft.pipeline, "load_kg", Loaded)  # what `link` loads
+    path, _ = job
+    assert main([str(path) if a == "JOB" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgpeft {argv[0]}: error: ") and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "argv", [["link", "--bogus"], ["link", "--max-nodes", "x"], ["train"], ["kge", "evaluate"], ["frobnicate"]]
+)
+def test_usage_errors_are_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("kgpeft") and "error: " in err and err.count("\n") == 1, err
+    assert "--help`)" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("cmd_link", ["link", "dog"]),
+        ("cmd_demo", ["demo"]),
+        ("cmd_train", ["train", "--config", "JOB"]),
+        ("cmd_evaluate", ["evaluate", "--config", "JOB", "--adapter", "a"]),
+        ("cmd_predict", ["predict", "--config", "JOB", "--adapter", "a", "dog"]),
+        ("cmd_kge_train", ["kge", "train"]),
+        ("cmd_kge_evaluate", ["kge", "evaluate", "--embeddings", "e", "--kg", "umls"]),
+    ],
+)
+def test_every_command_exits_130_on_ctrl_c(job, capsys, monkeypatch, command, argv):
+    import kgpeft.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kgpeft.cli, command, interrupted)
+    path, _ = job
+    assert main([str(path) if a == "JOB" else a for a in argv]) == 130
+    assert capsys.readouterr().err == f"\nkgpeft {' '.join(argv[: 2 if argv[0] == 'kge' else 1])}: interrupted.\n"
+
+
+def _kgpeft(*argv: str, **kwargs) -> subprocess.Popen:
+    """``kgpeft ARGV`` in a fresh Python process, running this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kgpeft.cli", *argv], env=env, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_ctrl_c_during_training_says_where_it_stopped_and_resume_continues(job, capsys):
+    path, values = job
+    values["training"].update(max_steps=100_000, save_steps=3, save_total_limit=2)
+    path.write_text(yaml.safe_dump(values))
+    process = _kgpeft("train", "--config", str(path), stdout=subprocess.DEVNULL)
+    folder = Path(values["training"]["output_dir"]) / "kg-lora"
+    deadline = time.monotonic() + 240
+    while not list(folder.glob("checkpoint-*/trainer_state.json")) and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    last = err.decode().strip().splitlines()[-1]
+    assert process.returncode == 130, err.decode()
+    match = re.fullmatch(
+        r"kgpeft train: interrupted; last checkpoint (.*checkpoint-(\d+)) \(step \d+\)\. Resume with: (.*)", last
+    )
+    assert match and Path(match[1]).is_dir() and "Traceback" not in err.decode(), err.decode()
+    command = shlex.split(match[3])
+    assert command == ["kgpeft", "train", "--config", str(path), "--resume"]
+    step = int(match[2])
+    values["training"]["max_steps"] = step + 1  # the resumed run takes one more step
+    path.write_text(yaml.safe_dump(values))
+    capsys.readouterr()
+    assert main(command[1:]) == 0
+    assert f"Resumed from {match[1]} at step {step}." in capsys.readouterr().out
+
+
+def test_closed_pipe_and_user_error_exit_quietly(tmp_path):
+    (tmp_path / "kg.tsv").write_text("dog\tis_a\tanimal\ncat\tis_a\tanimal\n")
+    link = _kgpeft("link", "--kg", str(tmp_path / "kg.tsv"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    link.stdin.write(b"the dog and the cat\n" * 5000)  # far more output than a pipe holds
+    link.stdin.close()
+    assert link.stdout.readline()  # `| head -1`
+    link.stdout.close()
+    assert link.wait(timeout=120) == 141 and link.stderr.read() == b""
+    bad = _kgpeft("link", "--kg", str(tmp_path / "kg.tsv"), "--max-nodes", "0", "dog")
+    _, err = bad.communicate(timeout=120)
+    assert bad.returncode == 2 and err.decode().count("\n") == 1 and "`max_nodes` should be" in err.decode()

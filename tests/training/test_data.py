@@ -56,6 +56,9 @@ def test_gold_links_and_facts_in_prompt(kg, tokenizer):
         retrieval=RetrievalConfig(num_facts=2),
     )
     assert ds.facts(0) == ["bank near river", "bank holds money"]
+    assert ds.facts(0, 1) == ["bank near river"] and ds.facts(0, 0) == []
+    with pytest.raises(DataError, match="`limit` should be a non-negative integer or None, got -1"):
+        ds.facts(0, -1)  # not every fact but the last
     text = tokenizer.decode(ds[0]["input_ids"])
     assert text.startswith("[UNK] [UNK] bank [UNK] river") and text.endswith("the bank money")
     assert ds[0]["token_entity"][-3:] == [-1, 4, -1], "the gold link moved with the text"
@@ -73,7 +76,19 @@ def test_classification_rows(kg, tokenizer):
     [
         ([{"text": "the dog", "answer": "x"}, {"answer": "x"}], "causal_lm", "Row 1: `text` should be a non-empty"),
         ([{"text": "the dog"}], "causal_lm", "Row 0: a causal_lm row needs a string `answer`"),
-        ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: a classification row needs an integer"),
+        ([{"text": "the dog", "label": "pet"}], "classification", "Row 0: `label` .* should be int or None, got str"),
+        ([{"text": "the dog", "label": -1}], "classification", "Row 0: a classification row needs an integer"),
+        (
+            [{"text": "the dog", "answer": "x", "entity": "dog", "target_start": "4", "target_end": 7}],
+            "causal_lm",
+            "Row 0: `target_start` .* should be int or None, got str '4'",
+        ),
+        (
+            [{"text": "the dog", "answer": "x", "entity": "dog", "target_start": 4, "target_end": 9}],
+            "causal_lm",
+            r"Row 0: the gold link .* \[4, 9\) should be a non-empty span of `text` \(7 characters\)",
+        ),
+        ([{"text": "the dog", "answer": "x", "choices": "ab"}], "causal_lm", "Row 0: `choices` .* should be a list"),
         ([{"text": "the dog", "lable": 1}], "classification", r"Row 0: unknown keys \['lable'\]"),
     ],
 )

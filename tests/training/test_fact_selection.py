@@ -28,9 +28,7 @@ QUESTIONS = [("dog", "animal"), ("cat", "pet"), ("bank", "money"), ("tree", "riv
 
 
 def _dataset(kg, tokenizer, with_entities=True):
-    examples = [
-        TaskExample(f"the {s}", answer=a, answer_entities=(a,) if with_entities else None) for s, a in QUESTIONS
-    ]
+    examples = [TaskExample(f"the {s}", answer=a, answer_entities=(a,) if with_entities else ()) for s, a in QUESTIONS]
     retrieval = RetrievalConfig(num_neighbors=[-1, -1])
     return KnowledgeDataset(examples, tokenizer, kg, retrieval=retrieval)
 

@@ -72,7 +72,7 @@ def test_config_defaults_and_dict_round_trip():
     [
         ({"learning_rate": 0.0}, r"`learning_rate` should be positive, got 0\.0\."),
         ({"max_steps": 0}, r"`max_steps` should be a positive integer, got 0\."),
-        ({"gradient_accumulation_steps": 1.5}, r"`gradient_accumulation_steps` should be a positive integer, got 1\.5"),
+        ({"gradient_accumulation_steps": 1.5}, r"`gradient_accumulation_steps` .* should be int, got float 1\.5"),
         ({"warmup_steps": -1}, r"`warmup_steps` should be a non-negative integer, got -1\."),
         ({"mixed_precision": "fp8"}, r"`mixed_precision` should be one of .*got 'fp8'\."),
         ({"lr_scheduler_type": "reduce_lr_on_plateau"}, r"`lr_scheduler_type` should be one of .*'cosine'"),
