@@ -63,6 +63,8 @@ def test_byte_order_mark_is_not_part_of_the_first_key(tmp_path, name):
     assert kg.entity_keys == ["paris", "france"]
     labels = write(tmp_path / "labels.tsv", b"\xef\xbb\xbfparis\tParis\n")
     assert list(read_entity_labels(labels)) == ["paris"]
+    nt = write(tmp_path / "kg.nt", b"\xef\xbb\xbf<http://e/a> <http://e/r> <http://e/b> .\n")
+    assert read_ntriples(nt).entity_keys == ["http://e/a", "http://e/b"]
 
 
 def test_csv_fields_follow_csv_quoting(tmp_path):
