@@ -2,8 +2,9 @@
 
 Every reader checks each line and raises :class:`~kgpeft.errors.KGFormatError` naming the
 file and 1-based line of the first bad one (wrong column count, empty field, bad
-encoding). Blank lines and a leading UTF-8 byte order mark are skipped. Repeated triples are dropped, counted in
-``kg.info["duplicates_dropped"]`` and reported with a warning; nothing else is dropped.
+encoding). Blank lines and a leading UTF-8 byte order mark are skipped. Repeated triples
+are dropped, counted in ``kg.info["duplicates_dropped"]`` and reported with a warning;
+nothing else is dropped.
 """
 
 from __future__ import annotations

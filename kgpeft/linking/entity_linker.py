@@ -165,9 +165,9 @@ class EntityLinker:
     :func:`normalize` (NFKC-normalised, casefolded, ``_`` as space, whitespace runs as one
     space), and text is matched in that same form, so ``"New  York"``, ``"new york"`` and
     ``"NEW_YORK"`` all match the alias ``"New York"``, and ``"cafe"`` + U+0301 matches
-    ``"café"``; mention offsets are always into the original text. A match must not be preceded or followed by a letter,
-    digit or combining mark: ``"cat"`` does not match inside ``"category"``, but ``"dog"``
-    does match in ``"dog."`` and ``"(dog)"``. Punctuation inside a name must match exactly
+    ``"café"``; mention offsets are always into the original text. A match must not be
+    preceded or followed by a letter, digit or combining mark: ``"cat"`` does not match inside
+    ``"category"``, but ``"dog"`` does match in ``"dog."`` and ``"(dog)"``. Punctuation inside a name must match exactly
     (``"t-shirt"`` does not match ``"t shirt"``). Of overlapping matches, the leftmost wins,
     then the longest, so ``"new york city"`` beats ``"new york"`` and ``"york city"``.
 
