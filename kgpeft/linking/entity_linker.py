@@ -167,9 +167,10 @@ class EntityLinker:
     ``"NEW_YORK"`` all match the alias ``"New York"``, and ``"cafe"`` + U+0301 matches
     ``"café"``; mention offsets are always into the original text. A match must not be
     preceded or followed by a letter, digit or combining mark: ``"cat"`` does not match inside
-    ``"category"``, but ``"dog"`` does match in ``"dog."`` and ``"(dog)"``. Punctuation inside a name must match exactly
-    (``"t-shirt"`` does not match ``"t shirt"``). Of overlapping matches, the leftmost wins,
-    then the longest, so ``"new york city"`` beats ``"new york"`` and ``"york city"``.
+    ``"category"``, but ``"dog"`` does match in ``"dog."`` and ``"(dog)"``. Punctuation inside
+    a name must match exactly (``"t-shirt"`` does not match ``"t shirt"``). Of overlapping
+    matches, the leftmost wins, then the longest, so ``"new york city"`` beats ``"new york"``
+    and ``"york city"``.
 
     A name shared by several entities (WordNet's *bank* names 18 synsets) keeps its
     ``max_candidates`` most likely entities, ranked by a prior: ``kg.name_priors`` if the KG
