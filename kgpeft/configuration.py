@@ -35,12 +35,19 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping of settings in the YAML file ``path`` (an empty file is ``{}``).
 
     Raises:
-        ConfigError: the file cannot be read or parsed, or holds something other than a mapping.
+        ConfigError: the file cannot be read or parsed, repeats a key within one mapping (naming the
+            key and both lines), or holds something other than a mapping.
     """
     import yaml
 
     try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(Path(path).read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            _check_unique_keys(node, loader, path, set())
+            values = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     if values is None:
@@ -48,6 +55,30 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}.")
     return values
+
+
+def _check_unique_keys(node, loader, path: str | os.PathLike, seen: set[int]) -> None:
+    """Raise :class:`ConfigError` at a key repeated within one mapping of a composed YAML document.
+
+    PyYAML keeps the last of repeated keys silently. Keys merged in with ``<<`` may still be overridden.
+    """
+    import yaml
+
+    if node is None or isinstance(node, yaml.ScalarNode) or id(node) in seen:
+        return
+    seen.add(id(node))  # an alias can make a node its own descendant
+    first_line: dict[Any, int] = {}
+    for item in node.value:
+        if isinstance(node, yaml.SequenceNode):
+            _check_unique_keys(item, loader, path, seen)
+            continue
+        key_node, value_node = item
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key, line = loader.construct_object(key_node), key_node.start_mark.line + 1
+            if key in first_line:
+                raise ConfigError(f"{path}:{line}: duplicate key {key!r} (first on line {first_line[key]}).")
+            first_line[key] = line
+        _check_unique_keys(value_node, loader, path, seen)
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -94,6 +94,33 @@ def test_read_yaml(tmp_path):
     assert issubclass(ConfigError, KGPeftError) and issubclass(ConfigError, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lr: 1\nseed: 0\nlr: 2\n", ":3: duplicate key 'lr' (first on line 1)."),
+        ("training:\n  lr: 1\n\n  lr: 1\n", ":4: duplicate key 'lr' (first on line 2)."),
+        ("a:\n  - {x: 1, y: 2, x: 3}\n", ":2: duplicate key 'x' (first on line 2)."),
+        ("1: a\n0x1: b\n", ":2: duplicate key 1 (first on line 1)."),  # the same int, written twice
+    ],
+)
+def test_read_yaml_duplicate_keys_are_errors(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert str(info.value) == f"{path}{message}"
+
+
+def test_read_yaml_merge_keys_may_be_overridden(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "base: &b {lr: 1, seed: 0}\nrun: &r\n  <<: *b\n  lr: 2\nagain:\n  <<: *r\n  seed: 3\nloop: &l [*l]\n"
+    )
+    values = read_yaml(path)
+    assert values["run"] == {"lr": 2, "seed": 0} and values["again"] == {"lr": 2, "seed": 3}
+    assert values["loop"][0] is values["loop"]
+
+
 CONFIGS = [KGLoraConfig, TrainingConfig, DistillationConfig, KGEConfig, JobConfig, KGEJob]
 
 

@@ -2,12 +2,15 @@
 
 Every reader checks each line and raises :class:`~kgpeft.errors.KGFormatError` naming the
 file and 1-based line of the first bad one (wrong column count, empty field, bad
-encoding). Blank lines are skipped. Repeated triples are dropped, counted in
-``kg.info["duplicates_dropped"]`` and reported with a warning; nothing else is dropped.
+encoding). Blank lines and a leading UTF-8 byte order mark are skipped. Repeated triples
+are dropped, counted in ``kg.info["duplicates_dropped"]`` and reported with a warning;
+nothing else is dropped.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import os
 import re
 import warnings
@@ -26,18 +29,26 @@ UnknownPolicy = Literal["add", "drop", "error"]
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` for the non-blank lines of a UTF-8 file."""
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` for every line of a UTF-8 file, line ending kept, a leading BOM dropped."""
     if not path.is_file():
         raise KGFileNotFoundError(f"KG file not found: {path}")
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise KGFormatError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
-            if line.strip():
-                yield lineno, line
+            yield lineno, line
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` for the non-blank lines of a UTF-8 file, without line endings."""
+    for lineno, line in _decoded_lines(path):
+        if line.strip():
+            yield lineno, line.rstrip("\r\n")
 
 
 def _delimiter_for(path: Path, delimiter: str | None) -> str:
@@ -46,16 +57,41 @@ def _delimiter_for(path: Path, delimiter: str | None) -> str:
     return "," if path.suffix.lower() == ".csv" else "\t"
 
 
+def _records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first line number, fields)`` for the non-blank records of a delimited file.
+
+    Comma-separated files are read with :mod:`csv`, so a quoted field may hold commas, doubled
+    quotes and line breaks (``"New York, NY",located_in,USA``); other delimiters split each line
+    as it is, quotes included.
+    """
+    if delimiter != ",":
+        for lineno, line in _lines(path):
+            yield lineno, line.split(delimiter)
+        return
+    reader = csv.reader((line for _, line in _decoded_lines(path)), strict=True)
+    end = 0  # the last line of the previous record
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise KGFormatError(f"not valid CSV ({e})", path, reader.line_num) from None
+        start, end = end + 1, reader.line_num
+        if len(fields) > 1 or (fields and fields[0].strip()):
+            yield start, fields
+
+
 def _rows(
     path: Path, delimiter: str, min_cols: int, max_cols: int, header: bool = False
 ) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)``, checking the column count and empty required fields."""
     expected = str(min_cols) if min_cols == max_cols else f"{min_cols} to {max_cols}"
-    lines = _lines(path)
+    records = _records(path, delimiter)
     if header:
-        next(lines, None)
-    for lineno, line in lines:
-        fields = [f.strip() for f in line.split(delimiter)]
+        next(records, None)
+    for lineno, raw_fields in records:
+        fields = [f.strip() for f in raw_fields]
         if not min_cols <= len(fields) <= max_cols:
             raise KGFormatError(
                 f"expected {expected} columns separated by {delimiter!r}, got {len(fields)}", path, lineno
@@ -155,6 +191,9 @@ def read_triples(
     labels: PathLike | None = None,
 ) -> KnowledgeGraph:
     """Read a TSV/CSV file of ``head, relation, tail`` rows.
+
+    Comma-separated files follow CSV quoting (``"New York, NY",located_in,USA`` has three
+    fields, quotes removed); tab-separated lines are split at each tab, quotes kept.
 
     Args:
         path: the triples file.
@@ -272,13 +311,22 @@ def _unescape(text: str, path: Path, lineno: int) -> str:
             if m.group(3) not in _SIMPLE_ESCAPES:
                 raise KGFormatError(f"unknown escape '\\{m.group(3)}' in literal", path, lineno)
             return _SIMPLE_ESCAPES[m.group(3)]
-        return chr(int(m.group(1) or m.group(2), 16))
+        code = int(m.group(1) or m.group(2), 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise KGFormatError(f"escape '{m.group(0)}' is not a Unicode character", path, lineno)
+        return chr(code)
 
     return _ESCAPE.sub(sub, text) if "\\" in text else text
 
 
 def _local_name(iri: str) -> str:
     return re.split(r"[/#:]", iri.rstrip("/#"))[-1] or iri
+
+
+def _in_language(tag: str, language: str) -> bool:
+    """Whether the BCP-47 ``tag`` falls under ``language`` (lowercase): equal to it or extending it."""
+    tag = tag.lower()
+    return tag == language or tag.startswith(language + "-")
 
 
 def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGraph:
@@ -294,10 +342,12 @@ def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGr
 
     Args:
         path: the ``.nt`` file.
-        language: keep only language-tagged names in this language (untagged names are
-            always kept); ``None`` keeps all. (default: ``"en"``)
+        language: keep only language-tagged names in this language, a BCP-47 prefix
+            compared case-insensitively (``"en"`` keeps ``@en``, ``@EN`` and ``@en-GB``;
+            untagged names are always kept); ``None`` keeps all. (default: ``"en"``)
     """
     path = Path(path)
+    language = language.lower() if language else None
     entities, relations = _Vocab(), _Vocab()
     ids: list[tuple[int, int, int]] = []
     label_forms: dict[str, list[str]] = {}
@@ -318,7 +368,7 @@ def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGr
             continue
         value, lang = _unescape(m.group(6), path, lineno), m.group(7)
         is_name = predicate in LABEL_PREDICATES or predicate in ALIAS_PREDICATES
-        if (is_name or predicate in DESCRIPTION_PREDICATES) and language and lang and lang.lower() != language:
+        if (is_name or predicate in DESCRIPTION_PREDICATES) and language and lang and not _in_language(lang, language):
             other_language += 1
             continue
         entities.add(subject)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import NamedTuple
@@ -78,19 +78,47 @@ _BOUNDARY = _BoundaryTable()
 _ASCII_FOLD = bytes(ord(_FOLD[o]) for o in range(128)) + bytes(range(128, 256))
 _ASCII_BOUNDARY = bytes(ord(_BOUNDARY[ord(_FOLD[o])]) for o in range(128)) + bytes(range(128, 256))
 _SPACE_RUN = re.compile(r"[\s_]{2,}")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+#: The Unicode normal form in which names and text are compared.
+NORMAL_FORM = "NFKC"
 
 
 def normalize(text: str) -> str:
     """The form in which :class:`EntityLinker` compares names and text.
 
-    Casefolded (a stronger :meth:`str.lower`), ``_`` read as a space, runs of whitespace
-    collapsed to one space, leading and trailing whitespace removed. Punctuation is kept.
+    Unicode NFKC-normalised (``"e"`` + U+0301 is ``"é"``, ``"ﬁ"`` is ``"fi"``, a no-break space
+    is a space), casefolded (a stronger :meth:`str.lower`), ``_`` read as a space, runs of
+    whitespace collapsed to one space, leading and trailing whitespace removed. Punctuation is kept.
 
     Example:
-        >>> normalize("  New_York\\n  City ")
-        'new york city'
+        >>> normalize("  New_York\\n  Cafe\\u0301 ")
+        'new york café'
     """
-    return " ".join(text.translate(_FOLD).split())
+    return " ".join(unicodedata.normalize(NORMAL_FORM, text).translate(_FOLD).split())
+
+
+def _normalized_pieces(text: str) -> list[str]:
+    """Per character of ``text``, the folded NFKC form of the piece of ``text`` it ends, or ``""``.
+
+    ``text`` is cut before each character that is not a combining mark and does not compose with
+    the piece before it (as Hangul jamo do), so each piece normalises alone as it does in context;
+    a piece's form is kept at its last character so that both of its ends map back to ``text``.
+    """
+    pieces = [""] * len(text)
+    start, form = 0, ""
+    for i, c in enumerate(text):
+        if i > start:
+            if not c.isascii():  # an ASCII character neither combines nor composes
+                joined = unicodedata.normalize(NORMAL_FORM, text[start : i + 1])
+                if unicodedata.combining(c) or joined != form + unicodedata.normalize(NORMAL_FORM, c):
+                    form = joined
+                    continue
+            pieces[i - 1] = form.translate(_FOLD)
+            start = i
+        form = unicodedata.normalize(NORMAL_FORM, c)
+    if text:
+        pieces[-1] = form.translate(_FOLD)
+    return pieces
 
 
 def _fold(text: str) -> tuple[str, str, list[int] | None]:
@@ -98,23 +126,34 @@ def _fold(text: str) -> tuple[str, str, list[int] | None]:
 
     Returns the text as :func:`normalize` has it but not stripped; that text with every
     non-word character turned into a space and a space added at both ends; and ``cum``,
-    where ``cum[i]`` is the position in the first form at which original character ``i``
-    starts, or ``None`` when the two align one to one.
+    where ``cum[i]`` is the position in the first form at which the piece holding original
+    character ``i`` starts (every character of a piece but the last folds to ``""``), or
+    ``None`` when the two align one to one.
     """
-    if text.isascii():
+    if text.isascii():  # ASCII is NFKC-normalised already
         raw = text.encode()
         folded = raw.translate(_ASCII_FOLD).decode()
         if "  " not in folded:
             return (folded, f" {raw.translate(_ASCII_BOUNDARY).decode()} ", None)
-    else:
+        pieces = list(folded)
+    elif unicodedata.is_normalized(NORMAL_FORM, text):
         folded = text.translate(_FOLD)
         if len(folded) == len(text) and "  " not in folded:
             return (folded, f" {folded.translate(_BOUNDARY)} ", None)
-    # Only when casefolding changed the length ("ß" -> "ss", "İ" -> "i̇") or whitespace
-    # needs collapsing: keep one piece per original character, so offsets map back.
-    pieces = list(map(_FOLD.__getitem__, map(ord, text)))
+        pieces = list(map(_FOLD.__getitem__, map(ord, text)))
+    else:
+        # Normalise only around non-ASCII runs: an ASCII character always starts a piece, but
+        # may be the base of a mark that follows it.
+        pieces = list(map(_FOLD.__getitem__, map(ord, text)))
+        for run in _NON_ASCII_RUN.finditer(text):
+            lo, hi = max(run.start() - 1, 0), run.end()
+            if not unicodedata.is_normalized(NORMAL_FORM, text[lo:hi]):
+                pieces[lo:hi] = _normalized_pieces(text[lo:hi])
+    # Only when normalising or casefolding changed the length ("e" + U+0301 -> "é", "ß" -> "ss",
+    # "İ" -> "i̇") or whitespace needs collapsing: keep one piece per original character (a run
+    # of whitespace keeps its last), so offsets map back.
     for run in _SPACE_RUN.finditer(text):
-        pieces[run.start() + 1 : run.end()] = [""] * (run.end() - run.start() - 1)
+        pieces[run.start() : run.end() - 1] = [""] * (run.end() - run.start() - 1)
     folded = "".join(pieces)
     return (folded, f" {folded.translate(_BOUNDARY)} ", [0, *accumulate(map(len, pieces))])
 
@@ -123,13 +162,15 @@ class EntityLinker:
     r"""Finds the KG's entity names in text, with an Aho-Corasick automaton.
 
     Every label and alias of ``kg`` becomes a pattern, in the form given by
-    :func:`normalize` (casefolded, ``_`` as space, whitespace runs as one space), and text is
-    matched in that same form, so ``"New  York"``, ``"new york"`` and ``"NEW_YORK"`` all
-    match the alias ``"New York"``. A match must not be preceded or followed by a letter,
-    digit or combining mark: ``"cat"`` does not match inside ``"category"``, but ``"dog"``
-    does match in ``"dog."`` and ``"(dog)"``. Punctuation inside a name must match exactly
-    (``"t-shirt"`` does not match ``"t shirt"``). Of overlapping matches, the leftmost wins,
-    then the longest, so ``"new york city"`` beats ``"new york"`` and ``"york city"``.
+    :func:`normalize` (NFKC-normalised, casefolded, ``_`` as space, whitespace runs as one
+    space), and text is matched in that same form, so ``"New  York"``, ``"new york"`` and
+    ``"NEW_YORK"`` all match the alias ``"New York"``, and ``"cafe"`` + U+0301 matches
+    ``"café"``; mention offsets are always into the original text. A match must not be
+    preceded or followed by a letter, digit or combining mark: ``"cat"`` does not match inside
+    ``"category"``, but ``"dog"`` does match in ``"dog."`` and ``"(dog)"``. Punctuation inside
+    a name must match exactly (``"t-shirt"`` does not match ``"t shirt"``). Of overlapping
+    matches, the leftmost wins, then the longest, so ``"new york city"`` beats ``"new york"``
+    and ``"york city"``.
 
     A name shared by several entities (WordNet's *bank* names 18 synsets) keeps its
     ``max_candidates`` most likely entities, ranked by a prior: ``kg.name_priors`` if the KG
@@ -236,6 +277,8 @@ class EntityLinker:
         Returns:
             list[Mention]: the mentions, with offsets into ``text``.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"`text` should be a str, got {type(text).__name__}.")
         if self.num_aliases == 0:  # an automaton without patterns cannot search
             return []
         normal, padded_words, cum = _fold(text)
@@ -262,8 +305,8 @@ class EntityLinker:
                 begin, stop = start, end
             else:
                 # Map back to the original text; a match that starts or ends inside the
-                # folding of one character ("s" of "ß" -> "ss") is not a match.
-                begin, stop = bisect_right(cum, start) - 1, bisect_right(cum, end - 1)
+                # folding of one piece ("s" of "ß" -> "ss") is not a match.
+                begin, stop = bisect_left(cum, start), bisect_left(cum, end)
                 if cum[begin] != start or cum[stop] != end:
                     continue
             free = end
@@ -272,6 +315,8 @@ class EntityLinker:
 
     def link_batch(self, texts: Iterable[str]) -> list[list[Mention]]:
         """:meth:`link` for each of ``texts``."""
+        if isinstance(texts, str):
+            raise TypeError("`texts` should be an iterable of str, got a single str; use `link` for one text.")
         return [self.link(text) for text in texts]
 
     def __repr__(self) -> str:

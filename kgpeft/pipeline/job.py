@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import random
 import re
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kgpeft.errors import KGFileNotFoundError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.tasks.registry import TASKS, get_task
@@ -30,9 +32,15 @@ from kgpeft.training.data import KnowledgeDataset
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:
-    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder or a triples file."""
+    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder, an N-Triples
+    file (``.nt``) or a triples file (TSV, CSV).
+
+    Raises:
+        KGFileNotFoundError: ``name_or_path`` is neither a dataset nor a file or folder; the message
+            lists the datasets and the closest one.
+    """
     from kgpeft.datasets import DATASETS, load
-    from kgpeft.graph import read_pykeen_folder, read_triples
+    from kgpeft.graph import read_ntriples, read_pykeen_folder, read_triples
 
     path = Path(name_or_path)
     if name_or_path.lower() in DATASETS:
@@ -41,6 +49,14 @@ def load_kg(name_or_path: str) -> KnowledgeGraph:
         return KnowledgeGraph.load(path)
     if path.is_dir():
         return read_pykeen_folder(path)
+    if not path.exists():
+        close = difflib.get_close_matches(name_or_path.lower(), DATASETS, n=1)
+        raise KGFileNotFoundError(
+            f"KG {name_or_path!r} is neither a file nor a dataset (datasets: {', '.join(DATASETS)})"
+            + (f"; did you mean {close[0]!r}?" if close else ".")
+        )
+    if path.suffix.lower() == ".nt":
+        return read_ntriples(path)
     return read_triples(path)
 
 

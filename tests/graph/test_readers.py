@@ -1,8 +1,13 @@
+import warnings
+from pathlib import Path
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kgpeft import KGFileNotFoundError, KGFormatError
-from kgpeft.graph.readers import read_entity_labels, read_ntriples, read_pykeen_folder, read_triples
+from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
+from kgpeft.graph.readers import SPLIT_FILES, read_entity_labels, read_ntriples, read_pykeen_folder, read_triples
 
 
 def write(path, text: str | bytes):
@@ -49,6 +54,44 @@ def test_malformed_line_names_file_and_line(tmp_path, content, line, message):
         read_triples(f)
     assert err.value.line == line
     assert str(err.value).startswith(f"{f}:{line}: ")
+
+
+@pytest.mark.parametrize("name", ["kg.tsv", "kg.csv"])
+def test_byte_order_mark_is_not_part_of_the_first_key(tmp_path, name):
+    sep = "," if name.endswith(".csv") else "\t"
+    kg = read_triples(write(tmp_path / name, b"\xef\xbb\xbf" + f"paris{sep}in{sep}france\n".encode()))
+    assert kg.entity_keys == ["paris", "france"]
+    labels = write(tmp_path / "labels.tsv", b"\xef\xbb\xbfparis\tParis\n")
+    assert list(read_entity_labels(labels)) == ["paris"]
+    nt = write(tmp_path / "kg.nt", b"\xef\xbb\xbf<http://e/a> <http://e/r> <http://e/b> .\n")
+    assert read_ntriples(nt).entity_keys == ["http://e/a", "http://e/b"]
+
+
+def test_csv_fields_follow_csv_quoting(tmp_path):
+    f = write(
+        tmp_path / "kg.csv",
+        '"New York, NY",located_in,USA\n\n"say ""hi""",means,"a\nb"\nx , y , z\n',
+    )
+    kg = read_triples(f)
+    assert kg.entity_keys == ["New York, NY", "USA", 'say "hi"', "a\nb", "x", "z"]
+    assert kg.relation_keys == ["located_in", "means", "y"]
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ('a,r,b\n\n"a,b",r\n', 3, "expected 3 columns"),
+        ('a,r,b\n"a"x,r,b\n', 2, "not valid CSV"),
+        ('a,r,b\n"a,r,b\nc,r,d\n', 3, "not valid CSV"),  # an unclosed quote runs to the end
+        ("a,r,b\n,,\n", 2, "column 1 is empty"),
+        ('"x\ny",r\nc,r,d\n', 1, "expected 3 columns"),  # a record spanning lines is named by its first
+    ],
+)
+def test_malformed_csv_names_file_and_line(tmp_path, content, line, message):
+    f = write(tmp_path / "bad.csv", content)
+    with pytest.raises(KGFormatError, match=message) as err:
+        read_triples(f)
+    assert err.value.line == line and str(err.value).startswith(f"{f}:{line}: ")
 
 
 def test_empty_and_missing_files(tmp_path):
@@ -132,6 +175,35 @@ def test_read_ntriples(tmp_path):
     assert kg.info["literals_skipped"] == 1 and kg.info["names_in_other_languages"] == 1
 
 
+def test_read_ntriples_language_is_a_bcp47_prefix(tmp_path):
+    label = "<http://ex.org/{}> <http://www.w3.org/2000/01/rdf-schema#label> {} .\n"
+    f = write(
+        tmp_path / "kg.nt",
+        "<http://ex.org/B> <http://ex.org/in> <http://ex.org/C> .\n"
+        + label.format("B", '"Beijing"@en-GB')
+        + label.format("C", '"China"@EN')
+        + label.format("C", '"Chine"@fr')
+        + label.format("B", '"Peking"@eng'),  # another language, not a subtag of "en"
+    )
+    kg = read_ntriples(f)
+    assert kg.labels == ["Beijing", "China"]
+    assert kg.info["names_in_other_languages"] == 2
+    assert read_ntriples(f, language="EN-gb").labels == ["Beijing", "C"]
+    assert read_ntriples(f, language=None).labels == ["Beijing", "China"]
+    assert read_ntriples(f, language=None).aliases == [("Peking",), ("Chine",)]
+
+
+@pytest.mark.parametrize("escape", [r"\U00110000", r"\uD800"])
+def test_read_ntriples_escape_outside_unicode(tmp_path, escape):
+    f = write(
+        tmp_path / "kg.nt",
+        f'<http://a> <http://r> <http://b> .\n<http://a> <http://www.w3.org/2000/01/rdf-schema#label> "x{escape}" .\n',
+    )
+    with pytest.raises(KGFormatError, match="is not a Unicode character") as err:
+        read_ntriples(f)
+    assert err.value.line == 2
+
+
 def test_read_ntriples_bad_line(tmp_path):
     f = write(tmp_path / "kg.nt", "<http://a> <http://r> <http://b> .\n<http://a> <http://r> .\n")
     with pytest.raises(KGFormatError, match="not a valid N-Triples statement") as err:
@@ -142,3 +214,102 @@ def test_read_ntriples_bad_line(tmp_path):
 def test_ids_are_dense_long_tensors(tmp_path):
     kg = read_triples(write(tmp_path / "kg.tsv", "x\ty\tz\n"))
     assert kg.triples.dtype == torch.long and kg.triples.shape == (3, 1)
+
+
+# ----------------------------------------------------------------- properties
+# Any file gives a KnowledgeGraph or a KGFormatError naming the file and, unless the whole file
+# is at fault, the line; never another exception. Files are random bytes or lines whose slots
+# are mostly valid and sometimes broken.
+BREAKERS = [b"", b"\xff", b"\xc3", b"\x00", b"\r", b'"', b" ", b"\t", b",", b"\tx", b",x", b"\n"]
+TERMS = [b"a", b"b", b"New York", b'"New York, NY"', b'"say ""hi"""', b'"a\nb"', b" c ", b"\xc3\xa9t\xc3\xa9"]
+IRIS = [b"<http://e/a>", b"<http://e/b>", b"_:b1", b"<bad iri>"]
+PREDICATES = [
+    b"<http://e/r>",
+    b"<http://www.w3.org/2000/01/rdf-schema#label>",
+    b"<http://www.w3.org/2004/02/skos/core#altLabel>",
+    b"<http://www.w3.org/2000/01/rdf-schema#comment>",
+]
+LITERAL_TAGS = [b"", b"@en", b"@en-GB", b"@EN", b"@fr", b"^^<http://t>"]
+LITERALS = [b'"x"', b'"a\\"b"', b'"\\u00e9\\U0001F600"', b'"\\uD800"', b'"\\U00110000"', b'"\\q"']
+
+
+def near_valid_line(*slots: list[bytes]) -> st.SearchStrategy[bytes]:
+    """A line made of one option per slot, or such a line with one slot replaced by a breaker."""
+    valid = st.tuples(*(st.sampled_from(options) for options in slots))
+    broken = st.tuples(valid, st.integers(0, len(slots) - 1), st.sampled_from(BREAKERS)).map(
+        lambda t: (*t[0][: t[1]], t[2], *t[0][t[1] + 1 :])
+    )
+    return (valid | broken).map(b"".join)
+
+
+def delimited_line(sep: bytes) -> st.SearchStrategy[bytes]:
+    return near_valid_line(TERMS, [sep], TERMS, [sep], TERMS)
+
+
+NT_LINE = near_valid_line(
+    IRIS,
+    [b" "],
+    PREDICATES,
+    [b" "],
+    [*IRIS, *IRIS, *(literal + tag for literal in LITERALS for tag in LITERAL_TAGS)],
+    [b" .", b" . # c"],
+)
+
+
+def near_valid(line: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """A file of near-valid lines (maybe after a BOM, maybe with blank lines), or random bytes."""
+    lines = st.lists(line | st.just(b""), max_size=6).map(b"\n".join)
+    return st.tuples(st.sampled_from([b"", b"\xef\xbb\xbf"]), lines).map(b"".join) | st.binary(max_size=80)
+
+
+TSV_FILES = near_valid(delimited_line(b"\t"))
+CSV_FILES = near_valid(delimited_line(b","))
+
+
+def check_read(read, path: Path, files: list[Path]) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # repeated triples, skipped literals
+            kg = read(path)
+    except KGFormatError as e:
+        assert e.path in {str(f) for f in files}, e
+        if "contains no triples" in str(e):
+            assert e.line is None
+        else:
+            assert 1 <= e.line <= Path(e.path).read_bytes().count(b"\n") + 1, e
+            assert str(e).startswith(f"{e.path}:{e.line}: ")
+        return
+    assert isinstance(kg, KnowledgeGraph) and kg.num_triples >= 1
+    assert all(key and not key.startswith("\ufeff") for key in kg.entity_keys + kg.relation_keys)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@settings(max_examples=150, deadline=None)
+@given(suffix_content=st.tuples(st.just(".tsv"), TSV_FILES) | st.tuples(st.just(".csv"), CSV_FILES))
+def test_any_delimited_file_reads_or_names_file_and_line(fuzz_dir, suffix_content):
+    suffix, content = suffix_content
+    path = write(fuzz_dir / f"kg{suffix}", content)
+    check_read(read_triples, path, [path])
+
+
+@settings(max_examples=100, deadline=None)
+@given(train=TSV_FILES, valid=TSV_FILES, test=TSV_FILES)
+def test_any_pykeen_folder_reads_or_names_file_and_line(fuzz_dir, train, valid, test):
+    folder = fuzz_dir / "pykeen"
+    folder.mkdir(exist_ok=True)
+    files = [
+        write(folder / name, content) for name, content in zip(SPLIT_FILES.values(), (train, valid, test), strict=True)
+    ]
+    check_read(lambda p: read_pykeen_folder(p, unknown="error"), folder, files)
+    check_read(read_pykeen_folder, folder, files)
+
+
+@settings(max_examples=150, deadline=None)
+@given(content=near_valid(NT_LINE))
+def test_any_ntriples_file_reads_or_names_file_and_line(fuzz_dir, content):
+    path = write(fuzz_dir / "kg.nt", content)
+    check_read(read_ntriples, path, [path])

@@ -154,9 +154,41 @@ def test_unicode():
     ]
     for m in linker.link(text):
         assert text[m.start : m.end] == m.surface
-    # A combining mark belongs to its word: "cafe" + U+0301 is not "cafe", "İ" is not "i".
-    assert linker.link("cafe\u0301 istanbul") == []
+    # A combining mark belongs to its word: "İ" is not "i".
+    assert linker.link("istanbul") == []
     assert spans(linker.link("  café  ")) == [(2, 6, "café")]
+
+
+def test_unicode_normalisation_on_both_sides():
+    # Names and text are compared NFKC-normalised: composed and decomposed accents, ligatures,
+    # full-width letters and no-break spaces; offsets stay in the original text.
+    kg = make_kg([["café"], ["Cafe\u0301 Noir"], ["ﬁne art"], ["한국"], ["New York"]])
+    linker = EntityLinker(kg)
+    hanguk = "\u1112\u1161\u11ab\u1100\u116e\u11a8"  # Hangul jamo, which compose to 한국
+    fine = "\uff26\uff29\uff2e\uff25"  # full-width FINE
+    text = f"CAFE\u0301, café noir, Cafe\u0301\u00a0noir; fine art {fine} ART {hanguk} New\u00a0\u00a0York"
+    assert [(m.surface, m.candidates) for m in linker.link(text)] == [
+        ("CAFE\u0301", (0,)),
+        ("café noir", (1,)),
+        ("Cafe\u0301\u00a0noir", (1,)),
+        ("fine art", (2,)),
+        (f"{fine} ART", (2,)),
+        (hanguk, (3,)),
+        ("New\u00a0\u00a0York", (4,)),
+    ]
+    for m in linker.link(text):
+        assert text[m.start : m.end] == m.surface
+    # A mark on the last letter is part of the name's last letter: "cafe" + U+0301 + U+0301 is not "café".
+    assert linker.link("cafe\u0301\u0301 e\u0301") == []
+
+
+def test_link_rejects_what_is_not_text(city_linker):
+    with pytest.raises(TypeError, match="`text` should be a str, got NoneType"):
+        city_linker.link(None)
+    with pytest.raises(TypeError, match="`texts` should be an iterable of str, got a single str"):
+        city_linker.link_batch("usa")
+    with pytest.raises(TypeError, match="`text` should be a str, got bytes"):
+        city_linker.link_batch(["dog", b"cat"])
 
 
 def test_empty_text_and_empty_linker(city_linker):
@@ -201,6 +233,7 @@ def test_invalid_arguments():
 def test_normalize():
     assert normalize("  New_York\n\t City ") == "new york city"
     assert normalize("Straße İ") == "strasse i̇"
+    assert normalize("Cafe\u0301\u00a0ﬁ ＡＢ") == normalize("café fi ab") == "café fi ab"
     assert normalize("C++ (x)") == "c++ (x)"
     assert normalize("") == ""
 
@@ -222,19 +255,39 @@ PROPERTY_NAMES = [
     ["the", "x y z"],
     ["y", "(y)"],
     ["b"],
+    ["é x", "\u1112\u1161\u11ab"],
 ]
-PROPERTY_PRIOR = [1.0, 2.0, 2.0, 0.0, 5.0, 1.0, 3.0, 0.0, 2.0, 1.0, 1.0, 4.0, 2.0]
+PROPERTY_PRIOR = [1.0, 2.0, 2.0, 0.0, 5.0, 1.0, 3.0, 0.0, 2.0, 1.0, 1.0, 4.0, 2.0, 1.0]
 PROPERTY_KG = make_kg(PROPERTY_NAMES, prior=PROPERTY_PRIOR, edges=[(0, 1), (2, 3)])
 # Name priors that reverse the entity priors of "a b" and differ between names that normalise alike.
 PROPERTY_KG_NAMED = make_kg(
     PROPERTY_NAMES,
     prior=PROPERTY_PRIOR,
     edges=[(0, 1), (2, 3)],
-    name_priors=[[2, 3], [0, 1], [1, 0], [0, 2], [1, 1], [3, 0], [1, 2], [2, 0], [1, 1], [0, 1], [1, 1], [2, 2], [4]],
+    name_priors=[
+        [2, 3],
+        [0, 1],
+        [1, 0],
+        [0, 2],
+        [1, 1],
+        [3, 0],
+        [1, 2],
+        [2, 0],
+        [1, 1],
+        [0, 1],
+        [1, 1],
+        [2, 2],
+        [4],
+        [1, 2],
+    ],
 )
-ALPHABET = sorted({c for names in PROPERTY_NAMES for n in names for c in n} | set("AaBSXYZİIıßΣςσﬁ\u0307 \t\n_-.+()'"))
+ALPHABET = sorted(
+    {c for names in PROPERTY_NAMES for n in names for c in n}
+    | set("AaBSXYZİIıßΣςσﬁ\u0307 \t\n_-.+()'\u00a0\u00b4\uff21\u1112\u1161\u11ab\u0316")
+)
 PIECES = sorted(
-    {f(n) for names in PROPERTY_NAMES for n in names for f in (str, str.upper)} | set(" \t\n_-.+()'İßσς\u0301x")
+    {f(n) for names in PROPERTY_NAMES for n in names for f in (str, str.upper)}
+    | set(" \t\n_-.+()'İßσς\u0301x\u00a0\u00b4\u0316\u1112\u1161\u11ab\uff21")
 )
 TEXTS = (
     st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
@@ -244,12 +297,20 @@ TEXTS = (
 
 
 def _is_word_char(c: str) -> bool:
-    return c.isalnum() or unicodedata.category(c)[0] == "M"
+    """Whether ``c`` is a letter, digit or mark; ``""`` (the text's edge) is not."""
+    return c != "" and (c.isalnum() or unicodedata.category(c)[0] == "M")
+
+
+def nfkc_fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias_length: int, stopwords) -> list:
-    """The linker's definition, by brute force over all spans: a span whose normalised text is
-    a name and whose neighbours fold to non-word characters; leftmost, then longest, first."""
+    """The linker's definition, by brute force over all spans: a span that normalises alone as it
+    does in the text, whose normalised text is a name, and whose neighbours fold to non-word
+    characters; leftmost, then longest, first."""
+    whole = unicodedata.normalize("NFKC", text)
+    cuts = {k for k in range(len(text) + 1) if nfkc_fold(text[:k]) + nfkc_fold(text[k:]) == whole.casefold()}
     stop = {normalize(w) for w in stopwords}
     entities_of: dict[str, list[int]] = {}
     for e in range(kg.num_entities):
@@ -266,10 +327,12 @@ def reference_link(text: str, kg: KnowledgeGraph, max_candidates: int, min_alias
             name_prior[normalize(name), e] = max(p, name_prior.get((normalize(name), e), p))
     found, free = [], 0
     for i in range(len(text)):
-        if i < free or text[i].isspace() or text[i] == "_" or (i > 0 and _is_word_char(text[i - 1].casefold()[-1])):
+        first = nfkc_fold(text[i:])[:1]
+        if i < free or i not in cuts or first.isspace() or first == "_" or _is_word_char(nfkc_fold(text[:i])[-1:]):
             continue
         for j in range(len(text), i, -1):
-            if text[j - 1].isspace() or text[j - 1] == "_" or (j < len(text) and _is_word_char(text[j].casefold()[0])):
+            last = nfkc_fold(text[:j])[-1]
+            if j not in cuts or last.isspace() or last == "_" or _is_word_char(nfkc_fold(text[j:])[:1]):
                 continue
             if normalize(text[i:j]) not in entities_of:
                 continue
