@@ -292,11 +292,11 @@ def _renamed(values, old, new):
     return {new if k == old else k: v for k, v in values.items()}
 
 
-# (how kgpeft_config.json is hand-edited, what the error says after naming the file)
+# how kgpeft_config.json is hand-edited, and the error, {} standing for the file's path
 BAD_CONFIGS = {
-    "not_json": (lambda m: '{\n  "format_version": 1,\n}', r":3:1: not valid JSON \(Expecting property name"),
-    "a_list": (lambda m: [m], r": expected a JSON object of settings, got a JSON list"),
-    "a_string": (lambda m: "default", r": expected a JSON object of settings, got a JSON str"),
+    "not_json": (lambda m: '{\n  "format_version": 1,\n}', r"{}:3:1: not valid JSON \(Expecting property name"),
+    "a_list": (lambda m: [m], r"{}: expected a JSON object of settings, got a JSON list"),
+    "a_string": (lambda m: "default", r"{}: expected a JSON object of settings, got a JSON str"),
     "format_version_str": (lambda m: {**m, "format_version": "2"}, "`format_version` in {} should be int, got str '2'"),
     "no_kg_fingerprint": (
         lambda m: {k: v for k, v in m.items() if k != "kg_fingerprint"},
@@ -329,21 +329,24 @@ BAD_CONFIGS = {
     "sha256_int": (lambda m: {**m, "sha256": {"x.safetensors": 1}}, r"`sha256.x\.safetensors` in {} should be str"),
     "adapter_wrong_type": (
         lambda m: _adapter(m, lora_dropout="0.1"),
-        r": adapter 'default': `lora_dropout` in adapter config should be float, got str '0.1'",
+        r"{}: adapter 'default': `lora_dropout` in adapter config should be float, got str '0.1'",
     ),
-    "adapter_bad_value": (lambda m: _adapter(m, r=0), r": adapter 'default': `r` should be a positive integer, got 0"),
+    "adapter_bad_value": (
+        lambda m: _adapter(m, r=0),
+        r"{}: adapter 'default': `r` should be a positive integer, got 0",
+    ),
     "adapter_unknown_key": (
         lambda m: {**m, "adapters": {"default": _renamed(m["adapters"]["default"], "lora_alpha", "lora_alpah")}},
-        r": adapter 'default': unknown key 'lora_alpah' in adapter config; did you mean 'lora_alpha'\?",
+        r"{}: adapter 'default': unknown key 'lora_alpah' in adapter config; did you mean 'lora_alpha'\?",
     ),
     "r_changed": (
         lambda m: _adapter(m, r=8),
-        r": adapter 'default' expects tensor '\S+_proj\.lora_A\.weight' of shape \(8, 32\) \(from `r` = 8\), "
+        r"{}: adapter 'default' expects tensor '\S+_proj\.lora_A\.weight' of shape \(8, 32\) \(from `r` = 8\), "
         r"but \S+ckpt/adapter_model\.safetensors holds it with shape \(4, 32\)",
     ),
     "graph_channels_changed": (
         lambda m: _adapter(m, graph_channels=8),
-        r": adapter 'default' expects tensor '\S+' of shape \([^)]*\) \(from `graph_channels` = 8\), "
+        r"{}: adapter 'default' expects tensor '\S+' of shape \([^)]*\) \(from `graph_channels` = 8\), "
         r"but \S+ckpt/kgpeft_model\.safetensors holds it",
     ),
 }
@@ -356,8 +359,7 @@ def test_hand_edited_config_is_refused(kg, tokenizer, saved_adapter, tmp_path, c
     file = folder / "kgpeft_config.json"
     edited = edit(json.loads(file.read_text()))
     file.write_text(edited if case == "not_json" else json.dumps(edited))
-    named = re.escape(str(file))
-    with pytest.raises(CheckpointError, match=(named + message) if message.startswith(":") else message.format(named)):
+    with pytest.raises(CheckpointError, match=message.format(re.escape(str(file)))):
         KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), folder, kg, tokenizer=tokenizer)
 
 
@@ -370,7 +372,8 @@ def test_newer_kgpeft_keys_are_ignored_with_a_warning(kg, tokenizer, saved_adapt
         pytest.warns(UserWarning, match=r"Ignoring unknown keys \['future_key'\] in \S+kgpeft_config\.json"),
         pytest.warns(UserWarning, match=r"unknown KGLoraConfig keys \['future_setting'\]"),
     ):
-        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), folder, kg, tokenizer=tokenizer)
+        loaded = KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), folder, kg, tokenizer=tokenizer)
+    assert loaded.kg_configs["default"].r == 4
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
