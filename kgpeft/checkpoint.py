@@ -10,16 +10,21 @@ of checkpoints can use it alone.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from packaging.version import InvalidVersion, Version
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from kgpeft.configuration import dataclass_from_dict, is_int
 from kgpeft.errors import KGFileNotFoundError, KGPeftError
 
 if TYPE_CHECKING:
@@ -38,6 +43,25 @@ ADAPTER_FILES = frozenset(
 
 class CheckpointError(KGPeftError, ValueError):
     """A checkpoint is unreadable or does not fit the base model or the KG."""
+
+
+@dataclass
+class CheckpointMeta:
+    """The contents of ``kgpeft_config.json``, as :func:`write_checkpoint_config` writes them.
+
+    Only the keys read when loading are required; checkpoints of older kgpeft versions lack
+    ``sha256`` (and may lack the informational keys).
+    """
+
+    kg_fingerprint: str = field(metadata={"help": "KnowledgeGraph.fingerprint of the KG the adapters read."})
+    base_model: dict[str, Any] = field(metadata={"help": "base_model_signature of the base model."})
+    adapters: dict[str, dict[str, Any]] = field(metadata={"help": "Each adapter's KGLoraConfig, as a dict."})
+    target_modules: dict[str, list[str] | str] = field(metadata={"help": "Each adapter's resolved target modules."})
+    format_version: int = field(default=0, metadata={"help": "The checkpoint format version (FORMAT_VERSION)."})
+    kgpeft_version: str = field(default="0", metadata={"help": "The kgpeft version that saved it."})
+    kg_size: dict[str, int] = field(default_factory=dict, metadata={"help": "num_entities and num_relations."})
+    active_adapter: str | None = field(default=None, metadata={"help": "Active on loading (default: the first)."})
+    sha256: dict[str, str] = field(default_factory=dict, metadata={"help": "{weight file: sha256}, checked."})
 
 
 def base_model_signature(model: nn.Module) -> dict[str, Any]:
@@ -123,31 +147,109 @@ def write_checkpoint_config(
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
+def read_adapter_config(path: Path) -> dict[str, Any]:
+    """Read and check ``kgpeft_config.json`` in the checkpoint folder ``path``, before anything is loaded.
+
+    Every key written by :func:`write_checkpoint_config` is checked for its type (the
+    adapters' own settings are :class:`~kgpeft.tuners.KGLoraConfig`'s to check). A key this
+    kgpeft does not know is refused, naming the closest known key, unless the file was written
+    by a newer kgpeft: then it is ignored with a warning.
+
+    Returns:
+        dict: the :class:`CheckpointMeta` fields, defaults filled in.
+
+    Raises:
+        KGFileNotFoundError: ``path`` holds no ``kgpeft_config.json``.
+        CheckpointError: the file is not a JSON object (the message gives the line and column
+            of a syntax error), has a newer format version, or holds an unknown key, a value of
+            the wrong type, no adapter, or an adapter without target modules; the message
+            names the file and the key.
+    """
+    file = path / CONFIG_NAME
+    if not file.is_file():
+        raise KGFileNotFoundError(f"No kgpeft checkpoint at {path} (missing {CONFIG_NAME}).")
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{file}: not valid JSON ({e}).") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{file}: expected a JSON object of settings, got a JSON {type(meta).__name__}.")
+    version = meta.get("format_version", 0)
+    if not is_int(version):
+        raise CheckpointError(f"`format_version` in {file} should be int, got {type(version).__name__} {version!r}.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this kgpeft ({_version()}) reads up to "
+            f"{FORMAT_VERSION}. Upgrade kgpeft."
+        )
+    known = {f.name for f in dataclasses.fields(CheckpointMeta)}
+    unknown = sorted(set(meta) - known)
+    if written_by_newer_kgpeft(meta, file) and unknown:
+        warnings.warn(
+            f"Ignoring unknown keys {unknown} in {file}, written by kgpeft {meta['kgpeft_version']}.", stacklevel=2
+        )
+        meta = {k: v for k, v in meta.items() if k in known}
+    checked = dataclasses.asdict(dataclass_from_dict(CheckpointMeta, meta, str(file), CheckpointError))
+    _check_entries(checked, file)
+    return checked
+
+
+def written_by_newer_kgpeft(meta: dict[str, Any], file: Path) -> bool:
+    """Whether the checkpoint config ``meta`` (read from ``file``) was saved by a newer kgpeft than this one."""
+    saved = meta.get("kgpeft_version", "0")
+    try:
+        return Version(saved) > Version(_version())
+    except (InvalidVersion, TypeError):
+        raise CheckpointError(
+            f"`kgpeft_version` in {file} should be a version such as '0.1.0', got {saved!r}."
+        ) from None
+
+
+def _check_entries(meta: dict[str, Any], file: Path) -> None:
+    """The checks of :func:`read_adapter_config` inside the mappings, naming the key."""
+    adapters = meta["adapters"]
+    if not adapters:
+        raise CheckpointError(f"`adapters` in {file} is empty; a checkpoint holds at least one adapter.")
+    for name, values in adapters.items():
+        if not isinstance(values, dict):
+            raise CheckpointError(
+                f"`adapters.{name}` in {file} should be a mapping of settings, got {type(values).__name__} {values!r}."
+            )
+        targets = meta["target_modules"].get(name)
+        if not (isinstance(targets, str) or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
+            raise CheckpointError(
+                f"`target_modules.{name}` in {file} should be a list of str or a str (one for each adapter), "
+                f"got {targets!r}."
+            )
+    if meta["active_adapter"] is not None and meta["active_adapter"] not in adapters:
+        raise CheckpointError(
+            f"`active_adapter` in {file} is {meta['active_adapter']!r}, not one of the adapters {list(adapters)}."
+        )
+    for key, kind in (("kg_size", int), ("sha256", str)):
+        for name, value in meta[key].items():
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise CheckpointError(
+                    f"`{key}.{name}` in {file} should be {kind.__name__}, got {type(value).__name__} {value!r}."
+                )
+
+
 def read_checkpoint_config(path: Path, kg: KnowledgeGraph, model: nn.Module) -> dict[str, Any]:
     """Read ``kgpeft_config.json`` from the checkpoint folder ``path``, refusing one that does not fit.
 
     Raises:
         KGFileNotFoundError: ``path`` holds no ``kgpeft_config.json``.
-        CheckpointError: the file is not JSON, or the checkpoint has a newer format version,
-            another KG (fingerprint) or another base model (architecture or weights); the
-            message says what differs.
+        CheckpointError: the file is malformed (:func:`read_adapter_config`), or the checkpoint
+            is for another KG (fingerprint) or another base model (architecture or weights);
+            the message says what differs.
     """
-    meta_file = path / CONFIG_NAME
-    if not meta_file.is_file():
-        raise KGFileNotFoundError(f"No kgpeft checkpoint at {path} (missing {CONFIG_NAME}).")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{meta_file}: not valid JSON ({e}).") from None
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {meta.get('format_version')}; this kgpeft "
-            f"({_version()}) reads up to {FORMAT_VERSION}. Upgrade kgpeft."
-        )
+    meta = read_adapter_config(path)
     if meta["kg_fingerprint"] != kg.fingerprint:
+        size = meta["kg_size"]
         raise CheckpointError(
             f"{path} was trained on another knowledge graph: fingerprint {meta['kg_fingerprint'][:12]}... "
-            f"({meta['kg_size']['num_entities']} entities, {meta['kg_size']['num_relations']} relations), "
+            f"({size.get('num_entities', '?')} entities, {size.get('num_relations', '?')} relations), "
             f"but the given KG has {kg.fingerprint[:12]}... ({kg.num_entities} entities, "
             f"{kg.num_relations} relations)."
         )

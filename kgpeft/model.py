@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import set_peft_model_state_dict
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
@@ -31,7 +31,9 @@ from kgpeft.checkpoint import (
     read_checkpoint_config,
     weight_digests,
     write_checkpoint_config,
+    written_by_newer_kgpeft,
 )
+from kgpeft.configuration import ConfigError
 from kgpeft.errors import OutputPathError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
@@ -218,41 +220,83 @@ class KGPeftModel(KGLoraModel):
     ) -> KGPeftModel:
         """Load a checkpoint written by :meth:`save_pretrained` onto ``model``.
 
-        Refuses, with a message saying what differs, a checkpoint from a newer format, for
+        ``kgpeft_config.json`` is checked whole before anything is loaded: a malformed or
+        hand-edited one is refused with a message naming the file and the key, as is an adapter
+        config whose sizes (``r``, ``graph_channels``, ...) no longer fit the saved weights.
+        Also refused, with a message saying what differs: a checkpoint from a newer format, for
         another KG (fingerprint) or another base model (architecture or weights), and a weight
         file whose sha256 differs from the one recorded when it was saved (checkpoints saved
         before kgpeft recorded digests load unchecked).
         """
         path = Path(pretrained_path)
         meta = read_checkpoint_config(path, kg, model)
-        digests = meta.get("sha256", {})
+        config_file = path / CONFIG_NAME
+        digests = meta["sha256"]
 
         def load(file: Path) -> dict[str, torch.Tensor]:
-            return load_safetensors(file, digests.get(file.relative_to(path).as_posix()), path / CONFIG_NAME)
+            return load_safetensors(file, digests.get(file.relative_to(path).as_posix()), config_file)
 
-        configs = {name: KGLoraConfig.from_dict(c) for name, c in meta["adapters"].items()}
-        first, *others = configs
-        for name in configs:
+        strict = not written_by_newer_kgpeft(meta, config_file)
+        configs = {}
+        for name, values in meta["adapters"].items():
+            try:
+                configs[name] = KGLoraConfig.from_dict(values, strict=strict)
+            except ConfigError as e:
+                raise CheckpointError(f"{config_file}: adapter {name!r}: {e}") from None
             configs[name].target_modules = meta["target_modules"][name]
+        first, *others = configs
         self = cls(model, configs[first], kg, tokenizer, adapter_name=first, kge_embeddings=kge_embeddings)
         for name in others:
             self.add_adapter(name, configs[name])
-        for name in configs:
-            folder = path if name == first else path / name
-            peft_state = load(folder / PEFT_WEIGHTS_NAME)
+        folders = {name: path if name == first else path / name for name in configs}
+        peft_states = {name: load(folder / PEFT_WEIGHTS_NAME) for name, folder in folders.items()}
+        knowledge = load(path / WEIGHTS_NAME)
+        own_knowledge = self.knowledge_state_dict()
+        for name, config in configs.items():
+            own_peft = get_peft_model_state_dict(self.peft_model, adapter_name=name)
+            _check_shapes(peft_states[name], own_peft, folders[name] / PEFT_WEIGHTS_NAME, config_file, name, config)
+            mine = {k: v for k, v in knowledge.items() if k.partition(".")[2].startswith(f"{name}.")}
+            _check_shapes(mine, own_knowledge, path / WEIGHTS_NAME, config_file, name, config)
+        for name, peft_state in peft_states.items():
             result = set_peft_model_state_dict(self.peft_model, peft_state, adapter_name=name)
             missing = [k for k in result.missing_keys if "lora_" in k and f".{name}." in k]
             if result.unexpected_keys or missing:
                 raise CheckpointError(
-                    f"{folder / PEFT_WEIGHTS_NAME} does not fit adapter {name!r}: "
+                    f"{folders[name] / PEFT_WEIGHTS_NAME} does not fit adapter {name!r}: "
                     f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}."
                 )
-        self.load_knowledge_state_dict(load(path / WEIGHTS_NAME), source=path / WEIGHTS_NAME)
-        self.set_adapter(meta.get("active_adapter", first))
+        self.load_knowledge_state_dict(knowledge, source=path / WEIGHTS_NAME)
+        self.set_adapter(meta["active_adapter"] or first)
         if not is_trainable:
             self.eval()
             self.requires_grad_(False)
         return self
+
+
+# The adapter settings that size its tensors, named when a saved tensor does not fit them.
+_SIZE_KEYS = ("r", "graph_channels", "num_bases", "num_blocks", "num_prefix_tokens")
+
+
+def _check_shapes(
+    saved: dict[str, torch.Tensor],
+    own: dict[str, torch.Tensor],
+    file: Path,
+    config_file: Path,
+    adapter: str,
+    config: KGLoraConfig,
+) -> None:
+    """Refuse a saved tensor whose shape differs from the model's, naming the adapter setting that sized it."""
+    for key, tensor in saved.items():
+        want = own.get(key)
+        if want is None or want.shape == tensor.shape:
+            continue
+        sizes = {w for w, s in zip(want.shape, tensor.shape, strict=False) if w != s} or set(want.shape)
+        keys = [k for k in _SIZE_KEYS if getattr(config, k) in sizes]
+        why = f" (from {' or '.join(f'`{k}` = {getattr(config, k)}' for k in keys)})" if keys else ""
+        raise CheckpointError(
+            f"{config_file}: adapter {adapter!r} expects tensor {key!r} of shape {tuple(want.shape)}{why}, but "
+            f"{file} holds it with shape {tuple(tensor.shape)}. Was the adapter config edited after saving?"
+        )
 
 
 def get_kg_peft_model(

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.errors import KGFileNotFoundError, KGFormatError, OutputPathError
 from kgpeft.utils import atomic_folder, paused_gc
 
 FORMAT_NAME = "kgpeft.knowledge_graph"
@@ -278,14 +278,35 @@ class KnowledgeGraph:
         )
 
     # -------------------------------------------------------------- save/load
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+    def save(self, path: str | os.PathLike, overwrite: bool = False, force: bool = False) -> None:
         """Write the KG to the folder ``path`` as JSON (vocabularies) and ``.npy`` arrays.
 
         The folder is written to a temporary sibling and renamed into place, so an
         interrupted save never leaves a half-written KG. The adjacency is saved too,
         so :meth:`load` need not rebuild it.
+
+        Args:
+            path (str or PathLike): the folder to write; the current directory (``"."``) works.
+            overwrite (bool): replace an empty folder or a saved KG already there. (default: ``False``)
+            force (bool): also write into a folder holding other files: the KG's files
+                replace those of the same names, the others are kept. (default: ``False``)
+
+        Raises:
+            OutputPathError: ``path`` is a file, or a folder holding files that are not a saved
+                KG's (without ``force``); the message names up to 5 of them.
+            FileExistsError: ``path`` exists and ``overwrite`` is ``False``.
         """
-        with atomic_folder(path, overwrite) as tmp:
+        target = Path(path)
+        if target.exists() and not target.is_dir():
+            raise OutputPathError(f"{target} is a file; KnowledgeGraph.save writes a folder. Choose another path.")
+        others = _foreign_entries(target)
+        if others and not force:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise OutputPathError(
+                f"{target} holds files that are not a saved knowledge graph's ({shown}); choose an empty or new "
+                "folder, or pass force=True to write the KG into it and keep those files."
+            )
+        with atomic_folder(target, overwrite, keep=others) as tmp:
             arrays = {"triples": self.triples, **{f"split.{k}": v for k, v in self.splits.items()}}
             arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
             if self.entity_prior is not None:
@@ -371,6 +392,35 @@ class KnowledgeGraph:
         if kg._csr.rowptr.numel() != kg.num_entities + 1 or kg._csr.col.numel() != 2 * kg.num_triples:
             raise KGFormatError("adjacency does not match the triples (file corrupted?)", path)
         return kg
+
+
+# The arrays KnowledgeGraph.save writes, besides one "split.<name>" per split.
+_ARRAY_NAMES = frozenset({"triples", "entity_prior", "name_priors", *(f"csr.{k}" for k in CSRAdjacency._fields)})
+
+
+def _is_saved_kg_file(name: str) -> bool:
+    """Whether :meth:`KnowledgeGraph.save` writes a file of this name."""
+    stem = name.removesuffix(".npy")
+    return name == META_FILE or (name.endswith(".npy") and (stem in _ARRAY_NAMES or stem.startswith("split.")))
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """The entries of ``folder`` that no :meth:`KnowledgeGraph.save` wrote, so that saving there would lose them.
+
+    None in a missing or empty folder, nor in a saved KG's folder (a ``kg.json`` of this
+    format and the KG's arrays); every entry of any other folder.
+    """
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    try:
+        with paused_gc(), open(folder / META_FILE, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if not (isinstance(meta, dict) and meta.get("format") == FORMAT_NAME):
+        return names
+    return [name for name in names if not (_is_saved_kg_file(name) and (folder / name).is_file())]
 
 
 def _build_csr(triples: torch.Tensor, num_entities: int, num_relations: int) -> CSRAdjacency:

@@ -163,15 +163,19 @@ class KGLoraConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> KGLoraConfig:
+    def from_dict(cls, values: dict[str, Any], strict: bool = False) -> KGLoraConfig:
         """Build from a saved dict, checking types; unknown keys (from a newer kgpeft) are ignored with a warning.
 
-        The retrieval settings older versions saved (:data:`LEGACY_KEYS`) are dropped silently.
+        With ``strict``, an unknown key is refused instead, naming the closest known key. The
+        retrieval settings older versions saved (:data:`LEGACY_KEYS`) are dropped silently.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - set(LEGACY_KEYS))
-        if unknown:
-            warnings.warn(f"Ignoring unknown KGLoraConfig keys {unknown} (written by a newer kgpeft?).", stacklevel=2)
-        return dataclass_from_dict(
-            cls, {k: v for k, v in values.items() if k in known}, "adapter config", KGLoraConfigError
-        )
+        values = {k: v for k, v in values.items() if k not in LEGACY_KEYS}
+        if not strict:
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                warnings.warn(
+                    f"Ignoring unknown KGLoraConfig keys {unknown} (written by a newer kgpeft?).", stacklevel=2
+                )
+            values = {k: v for k, v in values.items() if k in known}
+        return dataclass_from_dict(cls, values, "adapter config", KGLoraConfigError)

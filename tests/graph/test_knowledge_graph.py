@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
+from kgpeft.errors import OutputPathError
 
 
 @pytest.fixture
@@ -79,6 +82,51 @@ def test_save_load_round_trip(kg, tmp_path, mmap):
         kg.save(tmp_path / "kg")
     kg.save(tmp_path / "kg", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["kg"], "no temporary folder left behind"
+
+
+def test_save_replaces_only_a_saved_kg(kg, tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(
+        OutputPathError, match=r"mine holds files that are not a saved knowledge graph's \(notes\.txt, sub\)"
+    ):
+        kg.save(mine, overwrite=True)
+    assert (
+        sorted(p.name for p in mine.iterdir()) == ["notes.txt", "sub"] and (mine / "notes.txt").read_text() == "keep me"
+    )
+    kg.save(mine, overwrite=True, force=True)  # writes the KG beside the user's files
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "sub").is_dir()
+    assert KnowledgeGraph.load(mine).fingerprint == kg.fingerprint
+
+    file = tmp_path / "file"
+    file.write_text("data")
+    with pytest.raises(OutputPathError, match=r"file is a file; KnowledgeGraph\.save writes a folder"):
+        kg.save(file, overwrite=True, force=True)
+    assert file.read_text() == "data"
+
+    kg.save(tmp_path / "kg")
+    bare = KnowledgeGraph(["x"], ["r"], torch.zeros(3, 0, dtype=torch.long))
+    bare.save(tmp_path / "kg", overwrite=True)  # a saved KG is replaced, its stale arrays with it
+    assert sorted(p.name for p in (tmp_path / "kg").iterdir()) == sorted(
+        ["kg.json", "triples.npy", *(f"csr.{k}.npy" for k in ("rowptr", "col", "edge_type", "edge_id"))]
+    )
+    assert KnowledgeGraph.load(tmp_path / "kg").entity_keys == ["x"]
+    (tmp_path / "kg" / "kg.json").write_text('{"format": "something else"}')
+    with pytest.raises(OutputPathError, match=r"kg holds files that are not a saved knowledge graph's \(csr\.col"):
+        kg.save(tmp_path / "kg", overwrite=True)
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "notes.txt").write_text("keep me")
+    monkeypatch.chdir(cwd)
+    with pytest.raises(OutputPathError, match=r"\. holds files that are not a saved knowledge graph's \(notes\.txt\)"):
+        kg.save(".", overwrite=True)
+    assert [p.name for p in cwd.iterdir()] == ["notes.txt"]
+    (cwd / "notes.txt").unlink()
+    kg.save(".", overwrite=True)
+    kg.save(".", overwrite=True)  # and again, over the KG now there
+    assert Path.cwd() == cwd and KnowledgeGraph.load(".").fingerprint == kg.fingerprint
 
 
 def test_load_errors(kg, tmp_path):

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -273,6 +275,105 @@ def test_changed_weight_file_is_refused(kg, tokenizer, tmp_path, file):
     del meta["sha256"]  # a checkpoint saved before digests were recorded loads unchecked
     (tmp_path / "ckpt" / "kgpeft_config.json").write_text(json.dumps(meta))
     KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def saved_adapter(kg, tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved") / "ckpt"
+    _llama(kg, tokenizer).save_pretrained(folder)
+    return folder
+
+
+def _adapter(meta, **settings):
+    return {**meta, "adapters": {"default": {**meta["adapters"]["default"], **settings}}}
+
+
+def _renamed(values, old, new):
+    return {new if k == old else k: v for k, v in values.items()}
+
+
+# how kgpeft_config.json is hand-edited, and the error, {} standing for the file's path
+BAD_CONFIGS = {
+    "not_json": (lambda m: '{\n  "format_version": 1,\n}', r"{}:3:1: not valid JSON \(Expecting property name"),
+    "a_list": (lambda m: [m], r"{}: expected a JSON object of settings, got a JSON list"),
+    "a_string": (lambda m: "default", r"{}: expected a JSON object of settings, got a JSON str"),
+    "format_version_str": (lambda m: {**m, "format_version": "2"}, "`format_version` in {} should be int, got str '2'"),
+    "no_kg_fingerprint": (
+        lambda m: {k: v for k, v in m.items() if k != "kg_fingerprint"},
+        "the key 'kg_fingerprint' is required in {}",
+    ),
+    "kg_fingerprint_int": (lambda m: {**m, "kg_fingerprint": 7}, "`kg_fingerprint` in {} should be str, got int 7"),
+    "kgpeft_version_bad": (
+        lambda m: {**m, "kgpeft_version": "soon"},
+        "`kgpeft_version` in {} should be a version such as '0.1.0', got 'soon'",
+    ),
+    "no_adapter": (lambda m: {**m, "adapters": {}}, "`adapters` in {} is empty"),
+    "adapters_list": (lambda m: {**m, "adapters": ["default"]}, "`adapters` in {} should be a mapping, got list"),
+    "adapter_not_mapping": (
+        lambda m: {**m, "adapters": {"default": 4}},
+        "`adapters.default` in {} should be a mapping of settings, got int 4",
+    ),
+    "unknown_key": (
+        lambda m: _renamed(m, "adapters", "adapter"),
+        "unknown key 'adapter' in {}; did you mean 'adapters'",
+    ),
+    "no_target_modules": (lambda m: {**m, "target_modules": {}}, r"`target_modules.default` in {} should be a list"),
+    "active_adapter_int": (
+        lambda m: {**m, "active_adapter": 1},
+        "`active_adapter` in {} should be str or None, got int",
+    ),
+    "active_adapter_unknown": (
+        lambda m: {**m, "active_adapter": "other"},
+        r"`active_adapter` in {} is 'other', not one of the adapters \['default'\]",
+    ),
+    "sha256_int": (lambda m: {**m, "sha256": {"x.safetensors": 1}}, r"`sha256.x\.safetensors` in {} should be str"),
+    "adapter_wrong_type": (
+        lambda m: _adapter(m, lora_dropout="0.1"),
+        r"{}: adapter 'default': `lora_dropout` in adapter config should be float, got str '0.1'",
+    ),
+    "adapter_bad_value": (
+        lambda m: _adapter(m, r=0),
+        r"{}: adapter 'default': `r` should be a positive integer, got 0",
+    ),
+    "adapter_unknown_key": (
+        lambda m: {**m, "adapters": {"default": _renamed(m["adapters"]["default"], "lora_alpha", "lora_alpah")}},
+        r"{}: adapter 'default': unknown key 'lora_alpah' in adapter config; did you mean 'lora_alpha'\?",
+    ),
+    "r_changed": (
+        lambda m: _adapter(m, r=8),
+        r"{}: adapter 'default' expects tensor '\S+_proj\.lora_A\.weight' of shape \(8, 32\) \(from `r` = 8\), "
+        r"but \S+ckpt/adapter_model\.safetensors holds it with shape \(4, 32\)",
+    ),
+    "graph_channels_changed": (
+        lambda m: _adapter(m, graph_channels=8),
+        r"{}: adapter 'default' expects tensor '\S+' of shape \([^)]*\) \(from `graph_channels` = 8\), "
+        r"but \S+ckpt/kgpeft_model\.safetensors holds it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_hand_edited_config_is_refused(kg, tokenizer, saved_adapter, tmp_path, case):
+    edit, message = BAD_CONFIGS[case]
+    folder = shutil.copytree(saved_adapter, tmp_path / "ckpt")
+    file = folder / "kgpeft_config.json"
+    edited = edit(json.loads(file.read_text()))
+    file.write_text(edited if case == "not_json" else json.dumps(edited))
+    with pytest.raises(CheckpointError, match=message.format(re.escape(str(file)))):
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), folder, kg, tokenizer=tokenizer)
+
+
+def test_newer_kgpeft_keys_are_ignored_with_a_warning(kg, tokenizer, saved_adapter, tmp_path):
+    folder = shutil.copytree(saved_adapter, tmp_path / "ckpt")
+    file = folder / "kgpeft_config.json"
+    meta = _adapter(json.loads(file.read_text()), future_setting=1)
+    file.write_text(json.dumps({**meta, "kgpeft_version": "99.0", "future_key": {}}))
+    with (
+        pytest.warns(UserWarning, match=r"Ignoring unknown keys \['future_key'\] in \S+kgpeft_config\.json"),
+        pytest.warns(UserWarning, match=r"unknown KGLoraConfig keys \['future_setting'\]"),
+    ):
+        loaded = KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), folder, kg, tokenizer=tokenizer)
+    assert loaded.kg_configs["default"].r == 4
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
