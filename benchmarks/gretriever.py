@@ -102,6 +102,14 @@ def pcst_graph(kg, graph: Data, question: str, embed: Embedder) -> tuple[Data, s
     return Data(x=pruned.x, edge_index=pruned.edge_index, edge_attr=pruned.edge_attr), text.strip()
 
 
+def length_chunks(indices: list[int], texts: list[str] | None, size: int = 4) -> list[list[int]]:
+    """``indices`` in chunks of ``size`` by the length of their ``texts`` (one chunk of all without texts)."""
+    if texts is None:
+        return [indices]
+    ordered = sorted(indices, key=lambda i: len(texts[i]))
+    return [ordered[k : k + size] for k in range(0, len(ordered), size)]
+
+
 def graph_inputs(graphs: list[Data], dim: int) -> dict[str, torch.Tensor]:
     """A batch's graphs as GRetriever takes them (``x``, ``edge_index``, ``batch``, ``edge_attr``)."""
     fixed = [
@@ -161,20 +169,28 @@ def train(model: GRetriever, job, examples, graphs, texts, with_text: bool) -> t
             rng.shuffle(epoch)
             order += epoch
         batch, order = order[: t.per_device_train_batch_size], order[t.per_device_train_batch_size :]
-        loss = model(
-            [examples[i].text for i in batch],
-            **graph_inputs([graphs[i] for i in batch], dim),
-            label=[examples[i].answer.strip() for i in batch],
-            additional_text_context=[texts[i] for i in batch] if with_text else None,
-        )
-        loss.backward()
+        # PyG pads a batch to its longest prompt, and a few PCST texts run to ~500 tokens: the batch
+        # goes through in chunks of similar length, each chunk's mean loss weighted by its share of
+        # the batch's answer tokens, which is the gradient of the whole batch's mean loss.
+        answers = {i: examples[i].answer.strip() for i in batch}
+        weight = {i: len(model.llm.tokenizer(answers[i] + model.llm.tokenizer.eos_token).input_ids) for i in batch}
+        total, loss_value = sum(weight.values()), 0.0
+        for chunk in length_chunks(batch, texts if with_text else None):
+            loss = model(
+                [examples[i].text for i in chunk],
+                **graph_inputs([graphs[i] for i in chunk], dim),
+                label=[answers[i] for i in chunk],
+                additional_text_context=[texts[i] for i in chunk] if with_text else None,
+            ) * (sum(weight[i] for i in chunk) / total)
+            loss.backward()
+            loss_value += loss.item()
         if t.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if step % 20 == 0:
-            print(f"  step {step:>4}  loss {loss.item():.3f}", flush=True)
+            print(f"  step {step:>4}  loss {loss_value:.3f}", flush=True)
     return (time.perf_counter() - t0) / t.max_steps, t.max_steps
 
 
@@ -182,16 +198,19 @@ def train(model: GRetriever, job, examples, graphs, texts, with_text: bool) -> t
 def evaluate(model: GRetriever, job, examples, graphs, texts, with_text: bool, metric: str) -> dict:
     """The task's metrics of greedy answers (the first generated line), with the predictions."""
     model.eval()
-    size, dim, predictions = job.config.training.per_device_eval_batch_size, model.word_embedding.embedding_dim, []
+    size, dim = job.config.training.per_device_eval_batch_size, model.word_embedding.embedding_dim
+    answers: dict[int, str] = {}
     for lo in range(0, len(examples), size):
-        idx = range(lo, min(lo + size, len(examples)))
-        out = model.inference(
-            [examples[i].text for i in idx],
-            **graph_inputs([graphs[i] for i in idx], dim),
-            additional_text_context=[texts[i] for i in idx] if with_text else None,
-            max_out_tokens=job.config.max_new_tokens,
-        )
-        predictions += [first_line(p) for p in out]
+        chunks = length_chunks(list(range(lo, min(lo + size, len(examples)))), texts if with_text else None, size=8)
+        for idx in chunks:
+            out = model.inference(
+                [examples[i].text for i in idx],
+                **graph_inputs([graphs[i] for i in idx], dim),
+                additional_text_context=[texts[i] for i in idx] if with_text else None,
+                max_out_tokens=job.config.max_new_tokens,
+            )
+            answers.update(zip(idx, (first_line(p) for p in out), strict=True))
+    predictions = [answers[i] for i in range(len(examples))]
     metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
     return {**metrics, "predictions": predictions}
 
