@@ -23,6 +23,9 @@ from pathlib import Path
 #: The demo's variant names, as the quality benchmark calls them.
 ALIASES = {"lora+facts": "lora+facts2", "graph+facts": "graph+facts2", "kg-lora": "memory"}
 CONTROLS = ("correct", "shuffled", "none")
+#: Rows in this order (the knowledge_quality and gretriever variants); others after them.
+ORDER = ("base", "lora", "lora+facts2", "lora+facts4", "graph+facts2", "memory", "memory+facts2", "token")
+ORDER += ("gretriever", "gretriever+text")
 
 
 def task_and_seed(path: Path, report: dict) -> tuple[str, int]:
@@ -68,7 +71,8 @@ def cell(values: list[float]) -> str:
 
 def table(variants: dict[str, dict[int, dict]]) -> list[str]:
     lines = ["| variant | correct | shuffled | none | reliance | s/step | seeds |", "|---|---|---|---|---|---|---|"]
-    for name, seeds in variants.items():
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for name, seeds in sorted(variants.items(), key=lambda item: rank.get(item[0], len(rank))):
         runs = list(seeds.values())
         cells = [cell([r["metrics"][c] for r in runs if c in r["metrics"]]) for c in CONTROLS]
         both = [r for r in runs if "shuffled" in r["metrics"]]
