@@ -215,6 +215,17 @@ def evaluate(model: GRetriever, job, examples, graphs, texts, with_text: bool, m
     return {**metrics, "predictions": predictions}
 
 
+def answer_recall(examples, texts: list[str]) -> float:
+    """% of questions whose PCST text names a gold answer as one of its nodes."""
+
+    def nodes(text: str) -> set[str]:
+        rows = text.lower().split("\n\n")[0].splitlines()[1:]  # "node_id,node_attr" rows, before the edges
+        return {row.split(",", 1)[1] for row in rows if "," in row}
+
+    hits = sum(bool(nodes(t) & {a.lower() for a in e.answers}) for e, t in zip(examples, texts, strict=True))
+    return 100 * hits / max(len(examples), 1)
+
+
 def run_task(base: JobConfig, task: str, seed: int, variants: list[str], output: Path) -> dict:
     training = dataclasses.replace(base.training, output_dir=str(output / f"{task}-seed{seed}"))
     config = dataclasses.replace(base, task=task, seed=seed, training=training, selection=None, variants=[PLAIN])
@@ -224,7 +235,13 @@ def run_task(base: JobConfig, task: str, seed: int, variants: list[str], output:
     train_split = prepared_split(job, "train", "correct", embed)
     test = {c: prepared_split(job, "test", c, embed) for c in CONTROLS}
     tokens = [len(job.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in test["correct"][2]]
-    print(f"{task} seed {seed}: PCST text {statistics.mean(tokens):.1f} tokens per test question")
+    recall = answer_recall(test["correct"][0], test["correct"][2])
+    print(
+        f"{task} seed {seed}: PCST text {statistics.mean(tokens):.1f} tokens per test question; "
+        f"a gold answer is one of its nodes for {recall:.1f}% of them"
+    )
+    if not variants:
+        return {"task": task, "seed": seed, "pcst_text_tokens": statistics.mean(tokens), "answer_recall": recall}
     rows = []
     for name in variants:
         with_text = name == "gretriever+text"
@@ -255,6 +272,7 @@ def run_task(base: JobConfig, task: str, seed: int, variants: list[str], output:
         "seed": seed,
         "metric": headline,
         "pcst_text_tokens": statistics.mean(tokens),
+        "answer_recall": recall,
         "variants": rows,
     }
     (folder / "gretriever.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -266,7 +284,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     parser.add_argument("--tasks", nargs="+", default=["hypernym_qa", "relation_qa"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--variants", nargs="+", default=["gretriever", "gretriever+text"])
+    parser.add_argument(
+        "--variants", nargs="*", default=["gretriever", "gretriever+text"], help="none: only the PCST statistics"
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"))
     parser.add_argument("--steps", type=int, help="replace the config's training steps")
     parser.add_argument("--eval-examples", type=int, help="replace the config's held-out questions")
