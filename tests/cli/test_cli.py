@@ -277,10 +277,22 @@ def test_every_command_exits_130_on_ctrl_c(job, capsys, monkeypatch, command, ar
     assert capsys.readouterr().err == f"\nkgpeft {' '.join(argv[: 2 if argv[0] == 'kge' else 1])}: interrupted.\n"
 
 
+def _default_sigint() -> None:
+    # As in a terminal: a test run started in the background (`pytest &` in a script) ignores
+    # SIGINT, and a child inherits that, so it would never see the Ctrl-C the test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kgpeft(*argv: str, **kwargs) -> subprocess.Popen:
-    """``kgpeft ARGV`` in a fresh Python process, running this checkout's code."""
+    """``kgpeft ARGV`` in a fresh Python process, running this checkout's code, with Ctrl-C as in a terminal."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "kgpeft.cli", *argv], env=env, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kgpeft.cli", *argv],
+        env=env,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
+        **kwargs,
+    )
 
 
 def test_ctrl_c_during_training_says_where_it_stopped_and_resume_continues(job, capsys):
