@@ -300,13 +300,18 @@ def test_ctrl_c_during_training_says_where_it_stopped_and_resume_continues(job, 
     values["training"].update(max_steps=100_000, save_steps=3, save_total_limit=2)
     path.write_text(yaml.safe_dump(values))
     process = _kgpeft("train", "--config", str(path), stdout=subprocess.DEVNULL)
-    folder = Path(values["training"]["output_dir"]) / "kg-lora"
-    deadline = time.monotonic() + 240
-    while not list(folder.glob("checkpoint-*/trainer_state.json")) and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)  # a step can take long on a loaded machine
+    try:
+        folder = Path(values["training"]["output_dir"]) / "kg-lora"
+        deadline = time.monotonic() + 240
+        while not list(folder.glob("checkpoint-*/trainer_state.json")) and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=300)  # a step can take long on a loaded machine
+    finally:
+        if process.poll() is None:  # a failed test leaves no training process behind
+            process.kill()
+            process.wait()
     last = err.decode().strip().splitlines()[-1]
     assert process.returncode == 130, err.decode()
     match = re.fullmatch(
