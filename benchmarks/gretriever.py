@@ -132,7 +132,7 @@ def prepared_split(job, split: str, condition: str, embed: Embedder) -> tuple[li
     return data.examples, [g for g, _ in pruned], [t for _, t in pruned]
 
 
-def build(job, with_graph: bool = True) -> GRetriever:
+def build(job) -> GRetriever:
     """G-Retriever on a fresh copy of the job's LLM, its generator the ``lora`` row's peft LoRA."""
     config = job.config
     with warnings.catch_warnings():
@@ -142,7 +142,7 @@ def build(job, with_graph: bool = True) -> GRetriever:
         )
     dim = llm.word_embedding.embedding_dim
     torch.manual_seed(config.seed)
-    gnn = GAT(dim, 256, num_layers=2, out_channels=256, heads=4, edge_dim=dim) if with_graph else None
+    gnn = GAT(dim, 256, num_layers=2, out_channels=256, heads=4, edge_dim=dim)
     model = GRetriever(llm, gnn, use_lora=False)
     targets = resolve_target_modules(job.base, config.adapter.target_modules)
     r = lora_rank_for_budget(job.base, targets, job.kg_lora_budget())

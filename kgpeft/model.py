@@ -41,7 +41,7 @@ from kgpeft.kge.distillation import SoftTargets, distillation_loss
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.model import KGLoraModel
-from kgpeft.utils import atomic_folder
+from kgpeft.utils import atomic_folder, foreign_entries_or_refuse
 
 __all__ = ["CheckpointError", "KGPeftModel", "get_kg_peft_model"]
 
@@ -184,15 +184,9 @@ class KGPeftModel(KGLoraModel):
                 ``overwrite=False``).
         """
         target = Path(save_directory)
-        if target.exists() and not target.is_dir():
-            raise OutputPathError(f"{target} is a file; save_pretrained writes a folder. Choose another path.")
-        others = foreign_entries(target)
-        if others and not force:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            raise OutputPathError(
-                f"{target} holds files that are not a kgpeft adapter's ({shown}); choose an empty or new folder, "
-                "or pass force=True to write the adapter into it and keep those files."
-            )
+        others = foreign_entries_or_refuse(
+            target, foreign_entries, force, writer="save_pretrained", owner="a kgpeft adapter's", thing="the adapter"
+        )
         if not overwrite and target.is_dir() and any(target.iterdir()):
             raise OutputPathError(f"{target} exists; pass overwrite=True to replace the adapter saved there.")
         with atomic_folder(target, keep=others) as tmp:

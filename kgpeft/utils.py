@@ -6,7 +6,7 @@ import gc
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -90,6 +90,27 @@ def merge_folder(tmp: Path, target: Path, keep: Collection[str] = ()) -> None:
     for old in target.iterdir():
         if old.name not in new and old.name not in keep:
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+
+
+def foreign_entries_or_refuse(
+    target: Path, foreign: Callable[[Path], list[str]], force: bool, *, writer: str, owner: str, thing: str
+) -> list[str]:
+    """The entries of folder ``target`` that ``writer`` did not write (``foreign(target)``), checked.
+
+    Raises :class:`OutputPathError` if ``target`` is a file, or holds such entries and ``force``
+    is off; the message names up to 5 of them. ``owner`` says whose files belong there (``"a
+    kgpeft adapter's"``), ``thing`` what is written (``"the adapter"``).
+    """
+    if target.exists() and not target.is_dir():
+        raise OutputPathError(f"{target} is a file; {writer} writes a folder. Choose another path.")
+    others = foreign(target)
+    if others and not force:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise OutputPathError(
+            f"{target} holds files that are not {owner} ({shown}); choose an empty or new folder, "
+            f"or pass force=True to write {thing} into it and keep those files."
+        )
+    return others
 
 
 @contextmanager

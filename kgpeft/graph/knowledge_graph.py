@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from kgpeft.errors import KGFileNotFoundError, KGFormatError, OutputPathError
-from kgpeft.utils import atomic_folder, paused_gc
+from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.utils import atomic_folder, foreign_entries_or_refuse, paused_gc
 
 FORMAT_NAME = "kgpeft.knowledge_graph"
 FORMAT_VERSION = 1
@@ -297,15 +297,14 @@ class KnowledgeGraph:
             FileExistsError: ``path`` exists and ``overwrite`` is ``False``.
         """
         target = Path(path)
-        if target.exists() and not target.is_dir():
-            raise OutputPathError(f"{target} is a file; KnowledgeGraph.save writes a folder. Choose another path.")
-        others = _foreign_entries(target)
-        if others and not force:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            raise OutputPathError(
-                f"{target} holds files that are not a saved knowledge graph's ({shown}); choose an empty or new "
-                "folder, or pass force=True to write the KG into it and keep those files."
-            )
+        others = foreign_entries_or_refuse(
+            target,
+            _foreign_entries,
+            force,
+            writer="KnowledgeGraph.save",
+            owner="a saved knowledge graph's",
+            thing="the KG",
+        )
         with atomic_folder(target, overwrite, keep=others) as tmp:
             arrays = {"triples": self.triples, **{f"split.{k}": v for k, v in self.splits.items()}}
             arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
