@@ -82,7 +82,8 @@ class KGPeftModel(KGLoraModel):
         :mod:`kgpeft.kge.distillation`), ``loss`` also holds the weighted distillation
         loss; in training mode with ``relation_loss_weight > 0``, the weighted relation-aware
         loss (:meth:`relation_loss`). Each term is also returned on its own
-        (``distillation_loss``, ``relation_loss``).
+        (``distillation_loss``, ``relation_loss``), and their weighted sum as
+        ``auxiliary_loss`` (also when no ``labels`` were passed, so no ``loss`` was computed).
         """
         if args:
             kwargs["input_ids"] = args[0]
@@ -94,15 +95,18 @@ class KGPeftModel(KGLoraModel):
             state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
             with self.context.activate(state):
                 outputs = self.peft_model(**kwargs)
+        auxiliary = []
         if distillation is not None:
             outputs["distillation_loss"] = kd = distillation_loss(outputs.logits, distillation)
-            if outputs.get("loss") is not None:
-                outputs["loss"] = outputs.loss + distillation.weight * kd
+            auxiliary.append(distillation.weight * kd)
         weight = self.active_config.relation_loss_weight
         if self._adapters_enabled and self.training and weight > 0 and knowledge is not None:
             outputs["relation_loss"] = rel = self.relation_loss(knowledge)
+            auxiliary.append(weight * rel)
+        if auxiliary:
+            outputs["auxiliary_loss"] = aux = sum(auxiliary[1:], auxiliary[0])
             if outputs.get("loss") is not None:
-                outputs["loss"] = outputs.loss + weight * rel
+                outputs["loss"] = outputs.loss + aux
         return outputs
 
     @torch.no_grad()

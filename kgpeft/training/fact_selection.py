@@ -34,6 +34,7 @@ from kgpeft.errors import KGFileNotFoundError, KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.nn.fact_scorer import FactScorer, answer_fact_loss, top_facts
 from kgpeft.nn.features import TextNodeFeatures
+from kgpeft.training.loss import causal_lm_head, label_log_likelihoods
 from kgpeft.utils import atomic_file
 
 SCORER_FORMAT = "kgpeft.fact_scorer"
@@ -211,6 +212,7 @@ def answer_log_likelihoods(model: nn.Module, tokenizer, rows: list[tuple[str, st
     """``(R,)``: the summed log-probability of each ``(prompt, answer)`` row's answer tokens under ``model``."""
     out = []
     device = next(model.parameters()).device
+    head = causal_lm_head(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for lo in range(0, len(rows), batch_size):
         prompts, targets = [], []
@@ -225,11 +227,19 @@ def answer_log_likelihoods(model: nn.Module, tokenizer, rows: list[tuple[str, st
             input_ids[i, : len(p) + len(t)] = torch.tensor(p + t)
             labels[i, len(p) : len(p) + len(t)] = torch.tensor(t)
         mask = (labels != -100) | (torch.arange(width)[None, :] < torch.tensor([len(p) for p in prompts])[:, None])
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.long().to(device)).logits.float()
-        log_probs = logits[:, :-1].log_softmax(-1)  # position t predicts token t + 1
-        target = labels[:, 1:].to(device)
-        picked = log_probs.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
-        out.append((picked * (target != -100)).sum(-1).cpu())
+        batch = {
+            "input_ids": input_ids.to(device),
+            "attention_mask": mask.long().to(device),
+            "labels": labels.to(device),
+        }
+        summed = label_log_likelihoods(model, batch, head)  # the LM head only at answer positions
+        if summed is None:
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+            log_probs = logits[:, :-1].log_softmax(-1)  # position t predicts token t + 1
+            target = batch["labels"][:, 1:]
+            picked = log_probs.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+            summed = (picked * (target != -100)).sum(-1)
+        out.append(summed.cpu())
     return torch.cat(out)
 
 

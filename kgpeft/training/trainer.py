@@ -40,6 +40,7 @@ from kgpeft.training.checkpoints import (
     save_checkpoint,
 )
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
+from kgpeft.training.loss import causal_lm_head, label_positions_loss
 from kgpeft.utils import ensure_writable
 
 METRICS_CSV_NAME = "metrics.csv"
@@ -240,6 +241,7 @@ def _train(
         desc="training",
         disable=not (config.progress_bar and accelerator.is_local_main_process),
     )
+    head = causal_lm_head(model)  # a causal LM's loss runs its head only where there are labels
     total_loss, total_batches = torch.zeros((), device=accelerator.device), 0
     window_loss, window_batches, window_samples = torch.zeros((), device=accelerator.device), 0, 0
     window_start = time.perf_counter()
@@ -252,7 +254,7 @@ def _train(
         batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
         for batch_index, batch in enumerate(batches, start=skip):
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = _loss(model, batch, head)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -327,6 +329,12 @@ def _train(
 
 
 # ------------------------------------------------------------------ evaluation
+def _loss(model: nn.Module, batch: dict[str, Any], head: nn.Module | None) -> torch.Tensor:
+    """``model(**batch).loss``; for a causal LM, computed with its head only at labelled positions."""
+    loss = label_positions_loss(model, batch, head) if head is not None else None
+    return model(**batch).loss if loss is None else loss
+
+
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module, accelerator: Accelerator, eval_dataloader: DataLoader | None, evaluate: Evaluate | None
@@ -335,9 +343,9 @@ def evaluate_model(
     model.eval()
     metrics: dict[str, float] = {}
     if eval_dataloader is not None:
-        losses = []
+        losses, head = [], causal_lm_head(model)
         for batch in eval_dataloader:
-            loss = model(**batch).loss.detach().float()
+            loss = _loss(model, batch, head).detach().float()
             losses.append(accelerator.gather_for_metrics(loss.expand(_batch_size(batch))))  # (B,)
         metrics["loss"] = torch.cat(losses).mean().item()
     if evaluate is not None:
