@@ -139,6 +139,7 @@ def train_fact_scorer(
             raise FactScorerError("The `marginal` objective scores answers with a language model; pass one.")
         usable = [i for i, e in enumerate(dataset.examples) if e.answer]
     rng = random.Random(config.seed)
+    cache: dict[tuple[int, int], float] = {}  # (example, triple) -> the frozen LM's answer log-likelihood
     params = [p for p in scorer.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     scorer.train()
@@ -152,7 +153,9 @@ def train_fact_scorer(
             loss = answer_fact_loss(scores, graph, positive)
         else:
             examples = [dataset.examples[i] for i in indices]
-            loss = marginal_fact_loss(scores, graph, examples, kg, tokenizer, language_model, config.num_candidates)
+            loss = marginal_fact_loss(
+                scores, graph, examples, kg, tokenizer, language_model, config.num_candidates, cache, indices
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -161,13 +164,22 @@ def train_fact_scorer(
     return {
         "objective": config.objective,
         "steps": config.max_steps,
+        **({"lm_scored_facts": len(cache)} if config.objective == "marginal" else {}),
         "seconds": time.perf_counter() - t0,
         "final_loss": sum(losses[-10:]) / len(losses[-10:]),
     }
 
 
 def marginal_fact_loss(
-    scores: Tensor, graph, examples: list, kg: KnowledgeGraph, tokenizer, language_model: nn.Module, k: int
+    scores: Tensor,
+    graph,
+    examples: list,
+    kg: KnowledgeGraph,
+    tokenizer,
+    language_model: nn.Module,
+    k: int,
+    cache: dict[tuple[int, int], float] | None = None,
+    keys: list[int] | None = None,
 ) -> Tensor:
     r"""RAG's marginal likelihood of the answers over each sample's ``k`` best-scored facts.
 
@@ -175,6 +187,10 @@ def marginal_fact_loss(
     where :math:`p(e \mid q_b)` is the softmax of ``scores`` over the sample's edges and
     :math:`p(y_b \mid f_e, x_b)` the frozen ``language_model``'s probability of the answer with
     ``"Facts: <fact e>.\n"`` before the text. Only the scorer gets gradient.
+
+    The LM is frozen, so an answer's likelihood given one fact never changes: with ``cache``
+    (a dict kept across steps) and ``keys`` (each example's id), a pair scored once is not
+    scored again.
     """
     from kgpeft.nn.fact_scorer import segment_log_softmax
     from kgpeft.retrieval import render_facts
@@ -190,17 +206,24 @@ def marginal_fact_loss(
         if len(picked[b]) < k and edge_ids[e] not in seen[b]:
             picked[b].append(e)
             seen[b].add(edge_ids[e])
-    rows, owners, edges = [], [], []
+    cache = {} if cache is None else cache
+    keys = list(range(len(examples))) if keys is None else keys
+    owners, edges, pairs, missing = [], [], [], {}
     for b, example in enumerate(examples):
         for e in picked[b]:
-            rows.append((render_facts(kg, [edge_ids[e]]) + example.text, example.answer))
             owners.append(b)
             edges.append(e)
-    if not rows:
+            pairs.append(pair := (keys[b], edge_ids[e]))
+            if pair not in cache:
+                missing[pair] = (render_facts(kg, [edge_ids[e]]) + example.text, example.answer)
+    if not pairs:
         return scores.sum() * 0.0
-    with torch.no_grad():
-        log_lik = answer_log_likelihoods(language_model, tokenizer, rows)  # (R,)
-    joint = log_p[torch.tensor(edges)] + log_lik.to(log_p.dtype)  # (R,)
+    if missing:
+        with torch.no_grad():
+            scored = answer_log_likelihoods(language_model, tokenizer, list(missing.values()))
+        cache.update(zip(missing, scored.tolist(), strict=True))
+    log_lik = torch.tensor([cache[pair] for pair in pairs], dtype=log_p.dtype)  # (R,)
+    joint = log_p[torch.tensor(edges)] + log_lik  # (R,)
     owner = torch.tensor(owners)
     top = torch.full((len(examples),), -float("inf")).scatter_reduce(0, owner, joint.detach(), "amax")
     total = torch.zeros(len(examples)).index_add(0, owner, (joint - top[owner]).exp())

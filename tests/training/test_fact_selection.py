@@ -98,6 +98,28 @@ def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenize
     assert after and not before, "the fact that makes the answer copyable comes first"
 
 
+def test_marginal_loss_scores_each_example_and_fact_once(kg, tokenizer):
+    data = _dataset(kg, tokenizer, with_entities=False)
+    scorer, _ = _scorer(kg, tokenizer, objective="marginal", num_candidates=3)
+    lm = CopyLM(tokenizer.vocab_size + 8)
+    rows = []
+    lm.register_forward_hook(lambda m, args, kwargs, out: rows.append(len(kwargs["input_ids"])), with_kwargs=True)
+    graph, seed_mask, _ = _fact_batch(data, [0, 1, 2, 3], kg)
+    scores = scorer(graph, seed_mask, question_vectors(scorer, tokenizer, [e.text for e in data.examples]))
+    plain = marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3)
+    scored = sum(rows)
+    assert 4 < scored <= 12  # up to 3 facts for each of 4 questions
+    cache: dict = {}
+    first = marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3, cache, [10, 11, 12, 13])
+    assert sum(rows) == 2 * scored and len(cache) == scored and {key[0] for key in cache} == {10, 11, 12, 13}
+    again = marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3, cache, [10, 11, 12, 13])
+    assert sum(rows) == 2 * scored, "nothing scored twice"
+    torch.testing.assert_close(first, plain)
+    torch.testing.assert_close(again, plain)
+    again.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in scorer.parameters() if p.requires_grad)
+
+
 def test_save_and_load_the_scorer(kg, tokenizer, tmp_path):
     data = _dataset(kg, tokenizer)
     scorer, config = _scorer(kg, tokenizer, max_steps=5)
