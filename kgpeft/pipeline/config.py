@@ -73,6 +73,13 @@ class Variant:
         default_factory=dict,
         metadata={"help": "KGLoraConfig settings that replace the job's for this variant (e.g. knowledge_mode)."},
     )
+    knowledge_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of training examples given no knowledge (no subgraph, links, facts or memory), so the "
+            "model also learns to answer without its KG; evaluation is unchanged."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self, JobConfigError)
@@ -86,6 +93,10 @@ class Variant:
             raise JobConfigError(f"`num_facts` should be a positive integer with `facts` set, got {self.num_facts!r}.")
         if self.knowledge and self.adapter != "kg-lora":
             raise JobConfigError(f"`knowledge` overrides a KG-LoRA adapter; variant {self.name!r} has none.")
+        if not 0 <= self.knowledge_dropout < 1:
+            raise JobConfigError(f"`knowledge_dropout` should be in [0, 1), got {self.knowledge_dropout!r}.")
+        if self.knowledge_dropout and not self.uses_knowledge:
+            raise JobConfigError(f"`knowledge_dropout` drops knowledge; variant {self.name!r} reads none.")
 
     @property
     def uses_knowledge(self) -> bool:

@@ -234,7 +234,8 @@ class Job:
         ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options). A
         KG-LoRA variant's training data carries the KGE teacher's soft targets when the job has
         a ``distillation`` section. With a trained fact scorer, a variant's facts follow its
-        ranking when they are ``selected`` or read as memory (then its prompt facts too).
+        ranking when they are ``selected`` or read as memory (then its prompt facts too). A
+        variant's ``knowledge_dropout`` empties the knowledge of that share of its training examples.
         """
         distill = (
             self.config.distillation is not None and split == "train" and with_target and variant.adapter == "kg-lora"
@@ -251,6 +252,8 @@ class Job:
         if num_facts or memory:
             retrieval = dataclasses.replace(data.retrieval, num_facts=num_facts, memory_facts=memory)
             data = data.with_retrieval(retrieval)
+        if variant.knowledge_dropout and split == "train" and with_target and condition == "correct":
+            data = data.with_knowledge_dropout(variant.knowledge_dropout, seed=self.config.seed)
         return data
 
 

@@ -236,14 +236,7 @@ class KnowledgeDataset(Dataset):
             return self
         n = len(self.examples)
         if condition == "none":
-            empty = Data(
-                n_id=torch.zeros(0, dtype=torch.long),
-                edge_index=torch.zeros(2, 0, dtype=torch.long),
-                edge_type=torch.zeros(0, dtype=torch.long),
-                edge_id=torch.zeros(0, dtype=torch.long),
-                num_nodes=0,
-            )
-            return self._replace(graphs=[empty] * n, mentions=[[] for _ in range(n)], fact_ranking=None)
+            return self._replace(graphs=[_empty_graph()] * n, mentions=[[] for _ in range(n)], fact_ranking=None)
         if n < 2:
             raise DataError("A shuffled control needs at least two examples.")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
@@ -257,6 +250,27 @@ class KnowledgeDataset(Dataset):
             swap = {e: theirs[k % len(theirs)] for k, e in enumerate(mine)} if theirs else {}
             mentions.append([m._replace(candidates=(swap[m.entity],), scores=(1.0,)) for m in self.mentions[i] if swap])
         return self._replace(graphs=[self.graphs[j] for j in donor], mentions=mentions, fact_ranking=None)
+
+    def with_knowledge_dropout(self, rate: float, seed: int = 0) -> KnowledgeDataset:
+        """A copy in which ``round(rate * len(self))`` examples, chosen by ``seed``, have no knowledge.
+
+        Those examples read as under the ``"none"`` control (no subgraph, links, facts or
+        memory slots); the others keep theirs, a learned fact ranking included. Trained on
+        it, an adapter also learns to answer when the KG has nothing to say.
+        """
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise DataError(f"`rate` should be a number in [0, 1), got {rate!r}.")
+        n = len(self.examples)
+        dropped = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: round(rate * n)].tolist())
+        if not dropped:
+            return self
+        empty = _empty_graph()
+        ranking = self.fact_ranking
+        return self._replace(
+            graphs=[empty if i in dropped else g for i, g in enumerate(self.graphs)],
+            mentions=[[] if i in dropped else m for i, m in enumerate(self.mentions)],
+            fact_ranking=None if ranking is None else [[] if i in dropped else r for i, r in enumerate(ranking)],
+        )
 
     def _replace(self, **attributes: Any) -> KnowledgeDataset:
         new = copy.copy(self)
@@ -396,3 +410,14 @@ class KnowledgeCollator:
                 ids[b, f, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
                 mask[b, f, : len(tokens)] = True
         return ids, mask
+
+
+def _empty_graph() -> Data:
+    """The subgraph of an example without knowledge: no nodes, no edges."""
+    return Data(
+        n_id=torch.zeros(0, dtype=torch.long),
+        edge_index=torch.zeros(2, 0, dtype=torch.long),
+        edge_type=torch.zeros(0, dtype=torch.long),
+        edge_id=torch.zeros(0, dtype=torch.long),
+        num_nodes=0,
+    )

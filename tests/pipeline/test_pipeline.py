@@ -10,6 +10,7 @@ from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
 from kgpeft.pipeline.run import VariantResult
+from kgpeft.training.data import DataError
 
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
 ROWS = [
@@ -106,6 +107,32 @@ def test_controls_give_other_or_no_knowledge(files, tmp_path):
         none.features[0]["input_ids"]
         == job.dataset("test", Variant("lora", adapter="lora"), with_target=False).features[0]["input_ids"]
     )
+
+
+def test_knowledge_dropout_empties_a_share_of_the_training_examples_only(files, tmp_path):
+    job = prepare(_config(files, tmp_path))
+    variant = Variant("g", adapter="kg-lora", facts="selected", num_facts=1, knowledge_dropout=0.5)
+    kept = job.dataset("train", Variant("g", adapter="kg-lora", facts="selected", num_facts=1), with_target=True)
+    train = job.dataset("train", variant, with_target=True)
+    n = len(train.examples)
+    dropped = [i for i in range(n) if train.graphs[i].n_id.numel() == 0]
+    assert len(dropped) == n // 2 and all(kept.graphs[i].n_id.numel() for i in range(n))
+    for i in range(n):
+        if i in dropped:
+            assert not train.mentions[i] and train.facts(i) == [] and "fact_ids" in train.features[i]
+            assert train.features[i]["fact_ids"] == [] and set(train.features[i]["token_entity"]) == {-1}
+        else:  # the others keep their graph, links, selected facts and memory slots
+            assert train.features[i] == kept.features[i] and train.facts(i) == kept.facts(i)
+    assert dropped == [i for i in range(n) if job.dataset("train", variant, with_target=True).graphs[i].num_nodes == 0]
+    test = job.dataset("test", variant, with_target=False)
+    assert all(g.n_id.numel() for g in test.graphs), "evaluation keeps its knowledge"
+    assert kept.with_knowledge_dropout(0.0) is kept
+    with pytest.raises(DataError, match=r"`rate` should be a number in \[0, 1\), got True"):
+        kept.with_knowledge_dropout(True)
+    with pytest.raises(JobConfigError, match=r"`knowledge_dropout` should be in \[0, 1\), got 1\.0"):
+        Variant("g", adapter="kg-lora", knowledge_dropout=1.0)
+    with pytest.raises(JobConfigError, match="variant 'lora' reads none"):
+        Variant("lora", adapter="lora", knowledge_dropout=0.2)
 
 
 def test_selected_facts_reach_the_answer(files, tmp_path):
