@@ -211,7 +211,11 @@ def evaluate(model: GRetriever, job, examples, graphs, texts, with_text: bool, m
             )
             answers.update(zip(idx, (first_line(p) for p in out), strict=True))
     predictions = [answers[i] for i in range(len(examples))]
-    metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
+    if metric == "classification":  # a generated class name, scored over the gold classes, as the pipeline does
+        gold = [e.answer for e in examples]
+        metrics = compute_metrics(metric, predictions, gold, labels=sorted(set(gold)))
+    else:
+        metrics = compute_metrics(metric, predictions, [list(e.answers) for e in examples])
     return {**metrics, "predictions": predictions}
 
 

@@ -12,6 +12,8 @@ with these variants on the same data, steps and seed:
 - ``memory``: KG-LoRA ``knowledge_mode: memory``, the scorer's 2 facts as key/value slots, nothing in
   the prompt (graph only);
 - ``memory+facts2``: the same adapter, and the 2 selected facts in the prompt too;
+- ``memory+drop20`` / ``graph+facts2+drop20``: the same, trained with knowledge dropout (a fifth of
+  the training questions without knowledge), so that they still answer when given none;
 - ``token``: the first KG-LoRA design (node states added at linked tokens), for reference;
 
 each evaluated with its own knowledge, another question's (shuffled) and none. It prints, per task,
@@ -44,6 +46,12 @@ VARIANTS = {
     "memory": Variant("memory", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
+    ),
+    "memory+drop20": Variant(
+        "memory+drop20", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}, knowledge_dropout=0.2
+    ),
+    "graph+facts2+drop20": Variant(
+        "graph+facts2+drop20", adapter="lora", facts="selected", num_facts=2, knowledge_dropout=0.2
     ),
     "token": Variant("token", adapter="kg-lora", knowledge={"knowledge_mode": "token"}),
 }
