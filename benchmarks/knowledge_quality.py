@@ -23,6 +23,8 @@ the mean and spread (min..max) over the seeds of the headline metric, and the re
     .venv/bin/python benchmarks/knowledge_quality.py --tasks hypernym_qa --seeds 0        # ~40 min, 2 cores
     .venv/bin/python benchmarks/knowledge_quality.py --tasks hypernym_qa relation_qa --seeds 0 1 2
     .venv/bin/python benchmarks/knowledge_quality.py --variants lora graph+facts2 memory  # a subset
+    .venv/bin/python benchmarks/knowledge_quality.py --config configs/supersense_qa.yaml --tasks supersense_qa \
+        --objective marginal --scorer-steps 100 --variants graph+facts2 memory   # no answer entities to learn from
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 import torch
 
 from kgpeft.pipeline import JobConfig, Variant, run
+from kgpeft.training.fact_selection import FactScorerConfig
 
 VARIANTS = {
     "base": Variant("base", adapter="none"),
@@ -99,9 +102,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="replace the config's training steps")
     parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--objective",
+        choices=["answers", "marginal"],
+        help="train the fact scorer with this objective (`marginal`: from the answers' likelihood alone)",
+    )
+    parser.add_argument("--scorer-steps", type=int, help="replace the fact scorer's training steps")
+    parser.add_argument("--memory-facts", type=int, help="replace `retrieval.memory_facts` (slots per question)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = JobConfig.from_yaml(args.config)
+    if args.objective or args.scorer_steps:
+        selection = base.selection or FactScorerConfig()
+        if args.objective:
+            selection = dataclasses.replace(selection, objective=args.objective)
+        if args.scorer_steps:
+            selection = dataclasses.replace(selection, max_steps=args.scorer_steps)
+        base = dataclasses.replace(base, selection=selection)
+    if args.memory_facts is not None:
+        base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, memory_facts=args.memory_facts))
     report = []
     for task in args.tasks:
         runs = {}
