@@ -6,8 +6,6 @@ facts include one joining the question's linked entity and a gold answer ("answe
 recall@k"), for
 
 - ``prior``: the data path's default order (facts touching a linked entity first, then retrieval order),
-- ``distinct``: the same, keeping one fact per entity pair (the prior's first two are often a link
-  and its inverse, e.g. ``dog hypernym canine`` and ``canine hyponym dog``),
 - ``scorer``: :class:`kgpeft.nn.FactScorer` trained on the training questions' answer entities
   (the ``answers`` objective, ``selection:`` settings of the config),
 
@@ -31,23 +29,9 @@ from kgpeft.retrieval import rank_facts
 from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall, fact_recall
 
 
-def prior_recall(data, k: int, distinct: bool = False) -> float:
+def prior_recall(data, k: int) -> float:
     rankings = [rank_facts(graph, {m.entity for m in ms}) for graph, ms in zip(data.graphs, data.mentions, strict=True)]
-    if distinct:
-        rankings = [one_per_pair(data.kg, r) for r in rankings]
     return fact_recall(data, rankings, k)
-
-
-def one_per_pair(kg, triples: list[int]) -> list[int]:
-    """``triples`` less those joining an entity pair already listed (WordNet stores most links
-    twice, e.g. ``dog hypernym canine`` and ``canine hyponym dog``, which the prior puts side by side)."""
-    seen, out = set(), []
-    for t in triples:
-        h, _, tail = kg.triples[:, t].tolist()
-        if frozenset((h, tail)) not in seen:
-            seen.add(frozenset((h, tail)))
-            out.append(t)
-    return out
 
 
 def ceiling(data) -> float:
@@ -83,14 +67,10 @@ def main() -> None:
         for k in (1, 2, 4):
             rows.append(
                 f"{task:<12} {k:>2} {100 * prior_recall(test, k):8.1f} "
-                f"{100 * prior_recall(test, k, distinct=True):8.1f} "
                 f"{100 * answer_fact_recall(job.scorer, test, job.tokenizer, k):8.1f} {100 * ceiling(test):8.1f}"
             )
         rows.append(f"{task:<12} (prepare incl. scorer training: {seconds:.0f} s; {job.selection_report})")
-    print(
-        f"\n{'task':<12} {'k':>2} {'prior':>8} {'distinct':>8} {'scorer':>8} {'ceiling':>8}   "
-        "answer-fact recall@k, % of held-out (distinct: the prior, one fact per entity pair)"
-    )
+    print(f"\n{'task':<12} {'k':>2} {'prior':>8} {'scorer':>8} {'ceiling':>8}   answer-fact recall@k, % of held-out")
     print("\n".join(rows))
 
 

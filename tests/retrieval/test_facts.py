@@ -48,3 +48,16 @@ def test_relation_keys_with_underscores():
     kg = KnowledgeGraph(["a", "b"], ["instance_hypernym"], torch.tensor([[0], [0], [1]]), labels=["Rome", "city"])
     assert format_fact(kg, 0) == "Rome instance hypernym city"
     assert format_fact(kg, 0, "arrow") == "Rome --instance_hypernym--> city"
+
+
+def test_rank_facts_puts_a_link_stated_both_ways_once_before_the_rest():
+    # triples: 0 dog -hypernym-> canine, 1 canine -hyponym-> dog, 2 dog -part-> tail, 3 canine -hypernym-> carnivore
+    graph = Data(
+        n_id=torch.tensor([10, 11, 12, 13]),  # dog, canine, tail, carnivore
+        edge_index=torch.tensor([[0, 1, 0, 1, 1, 3], [1, 0, 2, 0, 3, 1]]),
+        edge_id=torch.tensor([0, 0, 2, 1, 3, 3]),
+    )
+    # the two facts about dog say different things; the inverse link comes after them, then the rest
+    assert rank_facts(graph, {10}) == [0, 2, 1, 3]
+    assert rank_facts(graph, {13}) == [3, 0, 2, 1]
+    assert sorted(rank_facts(graph, set())) == [0, 1, 2, 3]
