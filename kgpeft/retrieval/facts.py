@@ -9,7 +9,6 @@ from __future__ import annotations
 import string
 from collections.abc import Collection, Sequence
 
-import torch
 from torch_geometric.data import Data
 
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
