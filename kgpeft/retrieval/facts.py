@@ -45,11 +45,34 @@ def fact_template(fact_format: str) -> str:
 
 def format_fact(kg: KnowledgeGraph, triple: int, fact_format: str = "sentence") -> str:
     """One triple (a column of ``kg.triples``) as text, e.g. ``"dog hypernym canine"``."""
+    return fact_spans(kg, triple, fact_format)[0]
+
+
+def fact_spans(
+    kg: KnowledgeGraph, triple: int, fact_format: str = "sentence"
+) -> tuple[str, dict[str, tuple[int, int]]]:
+    """One triple as :func:`format_fact` writes it, and where each field lies in that text.
+
+    Returns:
+        ``(text, spans)``: ``spans[field] = (start, end)`` character offsets of each field the
+        format uses (``head``, ``relation``, ``relation_key``, ``tail``), so an explanation can
+        tell which of a fact's tokens spell its head, its relation and its tail.
+
+    Example:
+        >>> fact_spans(kg, 0)  # doctest: +SKIP
+        ('dog is a animal', {'head': (0, 3), 'relation': (4, 8), 'tail': (9, 15)})
+    """
     h, r, t = kg.triples[:, triple].tolist()
     key = kg.relation_keys[r]
-    return fact_template(fact_format).format(
-        head=kg.labels[h], relation=key.replace("_", " "), relation_key=key, tail=kg.labels[t]
-    )
+    values = {"head": kg.labels[h], "relation": key.replace("_", " "), "relation_key": key, "tail": kg.labels[t]}
+    text, spans, formatter = "", {}, string.Formatter()
+    for literal, name, spec, conversion in formatter.parse(fact_template(fact_format)):
+        text += literal
+        if name is not None:
+            piece = formatter.format_field(formatter.convert_field(values[name], conversion), spec or "")
+            spans[name] = (len(text), len(text) + len(piece))
+            text += piece
+    return text, spans
 
 
 def render_facts(kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = "sentence") -> str:

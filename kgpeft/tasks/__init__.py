@@ -6,6 +6,8 @@
   *canine*), :func:`relation_qa` (*Name a part of a car.* → *accelerator*, nine relations),
   :func:`supersense_classification` (a sentence's target word → one of the 45
   :data:`SUPERSENSES`) and :func:`gloss_generation` (*Define the noun "dog":* → its gloss).
+- :func:`planted_facts`: a toy KG and questions only one fact answers, with a tiny model to
+  train on them in seconds (tests, notebooks, explanations).
 - :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
 - :mod:`kgpeft.tasks.inference`: running models over task datasets.
 """
@@ -23,6 +25,7 @@ from kgpeft.tasks.base import (
 from kgpeft.tasks.gloss_generation import gloss_generation
 from kgpeft.tasks.hypernym_qa import hypernym_qa
 from kgpeft.tasks.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
+from kgpeft.tasks.planted import PlantedFacts, planted_facts
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
 from kgpeft.tasks.relation_qa import relation_qa
 from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification, supersense_qa
@@ -34,6 +37,7 @@ __all__ = [
     "TASKS",
     "TASK_TYPES",
     "MissingKGDataError",
+    "PlantedFacts",
     "Task",
     "TaskExample",
     "TaskType",
@@ -44,6 +48,7 @@ __all__ = [
     "get_task",
     "gloss_generation",
     "hypernym_qa",
+    "planted_facts",
     "predict_classes",
     "relation_qa",
     "split_by_entity",

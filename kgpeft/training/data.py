@@ -10,7 +10,8 @@ features. :class:`KnowledgeCollator` pads a list of features and batches their s
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -185,10 +186,12 @@ class KnowledgeDataset(Dataset):
         """At most ``limit`` of the example's retrieved facts as sentences, those touching a linked entity first."""
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise DataError(f"`limit` should be a non-negative integer or None, got {limit!r}.")
-        triples = self._ranked_facts(index)[:limit]
+        triples = self.ranked_facts(index)[:limit]
         return [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
 
-    def _ranked_facts(self, index: int) -> list[int]:
+    def ranked_facts(self, index: int) -> list[int]:
+        """Example ``index``'s triple ids, best first: the learned ranking if set, else the prior order
+        (:func:`~kgpeft.retrieval.rank_facts`: facts touching a linked entity first)."""
         if self.fact_ranking is not None:
             return self.fact_ranking[index]
         return rank_facts(self.graphs[index], {m.entity for m in self.mentions[index]})
@@ -272,6 +275,62 @@ class KnowledgeDataset(Dataset):
             fact_ranking=None if ranking is None else [[] if i in dropped else r for i, r in enumerate(ranking)],
         )
 
+    def ablated(
+        self, rows: Sequence[tuple[int, int | None, Collection[int]]], answers: Sequence[str] | None = None
+    ) -> KnowledgeDataset:
+        """A dataset of one row per ``(index, entity, triples)``: example ``index`` with knowledge removed.
+
+        ``entity`` (or ``None``) loses its node, every edge and link to it and every fact that
+        names it; the ``triples`` (ids of ``kg.triples``) leave the subgraph and the fact
+        ranking. The remaining facts keep their order, so the next-ranked fact takes a removed
+        fact's place in the prompt and in memory. ``(i, None, ())`` is example ``i`` unchanged.
+        Leave-one-out explanations score every row of one such dataset in batches.
+
+        Args:
+            rows: the examples and what each row removes.
+            answers: one target per row, replacing the examples' answers (``causal_lm``); without
+                it, the rows are prompts only, for generation. (default: none)
+        """
+        if answers is not None and len(answers) != len(rows):
+            raise DataError(f"`answers` has {len(answers)} entries for {len(rows)} rows.")
+        if self.task != "causal_lm":
+            raise DataError(f"`ablated` builds answer-scoring rows of a causal_lm dataset, not {self.task!r}.")
+        examples, mentions, graphs, ranking = [], [], [], []
+        for k, (index, entity, triples) in enumerate(rows):
+            if not 0 <= index < len(self.examples):
+                raise DataError(f"Row {k}: index {index} is outside the dataset's {len(self.examples)} examples.")
+            graph, drop = self.graphs[index], set(triples)
+            if entity is not None:
+                named = (self.kg.triples[0] == entity) | (self.kg.triples[2] == entity)
+                drop.update(t for t in self.ranked_facts(index) if bool(named[t]))
+            keep_node = graph.n_id != entity if entity is not None else torch.ones_like(graph.n_id, dtype=torch.bool)
+            keep_edge = keep_node[graph.edge_index].all(0) & ~torch.isin(
+                graph.edge_id, torch.tensor(sorted(drop), dtype=torch.long)
+            )
+            remap = torch.cumsum(keep_node.long(), 0) - 1  # old node row -> new node row
+            graphs.append(
+                Data(
+                    n_id=graph.n_id[keep_node],
+                    edge_index=remap[graph.edge_index[:, keep_edge]],
+                    edge_type=graph.edge_type[keep_edge],
+                    edge_id=graph.edge_id[keep_edge],
+                    num_nodes=int(keep_node.sum()),
+                )
+            )
+            mentions.append([m for m in self.mentions[index] if m.entity != entity])
+            ranking.append([t for t in self.ranked_facts(index) if t not in drop])
+            example = self.examples[index]
+            examples.append(example if answers is None else dataclasses.replace(example, answer=answers[k]))
+        return self._replace(
+            examples=examples,
+            mentions=mentions,
+            graphs=graphs,
+            fact_ranking=ranking,
+            with_target=answers is not None,
+            teacher=None,
+            soft_targets=None,
+        )
+
     def _replace(self, **attributes: Any) -> KnowledgeDataset:
         new = copy.copy(self)
         for name, value in attributes.items():
@@ -289,7 +348,7 @@ class KnowledgeDataset(Dataset):
     def _featurize(self, index: int) -> dict[str, Any]:
         feature = self._featurize_text(index)
         if self.retrieval.memory_facts:
-            triples = self._ranked_facts(index)[: self.retrieval.memory_facts]
+            triples = self.ranked_facts(index)[: self.retrieval.memory_facts]
             texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
             feature["fact_ids"] = [i[: self.retrieval.max_fact_tokens] for i in ids]
@@ -298,7 +357,7 @@ class KnowledgeDataset(Dataset):
     def _featurize_text(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
         text, shift = example.text, 0
-        triples = self._ranked_facts(index)[: self.retrieval.num_facts] if self.retrieval.num_facts else []
+        triples = self.ranked_facts(index)[: self.retrieval.num_facts] if self.retrieval.num_facts else []
         if triples:  # no facts, no facts block: the question alone
             prefix = render_facts(self.kg, triples, self.retrieval.fact_format)
             text, shift = prefix + text, len(prefix)

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from torch_geometric.data import Batch
 from kgpeft.configuration import ConfigError, check_field_types
 from kgpeft.errors import KGFileNotFoundError, KGPeftError
 from kgpeft.graph import KnowledgeGraph
-from kgpeft.nn.fact_scorer import FactScorer, answer_fact_loss, top_facts
+from kgpeft.nn.fact_scorer import FactScorer, answer_fact_loss, segment_log_softmax, top_facts
 from kgpeft.nn.features import TextNodeFeatures
 from kgpeft.training.loss import causal_lm_head, label_log_likelihoods
 from kgpeft.utils import atomic_file
@@ -276,6 +277,26 @@ def select_facts(scorer: FactScorer, dataset, tokenizer, limit: int, batch_size:
         graph, seed_mask, _ = _fact_batch(dataset, indices, dataset.kg)
         question = question_vectors(scorer, tokenizer, [dataset.examples[i].text for i in indices])
         out.extend(top_facts(scorer(graph, seed_mask, question), graph, limit))
+    return out
+
+
+@torch.no_grad()
+def fact_probabilities(scorer: FactScorer, dataset, tokenizer, indices: Sequence[int]) -> list[dict[int, float]]:
+    """Per example ``indices[i]`` of ``dataset``, the scorer's probability of each subgraph triple.
+
+    The softmax of the scores over the example's edges, a triple's two directions summed: the
+    chance that a fact drawn from the scorer's distribution is that triple.
+    """
+    scorer.eval()
+    out: list[dict[int, float]] = [{} for _ in indices]
+    if not indices:
+        return out
+    graph, seed_mask, _ = _fact_batch(dataset, list(indices), dataset.kg)
+    question = question_vectors(scorer, tokenizer, [dataset.examples[i].text for i in indices])
+    edge_batch = graph.batch[graph.edge_index[0]]
+    probs = segment_log_softmax(scorer(graph, seed_mask, question), edge_batch, len(indices)).exp()
+    for b, triple, p in zip(edge_batch.tolist(), graph.edge_id.tolist(), probs.tolist(), strict=True):
+        out[b][triple] = out[b].get(triple, 0.0) + p
     return out
 
 

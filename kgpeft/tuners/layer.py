@@ -200,6 +200,7 @@ class CrossFusion(nn.Module):
         self.key = nn.Linear(graph_channels, r, bias=False)
         self.value = nn.Linear(graph_channels, r, bias=False)
         self.null_key = nn.Parameter(torch.empty(r))
+        self.record: list[torch.Tensor] | None = None  # set by kgpeft.explain to keep the attention weights
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -220,6 +221,9 @@ class CrossFusion(nn.Module):
         v = torch.cat([z.new_zeros(b, 1, q.size(-1)), self.value(z)], dim=1)  # (B, M + 1, r)
         mask = torch.cat([state.node_mask.new_ones(b, 1), state.node_mask], dim=1)  # (B, M + 1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :])  # (B, T, r)
+        if self.record is not None:  # an explanation reads each token's attention over the nodes
+            logits = (q @ k.transpose(-1, -2) * q.size(-1) ** -0.5).masked_fill(~mask[:, None, :], float("-inf"))
+            self.record.append(logits.softmax(-1)[..., 1:].detach())  # (B, T, M), the null slot left out
         return out.reshape(-1, out.size(-1)) if squeeze else out
 
     def __repr__(self) -> str:

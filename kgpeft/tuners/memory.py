@@ -175,6 +175,7 @@ class MemoryGate(nn.Module):
         super().__init__()
         self.scale = scale
         self.gate = nn.Parameter(torch.zeros(num_heads))
+        self.record: list[Tensor] | None = None  # set by kgpeft.explain to keep the gated attention weights
 
     def reset_parameters(self) -> None:
         nn.init.zeros_(self.gate)
@@ -191,7 +192,10 @@ class MemoryGate(nn.Module):
         logits = logits.masked_fill(~mask[:, None, None, :], torch.finfo(logits.dtype).min)
         has_slots = mask.any(-1).to(q.dtype)[:, None, None, None]  # a sample without slots reads nothing
         weights = F.softmax(logits, dim=-1) * has_slots
-        out = (weights @ v) * torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (B, H, T, d)
+        gate = torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (1, H, 1, 1)
+        out = (weights @ v) * gate  # (B, H, T, d)
+        if self.record is not None:  # each slot's share of the heads' output: attention times gate opening
+            self.record.append((weights * gate.abs()).mean(1).detach())  # (B, T, M)
         return out.transpose(1, 2).reshape(b, t, h * d)
 
     def __repr__(self) -> str:
