@@ -8,7 +8,7 @@ import torch
 from kgpeft import KGLoraConfig, get_kg_peft_model
 from kgpeft.explain import Explanation, plot_explanation
 from kgpeft.retrieval import RetrievalConfig
-from kgpeft.tasks import TaskExample, generate_texts, planted_facts
+from kgpeft.tasks import TaskExample, generate_texts, planted_facts, target_log_likelihoods
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset
 
 MEMORY = KGLoraConfig(r=8, knowledge_mode="memory", target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -58,10 +58,9 @@ def test_the_planted_fact_is_first_by_leave_one_out(planted):
 
 
 def test_leave_one_out_is_the_rerun_without_the_fact(planted):
-    task, model, test = planted
+    _, model, test = planted
     e = model.explain(test, [0], answers=[test.examples[0].answer])[0]
     fact = e.top_facts(1)[0]
-    from kgpeft.tasks import target_log_likelihoods
 
     rows = test.ablated([(0, None, ()), (0, None, (fact.triple,))], [e.answer] * 2)
     assert rows.features[1]["fact_ids"] == rows.features[0]["fact_ids"][1:], "the fact left the memory"
