@@ -1,4 +1,4 @@
-"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | link | demo | kge``, each with ``--config FILE``.
+"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | kge``, with ``--config``.
 
 A config file holds the same settings as the command-line options (``max_candidates: 3``);
 options given on the command line win. An unknown key or a value of the wrong type is an
@@ -196,6 +196,38 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"  answer: {output}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    from kgpeft.explain import plot_explanation
+    from kgpeft.pipeline import load_variant_model, prepare
+    from kgpeft.tasks import TaskExample
+
+    config = _job_config(args)
+    variant = _variant(config, args.variant)
+    if variant.adapter != "kg-lora":
+        raise ConfigError(f"--variant: {variant.name!r} is plain {variant.adapter}; explanations need a KG-LoRA one.")
+    if config.task_type != "causal_lm":
+        raise ConfigError(f"`kgpeft explain` explains generated answers (causal_lm tasks), not {config.task_type!r}.")
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ConfigError("`kgpeft explain` needs text: as arguments or on standard input.")
+    if args.answer is not None and len(args.answer) != len(texts):
+        raise ConfigError(f"--answer: {len(args.answer)} answers for {len(texts)} texts; give one per text.")
+    adapter = _adapter_dir(args)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, adapter)
+    dataset = job.dataset("test", variant, with_target=False, examples=[TaskExample(t, answer="") for t in texts])
+    explanations = model.explain(dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
+    if args.plot is not None:
+        for i, e in enumerate(explanations):
+            path = args.plot if len(texts) == 1 else args.plot.with_name(f"{args.plot.stem}-{i + 1}{args.plot.suffix}")
+            plot_explanation(e, path)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in explanations], indent=2))
+        return
+    for e in explanations:
+        print(f"\n{e.summary(args.top)}")
+
+
 def cmd_kge_train(args: argparse.Namespace) -> None:
     from kgpeft.kge.job import train_job
 
@@ -318,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "train a KG-LoRA adapter as a job config says"),
         ("evaluate", cmd_evaluate, "evaluate a saved adapter on the job's task"),
         ("predict", cmd_predict, "show linked entities, retrieved facts and the answer for texts"),
+        ("explain", cmd_explain, "which nodes and facts drove the answer: leave-one-out, gradients, attention"),
     ]:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
@@ -332,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--split", choices=["train", "valid", "test"], default="test")
         if name == "predict":
             p.add_argument("--max-facts", type=int, default=6, help="facts shown per text")
+        if name == "explain":
+            p.add_argument("--answer", nargs="+", help="explain these answers (one per text), not the generated ones")
+            p.add_argument("--top", type=int, default=3, help="facts shown per text (default: 3)")
+            p.add_argument("--json", action="store_true", help="print the explanations as JSON")
+            p.add_argument("--plot", type=Path, help="draw the subgraph coloured by leave-one-out to this PNG")
+        if name in ("predict", "explain"):
             p.add_argument("text", nargs="*", help="texts (default: standard input)")
         p.set_defaults(func=func, subparser=None)
     _add_kge_parsers(sub)
@@ -363,7 +402,7 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """The command-line-only numbers in range (the config sections check their own)."""
-    for dest, least in (("max_facts", 0), ("threads", 1)):
+    for dest, least in (("max_facts", 0), ("threads", 1), ("top", 1)):
         value = getattr(args, dest, None)
         if value is not None and value < least:
             raise ConfigError(f"--{dest.replace('_', '-')} should be at least {least}, got {value}.")

@@ -276,12 +276,14 @@ class KnowledgeDataset(Dataset):
         )
 
     def ablated(
-        self, rows: Sequence[tuple[int, int | None, Collection[int]]], answers: Sequence[str] | None = None
+        self,
+        rows: Sequence[tuple[int, int | Collection[int] | None, Collection[int]]],
+        answers: Sequence[str] | None = None,
     ) -> KnowledgeDataset:
-        """A dataset of one row per ``(index, entity, triples)``: example ``index`` with knowledge removed.
+        """A dataset of one row per ``(index, entities, triples)``: example ``index`` with knowledge removed.
 
-        ``entity`` (or ``None``) loses its node, every edge and link to it and every fact that
-        names it; the ``triples`` (ids of ``kg.triples``) leave the subgraph and the fact
+        ``entities`` (an entity id, several, or ``None``) lose their nodes, every edge and link
+        to them and every fact that names them; the ``triples`` (ids of ``kg.triples``) leave the subgraph and the fact
         ranking. The remaining facts keep their order, so the next-ranked fact takes a removed
         fact's place in the prompt and in memory. ``(i, None, ())`` is example ``i`` unchanged.
         Leave-one-out explanations score every row of one such dataset in batches.
@@ -296,14 +298,20 @@ class KnowledgeDataset(Dataset):
         if self.task != "causal_lm":
             raise DataError(f"`ablated` builds answer-scoring rows of a causal_lm dataset, not {self.task!r}.")
         examples, mentions, graphs, ranking = [], [], [], []
-        for k, (index, entity, triples) in enumerate(rows):
+        for k, (index, entities, triples) in enumerate(rows):
             if not 0 <= index < len(self.examples):
                 raise DataError(f"Row {k}: index {index} is outside the dataset's {len(self.examples)} examples.")
             graph, drop = self.graphs[index], set(triples)
-            if entity is not None:
-                named = (self.kg.triples[0] == entity) | (self.kg.triples[2] == entity)
-                drop.update(t for t in self.ranked_facts(index) if bool(named[t]))
-            keep_node = graph.n_id != entity if entity is not None else torch.ones_like(graph.n_id, dtype=torch.bool)
+            gone = torch.tensor(
+                [] if entities is None else [entities] if isinstance(entities, int) else sorted(entities),
+                dtype=torch.long,
+            )
+            ranked = self.ranked_facts(index)
+            if gone.numel() and ranked:
+                ends = self.kg.triples[[0, 2]][:, ranked]  # (2, F): the head and tail of each ranked fact
+                named = torch.isin(ends, gone).any(0)
+                drop.update(t for t, hit in zip(ranked, named.tolist(), strict=True) if hit)
+            keep_node = ~torch.isin(graph.n_id, gone)
             keep_edge = keep_node[graph.edge_index].all(0) & ~torch.isin(
                 graph.edge_id, torch.tensor(sorted(drop), dtype=torch.long)
             )
@@ -317,8 +325,8 @@ class KnowledgeDataset(Dataset):
                     num_nodes=int(keep_node.sum()),
                 )
             )
-            mentions.append([m for m in self.mentions[index] if m.entity != entity])
-            ranking.append([t for t in self.ranked_facts(index) if t not in drop])
+            mentions.append([m for m in self.mentions[index] if m.entity not in gone.tolist()])
+            ranking.append([t for t in ranked if t not in drop])
             example = self.examples[index]
             examples.append(example if answers is None else dataclasses.replace(example, answer=answers[k]))
         return self._replace(

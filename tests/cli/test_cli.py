@@ -53,7 +53,7 @@ def job(tmp_path):
     return path, values
 
 
-def test_train_then_evaluate_and_predict(job, capsys):
+def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
     path, values = job
     assert main(["train", "--config", str(path)]) == 0
     out = capsys.readouterr().out
@@ -66,6 +66,17 @@ def test_train_then_evaluate_and_predict(job, capsys):
     out = capsys.readouterr().out
     assert "linked 'dog' -> dog [dog]" in out and "fact: dog is_a animal" in out.replace(" is a ", " is_a ")
     assert "answer:" in out
+    plot = tmp_path / "why.png"
+    argv = ["explain", "--config", str(path), "--adapter", adapter, "--answer", "pet", "--json", "--plot", str(plot)]
+    assert main([*argv, "the dog"]) == 0
+    (explanation,) = json.loads(capsys.readouterr().out)
+    assert explanation["answer"] == "pet" and explanation["knowledge_mode"] == "cross"
+    assert {n["label"] for n in explanation["nodes"]} == {"dog", "animal", "pet", "cat"}
+    assert all("attention_per_layer" in n and "leave_one_out" in n for n in explanation["nodes"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["explain", "--config", str(path), "--adapter", adapter, "the dog", "nothing linked here"]) == 0
+    out = capsys.readouterr().out
+    assert "linked 'dog' -> dog [dog]" in out and "no entity is linked in the text" in out
 
 
 @pytest.mark.parametrize(
@@ -261,6 +272,7 @@ def test_usage_errors_are_one_line(capsys, argv):
         ("cmd_train", ["train", "--config", "JOB"]),
         ("cmd_evaluate", ["evaluate", "--config", "JOB", "--adapter", "a"]),
         ("cmd_predict", ["predict", "--config", "JOB", "--adapter", "a", "dog"]),
+        ("cmd_explain", ["explain", "--config", "JOB", "--adapter", "a", "dog"]),
         ("cmd_kge_train", ["kge", "train"]),
         ("cmd_kge_evaluate", ["kge", "evaluate", "--embeddings", "e", "--kg", "umls"]),
     ],
