@@ -118,7 +118,8 @@ def _variant(config, name: str | None):
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from kgpeft.pipeline import run
+    from kgpeft.pipeline import prepare, run
+    from kgpeft.utils import ensure_writable
 
     if not Path(args.config).is_file():
         raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
@@ -130,7 +131,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     link_args = build_parser().parse_args(["link"])
     _show_link(*_link_parts(link_args), DEMO_SENTENCES, link_args.max_facts)
     print(f"\nkgpeft demo: {args.config}: {', '.join(v.name for v in config.variants)} on {config.task}")
-    results = run(config)
+    ensure_writable(config.training.output_dir, "`training.output_dir`")  # before loading the KG and the model
+    job = prepare(config)
+    results = run(config, job)
     names = [v.name for v in results.variants]
     predictions = {v.name: v.metrics["correct"]["predictions"] for v in results.variants}
     test = results.examples
@@ -143,7 +146,34 @@ def cmd_demo(args: argparse.Namespace) -> None:
         if adapter.is_dir():
             size = sum(f.stat().st_size for f in adapter.rglob("*") if f.is_file())
             print(f"{variant.name} adapter saved to {adapter} ({size / 1e6:.2f} MB)")
-    print(f"Results: {folder / 'results.json'}, {folder / 'results.png'}; total time {results.seconds:.0f} s")
+    picture = _show_explanations(job, folder)
+    print(f"Results: {folder / 'results.json'}, {folder / 'results.png'}{picture}; total time {results.seconds:.0f} s")
+
+
+def _show_explanations(job, folder: Path, count: int = 2) -> str:
+    """Explain the first KG-LoRA variant's answers to ``count`` held-out questions; draw the first."""
+    from kgpeft.explain import plot_explanation
+    from kgpeft.pipeline import load_variant_model
+
+    variant = next((v for v in job.config.variants if v.adapter == "kg-lora"), None)
+    if variant is None or job.config.task_type != "causal_lm":
+        return ""
+    model = load_variant_model(job, variant, folder / variant.name / "adapter")
+    data = job.dataset("test", variant, with_target=False)
+    explanations = model.explain(data, list(range(count)), scorer=job.scorer, max_new_tokens=job.config.max_new_tokens)
+    print(
+        f"\nWhich facts drove {variant.name}'s answers (leave-one-out: the answer's log-probability lost without it):"
+    )
+    for e, example in zip(explanations, data.examples, strict=True):
+        print(f"  {e.text} -> {e.answer} (gold: {example.answer})")
+        for fact in e.top_facts(3):
+            print(f"    {fact.leave_one_out:+7.2f}  {fact.text} ({fact.read_as})")
+    path = folder / "explanation.png"
+    try:
+        plot_explanation(explanations[0], path)
+    except ImportError:
+        return ""
+    return f", {path}"
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -79,6 +79,15 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
     assert "linked 'dog' -> dog [dog]" in out and "no entity is linked in the text" in out
 
 
+def test_demo_prints_explanations_and_draws_one(job, capsys):
+    path, values = job
+    assert main(["demo", "--config", str(path), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Which facts drove kg-lora's answers" in out and "the dog -> " in out and "(gold: pet)" in out
+    folder = Path(values["training"]["output_dir"])
+    assert (folder / "explanation.png").read_bytes()[:4] == b"\x89PNG" and (folder / "results.png").is_file()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
