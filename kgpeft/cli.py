@@ -197,9 +197,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({args.split: metrics}, indent=2))
 
 
+def _free_text_examples(config, texts: Sequence[str], **fields) -> list:
+    """A user's texts as examples: read through the task's templates where it has them, so that
+    a question is linked at its subject only, as the training examples were."""
+    from kgpeft.tasks import TASKS, TaskExample
+
+    task = TASKS.get(config.task)
+    return [task.example(t, **fields) if task is not None else TaskExample(t, **fields) for t in texts]
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from kgpeft.pipeline import load_variant_model, prepare
-    from kgpeft.tasks import TaskExample, generate_texts, predict_classes
+    from kgpeft.tasks import generate_texts, predict_classes
 
     config = _job_config(args)
     variant = _variant(config, args.variant)
@@ -209,7 +218,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
-    rows = [TaskExample(t, label=0) for t in texts]
+    rows = _free_text_examples(config, texts, label=0)
     classify = config.task_type == "classification"
     dataset = job.dataset("test", variant, with_target=classify, examples=rows)
     if classify:
@@ -229,7 +238,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> None:
     from kgpeft.explain import plot_explanation
     from kgpeft.pipeline import load_variant_model, prepare
-    from kgpeft.tasks import TaskExample
 
     config = _job_config(args)
     variant = _variant(config, args.variant)
@@ -245,7 +253,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
-    dataset = job.dataset("test", variant, with_target=False, examples=[TaskExample(t, answer="") for t in texts])
+    dataset = job.dataset("test", variant, with_target=False, examples=_free_text_examples(config, texts, answer=""))
     explanations = model.explain(dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
     if args.plot is not None:
         for i, e in enumerate(explanations):

@@ -12,6 +12,7 @@ Examples are plain frozen dataclasses holding text; a collator tokenises them, l
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from math import isclose
@@ -51,9 +52,10 @@ class TaskExample:
             (default: ``(answer,)``)
         entity (str, optional): the key of the subject entity, the one the example is about
             and is split by. (default: ``None``)
-        target_start (int, optional): start of the character span of ``text`` that names
-            ``entity``; with ``target_end`` it is the example's gold link, used instead of the
-            entity linker. (default: ``None``)
+        target_start (int, optional): start of the character span of ``text`` that names the
+            subject; with ``target_end`` and ``entity`` it is the example's gold link, used
+            instead of the entity linker; without ``entity``, the linker links inside the span
+            only. (default: ``None``)
         target_end (int, optional): end (exclusive) of that span. (default: ``None``)
         answer_entities (tuple[str, ...]): the keys of the entities the answer names. (default: none)
         choice_entities (tuple[str, ...]): the key of the entity each choice names, parallel to
@@ -82,6 +84,17 @@ class TaskExample:
     def answers(self) -> tuple[str, ...]:
         """The accepted answers, or the gold answer alone."""
         return self.accepted_answers or ((self.answer,) if self.answer is not None else ())
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    """``template`` as a regular expression whose group ``subject`` is the subject's label."""
+    slots = {
+        "{a}": r"(?:(?:an?|the) )?(?P<subject>.+?)",
+        "{x}": r"(?P<subject>.+?)",
+        "{pos}": "(?:" + "|".join(sorted({*POS_WORDS.values(), "word"})) + ")",
+    }
+    parts = re.split(r"(\{a\}|\{x\}|\{pos\})", template)
+    return re.compile("".join(slots.get(p, re.escape(p)) for p in parts), re.IGNORECASE)
 
 
 # ----------------------------------------------------------------- splitting
@@ -239,16 +252,45 @@ class Task:
         metric (str): the :func:`~kgpeft.evaluation.compute_metrics` task type its generated
             outputs are scored with (``"qa"``, ``"summarization"``) or, for a classification
             task, ``"classification"``.
+        templates (tuple[str, ...]): the texts the builder writes, with the subject as ``{a}``
+            (its label after an optional article), ``{x}`` (the bare label) and ``{pos}`` (a POS
+            word), e.g. ``"What kind of thing is {a}?"``. :meth:`example` reads a user's text
+            through them, so that free text is linked as the training examples were: at the
+            subject only. (default: none: free text is linked wherever the linker finds a name)
     """
 
     name: str
     builder: Callable[..., dict[str, list[TaskExample]]]
     task_type: TaskType
     metric: str
+    templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
             raise ValueError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        bad = [t for t in self.templates if t.count("{a}") + t.count("{x}") != 1]
+        if bad:
+            raise ValueError(f"Each template should name the subject once, as {{a}} or {{x}}; got {bad[0]!r}.")
+        object.__setattr__(self, "_patterns", tuple(_template_pattern(t) for t in self.templates))
+
+    def example(self, text: str, **fields) -> TaskExample:
+        """A :class:`TaskExample` of a user's ``text``: where it reads as one of the task's
+        :attr:`templates`, the subject's span is set (``target_start``, ``target_end``, no
+        ``entity``), so the linker links inside it only, as in training; ``fields`` go to the example.
+
+        Example:
+            >>> from kgpeft.tasks import get_task
+            >>> e = get_task("hypernym_qa").example("What kind of thing is a violin?")
+            >>> e.text[e.target_start : e.target_end]
+            'violin'
+        """
+        for pattern in self._patterns:
+            match = pattern.fullmatch(text.strip())
+            if match:
+                offset = len(text) - len(text.lstrip())
+                start, end = match.span("subject")
+                return TaskExample(text, target_start=start + offset, target_end=end + offset, **fields)
+        return TaskExample(text, **fields)
 
     def build(self, kg: KnowledgeGraph, **kwargs) -> dict[str, list[TaskExample]]:
         """The task's examples per split over ``kg``; ``kwargs`` go to the builder (``seed``, ``max_examples``, ...)."""

@@ -77,4 +77,10 @@ def gloss_generation(
     return by_split(examples, max_examples, seed)
 
 
-GLOSS_GENERATION = Task("gloss_generation", gloss_generation, task_type="causal_lm", metric="summarization")
+GLOSS_GENERATION = Task(
+    "gloss_generation",
+    gloss_generation,
+    task_type="causal_lm",
+    metric="summarization",
+    templates=('Define the {pos} "{x}":',),
+)

@@ -185,4 +185,6 @@ def _draw(rng: random.Random, pools: Sequence[list[str]], k: int, true_names: li
     return picks
 
 
-HYPERNYM_QA = Task("hypernym_qa", hypernym_qa, task_type="causal_lm", metric="qa")
+HYPERNYM_QA = Task(
+    "hypernym_qa", hypernym_qa, task_type="causal_lm", metric="qa", templates=("What kind of thing is {a}?",)
+)

@@ -183,4 +183,10 @@ def relation_qa(
     return by_split(examples, max_examples, seed)
 
 
-RELATION_QA = Task("relation_qa", relation_qa, task_type="causal_lm", metric="qa")
+RELATION_QA = Task(
+    "relation_qa",
+    relation_qa,
+    task_type="causal_lm",
+    metric="qa",
+    templates=tuple(template for _, template, _ in QUESTIONS.values()),
+)

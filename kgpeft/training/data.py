@@ -62,13 +62,11 @@ def _check_fields(example: TaskExample, index: int) -> None:
         check_field_types(example, DataError)
     except DataError as e:
         raise DataError(f"Row {index}: {e}") from None
-    if (example.target_start is None) != (example.target_end is None) or (
-        example.target_start is not None and example.entity is None
-    ):
-        raise DataError(f"Row {index}: a gold link needs `target_start`, `target_end` and `entity` together.")
+    if (example.target_start is None) != (example.target_end is None):
+        raise DataError(f"Row {index}: a subject span needs `target_start` and `target_end` together.")
     if example.target_start is not None and not 0 <= example.target_start < example.target_end <= len(example.text):
         raise DataError(
-            f"Row {index}: the gold link [`target_start`, `target_end`) = [{example.target_start}, "
+            f"Row {index}: the span [`target_start`, `target_end`) = [{example.target_start}, "
             f"{example.target_end}) should be a non-empty span of `text` ({len(example.text)} characters)."
         )
 
@@ -153,11 +151,16 @@ class KnowledgeDataset(Dataset):
         return [([token_of[e] for e in ids], scores) for ids, scores in targets]
 
     def _mentions(self, example: TaskExample) -> list[Mention]:
+        """The gold link; or, for a subject span with no ``entity``, what the linker finds inside it;
+        or, with neither, what the linker finds in the whole text."""
         if example.target_start is None:
             return self.linker.link(example.text)
         start, end = example.target_start, example.target_end
         if not 0 <= start < end <= len(example.text):
             raise DataError(f"The gold span ({start}, {end}) lies outside the text {example.text!r}.")
+        if example.entity is None:
+            found = self.linker.link(example.text[start:end])
+            return [m._replace(start=m.start + start, end=m.end + start) for m in found]
         try:
             entity = self.kg.entity_id(example.entity)
         except KeyError:

@@ -59,3 +59,29 @@ def test_old_import_paths_still_work():
     from kgpeft.tasks import TaskExample
 
     assert A is B is TaskExample and build is hypernym_qa
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "subject"),
+    [
+        ("hypernym_qa", "What kind of thing is a violin?", "violin"),
+        ("hypernym_qa", "  what kind of thing is Colombo? ", "Colombo"),
+        ("hypernym_qa", "What kind of thing is an ice cream cone?", "ice cream cone"),
+        ("relation_qa", "What is an oak a kind of?", "oak"),
+        ("relation_qa", "Name a part of a car.", "car"),
+        ("relation_qa", 'Name a word derived from the verb "run".', "run"),
+        ("gloss_generation", 'Define the noun "dog":', "dog"),
+        ("hypernym_qa", "Tell me about dogs.", None),
+        ("supersense_classification", "The dog barked.", None),
+    ],
+)
+def test_free_text_reads_through_the_task_templates(name, text, subject):
+    example = get_task(name).example(text, answer="")
+    assert example.text == text and example.answer == "" and example.entity is None
+    found = None if example.target_start is None else text[example.target_start : example.target_end]
+    assert found == subject
+
+
+def test_a_template_names_its_subject_once():
+    with pytest.raises(ValueError, match="name the subject once"):
+        Task("t", hypernym_qa, task_type="causal_lm", metric="qa", templates=("What is it?",))

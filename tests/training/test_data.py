@@ -64,6 +64,20 @@ def test_gold_links_and_facts_in_prompt(kg, tokenizer):
     assert ds[0]["token_entity"][-3:] == [-1, 4, -1], "the gold link moved with the text"
 
 
+def test_a_subject_span_without_entity_is_linked_inside_only(kg, tokenizer):
+    both = TaskExample("the dog near the tree", answer="x")
+    span = TaskExample("the dog near the tree", answer="x", target_start=17, target_end=21)
+    nothing = TaskExample("the dog near the tree", answer="x", target_start=0, target_end=3)
+    ds = _dataset(kg, tokenizer, [both, span, nothing])
+    assert [[(m.start, m.end, m.entity) for m in ms] for ms in ds.mentions] == [
+        [(4, 7, 0), (17, 21, 7)],
+        [(17, 21, 7)],  # the tree only, at its place in the text
+        [],
+    ]
+    with pytest.raises(DataError, match="Row 0: a subject span needs `target_start` and `target_end` together"):
+        _dataset(kg, tokenizer, [{"text": "the dog", "answer": "x", "target_start": 4}])
+
+
 def test_classification_rows(kg, tokenizer):
     ds = _dataset(kg, tokenizer, [TaskExample("the cat", label=3)], task="classification")
     assert ds[0]["labels"] == 3 and ds[0]["token_entity"] == [-1, 1]
@@ -86,7 +100,7 @@ def test_classification_rows(kg, tokenizer):
         (
             [{"text": "the dog", "answer": "x", "entity": "dog", "target_start": 4, "target_end": 9}],
             "causal_lm",
-            r"Row 0: the gold link .* \[4, 9\) should be a non-empty span of `text` \(7 characters\)",
+            r"Row 0: the span .* \[4, 9\) should be a non-empty span of `text` \(7 characters\)",
         ),
         ([{"text": "the dog", "answer": "x", "choices": "ab"}], "causal_lm", "Row 0: `choices` .* should be a list"),
         ([{"text": "the dog", "lable": 1}], "classification", r"Row 0: unknown keys \['lable'\]"),
