@@ -15,10 +15,16 @@ import numpy as np
 import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.graph.strings import RaggedStrings, StringTable, ragged_strings, string_table
 from kgpeft.utils import atomic_folder, foreign_entries_or_refuse, paused_gc
 
 FORMAT_NAME = "kgpeft.knowledge_graph"
-FORMAT_VERSION = 1
+# Version 2 keeps the vocabularies, labels, aliases and descriptions as UTF-8 string tables
+# (``strings.<column>.data.npy`` and ``.offsets.npy``) instead of JSON lists, so that a
+# memory-mapped load reads none of them until they are used. Version 1 still loads.
+FORMAT_VERSION = 2
+# The string columns version 2 writes as tables, besides ``aliases`` (a table plus row pointers).
+_STRING_COLUMNS = ("entity_keys", "relation_keys", "labels", "descriptions")
 META_FILE = "kg.json"
 
 
@@ -63,6 +69,12 @@ class KnowledgeGraph:
     inverse with id ``r + num_relations``, so encoders see ``2 * num_relations`` edge
     types.
 
+    String columns (keys, labels, descriptions, aliases) may be lists or, for large KGs,
+    :class:`~kgpeft.graph.strings.StringTable` and :class:`~kgpeft.graph.strings.RaggedStrings`
+    (one byte array and offsets each, no Python object per string); :meth:`load` gives the
+    latter. The key-to-id index is built on the first :meth:`entity_id` call; keys given as a
+    :class:`StringTable` are checked for uniqueness then.
+
     Args:
         entity_keys (Sequence[str]): unique entity keys; the position is the entity id.
         relation_keys (Sequence[str]): unique relation keys; the position is the relation id.
@@ -103,19 +115,23 @@ class KnowledgeGraph:
         extras: Mapping[str, Sequence[Any]] | None = None,
         info: Mapping[str, Any] | None = None,
     ) -> None:
-        self.entity_keys: list[str] = list(entity_keys)
-        self.relation_keys: list[str] = list(relation_keys)
-        n, r = len(self.entity_keys), len(self.relation_keys)
-        self._entity_index = {k: i for i, k in enumerate(self.entity_keys)}
-        self._relation_index = {k: i for i, k in enumerate(self.relation_keys)}
-        if len(self._entity_index) != n:
-            raise ValueError(f"`entity_keys` should be unique, got {n - len(self._entity_index)} duplicates.")
-        if len(self._relation_index) != r:
-            raise ValueError(f"`relation_keys` should be unique, got {r - len(self._relation_index)} duplicates.")
+        self.entity_keys: Sequence[str] = _column(entity_keys)
+        self.relation_keys: Sequence[str] = _column(relation_keys)
+        n = len(self.entity_keys)
+        self._entity_index_: dict[str, int] | None = None
+        self._relation_index = _index(self.relation_keys, "relation_keys")
+        if not isinstance(self.entity_keys, StringTable):
+            self._entity_index_ = _index(self.entity_keys, "entity_keys")
 
-        self.labels: list[str] = list(self.entity_keys if labels is None else labels)
-        self.aliases: list[tuple[str, ...]] = [() for _ in range(n)] if aliases is None else [tuple(a) for a in aliases]
-        self.descriptions: list[str] | None = None if descriptions is None else list(descriptions)
+        self.labels: Sequence[str] = self.entity_keys if labels is None else _column(labels)
+        self.aliases: Sequence[tuple[str, ...]]
+        if aliases is None:
+            self.aliases = RaggedStrings(StringTable.from_strings(()), np.zeros(n + 1, dtype=np.int64))
+        elif isinstance(aliases, RaggedStrings):
+            self.aliases = aliases
+        else:
+            self.aliases = [tuple(a) for a in aliases]
+        self.descriptions: Sequence[str] | None = None if descriptions is None else _column(descriptions)
         self.extras: dict[str, list[Any]] = {k: list(v) for k, v in (extras or {}).items()}
         for name, column in [("labels", self.labels), ("aliases", self.aliases), ("descriptions", self.descriptions)]:
             if column is not None and len(column) != n:
@@ -144,7 +160,7 @@ class KnowledgeGraph:
                         f"({1 + len(a)}: its label and {len(a)} aliases), got {len(p)}."
                     )
             self._name_prior_values = np.fromiter(
-                (v for p in self._name_priors for v in p), dtype=np.float64, count=n + sum(map(len, self.aliases))
+                (v for p in self._name_priors for v in p), dtype=np.float64, count=n + _num_aliases(self.aliases)
             )
             if not (self._name_prior_values >= 0).all():  # also catches NaN
                 i = next(i for i, p in enumerate(self._name_priors) if not all(v >= 0 for v in p))
@@ -172,6 +188,12 @@ class KnowledgeGraph:
             lo, hi = int(t[row].min()), int(t[row].max())
             if lo < 0 or hi >= bound:
                 raise ValueError(f"`{name}` has {what} ids in [{lo}, {hi}], but there are only {bound} {what}s.")
+
+    @property
+    def _entity_index(self) -> dict[str, int]:
+        if self._entity_index_ is None:
+            self._entity_index_ = _index(self.entity_keys, "entity_keys")
+        return self._entity_index_
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -211,7 +233,10 @@ class KnowledgeGraph:
         """The prior of each name of each entity, parallel to ``(labels[i], *aliases[i])``, or ``None``."""
         if self._name_priors is None and self._name_prior_values is not None:
             values = self._name_prior_values.tolist()
-            bounds = accumulate((1 + len(a) for a in self.aliases), initial=0)
+            if isinstance(self.aliases, RaggedStrings):
+                bounds = (self.aliases.rowptr + np.arange(self.num_entities + 1)).tolist()
+            else:
+                bounds = accumulate((1 + len(a) for a in self.aliases), initial=0)
             self._name_priors = [tuple(values[start:end]) for start, end in pairwise(bounds)]
         return self._name_priors
 
@@ -223,8 +248,7 @@ class KnowledgeGraph:
         anything indexed by id (embeddings, checkpoints) fits both.
         """
         if self._fingerprint is None:
-            payload = json.dumps([FORMAT_NAME, self.entity_keys, self.relation_keys], ensure_ascii=False)
-            self._fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+            self._fingerprint = _fingerprint(self.entity_keys, self.relation_keys)
         return self._fingerprint
 
     # --------------------------------------------------------------- adjacency
@@ -314,15 +338,29 @@ class KnowledgeGraph:
                 arrays["name_priors"] = torch.from_numpy(self._name_prior_values)
             for name, tensor in arrays.items():
                 np.save(tmp / f"{name}.npy", tensor.numpy(), allow_pickle=False)
+            columns: dict[str, StringTable] = {
+                "entity_keys": string_table(self.entity_keys),
+                "relation_keys": string_table(self.relation_keys),
+            }
+            if self.labels is not self.entity_keys and self.labels != self.entity_keys:
+                columns["labels"] = string_table(self.labels)
+            if self.descriptions is not None:
+                columns["descriptions"] = string_table(self.descriptions)
+            aliases = ragged_strings(self.aliases)
+            if aliases.num_strings:
+                columns["aliases"] = aliases.strings
+                np.save(tmp / "aliases.rowptr.npy", aliases.rowptr, allow_pickle=False)
+            for name, table in columns.items():
+                np.save(tmp / f"strings.{name}.data.npy", table.data, allow_pickle=False)
+                np.save(tmp / f"strings.{name}.offsets.npy", table.offsets, allow_pickle=False)
             meta = {
                 "format": FORMAT_NAME,
                 "version": FORMAT_VERSION,
                 "fingerprint": self.fingerprint,
-                "entity_keys": self.entity_keys,
-                "relation_keys": self.relation_keys,
-                "labels": None if self.labels == self.entity_keys else self.labels,
-                "aliases": self.aliases if any(self.aliases) else None,
-                "descriptions": self.descriptions,
+                "num_entities": self.num_entities,
+                "num_relations": self.num_relations,
+                # Checked on load instead of recomputing the fingerprint from every key.
+                "strings": {name: table.digest() for name, table in columns.items()},
                 "extras": self.extras,
                 "splits": list(self.splits),
                 "has_entity_prior": self.entity_prior is not None,
@@ -336,8 +374,11 @@ class KnowledgeGraph:
     def load(cls, path: str | os.PathLike, mmap: bool = False) -> KnowledgeGraph:
         """Read a KG written by :meth:`save`.
 
-        With ``mmap=True`` the arrays are memory-mapped read-only instead of read into
-        memory, so a KG larger than memory can still be retrieved from.
+        With ``mmap=True`` the arrays, string tables included, are memory-mapped read-only
+        instead of read into memory: the KG opens in time independent of its size but for
+        checking the key tables' digests, and uses memory only for the pages it touches, so a
+        KG larger than memory can still be retrieved from. Version 1 folders (JSON
+        vocabularies) still load.
         """
         path = Path(path)
         meta_path = path / META_FILE
@@ -356,36 +397,57 @@ class KnowledgeGraph:
                 meta_path,
             )
 
-        def array(name: str) -> torch.Tensor:
+        def np_array(name: str) -> np.ndarray:
             file = path / f"{name}.npy"
             try:
-                a = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+                return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
             except FileNotFoundError:
                 raise KGFileNotFoundError(f"Saved knowledge graph {path} is missing {file.name}.") from None
             except ValueError as e:
                 raise KGFormatError(f"unreadable array ({e})", file) from None
+
+        def array(name: str) -> torch.Tensor:
+            a = np_array(name)
             with warnings.catch_warnings():
                 # torch warns that a read-only map is not writable; kgpeft never writes KG arrays.
                 warnings.simplefilter("ignore", UserWarning)
                 return torch.from_numpy(a)
 
+        if meta.get("version", 1) >= 2:
+            columns = {}
+            for name, digest in meta["strings"].items():
+                table = StringTable(np_array(f"strings.{name}.data"), np_array(f"strings.{name}.offsets"))
+                if table.digest() != digest:
+                    raise KGFormatError(
+                        f"the {name} do not match their stored digest (file corrupted?)",
+                        path / f"strings.{name}.data.npy",
+                    )
+                columns[name] = table
+            if "aliases" in columns:
+                columns["aliases"] = RaggedStrings(columns["aliases"], np_array("aliases.rowptr"))
+            if len(columns["entity_keys"]) != meta["num_entities"]:
+                raise KGFormatError("entity keys do not match the entity count (file corrupted?)", meta_path)
+            strings = {"labels": None, "aliases": None, "descriptions": None, **columns}
+        else:
+            strings = {k: meta[k] for k in ("entity_keys", "relation_keys", "labels", "aliases", "descriptions")}
         kg = cls(
-            meta["entity_keys"],
-            meta["relation_keys"],
+            strings.pop("entity_keys"),
+            strings.pop("relation_keys"),
             array("triples"),
-            labels=meta["labels"],
-            aliases=meta["aliases"],
-            descriptions=meta["descriptions"],
             entity_prior=array("entity_prior") if meta["has_entity_prior"] else None,
             splits={k: array(f"split.{k}") for k in meta["splits"]},
             extras=meta["extras"],
             info=meta["info"],
+            **strings,
         )
-        if kg.fingerprint != meta["fingerprint"]:
+        if meta.get("version", 1) >= 2:
+            # The key tables match their digests, taken when the fingerprint was computed.
+            kg._fingerprint = meta["fingerprint"]
+        elif kg.fingerprint != meta["fingerprint"]:
             raise KGFormatError("vocabulary does not match the stored fingerprint (file corrupted?)", meta_path)
         if meta.get("has_name_priors", False):  # absent from KGs saved before name priors existed
             kg._name_prior_values = array("name_priors").numpy()
-            if kg._name_prior_values.shape != (kg.num_entities + sum(map(len, kg.aliases)),):
+            if kg._name_prior_values.shape != (kg.num_entities + _num_aliases(kg.aliases),):
                 raise KGFormatError("name priors do not match the names (file corrupted?)", path / "name_priors.npy")
         kg._csr = CSRAdjacency(**{k: array(f"csr.{k}") for k in CSRAdjacency._fields})
         if kg._csr.rowptr.numel() != kg.num_entities + 1 or kg._csr.col.numel() != 2 * kg.num_triples:
@@ -394,13 +456,57 @@ class KnowledgeGraph:
 
 
 # The arrays KnowledgeGraph.save writes, besides one "split.<name>" per split.
-_ARRAY_NAMES = frozenset({"triples", "entity_prior", "name_priors", *(f"csr.{k}" for k in CSRAdjacency._fields)})
+_ARRAY_NAMES = frozenset(
+    {
+        "triples",
+        "entity_prior",
+        "name_priors",
+        "aliases.rowptr",
+        *(f"csr.{k}" for k in CSRAdjacency._fields),
+        *(f"strings.{c}.{part}" for c in (*_STRING_COLUMNS, "aliases") for part in ("data", "offsets")),
+    }
+)
 
 
 def _is_saved_kg_file(name: str) -> bool:
     """Whether :meth:`KnowledgeGraph.save` writes a file of this name."""
     stem = name.removesuffix(".npy")
     return name == META_FILE or (name.endswith(".npy") and (stem in _ARRAY_NAMES or stem.startswith("split.")))
+
+
+def _column(strings: Sequence[str]) -> Sequence[str]:
+    """A string column as kept: a :class:`StringTable` as given, anything else as a list."""
+    return strings if isinstance(strings, StringTable) else list(strings)
+
+
+def _index(keys: Sequence[str], name: str) -> dict[str, int]:
+    index = {k: i for i, k in enumerate(keys)}
+    if len(index) != len(keys):
+        raise ValueError(f"`{name}` should be unique, got {len(keys) - len(index)} duplicates.")
+    return index
+
+
+def _num_aliases(aliases: Sequence[Sequence[str]]) -> int:
+    return aliases.num_strings if isinstance(aliases, RaggedStrings) else sum(map(len, aliases))
+
+
+def _fingerprint(entity_keys: Sequence[str], relation_keys: Sequence[str]) -> str:
+    """SHA-256 of ``json.dumps([FORMAT_NAME, entity_keys, relation_keys], ensure_ascii=False)``,
+    encoded in chunks so that no JSON string of all keys is ever held."""
+    h = hashlib.sha256()
+    h.update(f"[{json.dumps(FORMAT_NAME)}, ".encode())
+    for i, keys in enumerate((entity_keys, relation_keys)):
+        h.update(b"[" if i == 0 else b", [")
+        first = True
+        for start in range(0, len(keys), 1 << 16):
+            chunk = keys[start : start + (1 << 16)]
+            if not first:
+                h.update(b", ")
+            h.update(json.dumps(list(chunk), ensure_ascii=False)[1:-1].encode("utf-8"))
+            first = False
+        h.update(b"]")
+    h.update(b"]")
+    return h.hexdigest()
 
 
 def _foreign_entries(folder: Path) -> list[str]:

@@ -5,6 +5,11 @@ file and 1-based line of the first bad one (wrong column count, empty field, bad
 encoding). Blank lines and a leading UTF-8 byte order mark are skipped. Repeated triples
 are dropped, counted in ``kg.info["duplicates_dropped"]`` and reported with a warning;
 nothing else is dropped.
+
+The triple and label readers stream: each line becomes ids in flat integer arrays and
+labels, aliases and descriptions go straight into UTF-8 string tables
+(:class:`~kgpeft.graph.strings.StringTable`), so that reading holds one Python object per
+distinct key (the vocabulary), not per line or per name.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import csv
 import os
 import re
 import warnings
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -23,10 +29,13 @@ import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.graph.strings import RaggedStrings, StringTable
 
 PathLike = str | os.PathLike
 UnknownPolicy = Literal["add", "drop", "error"]
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
+# Labels-file rows encoded into string tables at a time.
+_FLUSH = 1 << 16
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -102,11 +111,25 @@ def _rows(
         yield lineno, fields
 
 
-def _read_triple_rows(path: Path, delimiter: str, header: bool) -> list[tuple[int, str, str, str]]:
-    rows = [(lineno, *fields) for lineno, fields in _rows(path, delimiter, 3, 3, header)]
-    if not rows:
+def _triple_rows(path: Path, delimiter: str, header: bool) -> Iterator[tuple[int, str, str, str]]:
+    """Yield ``(line_number, head, relation, tail)``; a file without triples is an error."""
+    empty = True
+    for lineno, (h, r, t) in _rows(path, delimiter, 3, 3, header):
+        empty = False
+        yield lineno, h, r, t
+    if empty:
         raise KGFormatError("contains no triples", path)
-    return rows
+
+
+def _triple_ids(rows: Iterator[tuple[int, str, str, str]], entities: _Vocab, relations: _Vocab) -> np.ndarray:
+    """The ``(3, E)`` ids of ``rows``, adding new keys to the vocabularies."""
+    ids = array("q")
+    add_entity, add_relation, append = entities.add, relations.add, ids.append
+    for _, h, r, t in rows:
+        append(add_entity(h))
+        append(add_relation(r))
+        append(add_entity(t))
+    return np.frombuffer(ids, dtype=np.int64).reshape(-1, 3).T
 
 
 class _Vocab:
@@ -118,11 +141,118 @@ class _Vocab:
             self.add(k)
 
     def add(self, key: str) -> int:
-        return self.index.setdefault(key, len(self.index))
+        index = self.index
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(index)
+        return i
 
     @property
     def keys(self) -> list[str]:
         return list(self.index)
+
+    def table(self) -> StringTable:
+        return StringTable.from_strings(self.index)
+
+
+class _Labels:
+    """Labels file rows as string tables, read in one streaming pass (see :func:`read_entity_labels`).
+
+    Row ``i`` labels entity ``entity[i]``; :meth:`columns` orders them by entity id.
+    """
+
+    def __init__(self, path: Path, entities: _Vocab, delimiter: str | None = None) -> None:
+        self.path = path
+        entity, linenos = array("q"), array("q")
+        alias_counts = array("q")
+
+        def fields() -> Iterator[tuple[str, str, str]]:
+            for lineno, row in _rows(path, _delimiter_for(path, delimiter), 2, 4):
+                entity.append(entities.add(row[0]))
+                linenos.append(lineno)
+                aliases = [a.strip() for a in row[2].split("|") if a.strip()] if len(row) > 2 else []
+                alias_counts.append(len(aliases))
+                yield row[1], "\x00".join(aliases), row[3] if len(row) > 3 else ""
+
+        # One pass over the file into three columns; aliases are split out of their joined form below.
+        label_rows, alias_rows, description_rows = [], [], []
+        for label, aliases, description in fields():
+            label_rows.append(label)
+            alias_rows.append(aliases)
+            description_rows.append(description)
+            if len(label_rows) == _FLUSH:
+                self._flush(label_rows, alias_rows, description_rows)
+        self._flush(label_rows, alias_rows, description_rows)
+        self.entity = np.frombuffer(entity, dtype=np.int64)
+        self.linenos = np.frombuffer(linenos, dtype=np.int64)
+        self.alias_counts = np.frombuffer(alias_counts, dtype=np.int64)
+        self._check_unique(entities)
+
+    _parts: list[tuple[StringTable, StringTable, StringTable]]
+
+    def _flush(self, labels: list[str], aliases: list[str], descriptions: list[str]) -> None:
+        if not hasattr(self, "_parts"):
+            self._parts = []
+        if labels:
+            alias_table = StringTable.from_strings(a for joined in aliases if joined for a in joined.split("\x00"))
+            self._parts.append((StringTable.from_strings(labels), alias_table, StringTable.from_strings(descriptions)))
+        labels.clear(), aliases.clear(), descriptions.clear()
+
+    def _check_unique(self, entities: _Vocab) -> None:
+        order = np.argsort(self.entity, kind="stable")
+        repeated = np.flatnonzero(np.diff(self.entity[order]) == 0)
+        if repeated.size:
+            # The first line that repeats an earlier key, and that key's first line.
+            later = order[repeated + 1]
+            i = int(later[np.argmin(self.linenos[later])])
+            first = int(self.linenos[np.flatnonzero(self.entity == self.entity[i])[0]])
+            key = next(k for k, v in entities.index.items() if v == self.entity[i])
+            raise KGFormatError(f"entity {key!r} already labelled on line {first}", self.path, int(self.linenos[i]))
+
+    def columns(self, keys: StringTable) -> tuple[StringTable, RaggedStrings, StringTable]:
+        """Labels, aliases and descriptions of all ``len(keys)`` entities, by id.
+
+        An entity without a row is labelled with its key, without aliases or description.
+        """
+        n, rows = len(keys), self.entity.size
+        labels = _concat([p[0] for p in self._parts])
+        descriptions = _concat([p[2] for p in self._parts])
+        alias_strings = _concat([p[1] for p in self._parts])
+        row_of = np.full(n, -1, dtype=np.int64)
+        row_of[self.entity] = np.arange(rows)
+        labelled = row_of >= 0
+        # Labels: a row's label, else the key (row ids past `rows` pick keys).
+        label_index = np.where(labelled, row_of, rows + np.arange(n))
+        out_labels = _take(_concat([labels, keys]), label_index)
+        empty = StringTable.from_strings([""])
+        out_descriptions = _take(_concat([descriptions, empty]), np.where(labelled, row_of, rows))
+        alias_rowptr = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(self.alias_counts, out=alias_rowptr[1:])
+        counts = np.where(labelled, self.alias_counts[np.maximum(row_of, 0)], 0)
+        starts = alias_rowptr[np.maximum(row_of, 0)]
+        out_rowptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=out_rowptr[1:])
+        alias_index = np.repeat(starts - out_rowptr[:-1], counts) + np.arange(int(out_rowptr[-1]))
+        out_aliases = RaggedStrings(_take(alias_strings, alias_index), out_rowptr)
+        return out_labels, out_aliases, out_descriptions
+
+
+def _concat(tables: Sequence[StringTable]) -> StringTable:
+    if not tables:
+        return StringTable.from_strings(())
+    data = np.concatenate([t.data for t in tables])
+    shifts = np.cumsum([0] + [t.data.size for t in tables[:-1]])
+    offsets = np.concatenate([[0], *(t.offsets[1:] + s for t, s in zip(tables, shifts, strict=True))])
+    return StringTable(data, offsets)
+
+
+def _take(table: StringTable, index: np.ndarray) -> StringTable:
+    """The strings ``table[i] for i in index`` as a new table, gathered with numpy."""
+    starts, lengths = table.offsets[index], np.diff(table.offsets)[index]
+    offsets = np.zeros(index.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]))
+    return StringTable(table.data[positions], offsets)
 
 
 def _dedupe(triples: np.ndarray, num_entities: int, num_relations: int) -> tuple[np.ndarray, int]:
@@ -137,31 +267,35 @@ def _dedupe(triples: np.ndarray, num_entities: int, num_relations: int) -> tuple
 def _finish(
     entities: _Vocab,
     relations: _Vocab,
-    split_ids: dict[str, list[tuple[int, int, int]]],
+    split_ids: dict[str, np.ndarray | list[tuple[int, int, int]]],
     info: dict,
-    labels: dict[str, tuple[str, tuple[str, ...], str]] | None = None,
+    labels: dict[str, tuple[str, tuple[str, ...], str]] | _Labels | None = None,
     graph_split: str = "train",
 ) -> KnowledgeGraph:
     """Dedupe each split, attach labels and build the KG (``triples`` is ``graph_split``)."""
     n, r = len(entities.index), len(relations.index)
     splits, dropped = {}, {}
     for name, ids in split_ids.items():
-        array = np.asarray(ids, dtype=np.int64).reshape(-1, 3).T
-        splits[name], dropped[name] = _dedupe(array, n, r)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1, 3).T if isinstance(ids, list) else ids
+        splits[name], dropped[name] = _dedupe(ids, n, r)
     if any(dropped.values()):
         warnings.warn(
             f"Dropped repeated triples: {', '.join(f'{k}: {v}' for k, v in dropped.items() if v)}.", stacklevel=3
         )
     info["duplicates_dropped"] = dropped
-    keys = entities.keys
+    keys = entities.table()
     kwargs = {}
-    if labels is not None:
+    if isinstance(labels, _Labels):
+        kwargs["labels"], kwargs["aliases"], kwargs["descriptions"] = labels.columns(keys)
+    elif labels is not None:
         kwargs["labels"] = [labels[k][0] if k in labels else k for k in keys]
         kwargs["aliases"] = [labels[k][1] if k in labels else () for k in keys]
         kwargs["descriptions"] = [labels[k][2] if k in labels else "" for k in keys]
     graph = splits[graph_split]
-    extra_splits = splits if len(splits) > 1 else None
-    return KnowledgeGraph(keys, relations.keys, torch.from_numpy(graph), splits=extra_splits, info=info, **kwargs)
+    extra_splits = {k: torch.from_numpy(v) for k, v in splits.items()} if len(splits) > 1 else None
+    kg = KnowledgeGraph(keys, relations.keys, torch.from_numpy(graph), splits=extra_splits, info=info, **kwargs)
+    kg._entity_index_ = entities.index  # the reader's vocabulary is the key index, checked unique
+    return kg
 
 
 def read_entity_labels(path: PathLike, delimiter: str | None = None) -> dict[str, tuple[str, tuple[str, ...], str]]:
@@ -204,17 +338,10 @@ def read_triples(
     """
     path = Path(path)
     entities, relations = _Vocab(), _Vocab()
-    ids = [
-        (entities.add(h), relations.add(r), entities.add(t))
-        for _, h, r, t in _read_triple_rows(path, _delimiter_for(path, delimiter), header)
-    ]
-    label_map = None
-    if labels is not None:
-        label_map = read_entity_labels(labels)
-        for key in label_map:
-            entities.add(key)
+    ids = _triple_ids(_triple_rows(path, _delimiter_for(path, delimiter), header), entities, relations)
+    label_rows = None if labels is None else _Labels(Path(labels), entities)
     info = {"source": str(path), "reader": "read_triples"}
-    return _finish(entities, relations, {"train": ids}, info, label_map)
+    return _finish(entities, relations, {"train": ids}, info, label_rows)
 
 
 def read_pykeen_folder(
@@ -245,41 +372,39 @@ def read_pykeen_folder(
     if not folder.is_dir():
         raise KGFileNotFoundError(f"KG folder not found: {folder}")
     entities, relations = _Vocab(), _Vocab()
-    split_ids: dict[str, list[tuple[int, int, int]]] = {}
+    split_ids: dict[str, np.ndarray] = {}
     unknown_added = {}
     unknown_dropped = {}
     for split, filename in SPLIT_FILES.items():
         file = folder / filename
-        rows = _read_triple_rows(file, "\t", header=False)
+        rows = _triple_rows(file, "\t", header=False)
         if split == "train":
-            split_ids[split] = [(entities.add(h), relations.add(r), entities.add(t)) for _, h, r, t in rows]
+            split_ids[split] = _triple_ids(rows, entities, relations)
             continue
         known_e, known_r = len(entities.index), len(relations.index)
-        ids, added, dropped = [], 0, 0
+        ids, added, dropped = array("q"), 0, 0
+        e_index, r_index = entities.index, relations.index
         for lineno, h, r, t in rows:
-            new = [
-                k
-                for k, vocab, bound in [(h, entities, known_e), (r, relations, known_r), (t, entities, known_e)]
-                if vocab.index.get(k, bound) >= bound
-            ]
-            if new and unknown == "error":
-                raise KGFormatError(f"{', '.join(map(repr, new))} not in the training split", file, lineno)
-            if new and unknown == "drop":
-                dropped += 1
-                continue
-            added += bool(new)
-            ids.append((entities.add(h), relations.add(r), entities.add(t)))
-        split_ids[split] = ids
+            ids_h, ids_r, ids_t = e_index.get(h, known_e), r_index.get(r, known_r), e_index.get(t, known_e)
+            if ids_h >= known_e or ids_r >= known_r or ids_t >= known_e:
+                new = [
+                    k for k, i, bound in [(h, ids_h, known_e), (r, ids_r, known_r), (t, ids_t, known_e)] if i >= bound
+                ]
+                if unknown == "error":
+                    raise KGFormatError(f"{', '.join(map(repr, new))} not in the training split", file, lineno)
+                if unknown == "drop":
+                    dropped += 1
+                    continue
+                added += 1
+                ids_h, ids_r, ids_t = entities.add(h), relations.add(r), entities.add(t)
+            ids.extend((ids_h, ids_r, ids_t))
+        split_ids[split] = np.frombuffer(ids, dtype=np.int64).reshape(-1, 3).T
         unknown_added[split], unknown_dropped[split] = added, dropped
     if any(unknown_dropped.values()):
         warnings.warn(
             f"Dropped triples with entities or relations unknown to training: {unknown_dropped}.", stacklevel=2
         )
-    label_map = None
-    if labels is not None:
-        label_map = read_entity_labels(labels)
-        for key in label_map:
-            entities.add(key)
+    label_rows = None if labels is None else _Labels(Path(labels), entities)
     info = {
         "source": str(folder),
         "reader": "read_pykeen_folder",
@@ -287,7 +412,7 @@ def read_pykeen_folder(
         "unknown_added": unknown_added,
         "unknown_dropped": unknown_dropped,
     }
-    return _finish(entities, relations, split_ids, info, label_map)
+    return _finish(entities, relations, split_ids, info, label_rows)
 
 
 # ---------------------------------------------------------------------------- N-Triples

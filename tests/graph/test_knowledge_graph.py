@@ -1,3 +1,7 @@
+import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +10,7 @@ import torch
 
 from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
 from kgpeft.errors import OutputPathError
+from kgpeft.graph.strings import RaggedStrings, StringTable
 
 
 @pytest.fixture
@@ -109,7 +114,12 @@ def test_save_replaces_only_a_saved_kg(kg, tmp_path, monkeypatch):
     bare = KnowledgeGraph(["x"], ["r"], torch.zeros(3, 0, dtype=torch.long))
     bare.save(tmp_path / "kg", overwrite=True)  # a saved KG is replaced, its stale arrays with it
     assert sorted(p.name for p in (tmp_path / "kg").iterdir()) == sorted(
-        ["kg.json", "triples.npy", *(f"csr.{k}.npy" for k in ("rowptr", "col", "edge_type", "edge_id"))]
+        [
+            "kg.json",
+            "triples.npy",
+            *(f"csr.{k}.npy" for k in ("rowptr", "col", "edge_type", "edge_id")),
+            *(f"strings.{c}.{p}.npy" for c in ("entity_keys", "relation_keys") for p in ("data", "offsets")),
+        ]
     )
     assert KnowledgeGraph.load(tmp_path / "kg").entity_keys == ["x"]
     (tmp_path / "kg" / "kg.json").write_text('{"format": "something else"}')
@@ -166,10 +176,95 @@ def test_name_priors_not_matching_the_names_are_refused(kg, tmp_path):
 
 def test_tampered_vocabulary_is_refused(kg, tmp_path):
     kg.save(tmp_path / "kg")
+    data = tmp_path / "kg" / "strings.entity_keys.data.npy"
+    keys = np.load(data)
+    keys[0] = ord("z")  # "a" -> "z": same length, other key
+    np.save(data, keys)
+    for mmap in (False, True):
+        with pytest.raises(KGFormatError, match=r"strings\.entity_keys\.data\.npy: the entity_keys do not match"):
+            KnowledgeGraph.load(tmp_path / "kg", mmap=mmap)
+
+
+def _as_version_1(folder: Path) -> None:
+    """Rewrite a saved KG as format version 1 wrote it: vocabularies as JSON lists, no string tables."""
+    kg = KnowledgeGraph.load(folder)
+    meta = json.loads((folder / "kg.json").read_text())
+    for name in ("strings", "num_entities", "num_relations"):
+        del meta[name]
+    meta.update(
+        version=1,
+        entity_keys=list(kg.entity_keys),
+        relation_keys=list(kg.relation_keys),
+        labels=None if kg.labels == kg.entity_keys else list(kg.labels),
+        aliases=[list(a) for a in kg.aliases] if any(kg.aliases) else None,
+        descriptions=None if kg.descriptions is None else list(kg.descriptions),
+    )
+    (folder / "kg.json").write_text(json.dumps(meta))
+    for file in folder.glob("*.npy"):
+        if file.name.startswith(("strings.", "aliases.")):
+            file.unlink()
+
+
+def test_version_1_folders_still_load(kg, tmp_path):
+    kg.save(tmp_path / "kg")
+    _as_version_1(tmp_path / "kg")
+    old = KnowledgeGraph.load(tmp_path / "kg")
+    assert old.fingerprint == kg.fingerprint and old.labels == kg.labels and old.aliases == kg.aliases
+    assert old.name_priors == kg.name_priors and old.descriptions == kg.descriptions
     meta = tmp_path / "kg" / "kg.json"
     meta.write_text(meta.read_text().replace('["a", "b"', '["z", "b"'))
     with pytest.raises(KGFormatError, match="fingerprint"):
         KnowledgeGraph.load(tmp_path / "kg")
+
+
+def test_fingerprint_is_the_json_of_the_vocabularies(kg):
+    keys = [*kg.entity_keys, *(f'é{i}"' for i in range(70_000))]  # more than one chunk, escapes, non-ASCII
+    big = KnowledgeGraph(keys, ["r", "s"], torch.zeros(3, 0, dtype=torch.long))
+    payload = json.dumps(["kgpeft.knowledge_graph", keys, ["r", "s"]], ensure_ascii=False)
+    assert big.fingerprint == hashlib.sha256(payload.encode()).hexdigest()
+    assert KnowledgeGraph(StringTable.from_strings(keys), ["r", "s"], big.triples).fingerprint == big.fingerprint
+
+
+def test_string_table_columns(kg, tmp_path):
+    tables = KnowledgeGraph(
+        StringTable.from_strings(kg.entity_keys),
+        StringTable.from_strings(kg.relation_keys),
+        kg.triples,
+        labels=StringTable.from_strings(kg.labels),
+        aliases=RaggedStrings.from_rows(kg.aliases),
+        descriptions=StringTable.from_strings(kg.descriptions),
+        name_priors=kg.name_priors,
+    )
+    assert tables.fingerprint == kg.fingerprint and tables.entity_id("c") == 2
+    assert tables.names(2) == kg.names(2) and tables.name_priors == kg.name_priors
+    with pytest.raises(ValueError, match="`entity_keys` should be unique, got 1 duplicates"):
+        KnowledgeGraph(StringTable.from_strings(["a", "a"]), ["r"], torch.zeros(3, 0, dtype=torch.long)).entity_id("a")
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_reload_of_a_kg_written_in_another_process(kg, tmp_path, mmap):
+    script = (
+        "import sys, torch; from kgpeft import KnowledgeGraph\n"
+        "kg = KnowledgeGraph(['a', 'b', 'c', 'd'], ['likes', 'knows'], torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]),"
+        " labels=['Alice', 'Bob', 'Carol', 'Dave'], aliases=[('Ally',), (), ('Caz', 'Carol'), ()],"
+        " descriptions=['first', 'second', 'third', 'isolated'], entity_prior=torch.tensor([1.0, 2.0, 3.0, 4.0]),"
+        " name_priors=[(3, 1), (2.5,), (0.5, 4.0, 1.0), (0.0,)],"
+        " splits={'train': torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]), 'test': torch.tensor([[3], [0], [0]])},"
+        " extras={'kind': ['p', 'p', 'p', 'p']})\n"
+        "kg.save(sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "kg")], check=True)
+    loaded = KnowledgeGraph.load(tmp_path / "kg", mmap=mmap)
+    assert isinstance(loaded.entity_keys, StringTable) and isinstance(loaded.aliases, RaggedStrings)
+    if mmap:
+        assert isinstance(loaded.entity_keys.data, np.memmap) and isinstance(loaded.aliases.rowptr, np.memmap)
+    assert loaded.fingerprint == kg.fingerprint and loaded.entity_keys == kg.entity_keys
+    assert loaded.labels == kg.labels and loaded.aliases == kg.aliases and loaded.descriptions == kg.descriptions
+    assert loaded.name_priors == kg.name_priors and loaded.extras == kg.extras
+    assert torch.equal(loaded.triples, kg.triples) and loaded.splits.keys() == kg.splits.keys()
+    assert all(torch.equal(loaded.splits[k], kg.splits[k]) for k in kg.splits)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.csr(), kg.csr(), strict=True))
+    assert torch.equal(loaded.entity_prior, kg.entity_prior) and loaded.entity_id("d") == 3
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,66 @@ def test_any_pykeen_folder_reads_or_names_file_and_line(fuzz_dir, train, valid, 
 def test_any_ntriples_file_reads_or_names_file_and_line(fuzz_dir, content):
     path = write(fuzz_dir / "kg.nt", content)
     check_read(read_ntriples, path, [path])
+
+
+@pytest.mark.parametrize("flush", [2, 1 << 16])
+def test_streamed_read_equals_an_in_memory_read(tmp_path, monkeypatch, flush):
+    """The streaming readers give exactly the KG built from whole-file lists of strings."""
+    from kgpeft.graph import readers
+
+    monkeypatch.setattr(readers, "_FLUSH", flush)  # several string-table chunks per column
+    rows = {
+        "train": [("q1", "p1", "q2"), ("q2", "p2", "q3"), ("q3", "p1", "q1"), ("q1", "p1", "q2"), ("q4", "p3", "q2")],
+        "valid": [("q2", "p1", "q4")],
+        "test": [("q3", "p2", "q4"), ("q3", "p2", "q4")],
+    }
+    labels = [
+        ("q3", "Carol", "Caz|C.|  ", "third"),
+        ("q9", "Nobody", "", ""),  # labelled, in no triple: kept without edges
+        ("q1", "Ällice", "Ally", ""),
+        ("q4", "Dave", "", "isolated one"),
+    ]  # q2 has no row: labelled by its key
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    for split, triples in rows.items():
+        write(folder / SPLIT_FILES[split], "".join("\t".join(t) + "\n" for t in triples))
+    write(tmp_path / "labels.tsv", "".join("\t".join(r) + "\n" for r in labels))
+    with pytest.warns(UserWarning, match="train: 1, test: 1"):
+        streamed = read_pykeen_folder(folder, labels=tmp_path / "labels.tsv", unknown="error")
+
+    # The in-memory reference: whole-file lists, a dict per labelled key.
+    keys, relations = {}, {}
+    ids = {}
+    for split, triples in rows.items():
+        seen = []
+        for h, r, t in triples:
+            triple = (
+                keys.setdefault(h, len(keys)),
+                relations.setdefault(r, len(relations)),
+                keys.setdefault(t, len(keys)),
+            )
+            if triple not in seen:
+                seen.append(triple)
+        ids[split] = torch.tensor(seen).T
+    by_key = {k: (label, tuple(a.strip() for a in al.split("|") if a.strip()), d) for k, label, al, d in labels}
+    for key in by_key:
+        keys.setdefault(key, len(keys))
+    reference = KnowledgeGraph(
+        list(keys),
+        list(relations),
+        ids["train"],
+        labels=[by_key.get(k, (k,))[0] for k in keys],
+        aliases=[by_key[k][1] if k in by_key else () for k in keys],
+        descriptions=[by_key[k][2] if k in by_key else "" for k in keys],
+        splits=ids,
+    )
+    assert streamed.fingerprint == reference.fingerprint and streamed.entity_keys == ["q1", "q2", "q3", "q4", "q9"]
+    assert streamed.labels == reference.labels == ["Ällice", "q2", "Carol", "Dave", "Nobody"]
+    assert streamed.aliases == reference.aliases == [("Ally",), (), ("Caz", "C."), (), ()]
+    assert streamed.descriptions == reference.descriptions
+    assert torch.equal(streamed.triples, reference.triples)
+    assert all(torch.equal(streamed.splits[k], reference.splits[k]) for k in rows)
+    assert streamed.entity_id("q9") == 4 and streamed.names(2) == ("Carol", "Caz", "C.")
+    with pytest.warns(UserWarning, match="train: 1"):
+        plain = read_triples(folder / "train.txt", labels=tmp_path / "labels.tsv")
+    assert plain.labels == ["Ällice", "q2", "Carol", "Dave", "Nobody"] and plain.aliases[0] == ("Ally",)
