@@ -18,6 +18,9 @@ _FANOUT_STREAM = 0x6A09E667F3BCC908
 _NODE_CAP_STREAM = 0xBB67AE8584CAA73B
 # (sample, entity) lookup keys of :func:`batch_node_index`; entity ids stay below 2**32.
 _SAMPLE_STRIDE = 1 << 32
+# Rows longer than this are binary-searched for the sample's nodes when collecting the induced
+# edges, instead of read whole: a hub of a million edges then costs as little as a leaf.
+HUB_DEGREE = 2048
 
 
 class SeedEntityError(KGPeftError, ValueError):
@@ -59,8 +62,10 @@ class SubgraphRetriever:
     .. note::
         A capped row of degree :math:`d > f^2` draws its :math:`f` edges by Floyd's
         algorithm in :math:`O(f^2)` without reading the row, so hubs cost no more than
-        ordinary nodes during expansion. Collecting the induced edges does read the
-        full rows of the kept nodes.
+        ordinary nodes during expansion. Collecting the induced edges reads the rows of
+        the kept nodes whole up to :data:`HUB_DEGREE` edges, and binary-searches longer
+        rows (sorted by target) for the sample's other nodes, so retrieval time does not
+        grow with the hubs, nor with the KG.
 
     Args:
         kg (KnowledgeGraph): the graph to retrieve from; its :meth:`~KnowledgeGraph.csr`
@@ -193,6 +198,36 @@ class SubgraphRetriever:
             parts.append((np.repeat(floyd, fanout), (start[floyd, None] + offset).reshape(-1)))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def _hub_edges(
+        self,
+        hubs: np.ndarray,
+        node: np.ndarray,
+        sample: np.ndarray,
+        ptr: np.ndarray,
+        sorted_key: np.ndarray,
+        src: np.ndarray,
+        pos: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Adds to ``(src, pos)`` the edges from each hub row to its sample's nodes, in CSR order.
+
+        A row is sorted by target, so the edges to the sample's (sorted) entities are found
+        by two binary searches per entity, reading ``O(k log d)`` of a row of ``d`` edges.
+        """
+        n = self.num_entities
+        parts_src, parts_pos = [src], [pos]
+        for i in hubs.tolist():
+            s = sample[i]
+            lo, hi = int(self._rowptr[node[i]]), int(self._rowptr[node[i] + 1])
+            targets = sorted_key[ptr[s] : ptr[s + 1]] - s * n  # the sample's entities, sorted
+            row = self._col[lo:hi]
+            first, last = np.searchsorted(row, targets, "left"), np.searchsorted(row, targets, "right")
+            _, found = _ranges(lo + first, last - first)
+            parts_src.append(np.full(found.size, i, dtype=np.int64))
+            parts_pos.append(found)
+        src, pos = np.concatenate(parts_src), np.concatenate(parts_pos)
+        order = np.lexsort((pos, src))  # back to the order reading every row whole gives
+        return src[order], pos[order]
+
     def _cap(self, key: np.ndarray, budget: np.ndarray, stream: np.uint64) -> np.ndarray:
         """Keeps at most ``budget[sample]`` of the sorted new keys of each sample, by random priority."""
         n = self.num_entities
@@ -219,7 +254,9 @@ class SubgraphRetriever:
         seed_index = _ranges(ptr[:-1], num_seeds)[1]
 
         start = self._rowptr[node]
-        src, pos = _ranges(start, self._rowptr[node + 1] - start)
+        degree = self._rowptr[node + 1] - start
+        hub = degree > HUB_DEGREE
+        src, pos = _ranges(start, np.where(hub, 0, degree))
         # Most edges leave the batch's nodes altogether; a dense mark (calloc'd, so only the
         # touched pages cost) drops them before the per-sample search.
         kept = np.zeros(n, dtype=bool)
@@ -229,6 +266,8 @@ class SubgraphRetriever:
         key = sample * n + node
         by_key = np.argsort(key)
         sorted_key = key[by_key]
+        if hub.any():
+            src, pos = self._hub_edges(np.flatnonzero(hub), node, sample, ptr, sorted_key, src, pos)
         target = sample[src] * n + self._col[pos]
         loc = np.searchsorted(sorted_key, target).clip(max=max(key.size - 1, 0))
         hit = sorted_key[loc] == target

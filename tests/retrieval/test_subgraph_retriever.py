@@ -271,3 +271,19 @@ def test_repr(toy):
     retriever = SubgraphRetriever(toy, [16, 8], max_nodes=64)
     assert repr(retriever) == "SubgraphRetriever(num_neighbors=[16, 8], max_nodes=64, seed=0)"
     assert retriever.num_hops == 2
+
+
+@pytest.mark.parametrize("hub_degree", [0, 3, 40])
+def test_hub_rows_searched_give_the_same_batch_as_rows_read_whole(real, monkeypatch, hub_degree):
+    """Binary-searching long rows for the sample's nodes finds exactly the edges a full scan finds, in order."""
+    from kgpeft.retrieval import subgraph_retriever
+
+    seed_sets = [*random_seed_sets(real, 24, seed=3), [], [0, 0, 1]]
+    retriever = SubgraphRetriever(real, [8, 4], max_nodes=40)
+    monkeypatch.setattr(subgraph_retriever, "HUB_DEGREE", 1 << 62)
+    whole = retriever(seed_sets)
+    monkeypatch.setattr(subgraph_retriever, "HUB_DEGREE", hub_degree)
+    searched = retriever(seed_sets)
+    assert int((real.degree > hub_degree).sum()) > 0 and whole.edge_index.size(1) > 0
+    for name in ("n_id", "edge_index", "edge_type", "edge_id", "hop", "batch", "ptr"):
+        assert torch.equal(whole[name], searched[name]), name
