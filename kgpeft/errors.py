@@ -40,3 +40,13 @@ class UnknownDatasetError(KGPeftError, ValueError):
 class OutputPathError(KGPeftError, OSError):
     """An output path cannot be used: it cannot be written, it holds files kgpeft did not write,
     or another run is writing to it. The message names the path."""
+
+
+class LinkerFileError(KGPeftError, ValueError):
+    """A saved :class:`~kgpeft.linking.EntityLinker` folder cannot be used: a file is missing,
+    malformed or changed since it was written, it was written by a newer kgpeft, or it was
+    built for another KG or with other settings. The message names the file."""
+
+    def __init__(self, message: str, path: str | PathLike):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")

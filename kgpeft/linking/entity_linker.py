@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import unicodedata
+import warnings
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
-from itertools import accumulate
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, pairwise, repeat
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import ahocorasick
 import numpy as np
 
+from kgpeft.errors import LinkerFileError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.linking.stopwords import ENGLISH_STOPWORDS
+from kgpeft.utils import atomic_folder, foreign_entries_or_refuse, paused_gc
 
 
 class Mention(NamedTuple):
@@ -94,7 +102,16 @@ def normalize(text: str) -> str:
         >>> normalize("  New_York\\n  Cafe\\u0301 ")
         'new york café'
     """
+    if text.isascii():  # ASCII is NFKC-normalised already, and bytes.translate is faster
+        return " ".join(text.encode().translate(_ASCII_FOLD).decode().split())
     return " ".join(unicodedata.normalize(NORMAL_FORM, text).translate(_FOLD).split())
+
+
+def _pattern(alias: str) -> str:
+    """The normalised ``alias`` with every non-word character turned into a space (``alias`` itself if none)."""
+    # A normalised alias is folded already, so the ASCII table (fold, then boundary) keeps it as is.
+    pattern = alias.encode().translate(_ASCII_BOUNDARY).decode() if alias.isascii() else alias.translate(_BOUNDARY)
+    return alias if pattern == alias else pattern
 
 
 def _normalized_pieces(text: str) -> list[str]:
@@ -158,6 +175,23 @@ def _fold(text: str) -> tuple[str, str, list[int] | None]:
     return (folded, f" {folded.translate(_BOUNDARY)} ", [0, *accumulate(map(len, pieces))])
 
 
+FORMAT_NAME = "kgpeft.entity_linker"
+FORMAT_VERSION = 1
+META_FILE = "linker.json"
+# The arrays EntityLinker.save writes, one ``<name>.npy`` each (see ``EntityLinker._tables``).
+_ARRAY_NAMES = ("patterns", "pattern_lengths", "groups", "check_aliases", "cand_ptr", "candidates", "scores")
+# Of them, the UTF-8 blobs, kept in memory as ``bytes``.
+_BLOBS = frozenset({"patterns", "check_aliases"})
+# How many patterns' (candidates, scores) :meth:`EntityLinker.link` keeps built; it starts over when full.
+_MEMO_SIZE = 1 << 17
+# Bytes of a blob decoded at a time, and strings encoded at a time, so that no pass over all
+# patterns holds a Python string per pattern.
+_DECODE_CHUNK = 1 << 22
+_ENCODE_CHUNK = 1 << 16
+_DEFAULT_SETTINGS: dict[str, Any] = {"max_candidates": 8, "min_alias_length": 2, "stopwords": ENGLISH_STOPWORDS}
+_new_tuple = tuple.__new__
+
+
 class EntityLinker:
     r"""Finds the KG's entity names in text, with an Aho-Corasick automaton.
 
@@ -191,6 +225,14 @@ class EntityLinker:
     it, not to its length: about 100,000 sentences per second on one core against all of
     WordNet (see ``benchmarks/linking.py``).
 
+    The alias tables are flat arrays, not a Python object per alias: the patterns as one
+    UTF-8 blob, and the candidates and scores of every alias as one CSR table, from which
+    :meth:`link` builds the tuples of a :class:`Mention` on an alias's first match (and keeps
+    the most recent :data:`_MEMO_SIZE`). Most of the memory is the automaton's (about 0.4 GB
+    per million aliases, see ``benchmarks/scale.py``). :meth:`save` writes the tables,
+    and :meth:`load` (or :meth:`cached`) reads them back and rebuilds only the automaton,
+    about twice as fast as building the linker.
+
     Args:
         kg (KnowledgeGraph): the knowledge graph whose ``labels`` and ``aliases`` are linked.
         max_candidates (int, optional): the most candidates a mention keeps. (default: :obj:`8`)
@@ -215,58 +257,40 @@ class EntityLinker:
         min_alias_length: int = 2,
         stopwords: Iterable[str] = ENGLISH_STOPWORDS,
     ) -> None:
-        if max_candidates < 1:
-            raise ValueError(f"`max_candidates` should be at least 1, got {max_candidates}.")
-        if min_alias_length < 1:
-            raise ValueError(f"`min_alias_length` should be at least 1, got {min_alias_length}.")
+        self._configure(kg, max_candidates, min_alias_length, _normalized_stopwords(stopwords))
+        self._set_tables(_build_tables(kg, max_candidates, min_alias_length, self.stopwords))
+
+    def _configure(self, kg: KnowledgeGraph, max_candidates: int, min_alias_length: int, stopwords: frozenset) -> None:
+        _check_settings(max_candidates, min_alias_length)
         self.max_candidates = max_candidates
         self.min_alias_length = min_alias_length
-        self.stopwords = frozenset(normalize(w) for w in stopwords)
+        self.stopwords = stopwords
         self.num_entities = kg.num_entities
+        self._fingerprint = kg.fingerprint
 
-        degree = kg.degree.numpy().astype(np.float64)
-        tie_rank = np.empty(kg.num_entities, dtype=np.int64)
-        tie_rank[np.lexsort((np.arange(kg.num_entities), -degree))] = np.arange(kg.num_entities)
-        tie_rank_of = tie_rank.tolist()
-        name_priors = kg.name_priors
-        if name_priors is None:
-            entity_prior = degree if kg.entity_prior is None else kg.entity_prior.numpy().astype(np.float64)
-            name_priors = [(p,) * (1 + len(a)) for p, a in zip(entity_prior.tolist(), kg.aliases, strict=True)]
+    def _set_tables(self, tables: dict[str, Any]) -> None:
+        """Take the alias tables (see :func:`_build_tables`) and build the automaton from the patterns."""
+        self._patterns: bytes = tables["patterns"]
+        self._pattern_lengths: np.ndarray = tables["pattern_lengths"]
+        self._groups: np.ndarray = tables["groups"]
+        self._check_aliases: bytes = tables["check_aliases"]
+        self._check_ends = _line_ends(self._check_aliases)
+        self._cand_ptr: np.ndarray = tables["cand_ptr"]
+        self._candidates: np.ndarray = tables["candidates"]
+        self._scores: np.ndarray = tables["scores"]
+        self.num_aliases = self._cand_ptr.size - 1
+        self._num_plain = self._pattern_lengths.size - (self._groups.size - 1)
+        self._automaton = _make_automaton(self._patterns, self._pattern_lengths.size)
+        self._memo: dict[int, tuple[int, Any, Any]] = {}
 
-        # prior_of[alias][entity]: how likely the alias means the entity. Several names of one
-        # entity may normalise to the same alias, which then keeps the highest of their priors.
-        prior_of: dict[str, dict[int, float]] = {}
-        for entity, priors in enumerate(name_priors):
-            for name, prior in zip((kg.labels[entity], *kg.aliases[entity]), priors, strict=True):
-                alias = normalize(name)
-                if (
-                    len(alias) < self.min_alias_length
-                    or alias in self.stopwords
-                    or not alias.translate(_BOUNDARY).strip()
-                ):
-                    continue
-                entities = prior_of.setdefault(alias, {})
-                entities[entity] = max(prior, entities.get(entity, prior))
-        self.num_aliases = len(prior_of)
-
-        # Patterns are names with non-word characters turned into spaces, padded with a space
-        # on each side. Names that differ only in punctuation ("t-shirt", "t shirt") share a
-        # pattern, and a match of a pattern with an inner space is checked against the
-        # normalised text to tell which name, if any, it is.
-        names_of: dict[str, dict[str, tuple[tuple[int, ...], tuple[float, ...]]]] = {}
-        for alias, priors in prior_of.items():
-            entities = sorted(priors, key=lambda e: (-priors[e], tie_rank_of[e]))
-            total = sum(priors.values())
-            kept = entities[: self.max_candidates]
-            scores = [priors[e] / total for e in kept] if total > 0 else [1 / len(entities)] * len(kept)
-            names_of.setdefault(alias.translate(_BOUNDARY), {})[alias] = (tuple(kept), tuple(scores))
-        self._automaton = ahocorasick.Automaton()
-        for pattern, names in names_of.items():
-            if " " in pattern:
-                self._automaton.add_word(f" {pattern} ", (len(pattern), None, names))
-            else:
-                self._automaton.add_word(f" {pattern} ", (len(pattern), names[pattern], None))
-        self._automaton.make_automaton()
+    @property
+    def _tables(self) -> dict[str, np.ndarray]:
+        return {
+            name: np.frombuffer(getattr(self, f"_{name}"), dtype=np.uint8)
+            if name in _BLOBS
+            else getattr(self, f"_{name}")
+            for name in _ARRAY_NAMES
+        }
 
     def link(self, text: str) -> list[Mention]:
         """The mentions in ``text``, in order, not overlapping.
@@ -282,8 +306,13 @@ class EntityLinker:
         if self.num_aliases == 0:  # an automaton without patterns cannot search
             return []
         normal, padded_words, cum = _fold(text)
+        memo = self._memo
         hits = []
-        for pad, (length, payload, names) in self._automaton.iter(padded_words):
+        for pad, value in self._automaton.iter(padded_words):
+            try:
+                length, payload, names = memo[value]
+            except KeyError:
+                length, payload, names = self._entry(value)
             # `pad` is the index of the space after the match in `padded_words`, which is one
             # character longer at the front than `normal`.
             end = pad - 1
@@ -310,8 +339,38 @@ class EntityLinker:
                 if cum[begin] != start or cum[stop] != end:
                     continue
             free = end
-            mentions.append(Mention(begin, stop, text[begin:stop], candidates, scores))
+            # Mention(...) without the keyword-argument handling of its generated __new__.
+            mentions.append(_new_tuple(Mention, (begin, stop, text[begin:stop], candidates, scores)))
         return mentions
+
+    def _entry(self, pattern: int) -> tuple[int, Any, Any]:
+        """What :meth:`link` needs of a matched pattern, built from the tables and memoised.
+
+        The pattern's length, then, for a pattern without an inner space (its one alias), the
+        alias's ``(candidates, scores)`` and ``None``; for one with an inner space, ``None``
+        and a dict from each of its aliases to theirs, to check the match against the text.
+        """
+        length = int(self._pattern_lengths[pattern])
+        group = pattern - self._num_plain
+        if group < 0:  # a plain pattern is its alias, with the same id
+            entry = (length, self._payload(pattern), None)
+        else:
+            lo, hi = self._groups[group : group + 2].tolist()
+            names = {self._check_alias(k): self._payload(self._num_plain + k) for k in range(lo, hi)}
+            entry = (length, None, names)
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()
+        self._memo[pattern] = entry
+        return entry
+
+    def _payload(self, alias: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        lo, hi = self._cand_ptr[alias : alias + 2].tolist()
+        return tuple(self._candidates[lo:hi].tolist()), tuple(self._scores[lo:hi].tolist())
+
+    def _check_alias(self, k: int) -> str:
+        """The ``k``-th alias with an inner-space pattern (alias id ``num_plain + k``)."""
+        start = int(self._check_ends[k - 1]) + 1 if k else 0
+        return self._check_aliases[start : int(self._check_ends[k])].decode()
 
     def link_batch(self, texts: Iterable[str]) -> list[list[Mention]]:
         """:meth:`link` for each of ``texts``."""
@@ -324,3 +383,526 @@ class EntityLinker:
             f"{type(self).__name__}(num_entities={self.num_entities}, num_aliases={self.num_aliases}, "
             f"max_candidates={self.max_candidates})"
         )
+
+    # The automaton is rebuilt from the patterns when unpickled (DataLoader workers with the
+    # spawn start method): faster than pickling it, and half the bytes.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_automaton"], state["_memo"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._automaton = _make_automaton(self._patterns, self._pattern_lengths.size)
+        self._memo = {}
+
+    # -------------------------------------------------------------- save/load
+    def save(self, path: str | os.PathLike, overwrite: bool = False, force: bool = False) -> None:
+        """Write the linker's alias tables to the folder ``path``, for :meth:`load`.
+
+        The tables are ``.npy`` files (no pickles) and ``linker.json`` names the format and
+        its version, the KG's :attr:`~kgpeft.graph.KnowledgeGraph.fingerprint`, the settings and
+        the SHA-256 digest of each file. The folder is written to a temporary sibling and
+        renamed into place, so an interrupted save never leaves a half-written linker.
+
+        Args:
+            path (str or PathLike): the folder to write.
+            overwrite (bool): replace an empty folder or a saved linker already there. (default: ``False``)
+            force (bool): also write into a folder holding other files: the linker's files
+                replace those of the same names, the others are kept. (default: ``False``)
+
+        Raises:
+            OutputPathError: ``path`` is a file, or a folder holding files that are not a saved
+                linker's (without ``force``); the message names up to 5 of them.
+            FileExistsError: ``path`` exists and ``overwrite`` is ``False``.
+        """
+        target = Path(path)
+        others = foreign_entries_or_refuse(
+            target,
+            _foreign_entries,
+            force,
+            writer="EntityLinker.save",
+            owner="a saved EntityLinker's",
+            thing="the linker",
+        )
+        with atomic_folder(target, overwrite, keep=others) as tmp:
+            files = {}
+            for name, table in self._tables.items():
+                np.save(tmp / f"{name}.npy", table, allow_pickle=False)
+                files[name] = {
+                    "sha256": _file_digest(tmp / f"{name}.npy"),
+                    "dtype": table.dtype.str,
+                    "size": table.size,
+                }
+            meta = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "fingerprint": self._fingerprint,
+                "num_entities": self.num_entities,
+                "num_aliases": self.num_aliases,
+                "num_patterns": int(self._pattern_lengths.size),
+                "settings": _settings_meta(self.max_candidates, self.min_alias_length, self.stopwords),
+                "stopwords": sorted(self.stopwords),
+                "arrays": files,
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        kg: KnowledgeGraph,
+        *,
+        max_candidates: int | None = None,
+        min_alias_length: int | None = None,
+        stopwords: Iterable[str] | None = None,
+    ) -> EntityLinker:
+        """Read a linker written by :meth:`save`, for ``kg``, without building its alias tables again.
+
+        Only the automaton is rebuilt, from the saved patterns (no normalisation, no grouping
+        of names). Each file is checked against its digest first.
+
+        Args:
+            path (str or PathLike): the folder :meth:`save` wrote.
+            kg (KnowledgeGraph): the KG the linker was built for (the same
+                :attr:`~kgpeft.graph.KnowledgeGraph.fingerprint`).
+            max_candidates, min_alias_length, stopwords (optional): the settings the linker
+                must have been built with, as for :class:`EntityLinker`; each one not given is
+                taken as saved. (default: as saved)
+
+        Raises:
+            LinkerFileError: a file is missing, malformed or does not match its digest, the
+                folder was written by a newer kgpeft, or the linker was built for another KG
+                or with other settings than those given; the message names the file.
+        """
+        stop = None if stopwords is None else _normalized_stopwords(stopwords)
+        return cls._load(Path(path), kg, max_candidates, min_alias_length, stop)
+
+    @classmethod
+    def _load(
+        cls,
+        path: Path,
+        kg: KnowledgeGraph,
+        max_candidates: int | None,
+        min_alias_length: int | None,
+        stopwords: frozenset[str] | None,
+    ) -> EntityLinker:
+        meta_path = path / META_FILE
+        meta = _read_meta(meta_path)
+        if meta["fingerprint"] != kg.fingerprint:
+            raise LinkerFileError(
+                f"the linker was built for another KG (fingerprint {meta['fingerprint'][:12]}..., "
+                f"this KG's is {kg.fingerprint[:12]}...); build one for this KG",
+                meta_path,
+            )
+        saved = meta["settings"]
+        wanted = {"max_candidates": max_candidates, "min_alias_length": min_alias_length}
+        for key, value in wanted.items():
+            if value is not None and value != saved[key]:
+                raise LinkerFileError(f"the linker was built with {key}={saved[key]}, not {value}", meta_path)
+        if stopwords is not None and _stopwords_digest(stopwords) != saved["stopwords_digest"]:
+            raise LinkerFileError("the linker was built with other stopwords", meta_path)
+        linker = cls.__new__(cls)
+        linker._configure(kg, saved["max_candidates"], saved["min_alias_length"], frozenset(meta["stopwords"]))
+        tables = {name: _read_table(path / f"{name}.npy", meta["arrays"][name]) for name in _ARRAY_NAMES}
+        _check_tables(tables, meta, path)
+        try:
+            linker._set_tables(tables)
+        except (ValueError, UnicodeDecodeError) as e:  # only if the files were written inconsistently
+            raise LinkerFileError(f"the patterns do not match the other tables ({e})", path / "patterns.npy") from None
+        return linker
+
+    @classmethod
+    def cached(cls, kg: KnowledgeGraph, cache_dir: str | os.PathLike | None = None, **settings: Any) -> EntityLinker:
+        """The linker for ``kg`` with these settings, loaded from the cache, or built and saved there.
+
+        It lives in ``cache_dir / <key>``, where the key is a digest of the KG's fingerprint, the
+        settings and the format version, so each KG and setting has its own. A cached linker that
+        cannot be used (a changed file) is rebuilt, with a warning; one that cannot be written
+        only warns.
+
+        Note that :attr:`~kgpeft.graph.KnowledgeGraph.fingerprint` covers the KG's keys, not its
+        names and priors: after changing those of a KG (same keys), build the linker anew.
+
+        Args:
+            kg (KnowledgeGraph): the knowledge graph.
+            cache_dir (str or PathLike, optional): the folder of cached linkers. (default:
+                ``kgpeft.datasets.cache_dir() / "linkers"``)
+            **settings: ``max_candidates``, ``min_alias_length``, ``stopwords``, as for
+                :class:`EntityLinker`.
+        """
+        unknown = sorted(set(settings) - set(_DEFAULT_SETTINGS))
+        if unknown:
+            raise TypeError(f"EntityLinker.cached() got unexpected keyword arguments: {', '.join(unknown)}.")
+        settings = {**_DEFAULT_SETTINGS, **settings}
+        max_candidates, min_alias_length = settings["max_candidates"], settings["min_alias_length"]
+        _check_settings(max_candidates, min_alias_length)
+        stopwords = _normalized_stopwords(settings["stopwords"])
+        if cache_dir is None:
+            from kgpeft.datasets import cache_dir as default_cache_dir  # kgpeft.datasets imports much more
+
+            cache_dir = default_cache_dir() / "linkers"
+        key = [FORMAT_NAME, FORMAT_VERSION, kg.fingerprint, _settings_meta(max_candidates, min_alias_length, stopwords)]
+        folder = Path(cache_dir) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+        if (folder / META_FILE).is_file():
+            try:
+                return cls._load(folder, kg, max_candidates, min_alias_length, stopwords)
+            except LinkerFileError as e:
+                warnings.warn(f"Building the entity linker again: the cached one cannot be used. {e}", stacklevel=2)
+        linker = cls.__new__(cls)
+        linker._configure(kg, max_candidates, min_alias_length, stopwords)
+        linker._set_tables(_build_tables(kg, max_candidates, min_alias_length, stopwords))
+        try:
+            linker.save(folder, overwrite=True)
+        except OSError as e:
+            warnings.warn(f"The entity linker could not be cached in {folder}: {e}", stacklevel=2)
+        return linker
+
+
+def _check_settings(max_candidates: int, min_alias_length: int) -> None:
+    if max_candidates < 1:
+        raise ValueError(f"`max_candidates` should be at least 1, got {max_candidates}.")
+    if min_alias_length < 1:
+        raise ValueError(f"`min_alias_length` should be at least 1, got {min_alias_length}.")
+
+
+def _normalized_stopwords(stopwords: Iterable[str]) -> frozenset[str]:
+    return frozenset(normalize(w) for w in stopwords)
+
+
+def _stopwords_digest(stopwords: frozenset[str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(stopwords), ensure_ascii=False).encode()).hexdigest()
+
+
+def _settings_meta(max_candidates: int, min_alias_length: int, stopwords: frozenset[str]) -> dict[str, Any]:
+    return {
+        "max_candidates": max_candidates,
+        "min_alias_length": min_alias_length,
+        "stopwords_digest": _stopwords_digest(stopwords),
+    }
+
+
+def _index_dtype(bound: int) -> type:
+    """The smaller integer type that holds every value below ``bound``."""
+    return np.int32 if bound < 2**31 else np.int64
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """``[0, *cumsum(counts)]``, in the smaller integer type that holds them."""
+    out = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out.astype(_index_dtype(int(out[-1]) + 1), copy=False)
+
+
+def _lines_blob(strings: list[str], pad: str = "") -> bytes:
+    """``strings`` as UTF-8, each padded with ``pad`` on both sides and ended by ``"\\n"``.
+
+    Neither normalised aliases nor patterns hold a ``"\\n"`` (:func:`normalize` turns every
+    run of whitespace into one space), so the lines are the strings.
+    """
+    sep = f"{pad}\n{pad}"
+    return b"".join(
+        f"{pad}{sep.join(strings[i : i + _ENCODE_CHUNK])}{pad}\n".encode()
+        for i in range(0, len(strings), _ENCODE_CHUNK)
+    )
+
+
+def _iter_lines(blob: bytes) -> Iterator[list[str]]:
+    """The lines of a :func:`_lines_blob`, a list of them at a time."""
+    pos, n = 0, len(blob)
+    while pos < n:
+        end = blob.find(b"\n", min(pos + _DECODE_CHUNK, n) - 1)
+        if end < 0:
+            raise ValueError("the last line has no newline")
+        yield blob[pos:end].decode().split("\n")
+        pos = end + 1
+
+
+def _line_ends(blob: bytes) -> np.ndarray:
+    """The position of each line's ``"\\n"`` in a :func:`_lines_blob`."""
+    ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n"))
+    return ends.astype(_index_dtype(len(blob)), copy=False)
+
+
+def _make_automaton(patterns: bytes, num_patterns: int) -> ahocorasick.Automaton:
+    """An automaton whose value for the ``p``-th line of ``patterns`` is ``p``.
+
+    ``STORE_INTS`` keeps a C int per pattern instead of a Python object, so the automaton is
+    only its trie; its values are 32-bit, which bounds the patterns to ``2**31 - 1``.
+    """
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    added = 0
+    for lines in _iter_lines(patterns):
+        # add_word is False for a pattern already there; map calls it without a Python loop.
+        if not all(map(automaton.add_word, lines, range(added, added + len(lines)))):
+            raise ValueError("a pattern repeats")
+        added += len(lines)
+    if added != num_patterns:
+        raise ValueError(f"{added} patterns, expected {num_patterns}")
+    if added:
+        automaton.make_automaton()
+    return automaton
+
+
+def _build_tables(
+    kg: KnowledgeGraph, max_candidates: int, min_alias_length: int, stopwords: frozenset[str]
+) -> dict[str, Any]:
+    """The alias tables of an :class:`EntityLinker` for ``kg``.
+
+    Aliases (normalised names) are numbered plain ones first, those whose pattern has an
+    inner space after them, grouped by pattern. The tables are:
+
+    - ``patterns``: the patterns, padded with a space on each side, one line each (see
+      :func:`_lines_blob`): first the plain aliases, each its own pattern with its alias's
+      id, then one per group; a pattern's id is its line, and its automaton value;
+    - ``pattern_lengths``: each pattern's length in characters, without the padding;
+    - ``groups``: the aliases of the ``g``-th inner-space pattern are ``num_plain + k`` for
+      ``k`` in ``groups[g]:groups[g + 1]``;
+    - ``check_aliases``: those aliases, in id order, one line each;
+    - ``cand_ptr``, ``candidates``, ``scores``: alias ``a``'s candidates, best first, and their
+      scores are ``candidates[cand_ptr[a]:cand_ptr[a + 1]]`` and the same slice of ``scores``.
+    """
+    n = kg.num_entities
+    degree = kg.degree.numpy().astype(np.float64)
+    tie_rank = np.empty(n, dtype=np.int64)
+    tie_rank[np.lexsort((np.arange(n), -degree))] = np.arange(n)
+    name_priors: Iterable[Iterable[float]] | None = kg.name_priors
+    if name_priors is None:
+        entity_prior = degree if kg.entity_prior is None else kg.entity_prior.numpy().astype(np.float64)
+        name_priors = map(repeat, entity_prior.tolist())
+
+    # Every name, normalised once, becomes an alias id (or -1 if it is not linked), and a row
+    # (alias, entity, prior) of three flat arrays.
+    alias_ids: dict[str, int] = {}
+    aliases: list[str] = []
+    patterns: list[str] = []  # the same string as the alias when they are equal
+    rows_alias, rows_entity, rows_prior = array("q"), array("q"), array("d")
+    add_alias, add_entity, add_prior = rows_alias.append, rows_entity.append, rows_prior.append
+    with paused_gc():
+        for entity, (label, others, priors) in enumerate(zip(kg.labels, kg.aliases, name_priors, strict=True)):
+            # The KG checks that an entity has one name prior per name; an entity prior repeats.
+            for name, prior in zip((label, *others), priors, strict=False):
+                alias = normalize(name)
+                a = alias_ids.get(alias)
+                if a is None:
+                    pattern = _pattern(alias)
+                    if len(alias) < min_alias_length or alias in stopwords or not pattern.strip():
+                        a = -1
+                    else:
+                        a = len(aliases)
+                        aliases.append(alias)
+                        patterns.append(pattern)
+                    alias_ids[alias] = a
+                if a >= 0:
+                    add_alias(a)
+                    add_entity(entity)
+                    add_prior(prior)
+        del alias_ids
+        num_aliases = len(aliases)
+
+        # Patterns are names with non-word characters turned into spaces. Names that differ only
+        # in punctuation ("t-shirt", "t shirt") share a pattern, and a match of a pattern with an
+        # inner space is checked against the normalised text to tell which name, if any, it is.
+        checked = np.fromiter((" " in p for p in patterns), dtype=bool, count=num_aliases)
+        plain, checked = np.flatnonzero(~checked), np.flatnonzero(checked)
+        group_of: dict[str, int] = {}
+        group = np.fromiter(
+            (group_of.setdefault(patterns[i], len(group_of)) for i in checked.tolist()),
+            dtype=np.int64,
+            count=checked.size,
+        )
+        del patterns
+        checked = checked[np.argsort(group, kind="stable")]
+        groups = _offsets(np.bincount(group, minlength=len(group_of)))
+        pattern_list = [aliases[i] for i in plain.tolist()]
+        pattern_list.extend(group_of)
+        del group_of, group
+        if len(pattern_list) >= 2**31:
+            raise ValueError(f"An EntityLinker holds at most 2**31 - 1 patterns, got {len(pattern_list)}.")
+        pattern_lengths = np.fromiter(map(len, pattern_list), dtype=np.int32, count=len(pattern_list))
+        pattern_blob = _lines_blob(pattern_list, pad=" ")
+        del pattern_list
+        check_blob = _lines_blob([aliases[i] for i in checked.tolist()])
+        del aliases
+
+    order = np.concatenate([plain, checked])
+    new_id = np.empty(num_aliases, dtype=np.int64)
+    new_id[order] = np.arange(num_aliases)
+    del order, plain, checked
+    alias = new_id[np.frombuffer(rows_alias, dtype=np.int64)]
+    del new_id, rows_alias
+    entity = np.frombuffer(rows_entity, dtype=np.int64)
+    prior = np.frombuffer(rows_prior, dtype=np.float64)
+
+    # One row per (alias, entity), in entity order: several names of one entity may normalise
+    # to the same alias, which then keeps the highest of their priors.
+    order = np.lexsort((-prior, entity, alias))
+    alias, entity, prior = alias[order], entity[order], prior[order]
+    del order, rows_entity, rows_prior
+    first = np.ones(alias.size, dtype=bool)
+    first[1:] = (alias[1:] != alias[:-1]) | (entity[1:] != entity[:-1])
+    alias, entity, prior = alias[first], entity[first], prior[first]
+    del first
+    count = np.bincount(alias, minlength=num_aliases)
+    start = np.zeros(num_aliases + 1, dtype=np.int64)
+    np.cumsum(count, out=start[1:])
+
+    # The total prior of each alias, summed by Python's sum() in entity order as it always
+    # was, so that every score is the same to the last bit.
+    total = prior[start[:-1]] if num_aliases else np.zeros(0)
+    shared = np.flatnonzero(count > 1)
+    if shared.size:
+        values = prior[(count > 1)[alias]].tolist()
+        bounds = accumulate(count[shared].tolist(), initial=0)
+        total[shared] = [sum(values[lo:hi]) for lo, hi in pairwise(bounds)]
+        del values
+
+    # Most likely first, ties to the higher degree, then the lower id; the score is the share of
+    # the total, or uniform where it is 0, also over the entities cut off by max_candidates.
+    order = np.lexsort((tie_rank[entity], -prior, alias))
+    entity, prior = entity[order], prior[order]
+    del order
+    kept = np.arange(alias.size) - start[alias] < max_candidates
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alias_total = total[alias]
+        scores = np.where(alias_total > 0, prior / alias_total, 1.0 / np.maximum(count[alias], 1))
+    return {
+        "patterns": pattern_blob,
+        "pattern_lengths": pattern_lengths,
+        "groups": groups,
+        "check_aliases": check_blob,
+        "cand_ptr": _offsets(np.minimum(count, max_candidates)),
+        "candidates": entity[kept].astype(_index_dtype(n)),
+        "scores": scores[kept],
+    }
+
+
+# ------------------------------------------------------------------ save/load
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_saved_linker_file(name: str) -> bool:
+    return name == META_FILE or (name.endswith(".npy") and name[: -len(".npy")] in _ARRAY_NAMES)
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """The entries of ``folder`` that no :meth:`EntityLinker.save` wrote, so that saving there would lose them.
+
+    None in a missing or empty folder, nor in a saved linker's folder (a ``linker.json`` of
+    this format and the linker's arrays); every entry of any other folder.
+    """
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if not (isinstance(meta, dict) and meta.get("format") == FORMAT_NAME):
+        return names
+    return [name for name in names if not (_is_saved_linker_file(name) and (folder / name).is_file())]
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    """``linker.json``, checked to be of this format, of a version this kgpeft reads, and complete."""
+    if not meta_path.is_file():
+        raise LinkerFileError("not found; is this a folder EntityLinker.save wrote?", meta_path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LinkerFileError(f"cannot be read ({e})", meta_path) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise LinkerFileError(f"is not a saved EntityLinker (no format {FORMAT_NAME!r})", meta_path)
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise LinkerFileError(f"has no valid format version (got {version!r})", meta_path)
+    if version > FORMAT_VERSION:
+        raise LinkerFileError(
+            f"was written by a newer kgpeft (format version {version}; this one reads up to {FORMAT_VERSION}); "
+            "upgrade kgpeft or build the linker again",
+            meta_path,
+        )
+    try:
+        ok = (
+            isinstance(meta["fingerprint"], str)
+            and all(isinstance(meta[k], int) for k in ("num_entities", "num_aliases", "num_patterns"))
+            and all(isinstance(meta["settings"][k], int) for k in ("max_candidates", "min_alias_length"))
+            and isinstance(meta["settings"]["stopwords_digest"], str)
+            and _stopwords_digest(frozenset(meta["stopwords"])) == meta["settings"]["stopwords_digest"]
+            and all(
+                isinstance(meta["arrays"][name][k], t)
+                for name in _ARRAY_NAMES
+                for k, t in (("sha256", str), ("dtype", str), ("size", int))
+            )
+        )
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise LinkerFileError("is incomplete or malformed (file corrupted?)", meta_path)
+    return meta
+
+
+def _read_table(path: Path, info: dict[str, Any]) -> np.ndarray | bytes:
+    """One saved table, checked against its digest, dtype and size; a blob as ``bytes``."""
+    if not path.is_file():
+        raise LinkerFileError("is missing", path)
+    if _file_digest(path) != info["sha256"]:
+        raise LinkerFileError("does not match its SHA-256 digest in linker.json (file corrupted or changed?)", path)
+    try:
+        if path.stem in _BLOBS:
+            # Read the bytes straight after the .npy header: np.load, then tobytes, would copy them.
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+                table: np.ndarray | bytes = f.read()
+            ok = dtype == np.uint8 and shape == (len(table),)
+        else:
+            table = np.load(path, allow_pickle=False)
+            dtype, ok = table.dtype, table.ndim == 1
+    except (OSError, ValueError) as e:
+        raise LinkerFileError(f"cannot be read as a .npy array ({e})", path) from None
+    if not ok or dtype.str != info["dtype"] or len(table) != info["size"]:
+        raise LinkerFileError(f"does not hold the 1-D {info['dtype']} array of {info['size']} linker.json names", path)
+    return table
+
+
+def _check_tables(tables: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
+    """Check that the tables fit each other and the counts in ``linker.json`` (they match their digests,
+    so only a linker.json edited by hand fails here)."""
+    num_aliases, num_patterns = meta["num_aliases"], meta["num_patterns"]
+    cand_ptr, groups = tables["cand_ptr"], tables["groups"]
+    problems = {
+        "pattern_lengths": tables["pattern_lengths"].size != num_patterns
+        or not np.issubdtype(tables["pattern_lengths"].dtype, np.integer),
+        "groups": not np.issubdtype(groups.dtype, np.integer)
+        or groups.size < 1
+        or groups.size - 1 > num_patterns
+        or groups[0] != 0
+        or (np.diff(groups) < 1).any()
+        or groups[-1] != num_aliases - (num_patterns - (groups.size - 1)),
+        "check_aliases": tables["check_aliases"].count(b"\n") != groups[-1] if groups.size else True,
+        "cand_ptr": not np.issubdtype(cand_ptr.dtype, np.integer)
+        or cand_ptr.size != num_aliases + 1
+        or cand_ptr[0] != 0
+        or (np.diff(cand_ptr) < 1).any()
+        or cand_ptr[-1] != tables["candidates"].size,
+        "candidates": not np.issubdtype(tables["candidates"].dtype, np.integer)
+        or (
+            tables["candidates"].size
+            and not 0 <= tables["candidates"].min() <= tables["candidates"].max() < meta["num_entities"]
+        ),
+        "scores": tables["scores"].dtype != np.float64 or tables["scores"].size != tables["candidates"].size,
+    }
+    for name, bad in problems.items():
+        if bad:
+            raise LinkerFileError(
+                "does not fit the other tables or linker.json (file corrupted?)", path / f"{name}.npy"
+            )

@@ -1,3 +1,4 @@
+import json
 import pickle
 import unicodedata
 
@@ -8,7 +9,8 @@ from hypothesis import strategies as st
 
 from kgpeft import KnowledgeGraph
 from kgpeft.datasets.wordnet import load_wordnet, wordnet_dir
-from kgpeft.linking import ENGLISH_STOPWORDS, EntityLinker, Mention, normalize
+from kgpeft.errors import LinkerFileError, OutputPathError
+from kgpeft.linking import ENGLISH_STOPWORDS, EntityLinker, Mention, entity_linker, normalize
 
 
 def make_kg(
@@ -381,3 +383,187 @@ def test_wordnet_senses_ranked_by_name_prior():
     assert top["cat"] == ["02121620-n", "02127808-n"]
     # Sloping land, then the depository financial institution.
     assert top["bank"] == ["09213565-n", "08420278-n"]
+
+
+# ----------------------------------------------------------------- save / load
+SAVED_NAMES = [
+    ["New York", "NYC", "new_york"],
+    ["New York City"],
+    ["York"],
+    ["t-shirt", "tee"],
+    ["t shirt"],
+    ["C++"],
+    ["U.S.A."],
+    ["(x)"],
+    ["rock 'n' roll"],
+    ["Straße"],
+    ["İstanbul"],
+    ["ΟΔΟΣ"],
+    ["東京"],
+    ["café", "Cafe\u0301 Noir"],
+    ["ﬁsh"],
+    ["\u1112\u1161\u11ab\u1100\u116e\u11a8"],
+    ["bank"],
+    ["Bank", "river bank"],
+    ["a", "in"],
+]
+SAVED_TEXTS = [
+    "I love New York City! NYC, new york, NEW_YORK",
+    "T-shirt, t shirt, t.shirt, tee",
+    "C++. c++x U.S.A. is (x) rock 'n' roll",
+    "İİ STRASSE, straße; İstanbul, ΟΔΟΣ οδος οδοσ in 東京 FISH ﬁsh",
+    "CAFE\u0301, café noir, Cafe\u0301\u00a0noir; 한국 and \u1112\u1161\u11ab\u1100\u116e\u11a8",
+    "the bank of the river bank, a bank in York",
+    "",
+    "nothing to see",
+]
+
+
+@pytest.fixture
+def saved_kg() -> KnowledgeGraph:
+    return make_kg(SAVED_NAMES, prior=[float(i % 4) for i in range(len(SAVED_NAMES))], edges=[(0, 1), (16, 17)])
+
+
+def test_save_load_round_trip(saved_kg, tmp_path):
+    for options in [{}, {"max_candidates": 1, "min_alias_length": 1, "stopwords": ()}]:
+        linker = EntityLinker(saved_kg, **options)
+        linker.save(tmp_path / "linker", overwrite=True)
+        assert sorted(p.name for p in (tmp_path / "linker").iterdir()) == sorted(
+            ["linker.json", *(f"{n}.npy" for n in entity_linker._ARRAY_NAMES)]
+        )
+        loaded = EntityLinker.load(tmp_path / "linker", saved_kg)
+        assert repr(loaded) == repr(linker)
+        assert (loaded.max_candidates, loaded.min_alias_length, loaded.stopwords) == (
+            linker.max_candidates,
+            linker.min_alias_length,
+            linker.stopwords,
+        )
+        expected = linker.link_batch(SAVED_TEXTS)
+        assert any(expected)
+        assert loaded.link_batch(SAVED_TEXTS) == expected
+        assert pickle.loads(pickle.dumps(loaded)).link_batch(SAVED_TEXTS) == expected
+        # The same options, given, are accepted.
+        assert EntityLinker.load(tmp_path / "linker", saved_kg, **options).link_batch(SAVED_TEXTS) == expected
+
+
+def test_save_load_empty_linker(tmp_path):
+    kg = make_kg([["a"], ["the"]])
+    EntityLinker(kg).save(tmp_path / "empty")
+    loaded = EntityLinker.load(tmp_path / "empty", kg)
+    assert loaded.num_aliases == 0 and loaded.link("a the") == []
+
+
+def test_save_refuses_to_overwrite_or_lose_files(saved_kg, tmp_path):
+    linker = EntityLinker(saved_kg)
+    linker.save(tmp_path / "linker")
+    with pytest.raises(FileExistsError):
+        linker.save(tmp_path / "linker")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputPathError, match=r"notes\.txt"):
+        linker.save(tmp_path / "other", overwrite=True)
+    linker.save(tmp_path / "other", overwrite=True, force=True)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    assert EntityLinker.load(tmp_path / "other", saved_kg).link_batch(SAVED_TEXTS) == linker.link_batch(SAVED_TEXTS)
+
+
+def test_load_refuses_another_kg_and_other_settings(saved_kg, tmp_path):
+    EntityLinker(saved_kg, max_candidates=3).save(tmp_path / "linker")
+    meta = tmp_path / "linker" / "linker.json"
+    other = make_kg([*SAVED_NAMES, ["extra"]])
+    with pytest.raises(LinkerFileError, match=r"linker\.json: the linker was built for another KG"):
+        EntityLinker.load(tmp_path / "linker", other)
+    with pytest.raises(LinkerFileError, match="built with max_candidates=3, not 8") as error:
+        EntityLinker.load(tmp_path / "linker", saved_kg, max_candidates=8)
+    assert error.value.path == str(meta) and isinstance(error.value, ValueError)
+    with pytest.raises(LinkerFileError, match="built with min_alias_length=2, not 1"):
+        EntityLinker.load(tmp_path / "linker", saved_kg, min_alias_length=1)
+    with pytest.raises(LinkerFileError, match="built with other stopwords"):
+        EntityLinker.load(tmp_path / "linker", saved_kg, stopwords=["bank"])
+    # Stopwords compare after normalisation.
+    EntityLinker.load(tmp_path / "linker", saved_kg, stopwords=[w.upper() for w in ENGLISH_STOPWORDS])
+
+
+def test_load_refuses_corrupted_or_newer_files(saved_kg, tmp_path):
+    folder = tmp_path / "linker"
+    EntityLinker(saved_kg).save(folder)
+    scores = folder / "scores.npy"
+    good = scores.read_bytes()
+    scores.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(LinkerFileError, match=r"scores\.npy: does not match its SHA-256 digest") as error:
+        EntityLinker.load(folder, saved_kg)
+    assert error.value.path == str(scores)
+    scores.unlink()
+    with pytest.raises(LinkerFileError, match=r"scores\.npy: is missing"):
+        EntityLinker.load(folder, saved_kg)
+    scores.write_bytes(good)
+    assert EntityLinker.load(folder, saved_kg).link_batch(SAVED_TEXTS) == EntityLinker(saved_kg).link_batch(SAVED_TEXTS)
+
+    meta_path = folder / "linker.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "version": entity_linker.FORMAT_VERSION + 1}))
+    with pytest.raises(LinkerFileError, match="written by a newer kgpeft"):
+        EntityLinker.load(folder, saved_kg)
+    meta_path.write_text(json.dumps({**meta, "num_aliases": meta["num_aliases"] + 1}))
+    with pytest.raises(LinkerFileError, match="does not fit the other tables"):
+        EntityLinker.load(folder, saved_kg)
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "settings"}))
+    with pytest.raises(LinkerFileError, match="incomplete or malformed"):
+        EntityLinker.load(folder, saved_kg)
+    meta_path.write_text("{")
+    with pytest.raises(LinkerFileError, match="cannot be read"):
+        EntityLinker.load(folder, saved_kg)
+    with pytest.raises(LinkerFileError, match="not found"):
+        EntityLinker.load(tmp_path / "nowhere", saved_kg)
+
+
+def test_cached_builds_then_reuses(saved_kg, tmp_path, monkeypatch):
+    options = {"max_candidates": 2, "stopwords": ()}
+    built = EntityLinker.cached(saved_kg, cache_dir=tmp_path, **options)
+    expected = EntityLinker(saved_kg, **options).link_batch(SAVED_TEXTS)
+    assert built.link_batch(SAVED_TEXTS) == expected
+    (folder,) = tmp_path.iterdir()
+
+    # The second call loads: it neither normalises a name nor builds the tables.
+    def refuse(*args):
+        raise AssertionError("built again")
+
+    with monkeypatch.context() as m:
+        m.setattr(entity_linker, "normalize", refuse)
+        m.setattr(entity_linker, "_build_tables", refuse)
+        loaded = EntityLinker.cached(saved_kg, cache_dir=tmp_path, **options)
+    assert loaded.link_batch(SAVED_TEXTS) == expected and loaded.max_candidates == 2
+    assert list(tmp_path.iterdir()) == [folder]
+
+    # Other settings and another KG get their own folders.
+    assert EntityLinker.cached(saved_kg, cache_dir=tmp_path).link_batch(SAVED_TEXTS) == EntityLinker(
+        saved_kg
+    ).link_batch(SAVED_TEXTS)
+    EntityLinker.cached(make_kg([["dog"]]), cache_dir=tmp_path, **options)
+    assert len(list(tmp_path.iterdir())) == 3
+
+    # A corrupted cache is built again, with a warning.
+    (folder / "candidates.npy").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match=r"candidates\.npy: does not match"):
+        again = EntityLinker.cached(saved_kg, cache_dir=tmp_path, **options)
+    assert again.link_batch(SAVED_TEXTS) == expected
+    EntityLinker.load(folder, saved_kg)  # and saved anew
+
+    with pytest.raises(TypeError, match="unexpected keyword arguments: max_candidate"):
+        EntityLinker.cached(saved_kg, cache_dir=tmp_path, max_candidate=2)
+    with pytest.raises(ValueError, match="`max_candidates` should be at least 1"):
+        EntityLinker.cached(saved_kg, cache_dir=tmp_path, max_candidates=0)
+
+
+def test_cached_defaults_to_the_dataset_cache(saved_kg, tmp_path, monkeypatch):
+    monkeypatch.setenv("KGPEFT_CACHE", str(tmp_path))
+    EntityLinker.cached(saved_kg)
+    assert len(list((tmp_path / "linkers").iterdir())) == 1
+
+
+def test_link_with_a_small_memo(saved_kg, monkeypatch):
+    expected = EntityLinker(saved_kg).link_batch(SAVED_TEXTS)
+    monkeypatch.setattr(entity_linker, "_MEMO_SIZE", 2)
+    linker = EntityLinker(saved_kg)
+    assert linker.link_batch(SAVED_TEXTS * 2) == expected * 2
+    assert len(linker._memo) <= 2
