@@ -4,6 +4,8 @@
 
 - ``"nations"``, ``"kinships"``, ``"umls"``: the standard link-prediction benchmarks,
   shipped inside kgpeft as train/valid/test splits (copied from PyKEEN, MIT licence).
+- :func:`synthetic` writes a synthetic KG of any size (power-law degrees, WordNet-word
+  labels and aliases) for scale benchmarks; see :mod:`kgpeft.datasets.synthetic_kg`.
 - ``"wordnet"``: WordNet 3.0 read from the system database (Debian packages
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
@@ -42,6 +44,10 @@ WORDNET_READER_VERSION = 2  # bump when the WordNet reader changes what it build
 
 
 def __getattr__(name: str):
+    if name == "synthetic":  # resolved on first use, so that `python -m kgpeft.datasets.synthetic_kg` runs cleanly
+        from kgpeft.datasets.synthetic_kg import synthetic
+
+        return synthetic
     if name in _MOVED_TO_TASKS:
         import kgpeft.tasks
 
@@ -113,4 +119,5 @@ __all__ = [
     "shipped_path",
     "split_by_entity",
     "supersense_classification",
+    "synthetic",
 ]

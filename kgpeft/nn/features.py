@@ -14,15 +14,14 @@ They differ in what a checkpoint must hold per entity:
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.nn.label_tokens import label_token_ids
 
 
 class NodeFeatures(nn.Module):
@@ -70,9 +69,10 @@ class TextNodeFeatures(NodeFeatures):
     :math:`\mathbf{E}` the frozen embedding matrix and :math:`\mathbf{W}` a trainable
     projection without bias. An empty label (:math:`T_v = \emptyset`) gives exactly zero.
 
-    All labels are tokenised once, here, in one batched call (about 2 s for WordNet's
-    117,659 labels with a fast BERT tokenizer on 2 CPU cores), without special tokens. The
-    token ids are kept as a CSR cache (``token_ids`` and ``token_ptr``, non-persistent
+    All labels are tokenised once, here, in batches (about 2 s for WordNet's 117,659 labels
+    with a fast BERT tokenizer on 2 CPU cores), without special tokens, and for KGs of
+    50,000 entities or more cached on disk (:func:`~kgpeft.nn.label_tokens.label_token_ids`).
+    The token ids are kept as a CSR cache (``token_ids`` and ``token_ptr``, non-persistent
     buffers that follow the module across devices but are not saved), and
     :meth:`forward` pools only the requested entities' tokens with
     :func:`~torch.nn.functional.embedding_bag`. No per-entity embedding table exists:
@@ -111,7 +111,7 @@ class TextNodeFeatures(NodeFeatures):
         self._embedding = (embedding,)  # a tuple, so that nn.Module does not register it (see the note above)
         self.in_channels = embedding.embedding_dim
 
-        token_ids, token_ptr = _tokenize(kg.labels, tokenizer)
+        token_ids, token_ptr = label_token_ids(kg, tokenizer)
         if token_ids.numel() > 0 and int(token_ids.max()) >= embedding.num_embeddings:
             raise ValueError(
                 f"The tokenizer gave token id {int(token_ids.max())}, but `embedding` has only "
@@ -141,29 +141,13 @@ class TextNodeFeatures(NodeFeatures):
         # Token j of the gathered list sits at start[bag] + (j - offsets[bag]) in the cache.
         pos = torch.repeat_interleave(start - offsets, length, output_size=total)
         pos += torch.arange(total, device=pos.device)
-        ids = self.token_ids[pos]  # (total,)
+        ids = self.token_ids[pos].long()  # (total,)
         weight = self.embedding.weight.detach()
         pooled = F.embedding_bag(ids.to(weight.device), weight, offsets.to(weight.device), mode="mean")  # (N, d_emb)
         return self.proj(pooled.to(self.proj.weight))  # (N, out_channels)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_entities={self.num_entities})"
-
-
-def _tokenize(labels: list[str], tokenizer: Any) -> tuple[Tensor, Tensor]:
-    """Token ids of all labels as a CSR pair: flat ``ids`` and ``ptr (len(labels) + 1,)``."""
-    ids = (
-        tokenizer(labels, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)[
-            "input_ids"
-        ]
-        if labels
-        else []
-    )
-    length = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    ptr = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(length, out=ptr[1:])
-    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(ptr[-1]))
-    return torch.from_numpy(flat), torch.from_numpy(ptr)
 
 
 class KGENodeFeatures(NodeFeatures):
