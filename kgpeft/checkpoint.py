@@ -62,6 +62,9 @@ class CheckpointMeta:
     kg_size: dict[str, int] = field(default_factory=dict, metadata={"help": "num_entities and num_relations."})
     active_adapter: str | None = field(default=None, metadata={"help": "Active on loading (default: the first)."})
     sha256: dict[str, str] = field(default_factory=dict, metadata={"help": "{weight file: sha256}, checked."})
+    card: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "What the adapter card shows beyond the above (kgpeft.card.CARD_KEYS)."}
+    )
 
 
 def base_model_signature(model: nn.Module) -> dict[str, Any]:
@@ -120,6 +123,7 @@ def write_checkpoint_config(
     adapters: dict[str, dict[str, Any]],
     target_modules: dict[str, list[str] | str],
     digests: dict[str, str] | None = None,
+    card: dict[str, Any] | None = None,
 ) -> None:
     """Write ``kgpeft_config.json`` into ``folder``.
 
@@ -132,6 +136,7 @@ def write_checkpoint_config(
         target_modules (dict): each adapter's resolved target modules.
         digests (dict, optional): ``{file: sha256}`` of the weight files (:func:`weight_digests`),
             checked on loading.
+        card (dict, optional): what the adapter card shows beyond these (see :mod:`kgpeft.card`).
     """
     meta = {
         "format_version": FORMAT_VERSION,
@@ -143,6 +148,7 @@ def write_checkpoint_config(
         "adapters": adapters,
         "target_modules": target_modules,
         "sha256": digests or {},
+        "card": card or {},
     }
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 

@@ -1,4 +1,4 @@
-"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | kge``, with ``--config``.
+"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge``.
 
 A config file holds the same settings as the command-line options (``max_candidates: 3``);
 options given on the command line win. An unknown key or a value of the wrong type is an
@@ -266,6 +266,13 @@ def cmd_explain(args: argparse.Namespace) -> None:
         print(f"\n{e.summary(args.top)}")
 
 
+def cmd_info(args: argparse.Namespace) -> None:
+    from kgpeft.card import adapter_info, render_card
+
+    info = adapter_info(args.adapter)
+    print(json.dumps(info, indent=2) if args.json else render_card(info), end="\n" if args.json else "")
+
+
 def cmd_kge_train(args: argparse.Namespace) -> None:
     from kgpeft.kge.job import train_job
 
@@ -411,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("predict", "explain"):
             p.add_argument("text", nargs="*", help="texts (default: standard input)")
         p.set_defaults(func=func, subparser=None)
+    p = sub.add_parser(
+        "info",
+        help="show a saved adapter's card: base model, KG and fingerprint, mode, task, training, results",
+        description="Print the adapter card (the README.md save_pretrained writes), rendered from the folder's "
+        "kgpeft_config.json; nothing is loaded but that file.",
+    )
+    p.add_argument("adapter", type=Path, help="a folder written by save_pretrained")
+    p.add_argument("--json", action="store_true", help="print the card's contents as JSON")
+    p.set_defaults(func=cmd_info, subparser=None, config=None)
     _add_kge_parsers(sub)
     return parser
 

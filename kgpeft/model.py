@@ -9,6 +9,7 @@ tuner's, :class:`~kgpeft.tuners.model.KGLoraModel`; the checkpoint format is
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
+from kgpeft.card import write_card
 from kgpeft.checkpoint import (
     CONFIG_NAME,
     PEFT_WEIGHTS_NAME,
@@ -236,7 +238,20 @@ class KGPeftModel(KGLoraModel):
                 {name: c.to_dict() for name, c in self.kg_configs.items()},
                 self.target_modules,
                 digests=weight_digests(tmp),
+                card=self._card_data(),
             )
+            write_card(tmp, location=target)
+
+    def _card_data(self) -> dict[str, Any]:
+        """:attr:`card` with what the model knows of itself filled in (base model name, KG name and size)."""
+        name = getattr(self.config, "_name_or_path", None) or None
+        known = {"base_model": name, "kg_name": self.kg.info.get("name"), "kg_triples": self.kg.num_triples}
+        card = {**{k: v for k, v in known.items() if v is not None}, **self.card}
+        try:
+            json.dumps(card)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"`KGPeftModel.card` should hold only JSON values: {e}") from None
+        return card
 
     @classmethod
     def from_pretrained(

@@ -125,6 +125,7 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
             result.metrics[condition] = evaluate_variant(job, variant, trained.model, condition)
         results.append(result)
         if variant.adapter == "kg-lora":
+            trained.model.card.update(_card(config, variant, result))
             trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
         del trained
     seconds = time.perf_counter() - t0
@@ -138,6 +139,29 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
     if plot:
         plot_results(out, folder / "results.png")
     return out
+
+
+def _card(config: JobConfig, variant: Any, result: VariantResult) -> dict[str, Any]:
+    """What the saved adapter's card records of the job: task, training settings, test results per control."""
+    training = config.training
+    return {
+        "base_model": config.model,
+        "task": config.task,
+        "training": {
+            "steps": result.steps,
+            "train_seconds": round(result.train_seconds, 1),
+            "batch_size": training.per_device_train_batch_size * training.gradient_accumulation_steps,
+            "learning_rate": training.learning_rate,
+            "mixed_precision": training.mixed_precision,
+            "seed": config.seed,
+            "prompt_facts": variant.facts,
+            "trainable_parameters": result.trainable,
+        },
+        "results": {
+            condition: {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            for condition, metrics in result.metrics.items()
+        },
+    }
 
 
 def train_job(config: JobConfig) -> JobResults:

@@ -100,6 +100,9 @@ class KGLoraModel(nn.Module):
         self.kg_configs: dict[str, KGLoraConfig] = {}
         self.target_modules: dict[str, list[str] | str] = {}
         self.base_signature = base_model_signature(model)  # what a checkpoint of these adapters fits
+        # What the adapter card (README.md of a saved adapter) shows beyond what the model knows of
+        # itself: "task", "training", "results" (see kgpeft.card.CARD_KEYS); JSON values only.
+        self.card: dict[str, Any] = {}
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         for kind in self.KNOWLEDGE_MODULES:
             self.add_module(kind, nn.ModuleDict())

@@ -78,6 +78,18 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "linked 'dog' -> dog [dog]" in out and "no entity is linked in the text" in out
 
+    # the job's saved adapter carries a card with the job's task, settings and test results per control
+    saved = Path(values["training"]["output_dir"]) / "kg-lora" / "adapter"
+    assert main(["info", str(saved), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["task"] == values["task"] and info["training"]["steps"] == 4
+    assert "correct" in info["results"]  # `kgpeft train` evaluates the correct subgraph only
+    assert 0 <= info["results"]["correct"]["exact_match"] <= 1
+    assert main(["info", str(saved)]) == 0
+    card = capsys.readouterr().out
+    assert card == (saved / "README.md").read_text() and "| correct |" in card
+    assert info["knowledge_graph"]["fingerprint"] in card
+
 
 def test_demo_prints_explanations_and_draws_one(job, capsys):
     path, values = job
