@@ -199,7 +199,13 @@ class KGPeftModel(KGLoraModel):
         return self.peft_model.merge_and_unload()
 
     # -------------------------------------------------------------- checkpoints
-    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = True, force: bool = False) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        overwrite: bool = True,
+        force: bool = False,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """Write the adapters to ``save_directory``, atomically.
 
         The LoRA part goes in peft's own format (``adapter_config.json``,
@@ -215,12 +221,23 @@ class KGPeftModel(KGLoraModel):
             overwrite (bool): replace a kgpeft adapter folder already there. (default: ``True``)
             force (bool): also write into a folder holding other files: the adapter's files
                 replace those of the same names, the others are kept. (default: ``False``)
+            state_dict (dict, optional): the weights to write instead of the model's own, keyed
+                as in :meth:`state_dict`: the full state dict gathered from a sharded model
+                (FSDP, DeepSpeed ZeRO-3), whose own parameters are only shards. (default: the
+                model's parameters)
 
         Raises:
             OutputPathError: ``save_directory`` is a file; or a folder holding files that are
                 not a kgpeft adapter's (without ``force``); or any existing folder (with
                 ``overwrite=False``).
+            ValueError: ``state_dict`` lacks some of the knowledge weights.
         """
+        knowledge = self.knowledge_state_dict() if state_dict is None else self._knowledge_from(state_dict)
+        peft_state = None
+        if state_dict is not None:
+            peft_state = {
+                k.removeprefix("peft_model."): v for k, v in state_dict.items() if k.startswith("peft_model.")
+            }
         target = Path(save_directory)
         others = foreign_entries_or_refuse(
             target, foreign_entries, force, writer="save_pretrained", owner="a kgpeft adapter's", thing="the adapter"
@@ -228,8 +245,8 @@ class KGPeftModel(KGLoraModel):
         if not overwrite and target.is_dir() and any(target.iterdir()):
             raise OutputPathError(f"{target} exists; pass overwrite=True to replace the adapter saved there.")
         with atomic_folder(target, keep=others) as tmp:
-            self.peft_model.save_pretrained(str(tmp))
-            save_file(self.knowledge_state_dict(), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            self.peft_model.save_pretrained(str(tmp), state_dict=peft_state)
+            save_file(knowledge, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             write_checkpoint_config(
                 tmp,
                 self.kg,
@@ -241,6 +258,15 @@ class KGPeftModel(KGLoraModel):
                 card=self._card_data(),
             )
             write_card(tmp, location=target)
+
+    def _knowledge_from(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The knowledge weights in a full ``state_dict`` (keyed as :meth:`state_dict` keys them)."""
+        kinds = set(self.KNOWLEDGE_MODULES)
+        knowledge = {k: v.detach().cpu().contiguous() for k, v in state_dict.items() if k.split(".", 1)[0] in kinds}
+        missing = sorted(set(self.knowledge_state_dict()) - set(knowledge))
+        if missing:
+            raise ValueError(f"`state_dict` lacks knowledge weights of the model: {missing[:5]}.")
+        return knowledge
 
     def _card_data(self) -> dict[str, Any]:
         """:attr:`card` with what the model knows of itself filled in (base model name, KG name and size)."""

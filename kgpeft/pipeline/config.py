@@ -39,6 +39,7 @@ from kgpeft.training.fact_selection import FactScorerConfig
 from kgpeft.tuners.config import KGLoraConfig
 
 TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
+QUANTIZATIONS = ("none", "4bit", "8bit")
 ADAPTER_KINDS = ("none", "lora", "kg-lora")
 FACT_SOURCES = ("none", "prior", "selected")
 
@@ -128,6 +129,13 @@ class JobConfig:
     max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
+    quantization: str = field(
+        default="none",
+        metadata={
+            "help": "Load the frozen base model quantised with bitsandbytes (needs a CUDA GPU and "
+            "`pip install bitsandbytes`): `4bit` (NF4, bfloat16 compute, as QLoRA), `8bit`, or `none`."
+        },
+    )
     adapter: KGLoraConfig = field(default_factory=KGLoraConfig, metadata={"help": "KGLoraConfig settings."})
     retrieval: RetrievalConfig = field(
         default_factory=RetrievalConfig,
@@ -170,6 +178,8 @@ class JobConfig:
                 raise JobConfigError(f"`{name}` should be a positive integer, got {value!r}.")
         if not 0 <= self.seed < 2**32:
             raise JobConfigError(f"`seed` should be in [0, 2**32), got {self.seed!r}.")
+        if self.quantization not in QUANTIZATIONS:
+            raise JobConfigError(f"`quantization` should be one of {QUANTIZATIONS}, got {self.quantization!r}.")
         if self.training.save_best and self.training.eval_steps is None:
             raise JobConfigError(
                 "`training.save_best` keeps the adapter that scores best on the valid split every `eval_steps`; "

@@ -139,6 +139,34 @@ def check_model_folder(config: JobConfig) -> Path | None:
     return path
 
 
+def quantized_loading(quantization: str) -> dict:
+    """``from_pretrained`` arguments that load a base model quantised by bitsandbytes on the current GPU.
+
+    ``"4bit"`` is QLoRA's: NF4 weights, double quantisation, bfloat16 compute.
+
+    Raises:
+        JobConfigError: bitsandbytes is not installed, or there is no CUDA GPU.
+    """
+    import importlib.util
+
+    from transformers import BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise JobConfigError(f"`quantization: {quantization}` needs bitsandbytes: `pip install bitsandbytes`.")
+    if not torch.cuda.is_available():
+        raise JobConfigError(f"`quantization: {quantization}` needs a CUDA GPU (bitsandbytes); none is available.")
+    if quantization == "4bit":
+        config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
+
+
 def load_base_model(config: JobConfig):
     """``(model, tokenizer)`` for the job's base model, offline."""
     from transformers import (
@@ -158,8 +186,16 @@ def load_base_model(config: JobConfig):
     }[config.task_type]
     path = check_model_folder(config) or packaged_model_path(config.model)
     kwargs = {"num_labels": config.num_labels} if config.task_type == "classification" else {}
+    if config.quantization != "none":
+        kwargs.update(quantized_loading(config.quantization))
     torch.manual_seed(config.seed)  # a classification head starts from the same weights every time
     model = auto.from_pretrained(path, **kwargs)
+    if config.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        # Norms in float32 and input gradients on; gradient checkpointing stays kgpeft's to turn on
+        # (training.gradient_checkpointing), which keeps the knowledge context for recomputation.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
@@ -84,14 +84,22 @@ class TrainerState:
         _write_json(folder / STATE_NAME, values)
 
 
+def is_sharded(accelerator: Accelerator) -> bool:
+    """Whether the prepared model's parameters may be shards (FSDP or DeepSpeed), not whole tensors."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
 def save_adapter(
     folder: Path, accelerator: Accelerator, model: nn.Module, state: TrainerState, config: TrainingConfig
 ) -> None:
     """Save the adapter (``save_pretrained``) with ``trainer_state.json`` beside it, atomically."""
     accelerator.wait_for_everyone()
+    # A sharded model (FSDP, DeepSpeed) holds only shards: gather the full weights first, on every
+    # process (a collective); accelerate gives them to the main process.
+    full = accelerator.get_state_dict(model) if is_sharded(accelerator) else None
     if accelerator.is_main_process:
         tmp = _fresh_temp(folder)
-        accelerator.unwrap_model(model).save_pretrained(tmp)
+        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=full)
         state.write(tmp, config, accelerator.num_processes)
         replace_folder(tmp, folder)
     accelerator.wait_for_everyone()

@@ -33,6 +33,7 @@ from kgpeft.training.checkpoints import (
     TrainerState,
     claim_output_dir,
     find_checkpoint,
+    is_sharded,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -213,6 +214,12 @@ def _train(
         num_training_steps=max_steps * accelerator.num_processes,
         scheduler_specific_kwargs=config.lr_scheduler_kwargs or None,
     )
+    if is_sharded(accelerator) and (config.save_steps or config.resume_from_checkpoint is not None):
+        raise TrainingConfigError(
+            f"`save_steps` and `resume_from_checkpoint` are not supported under {accelerator.distributed_type.value}: "
+            "a resumable checkpoint holds whole optimizer states, which a sharded run does not have. Train without "
+            "them (the final and best adapters are saved whole), or use DDP (configs/accelerate/ddp.yaml)."
+        )
     model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, train_dataloader, scheduler)
     eval_dataloader = None
     if eval_dataset is not None:

@@ -123,6 +123,12 @@ class KGLoraModel(nn.Module):
         return self.base_model.config
 
     @property
+    def _no_split_modules(self) -> list[str]:
+        """The base model's layer classes that must stay whole, for FSDP's transformer wrap policy
+        and ``device_map`` (as transformers models declare them)."""
+        return list(getattr(self.base_model, "_no_split_modules", None) or [])
+
+    @property
     def active_adapter(self) -> str:
         return self.peft_model.active_adapter
 

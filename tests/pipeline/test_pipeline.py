@@ -199,3 +199,21 @@ def test_unwritable_output_dir_fails_before_the_job_is_prepared(files, tmp_path,
     monkeypatch.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", prepare)
     with pytest.raises(OutputPathError, match=r"`training\.output_dir` .*file/run cannot be written: Not a directory"):
         run(config, plot=False)
+
+
+def test_quantization_is_checked_and_needs_bitsandbytes_and_a_gpu(files, tmp_path, monkeypatch):
+    import importlib.util
+
+    from kgpeft.pipeline.job import load_base_model
+
+    with pytest.raises(JobConfigError, match="`quantization` should be one of"):
+        _config(files, tmp_path, quantization="3bit")
+    config = _config(files, tmp_path, quantization="4bit")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "bitsandbytes" else real(name))
+    with pytest.raises(JobConfigError, match="needs bitsandbytes: `pip install bitsandbytes`"):
+        load_base_model(config)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "bitsandbytes" else real(name))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(JobConfigError, match="needs a CUDA GPU"):
+        load_base_model(config)

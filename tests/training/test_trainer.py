@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import is_tensorboard_available
 from safetensors.torch import load_file
@@ -404,3 +405,32 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path):
         "rng_state_0.safetensors",
         "rng_state_1.safetensors",
     ]
+
+
+def test_sharded_runs_refuse_resumable_checkpoints_and_save_gathered_weights(tmp_path, monkeypatch):
+    import kgpeft.training.checkpoints as checkpoints
+    import kgpeft.training.trainer as trainer
+
+    # Under FSDP or DeepSpeed (which accelerate runs only on accelerators) the trainer refuses what
+    # needs whole optimizer states, and saves adapters from accelerate's gathered state dict.
+    monkeypatch.setattr(trainer, "is_sharded", lambda accelerator: True)
+    with pytest.raises(TrainingConfigError, match="`save_steps` and `resume_from_checkpoint` are not supported"):
+        train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, _config(tmp_path, save_steps=1))
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+    gathered = []
+    monkeypatch.setattr(checkpoints, "is_sharded", lambda accelerator: True)
+    original = Accelerator.get_state_dict
+
+    def get_state_dict(self, model, unwrap=True):
+        gathered.append(model)
+        return original(self, model, unwrap=unwrap)
+
+    monkeypatch.setattr(Accelerator, "get_state_dict", get_state_dict)
+    model = ddp_script.make_model()
+    result = train(model, ddp_script.make_dataset(4), ddp_script.collate, _config(tmp_path / "b", max_steps=2))
+    assert len(gathered) == 1, "the final adapter was saved from the gathered state dict"
+    _, model_config, auto = ARCHITECTURES[1]
+    loaded = KGPeftModel.from_pretrained(build_model(model_config, auto), result.final_dir, tiny_kg(), tiny_tokenizer())
+    loaded_params = dict(loaded.named_parameters())
+    assert all(torch.equal(loaded_params[n], p) for n, p in _trainable(model).items())
