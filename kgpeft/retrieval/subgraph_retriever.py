@@ -214,17 +214,16 @@ class SubgraphRetriever:
         by two binary searches per entity, reading ``O(k log d)`` of a row of ``d`` edges.
         """
         n = self.num_entities
-        parts_src, parts_pos = [src], [pos]
-        for i in hubs.tolist():
-            s = sample[i]
-            lo, hi = int(self._rowptr[node[i]]), int(self._rowptr[node[i] + 1])
-            targets = sorted_key[ptr[s] : ptr[s + 1]] - s * n  # the sample's entities, sorted
-            row = self._col[lo:hi]
-            first, last = np.searchsorted(row, targets, "left"), np.searchsorted(row, targets, "right")
-            _, found = _ranges(lo + first, last - first)
-            parts_src.append(np.full(found.size, i, dtype=np.int64))
-            parts_pos.append(found)
-        src, pos = np.concatenate(parts_src), np.concatenate(parts_pos)
+        # One (hub, entity of its sample) pair per query, all hubs at once.
+        s = sample[hubs]
+        owner, at = _ranges(ptr[s], ptr[s + 1] - ptr[s])
+        hub = hubs[owner]
+        target = sorted_key[at] - sample[hub] * n
+        lo, hi = self._rowptr[node[hub]], self._rowptr[node[hub] + 1]
+        first = _search_rows(self._col, lo, hi, target)
+        last = _search_rows(self._col, first, hi, target + 1)
+        found_owner, found = _ranges(first, last - first)
+        src, pos = np.concatenate([src, hub[found_owner]]), np.concatenate([pos, found])
         order = np.lexsort((pos, src))  # back to the order reading every row whole gives
         return src[order], pos[order]
 
@@ -378,6 +377,23 @@ def _ranges(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarr
     owner = np.repeat(np.arange(length.size), length)
     first = np.cumsum(length) - length
     return owner, np.arange(owner.size) + (start - first)[owner]
+
+
+def _search_rows(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """For each ``i``, the first position in ``values[lo[i]:hi[i]]`` (sorted) holding ``target[i]`` or more.
+
+    A binary search of every query at once: ``ceil(log2(max(hi - lo) + 1))`` vectorised steps,
+    each reading one value per query.
+    """
+    lo, hi = lo.astype(np.int64, copy=True), hi.astype(np.int64, copy=False)
+    span = int((hi - lo).max()) if lo.size else 0
+    last = max(values.size - 1, 0)
+    for _ in range(span.bit_length()):
+        mid = (lo + hi) >> 1
+        go = (lo < hi) & (values[np.minimum(mid, last)] < target)
+        hi = np.where((lo < hi) & ~go, mid, hi)
+        lo = np.where(go, mid + 1, lo)
+    return lo
 
 
 def _rank_in_group(group: np.ndarray) -> np.ndarray:
