@@ -123,7 +123,9 @@ class StringTable(Sequence[str]):
     def digest(self) -> str:
         """SHA-256 of the offsets and bytes (what :meth:`KnowledgeGraph.load` checks)."""
         h = hashlib.sha256()
-        h.update(np.ascontiguousarray(self.offsets, dtype="<i8").tobytes())
+        offsets = np.ascontiguousarray(self.offsets, dtype="<i8").view(np.uint8)  # no copy of a saved table
+        for start in range(0, offsets.size, 1 << 24):
+            h.update(offsets[start : start + (1 << 24)])
         for start in range(0, self.data.size, 1 << 24):
             h.update(self.data[start : start + (1 << 24)])
         return h.hexdigest()
