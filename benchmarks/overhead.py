@@ -19,15 +19,25 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   same plain peft LoRA as ``lora``: only the graph path differs. It reads each text
   through its prompt template, so its sequences are a little longer (printed).
 
+- ``lora+facts`` and ``memory``: the main job's design against its reference. Each text's
+  first 2 facts (``rank_facts`` over its subgraph) are written before it (``"Facts: a; b.\\n"``,
+  masked from the loss, so the same text tokens are labelled) for plain LoRA, and handed to
+  KG-LoRA in ``memory`` mode as key/value slots; ``memory``'s ratios are to ``lora+facts``,
+  every other variant's to ``lora``.
+
 Time: all variants live in this process, each on its own copy of the base model, and are
 stepped in turn (one step of each, then the next round), so that load from other
-processes on a shared CPU spreads over all of them. Printed is the median of ``--steps``
-rounds after ``--warmup`` rounds; compare the ratios of one run; nothing is asserted. The
+processes on a shared CPU spreads over all of them. A step ratio is the median of the
+per-round ratios to the reference's step in the same round, with a 95% bootstrap interval
+over rounds; rounds go on (at least ``--steps``, at most ``--max-rounds`` or
+``--max-seconds``) until every interval is within ``--target-width`` (0.05). Nothing is
+asserted. The
 knowledge preparation (linking, retrieval, token alignment) belongs to the collator,
 which can run in DataLoader workers, so it is timed apart from the step.
 
 Memory: each variant also runs ``--warmup`` + 1 steps in a subprocess of its own (this
-script with ``--memory-of``). Once the model, the KG and the batch are built, the
+script with ``--memory-of``), ``--memory-repeats`` times, every variant in turn; the median
+is printed. Once the model, the KG and the batch are built, the
 subprocess hands freed memory back to the OS (``gc``, ``malloc_trim``) and resets the
 kernel's peak-RSS mark (``/proc/self/clear_refs``). "training MB" is the peak RSS during
 the steps (``VmHWM``) minus the RSS at the reset: activations, gradients and optimizer
@@ -65,14 +75,17 @@ from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.retrieval import RetrievalConfig, batch_node_index
+from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, rank_facts, render_facts
 from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"
 QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
-VARIANTS = ("lora", "token", "cross", "prefix", "gretriever")
-TIME_TARGETS = {"token": 1.10, "cross": 1.25}  # step time, as a multiple of plain LoRA's
-MEMORY_TARGET = 1.10  # training memory, as a multiple of plain LoRA's
+VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", "memory")
+# Each variant's reference: memory mode reads the same 2 facts that lora+facts writes into the prompt.
+REFERENCE = {"memory": "lora+facts"}
+TIME_TARGETS = {"token": 1.05, "cross": 1.25, "memory": 1.05}  # step time, as a multiple of its reference's
+MEMORY_TARGETS = {"memory": 1.05, "token": 1.05}  # training memory, likewise
+NUM_FACTS = 2
 
 
 def wordnet_texts(kg, tokenizer, batch_size: int, seq_len: int, seed: int) -> list[str]:
@@ -137,6 +150,8 @@ class Inputs:
     enc: dict[str, torch.Tensor]  # input_ids, attention_mask: (B, T)
     knowledge: KnowledgeBatch
     prep_seconds: list[dict[str, float]]  # per repeat of the collator's knowledge step: seconds per part
+    facts_enc: dict[str, torch.Tensor]  # the texts with their NUM_FACTS facts written before them
+    fact_knowledge: KnowledgeBatch  # the knowledge with those facts as memory slots
 
 
 def make_inputs(args: argparse.Namespace, repeats: int = 1) -> Inputs:
@@ -148,7 +163,39 @@ def make_inputs(args: argparse.Namespace, repeats: int = 1) -> Inputs:
     enc = collator.tokenize(texts)
     offsets = enc.pop("offset_mapping")
     runs = [collator.knowledge(texts, offsets) for _ in range(repeats)]
-    return Inputs(kg, tokenizer, texts, enc, runs[0][0], [seconds for _, seconds in runs])
+    knowledge = runs[0][0]
+    facts_enc, fact_knowledge = with_facts(kg, tokenizer, texts, enc, knowledge, collator)
+    return Inputs(kg, tokenizer, texts, enc, knowledge, [seconds for _, seconds in runs], facts_enc, fact_knowledge)
+
+
+def with_facts(kg, tokenizer, texts, enc, knowledge: KnowledgeBatch, collator: Collator):
+    """The batch with each text's first ``NUM_FACTS`` facts (``rank_facts``) written before it, its
+    prefix masked from the loss, and the knowledge with the same facts as memory slots."""
+    graphs = knowledge.graph.to_data_list()
+    mentions = collator.linker.link_batch(texts)
+    triples = [rank_facts(g, {m.entity for m in ms})[:NUM_FACTS] for g, ms in zip(graphs, mentions, strict=True)]
+    fact_texts = [[format_fact(kg, t) for t in ts] for ts in triples]
+    # lora+facts: "Facts: a; b.\n" + text, the same text tokens labelled as in the other variants
+    prefixes = [tokenizer(render_facts(kg, ts), add_special_tokens=False)["input_ids"] for ts in triples]
+    width = max(map(len, prefixes))
+    ids, mask, labels = [], [], []
+    for prefix, row, row_mask in zip(prefixes, enc["input_ids"].tolist(), enc["attention_mask"].tolist(), strict=True):
+        pad = [tokenizer.pad_token_id or 0] * (width - len(prefix))
+        ids.append(pad + prefix + row)
+        mask.append([0] * len(pad) + [1] * len(prefix) + row_mask)
+        labels.append([-100] * width + [t if m else -100 for t, m in zip(row, row_mask, strict=True)])
+    facts_enc = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+    # memory: the same facts as (B, F, L) token ids
+    fact_ids = [tokenizer(f, add_special_tokens=False)["input_ids"] if f else [] for f in fact_texts]
+    length = max((len(x) for row in fact_ids for x in row), default=1)
+    ids_t = torch.zeros(len(texts), NUM_FACTS, length, dtype=torch.long)
+    mask_t = torch.zeros(len(texts), NUM_FACTS, length, dtype=torch.bool)
+    for b, row in enumerate(fact_ids):
+        for f, x in enumerate(row):
+            ids_t[b, f, : len(x)] = torch.tensor(x)
+            mask_t[b, f, : len(x)] = True
+    memory = KnowledgeBatch(knowledge.graph, knowledge.token_node_index, fact_ids=ids_t, fact_mask=mask_t)
+    return facts_enc, memory
 
 
 def build(
@@ -164,6 +211,12 @@ def build(
     if variant == "lora":
         model = get_peft_model(base, LoraConfig(r=8, target_modules=QKVO))
         return model, lambda: model(**model_inputs).loss
+    if variant == "lora+facts":
+        model = get_peft_model(base, LoraConfig(r=8, target_modules=QKVO))
+        return model, lambda: model(**inputs.facts_enc).loss
+    if variant == "memory":
+        model = get_kg_peft_model(base, KGLoraConfig(r=8, target_modules=QKVO, knowledge_mode="memory"), kg, tokenizer)
+        return model, lambda: model(**model_inputs, knowledge=inputs.fact_knowledge).loss
     if variant == "gretriever":
         from torch_geometric.llm import LLM, GRetriever
         from torch_geometric.nn.models import GAT
@@ -237,16 +290,33 @@ def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, fl
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ratio(value: float, reference: float | None, target: float | None) -> str:
-    if reference is None:
-        return "-"
-    text = f"{value / reference:.2f}x"
-    return f"{text} (target <={target:.2f})" if target is not None else text
+def reference_of(variant: str) -> str:
+    return REFERENCE.get(variant, "lora")
+
+
+def ratio_interval(times: list[float], reference: list[float], draws: int = 2000) -> tuple[float, float]:
+    """The median of per-round ratios ``times[i] / reference[i]`` and the half-width of its 95%
+    bootstrap interval (resampling rounds); nan with fewer than 3 rounds."""
+    ratios = np.asarray(times) / np.asarray(reference)
+    median = float(np.median(ratios))
+    if ratios.size < 3:
+        return median, float("nan")
+    rng = np.random.default_rng(0)
+    boot = np.median(ratios[rng.integers(0, ratios.size, (draws, ratios.size))], axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return median, float(max(median - lo, hi - median))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5, help="timed rounds (one step of each variant)")
+    parser.add_argument("--steps", type=int, default=8, help="least timed rounds (one step of each variant)")
+    parser.add_argument("--max-rounds", type=int, default=40, help="most timed rounds")
+    parser.add_argument(
+        "--target-width", type=float, default=0.05, help="stop once every step ratio's 95%% interval is within +-this"
+    )
+    parser.add_argument("--max-seconds", type=float, default=1200, help="time budget of the timed rounds")
+    parser.add_argument("--memory-repeats", type=int, default=2, help="fresh processes per variant for memory")
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per sample")
@@ -274,10 +344,11 @@ def main() -> None:
         f"{graph.edge_index.size(1)} edges in the batch, {100 * (index >= 0).float().mean():.0f}% of tokens linked"
     )
 
-    memory = {}
-    for variant in args.variants:
-        memory[variant] = memory_in_subprocess(args, variant)
-        print(f"  measured the memory of {variant}", flush=True)
+    memory: dict[str, list[dict[str, float | str]]] = {v: [] for v in args.variants}
+    for repeat in range(args.memory_repeats):  # each variant in a fresh process, in turn
+        for variant in args.variants:
+            memory[variant].append(memory_in_subprocess(args, variant))
+        print(f"  measured the memory of every variant ({repeat + 1} of {args.memory_repeats})", flush=True)
 
     base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
     runs, errors = {}, {}
@@ -291,38 +362,78 @@ def main() -> None:
             continue
         model.train()
         runs[variant] = (model, loss_fn, torch.optim.AdamW(trainable_parameters(model), lr=1e-4))
-    times = {variant: [] for variant in runs}
-    for round_ in range(args.warmup + args.steps):
+    times: dict[str, list[float]] = {variant: [] for variant in runs}
+    started = time.perf_counter()
+    for round_ in range(args.warmup + args.max_rounds):
         for variant, (_, loss_fn, optimizer) in runs.items():
             seconds = train_step(loss_fn, optimizer)
             if round_ >= args.warmup:
                 times[variant].append(seconds)
-        print(f"  round {round_ + 1} of {args.warmup + args.steps}", flush=True)
+        done = round_ + 1 - args.warmup
+        widths = [ratio_interval(times[v], times[reference_of(v)])[1] for v in runs if reference_of(v) in runs]
+        widest = max((w for w in widths if w == w), default=0.0)
+        print(f"  round {round_ + 1}: widest 95% interval of a step ratio +-{widest:.3f}", flush=True)
+        if done >= args.steps and widest <= args.target_width:
+            break
+        if time.perf_counter() - started > args.max_seconds and done >= args.steps:
+            print(
+                f"  stopping at the time budget ({args.max_seconds:.0f} s) before every interval is within +-"
+                f"{args.target_width}"
+            )
+            break
 
-    ref_time = statistics.median(times["lora"]) if "lora" in times else None
-    ref_mem = memory.get("lora", {}).get("train_mb")
+    rounds = len(next(iter(times.values()))) if times else 0
     print(
-        f"{'variant':<11} {'step s':>7} {'min-max s':>11} {'step vs LoRA':>22} {'peak RSS MB':>12} "
-        f"{'training MB':>12} {'training MB vs LoRA':>22} {'trainable':>10}"
+        f"\n{rounds} timed rounds; step ratios are medians of per-round ratios to the reference in the same round, "
+        "with 95% bootstrap intervals; memory is the median of fresh processes"
     )
+    print(
+        f"{'variant':<11} {'ref':<11} {'step s':>7} {'step vs ref [95% CI]':>30} {'peak RSS MB':>12} "
+        f"{'training MB':>12} {'MB vs ref':>18} {'trainable':>10}"
+    )
+    results = {}
     for variant in args.variants:
         if variant in errors:
             print(f"{variant:<11} failed: {errors[variant]}")
             continue
-        step, mem = statistics.median(times[variant]), memory[variant]
-        spread = f"{min(times[variant]):.2f}-{max(times[variant]):.2f}"
-        step_ratio = _ratio(step, ref_time, TIME_TARGETS.get(variant))
-        if "error" in mem:
-            mem_text = f"{'-':>12} {'-':>12} {'-':>22}"
+        reference = reference_of(variant)
+        step = statistics.median(times[variant])
+        ratio, half = ratio_interval(times[variant], times.get(reference, times[variant]))
+        target = TIME_TARGETS.get(variant)
+        step_text = f"{ratio:.3f}x +-{half:.3f}" + (f" (<= {target:.2f})" if target else "")
+        mems = [m for m in memory[variant] if "error" not in m]
+        ref_mems = [m for m in memory.get(reference, []) if "error" not in m]
+        if mems:
+            train_mb = statistics.median(m["train_mb"] for m in mems)
+            peak_mb = statistics.median(m["peak_mb"] for m in mems)
+            ref_mb = statistics.median(m["train_mb"] for m in ref_mems) if ref_mems else None
+            mem_target = MEMORY_TARGETS.get(variant)
+            mem_ratio = f"{train_mb / ref_mb:.2f}x" if ref_mb else "-"
+            mem_ratio += f" (<= {mem_target:.2f})" if mem_target and ref_mb else ""
+            mem_text = f"{peak_mb:>12.0f} {train_mb:>12.0f} {mem_ratio:>18}"
         else:
-            mem_ratio = _ratio(mem["train_mb"], ref_mem, None if variant == "lora" else MEMORY_TARGET)
-            mem_text = f"{mem['peak_mb']:>12.0f} {mem['train_mb']:>12.0f} {mem_ratio:>22}"
+            train_mb = peak_mb = None
+            mem_text = f"{'-':>12} {'-':>12} {'-':>18}"
         model = runs[variant][0]
         note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
         trainable = sum(p.numel() for p in trainable_parameters(model))
-        print(f"{variant:<11} {step:>7.2f} {spread:>11} {step_ratio:>22} {mem_text} {trainable:>10,}{note}")
-        if "error" in mem:
-            print(f"{'':<11} memory subprocess failed: {mem['error']}")
+        print(f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}{note}")
+        if not mems:
+            print(f"{'':<11} memory subprocesses failed: {memory[variant][0].get('error')}")
+        results[variant] = {
+            "reference": reference,
+            "step_s": step,
+            "step_ratio": ratio,
+            "step_ratio_ci95": half,
+            "peak_mb": peak_mb,
+            "train_mb": train_mb,
+            "memory_runs": memory[variant],
+            "step_times": times[variant],
+        }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": rounds, "variants": results}, indent=1))
+        print(f"wrote {args.json}")
 
     prep = inputs.prep_seconds[args.warmup :]
     total = statistics.median(sum(p.values()) for p in prep)
