@@ -106,6 +106,11 @@ def main(out: Path) -> None:
     rank = PartialState().process_index
     record = {"hashes": hashes, "seen": seen, "metrics": result.metrics, "global_step": result.global_step}
     (out / f"rank{rank}.json").write_text(json.dumps(record))
+    # Leave the process group before exiting, so that no gloo thread is still running when the
+    # interpreter shuts down ("terminate called without an active exception", seen under load).
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":
