@@ -164,7 +164,7 @@ def _show_explanations(job, folder: Path, count: int = 2) -> str:
     print(
         f"\nWhich facts drove {variant.name}'s answers (leave-one-out: the answer's log-probability lost without it):"
     )
-    for e, example in zip(explanations, data.examples, strict=True):
+    for e, example in zip(explanations, data.examples[:count], strict=True):
         print(f"  {e.text} -> {e.answer} (gold: {example.answer})")
         for fact in e.top_facts(3):
             print(f"    {fact.leave_one_out:+7.2f}  {fact.text} ({fact.read_as})")

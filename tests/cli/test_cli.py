@@ -93,9 +93,13 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
 
 def test_demo_prints_explanations_and_draws_one(job, capsys):
     path, values = job
+    # more held-out questions than the two the demo explains, as in the real main job
+    task = Path(values["task"])
+    task.write_text(task.read_text() + json.dumps({"text": "the cat", "answer": "pet", "split": "test"}) + "\n")
     assert main(["demo", "--config", str(path), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "Which facts drove kg-lora's answers" in out and "the dog -> " in out and "(gold: pet)" in out
+    assert "the cat -> " not in out.split("Which facts drove")[1], "only the first two questions are explained"
     folder = Path(values["training"]["output_dir"])
     assert (folder / "explanation.png").read_bytes()[:4] == b"\x89PNG" and (folder / "results.png").is_file()
 
