@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import ahocorasick
 import numpy as np
 
+from kgpeft.checkpoint import file_sha256
 from kgpeft.errors import LinkerFileError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.linking.stopwords import ENGLISH_STOPWORDS
@@ -456,7 +457,7 @@ class EntityLinker:
             for name, table in self._tables.items():
                 np.save(tmp / f"{name}.npy", table, allow_pickle=False)
                 files[name] = {
-                    "sha256": _file_digest(tmp / f"{name}.npy"),
+                    "sha256": file_sha256(tmp / f"{name}.npy"),
                     "dtype": table.dtype.str,
                     "size": table.size,
                 }
@@ -804,14 +805,6 @@ def _build_tables(
 
 
 # ------------------------------------------------------------------ save/load
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_saved_linker_file(name: str) -> bool:
     return name == META_FILE or (name.endswith(".npy") and name[: -len(".npy")] in _ARRAY_NAMES)
 
@@ -877,7 +870,7 @@ def _read_table(path: Path, info: dict[str, Any]) -> np.ndarray | bytes:
     """One saved table, checked against its digest, dtype and size; a blob as ``bytes``."""
     if not path.is_file():
         raise LinkerFileError("is missing", path)
-    if _file_digest(path) != info["sha256"]:
+    if file_sha256(path) != info["sha256"]:
         raise LinkerFileError("does not match its SHA-256 digest in linker.json (file corrupted or changed?)", path)
     try:
         if path.stem in _BLOBS:

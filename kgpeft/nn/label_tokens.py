@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kgpeft.checkpoint import file_sha256
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.strings import StringTable, string_table
 
@@ -110,22 +111,15 @@ def _tensors(ids: np.ndarray, ptr: np.ndarray) -> tuple[Tensor, Tensor]:
         return torch.from_numpy(ids), torch.from_numpy(ptr)
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write(folder: Path, ids: np.ndarray, ptr: np.ndarray) -> None:
     from kgpeft.utils import atomic_folder
 
     with atomic_folder(folder, overwrite=True) as tmp:
         files = {}
         for name, array in (("ids", ids), ("ptr", ptr)):
-            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
-            files[name] = {"sha256": _digest(tmp / f"{name}.npy"), "dtype": array.dtype.str, "size": int(array.size)}
+            file = tmp / f"{name}.npy"
+            np.save(file, array, allow_pickle=False)
+            files[name] = {"sha256": file_sha256(file), "dtype": array.dtype.str, "size": int(array.size)}
         meta = {"format": "kgpeft.label_tokens", "version": FORMAT_VERSION, "num_labels": ptr.size - 1, "files": files}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -139,7 +133,7 @@ def _read(folder: Path, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for name in ("ids", "ptr"):
         info, path = meta["files"][name], folder / f"{name}.npy"
-        if _digest(path) != info["sha256"]:
+        if file_sha256(path) != info["sha256"]:
             raise ValueError(f"{path.name} does not match its SHA-256 digest")
         array = np.load(path, mmap_mode="c", allow_pickle=False)
         if array.ndim != 1 or array.dtype.str != info["dtype"] or array.size != info["size"]:
