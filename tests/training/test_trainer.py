@@ -4,18 +4,16 @@ import csv
 import importlib.util
 import json
 import os
-import socket
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import is_tensorboard_available
+from launching import free_port, run_launcher
 from safetensors.torch import load_file
 from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -362,12 +360,6 @@ def test_saved_files_and_folders_honour_the_umask(tmp_path):
 
 
 # ------------------------------------------------------------------------ DDP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_ddp_keeps_replicas_identical(tmp_path):
     # `--cpu` alone would make `accelerate launch` start one process; ACCELERATE_USE_CPU with the
@@ -380,18 +372,8 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path):
     }
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    command += ["--main_process_port", str(_free_port()), str(SCRIPT), str(tmp_path)]
-    log = tmp_path / "launch.log"
-    with log.open("w") as out:
-        launch = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            launch.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            for process in [*psutil.Process(launch.pid).children(recursive=True), psutil.Process(launch.pid)]:
-                process.kill()  # the workers run in sessions of their own: kill each by its id
-            launch.wait()
-            pytest.fail(f"the two-process run hung:\n{log.read_text()[-5000:]}")
-    assert launch.returncode == 0, log.read_text()[-5000:]
+    command += ["--main_process_port", str(free_port()), str(SCRIPT), str(tmp_path)]
+    run_launcher(command, env, ROOT, tmp_path / "launch.log", timeout=120, what="two-process run")
 
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
     assert len(ranks[0]["hashes"]) == 4 and len(set(ranks[0]["hashes"])) == 4, "every step changed the adapters"
