@@ -153,6 +153,76 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
     return FactMemory(keys, values, fact_mask.reshape(b, f * length))
 
 
+def _heads(slots: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
+    """Slots ``(B, M, H_kv, d)`` repeated for each query head that reads them: ``(B, H, M, d)``."""
+    return slots.to(dtype).repeat_interleave(num_heads // slots.size(2), dim=2).transpose(1, 2)
+
+
+def _gated_read(
+    q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None, has_slots: Tensor, gate: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The attention of the queries ``q (B, T, H * d)`` over the slots ``keys, values (B, M, H_kv, d)``,
+    gated per head by ``gate (1, H, 1, 1)``.
+
+    Returns the softmax of the attention logits ``(B, H, T, M)`` and the gated read
+    ``(B, H, T, d)``, to which a sample without slots (``has_slots`` 0) gives zero.
+    """
+    b, t, _ = q.shape
+    h, d = gate.size(1), keys.size(-1)
+    k, v = _heads(keys, h, q.dtype), _heads(values, h, q.dtype)  # (B, H, M, d)
+    q = q.view(b, t, h, d).transpose(1, 2)  # (B, H, T, d)
+    logits = q @ k.transpose(-1, -2) * d**-0.5  # (B, H, T, M)
+    if bias is not None:
+        logits = logits + bias
+    logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+    softmax = F.softmax(logits, dim=-1)
+    return softmax, ((softmax * has_slots) @ v) * gate
+
+
+class _GatedRead(torch.autograd.Function):
+    """:func:`_gated_read` keeping only the softmax weights for backward, for frozen slots.
+
+    Autograd would keep, per layer until backward, the softmax, the weights times
+    ``has_slots``, the slots repeated per query head and the ungated read ``(B, H, T, d)``:
+    3.8 MiB per layer in the overhead benchmark's batch. Here only the softmax
+    ``(B, H, T, M)`` is kept, beside the slots the memory holds anyway; backward rebuilds the
+    rest and runs autograd's own derivative of each operation on the same values, so the
+    gradients are bit-identical to autograd's (tested). The query is not kept: the derivative
+    of ``q @ k^T`` with respect to ``q`` reads only ``k``, so it runs on a zero stand-in.
+    """
+
+    @staticmethod
+    def forward(ctx, q, keys, values, mask, bias, has_slots, gate):
+        softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
+        ctx.save_for_backward(softmax, keys, values, mask, has_slots, gate)
+        ctx.q_shape, ctx.q_dtype = q.shape, q.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        softmax, keys, values, mask, has_slots, gate = ctx.saved_tensors
+        h = gate.size(1)
+        k, v = _heads(keys, h, ctx.q_dtype), _heads(values, h, ctx.q_dtype)  # (B, H, M, d)
+        with torch.enable_grad():
+            leaf = softmax.detach().requires_grad_()
+            gate_leaf = gate.detach().requires_grad_(ctx.needs_input_grad[6])
+            out = ((leaf * has_slots) @ v) * gate_leaf
+            inputs = (leaf, gate_leaf) if gate_leaf.requires_grad else (leaf,)
+            grads = torch.autograd.grad(out, inputs, grad_out)
+        grad_gate = grads[1] if gate_leaf.requires_grad else None
+        grad_logits = torch._softmax_backward_data(grads[0], softmax, -1, softmax.dtype)
+        grad_logits = grad_logits.masked_fill(~mask, 0) * k.size(-1) ** -0.5
+        grad_q = None
+        if ctx.needs_input_grad[0]:
+            b, t, _ = ctx.q_shape
+            d = k.size(-1)
+            with torch.enable_grad():
+                stand_in = k.new_zeros(ctx.q_shape).requires_grad_()
+                logits = stand_in.view(b, t, h, d).transpose(1, 2) @ k.transpose(-1, -2)
+                (grad_q,) = torch.autograd.grad(logits, stand_in, grad_logits)
+        return grad_q, None, None, None, None, None, grad_gate
+
+
 class MemoryGate(nn.Module):
     r"""The zero-initialised per-head gate :math:`\tanh(s \cdot g)` and the read of one layer's memory.
 
@@ -182,20 +252,18 @@ class MemoryGate(nn.Module):
 
     def forward(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None) -> Tensor:
         b, t, _ = q.shape
-        h, (kv, d) = self.gate.numel(), keys.shape[-2:]
-        q = q.view(b, t, h, d).transpose(1, 2)  # (B, H, T, d)
-        k = keys.to(q.dtype).repeat_interleave(h // kv, dim=2).transpose(1, 2)  # (B, H, M, d)
-        v = values.to(q.dtype).repeat_interleave(h // kv, dim=2).transpose(1, 2)  # (B, H, M, d)
-        logits = q @ k.transpose(-1, -2) * d**-0.5  # (B, H, T, M)
-        if bias is not None:
-            logits = logits + bias.to(q.dtype)[:, None, None, :]
-        logits = logits.masked_fill(~mask[:, None, None, :], torch.finfo(logits.dtype).min)
-        has_slots = mask.any(-1).to(q.dtype)[:, None, None, None]  # a sample without slots reads nothing
-        weights = F.softmax(logits, dim=-1) * has_slots
+        h, d = self.gate.numel(), keys.size(-1)
+        bias = None if bias is None else bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, M)
+        mask = mask[:, None, None, :]  # (B, 1, 1, M)
+        has_slots = mask.any(-1, keepdim=True).to(q.dtype)  # (B, 1, 1, 1): a sample without slots reads nothing
         gate = torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (1, H, 1, 1)
-        out = (weights @ v) * gate  # (B, H, T, d)
-        if self.record is not None:  # each slot's share of the heads' output: attention times gate opening
-            self.record.append((weights * gate.abs()).mean(1).detach())  # (B, T, M)
+        frozen_memory = not (keys.requires_grad or values.requires_grad)
+        if self.record is None and frozen_memory and torch.is_grad_enabled():
+            out = _GatedRead.apply(q, keys, values, mask, bias, has_slots, gate)  # (B, H, T, d)
+        else:
+            softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
+            if self.record is not None:  # each slot's share of the heads' output: attention times gate opening
+                self.record.append((softmax * has_slots * gate.abs()).mean(1).detach())  # (B, T, M)
         return out.transpose(1, 2).reshape(b, t, h * d)
 
     def __repr__(self) -> str:

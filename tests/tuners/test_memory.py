@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import functools
 
 import pytest
 import torch
@@ -149,3 +150,49 @@ def test_attention_layout_of_llama():
     sites = attention_layout(build_model(config, auto))
     assert len(sites) == config.num_hidden_layers
     assert (sites[0].num_heads, sites[0].num_kv_heads, sites[0].head_dim) == (4, 2, 8)
+
+
+def _keep(saved: list, tensor: torch.Tensor) -> torch.Tensor:
+    saved.append(tensor)
+    return tensor
+
+
+def _plain_read(gate: MemoryGate, q, keys, values, mask, bias):
+    """The gate's read through plain autograd (the path ``kgpeft.explain`` records on)."""
+    gate.record = []
+    try:
+        return gate(q, keys, values, mask, bias)
+    finally:
+        gate.record = None
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_gate_read_is_bit_identical_to_autograd_and_keeps_only_the_softmax(with_bias):
+    g = torch.Generator().manual_seed(0)
+    gate = MemoryGate(num_heads=4, scale=3.0)
+    with torch.no_grad():
+        gate.gate.copy_(torch.randn(4, generator=g))
+    b, t, m, kv, d = 3, 5, 6, 2, 8
+    keys, values = torch.randn(b, m, kv, d, generator=g), torch.randn(b, m, kv, d, generator=g)
+    mask = torch.rand(b, m, generator=g) > 0.3
+    mask[2] = False  # a sample without slots
+    bias = torch.randn(b, m, generator=g) if with_bias else None
+    q0 = torch.randn(b, t, 4 * d, generator=g)
+    grad_out = torch.randn(b, t, 4 * d, generator=g)
+    results = []
+    for read in (gate, lambda *a: _plain_read(gate, *a)):
+        q = q0.clone().requires_grad_()
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(functools.partial(_keep, saved), lambda x: x):
+            out = read(q, keys, values, mask, bias)
+        gate.gate.grad = None
+        out.backward(grad_out)
+        floats = {x.untyped_storage().data_ptr(): x.numel() for x in saved if x.is_floating_point()}
+        results.append((out, q.grad, gate.gate.grad.clone(), sum(floats.values())))
+    (out, grad_q, grad_gate, kept), (ref, ref_q, ref_gate, ref_kept) = results
+    assert torch.equal(out, ref)
+    assert torch.equal(grad_q, ref_q)
+    assert torch.equal(grad_gate, ref_gate)
+    assert grad_q[2].abs().sum() == 0 and grad_q[0].abs().sum() > 0
+    # kept for backward: the softmax (B, H, T, M) and the slots, not the (B, H, T, d) read nor the query
+    assert kept < ref_kept - b * 4 * t * d
