@@ -79,7 +79,9 @@ def explain(
     indices = list(range(len(dataset.examples))) if indices is None else list(indices)
     if answers is None:
         prompts = dataset.ablated([(i, None, ()) for i in indices])
-        outputs = generate_texts(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        outputs = generate_texts(
+            model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, first_line_only=True
+        )
         answers = [first_line(t) for t in outputs]
     elif len(answers) != len(indices):
         raise ValueError(f"`answers` has {len(answers)} entries for {len(indices)} examples.")

@@ -484,7 +484,9 @@ def evaluate_variant(
         metrics = compute_metrics("multiple_choice", padded, [e.label for e in examples])
     else:
         data = job.dataset(split, variant, with_target=False, condition=condition)
-        outputs = generate_texts(model, data, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+        outputs = generate_texts(
+            model, data, max_new_tokens=config.max_new_tokens, batch_size=batch_size, first_line_only=True
+        )
         predictions = [first_line(p) for p in outputs]
         metric = get_task(config.task).metric if config.task in TASKS else "qa"
         if metric == "classification":  # a generated class name, scored over the gold classes
