@@ -215,7 +215,30 @@ def test_stopwords_and_short_names():
 
 def test_link_batch_and_repr(city_linker):
     assert city_linker.link_batch(["dog", "", "a cat"]) == [city_linker.link("dog"), [], city_linker.link("a cat")]
+    assert city_linker.link_batch(iter(["hound", "York"])) == [city_linker.link("hound"), city_linker.link("York")]
+    assert city_linker.link_batch([]) == []
     assert repr(city_linker) == "EntityLinker(num_entities=7, num_aliases=9, max_candidates=8)"
+
+
+@pytest.mark.parametrize("other", ["", "é", "a  b"], ids=["ascii", "non-ascii", "whitespace-run"])
+def test_link_batch_never_matches_across_texts(other):
+    # link_batch searches its texts in one string, one after the other with pads between them
+    # (a "\0" in the normalised form of ASCII texts), so a name with an inner space, or with
+    # padding spaces in its pattern ("x..", "..22 caliber"), could match across two texts.
+    # A non-ASCII text, or one with a run of whitespace, takes the batch off the ASCII fast path.
+    kg = make_kg([["new york", "new\0york"], ["x.."], ["..22 caliber"], ["22 caliber"], ["york"], ["x"]])
+    linker = EntityLinker(kg, min_alias_length=1, stopwords=())
+    texts = ["new", "york", "x.", ".22 caliber", "new\0york", "x..", "..22 caliber", other]
+    assert [spans(m) for m in linker.link_batch(texts)][:7] == [
+        [],
+        [(0, 4, "york")],
+        [(0, 1, "x")],
+        [(1, 11, "22 caliber")],
+        [(0, 8, "new\0york")],
+        [(0, 3, "x..")],
+        [(0, 12, "..22 caliber")],
+    ]
+    assert linker.link_batch(texts) == [linker.link(text) for text in texts]
 
 
 def test_pickles_for_dataloader_workers(city_linker):
@@ -287,6 +310,7 @@ ALPHABET = sorted(
     {c for names in PROPERTY_NAMES for n in names for c in n}
     | set("AaBSXYZİIıßΣςσﬁ\u0307 \t\n_-.+()'\u00a0\u00b4\uff21\u1112\u1161\u11ab\u0316")
 )
+ASCII_ALPHABET = [c for c in ALPHABET if c.isascii()]
 PIECES = sorted(
     {f(n) for names in PROPERTY_NAMES for n in names for f in (str, str.upper)}
     | set(" \t\n_-.+()'İßσς\u0301x\u00a0\u00b4\u0316\u1112\u1161\u11ab\uff21")
@@ -369,6 +393,17 @@ def test_linker_matches_its_definition_on_any_text(text, max_candidates, min_ali
     assert [(m.start, m.end, m.candidates) for m in mentions] == reference_link(
         text, kg, max_candidates, min_alias_length, stopwords
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(TEXTS | st.text(alphabet=st.sampled_from(ASCII_ALPHABET), max_size=30), max_size=5),
+    kg=st.sampled_from([PROPERTY_KG, PROPERTY_KG_NAMED]),
+)
+def test_link_batch_links_each_text_as_link_does(texts, kg):
+    # ASCII-only batches take link_batch's fast path, the others fold each text alone.
+    linker = EntityLinker(kg, min_alias_length=1, stopwords=())
+    assert linker.link_batch(texts) == [linker.link(text) for text in texts]
 
 
 @pytest.mark.slow
@@ -566,4 +601,10 @@ def test_link_with_a_small_memo(saved_kg, monkeypatch):
     monkeypatch.setattr(entity_linker, "_MEMO_SIZE", 2)
     linker = EntityLinker(saved_kg)
     assert linker.link_batch(SAVED_TEXTS * 2) == expected * 2
-    assert len(linker._memo) <= 2
+    assert sum(entry is not None for entry in linker._memo) <= 2
+
+
+def test_link_batch_in_several_searches(saved_kg, monkeypatch):
+    expected = EntityLinker(saved_kg).link_batch(SAVED_TEXTS)
+    monkeypatch.setattr(entity_linker, "_SEARCH_TEXTS", 2)
+    assert EntityLinker(saved_kg).link_batch(SAVED_TEXTS * 2 + ["x"]) == expected * 2 + [[]]
