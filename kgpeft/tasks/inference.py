@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from kgpeft.padding import skip_padding
+
 if TYPE_CHECKING:
     from kgpeft.training.data import KnowledgeDataset
 
@@ -38,8 +40,9 @@ def _batches(model, dataset: KnowledgeDataset, batch_size: int, padding_side: st
     if accelerator is not None:
         loader = accelerator.prepare(loader)
     device = next(model.parameters()).device
-    for batch in loader:
-        yield {k: v.to(device) for k, v in batch.items()}
+    with skip_padding(model):  # the same results, without computing the padding
+        for batch in loader:
+            yield {k: v.to(device) for k, v in batch.items()}
 
 
 def _gather(accelerator, tensor: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,13 @@ class TrainingConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute the base model's activations in backward to save memory."}
     )
+    skip_padding: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the frozen linear layers only on real tokens, not on padding (`kgpeft.padding`): "
+            "the same numbers, bit for bit, in less time."
+        },
+    )
     eval_steps: int | None = field(
         default=None,
         metadata={"help": "Evaluate every this many steps (None: only at the end); evaluation always runs at the end."},

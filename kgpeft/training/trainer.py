@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from kgpeft.errors import KGPeftError
+from kgpeft.padding import skip_padding
 from kgpeft.training.checkpoints import (
     CHECKPOINT_PREFIX,
     TrainerState,
@@ -162,7 +164,8 @@ def train(
         # A batch without linked entities may leave graph-encoder parameters out of the autograd graph.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    with claim_output_dir(output_dir, config, accelerator):
+    unpadded = skip_padding(model) if config.skip_padding else nullcontext()
+    with claim_output_dir(output_dir, config, accelerator), unpadded:
         return _train(model, train_dataset, collate_fn, config, eval_dataset, evaluate, accelerator, output_dir)
 
 
