@@ -11,34 +11,28 @@ same run and against the same aliases, two naive linkers that a first version mi
 Both are far slower, so they link an evenly spaced subset of the sentences (their rate
 is per sentence, so it needs no scaling). Neither resolves overlaps nor builds mentions,
 which only flatters them. Linking is single-threaded Python, so every number is for one
-core. Each timing is the median of ``--repeats`` runs. The linker gets the texts in
-batches of ``--batch-size``, as in a training step, and its results are dropped after
-each batch. Nothing is asserted.
+core. The three run in turn within each round (``benchmarks/timing.py``); rates are
+medians over rounds and speed-ups medians of per-round ratios, each with its 95%
+bootstrap interval, and rounds go on until the speed-ups' intervals are within +-5%
+(or ``--max-rounds``). The linker gets the texts in batches of ``--batch-size``, as in a
+training step, and its results are dropped after each batch. Nothing is asserted.
 
 Usage::
 
-    python benchmarks/linking.py [--num-sentences 10000] [--repeats 5]
+    python benchmarks/linking.py [--num-sentences 10000] [--max-rounds 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from timing import interval, ratio_interval, rounds
 
 from kgpeft.datasets.wordnet import load_wordnet
 from kgpeft.linking import EntityLinker, normalize
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def spread(items: Sequence[str], n: int) -> list[str]:
@@ -70,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-sentences", type=int, default=10_000, help="WordNet example sentences to link")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per link_batch call")
-    parser.add_argument("--repeats", type=int, default=5, help="timings per measurement; the median is reported")
+    parser.add_argument("--max-rounds", type=int, default=20, help="most timed rounds")
     parser.add_argument("--find-sentences", type=int, default=20, help="sentences for the per-alias find")
     parser.add_argument("--regex-sentences", type=int, default=200, help="sentences for the regex alternation")
     args = parser.parse_args()
@@ -95,13 +89,6 @@ def main() -> None:
         for batch in batches:
             linker.link_batch(batch)
 
-    linker_s = median_seconds(link_all, args.repeats)
-    linker_rate = len(sentences) / linker_s
-    print(
-        f"\nEntityLinker: {linker_rate:,.0f} sentences/s ({linker_s / len(sentences) * 1e6:.1f} us per sentence, "
-        f"{mentions / len(sentences):.2f} mentions per sentence), median of {args.repeats}"
-    )
-
     # The naive linkers search the same aliases: WordNet's lemmas, normalised, without the
     # ones that EntityLinker skips (stopwords, shorter than its min_alias_length, no letter or digit).
     aliases = sorted(
@@ -112,27 +99,36 @@ def main() -> None:
             if len(a) >= linker.min_alias_length and a not in linker.stopwords and any(map(str.isalnum, a))
         }
     )
-    print(f"naive linkers over the same {len(aliases):,} aliases, on a subset of the sentences:")
-
-    texts = spread(sentences, args.find_sentences)
-    find_s = median_seconds(lambda: per_alias_find(aliases, texts), args.repeats)
-    find_rate = len(texts) / find_s
-    print(f"  per-alias find:    {find_rate:,.1f} sentences/s (on {len(texts)} sentences)")
-
+    find_texts = spread(sentences, args.find_sentences)
     start = time.perf_counter()
     pattern = regex_alternation(aliases)
     compile_s = time.perf_counter() - start
-    texts = [s.lower() for s in spread(sentences, args.regex_sentences)]
-    regex_s = median_seconds(lambda: [pattern.findall(t) for t in texts], args.repeats)
-    regex_rate = len(texts) / regex_s
-    print(
-        f"  regex alternation: {regex_rate:,.1f} sentences/s (on {len(texts)} sentences; compiled in {compile_s:.1f} s)"
-    )
+    regex_texts = [s.lower() for s in spread(sentences, args.regex_sentences)]
 
-    print(
-        f"\nEntityLinker is {linker_rate / find_rate:,.0f}x the per-alias find and {linker_rate / regex_rate:,.0f}x "
-        f"the regex alternation"
+    counts = {"EntityLinker": len(sentences), "per-alias find": len(find_texts), "regex": len(regex_texts)}
+    times = rounds(
+        {
+            "EntityLinker": link_all,
+            "per-alias find": lambda: per_alias_find(aliases, find_texts),
+            "regex": lambda: [pattern.findall(t) for t in regex_texts],
+        },
+        most=args.max_rounds,
     )
+    per_sentence = {name: [t / counts[name] for t in ts] for name, ts in times.items()}  # seconds per sentence
+    rate, rate_ci = interval([1 / t for t in per_sentence["EntityLinker"]])
+    print(
+        f"\nEntityLinker: {rate:,.0f} +-{rate_ci:,.0f} sentences/s ({1e6 / rate:.1f} us per sentence, "
+        f"{mentions / len(sentences):.2f} mentions per sentence), median of {len(times['regex'])} rounds"
+    )
+    print(f"naive linkers over the same {len(aliases):,} aliases, on a subset of the sentences:")
+    for name, texts in (("per-alias find", find_texts), ("regex", regex_texts)):
+        naive, naive_ci = interval([1 / t for t in per_sentence[name]])
+        speedup, speedup_ci = ratio_interval(per_sentence[name], per_sentence["EntityLinker"])
+        compiled = f"; compiled in {compile_s:.1f} s" if name == "regex" else ""
+        print(
+            f"  {name + ':':<16} {naive:,.1f} +-{naive_ci:,.1f} sentences/s (on {len(texts)} sentences{compiled}); "
+            f"EntityLinker is {speedup:,.0f}x +-{speedup_ci:,.0f} faster"
+        )
 
 
 if __name__ == "__main__":

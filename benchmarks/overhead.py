@@ -22,8 +22,8 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
 - ``lora+facts`` and ``memory``: the main job's design against its reference. Each text's
   first 2 facts (``rank_facts`` over its subgraph) are written before it (``"Facts: a; b.\\n"``,
   masked from the loss, so the same text tokens are labelled) for plain LoRA, and handed to
-  KG-LoRA in ``memory`` mode as key/value slots; ``memory``'s ratios are to ``lora+facts``,
-  every other variant's to ``lora``.
+  KG-LoRA in ``memory`` mode as key/value slots. ``memory`` is compared both with ``lora``
+  (the same prompt tokens) and with ``lora+facts`` (the same facts), every other variant with ``lora``.
 
 Time: all variants live in this process, each on its own copy of the base model, and are
 stepped in turn (one step of each, then the next round), so that load from other
@@ -68,6 +68,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
+from timing import ratio_interval
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,10 +82,11 @@ from kgpeft.tuners import KnowledgeBatch
 MODEL = "SmolLM2-135M-Instruct"
 QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", "memory")
-# Each variant's reference: memory mode reads the same 2 facts that lora+facts writes into the prompt.
-REFERENCE = {"memory": "lora+facts"}
-TIME_TARGETS = {"token": 1.05, "cross": 1.25, "memory": 1.05}  # step time, as a multiple of its reference's
-MEMORY_TARGETS = {"memory": 1.05, "token": 1.05}  # training memory, likewise
+# What each variant is compared with: plain LoRA at the same prompt tokens, and for memory mode also
+# LoRA reading the same 2 facts as prompt text.
+REFERENCES = {"memory": ("lora", "lora+facts")}
+TIME_TARGETS = {("token", "lora"): 1.05, ("cross", "lora"): 1.25, ("memory", "lora"): 1.05}  # step time ratio
+MEMORY_TARGETS = {("memory", "lora"): 1.05, ("token", "lora"): 1.05}  # training memory ratio, likewise
 NUM_FACTS = 2
 
 
@@ -290,21 +292,8 @@ def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, fl
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def reference_of(variant: str) -> str:
-    return REFERENCE.get(variant, "lora")
-
-
-def ratio_interval(times: list[float], reference: list[float], draws: int = 2000) -> tuple[float, float]:
-    """The median of per-round ratios ``times[i] / reference[i]`` and the half-width of its 95%
-    bootstrap interval (resampling rounds); nan with fewer than 3 rounds."""
-    ratios = np.asarray(times) / np.asarray(reference)
-    median = float(np.median(ratios))
-    if ratios.size < 3:
-        return median, float("nan")
-    rng = np.random.default_rng(0)
-    boot = np.median(ratios[rng.integers(0, ratios.size, (draws, ratios.size))], axis=1)
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    return median, float(max(median - lo, hi - median))
+def references_of(variant: str) -> tuple[str, ...]:
+    return REFERENCES.get(variant, ("lora",))
 
 
 def main() -> None:
@@ -370,7 +359,7 @@ def main() -> None:
             if round_ >= args.warmup:
                 times[variant].append(seconds)
         done = round_ + 1 - args.warmup
-        widths = [ratio_interval(times[v], times[reference_of(v)])[1] for v in runs if reference_of(v) in runs]
+        widths = [ratio_interval(times[v], times[r])[1] for v in runs for r in references_of(v) if r in runs]
         widest = max((w for w in widths if w == w), default=0.0)
         print(f"  round {round_ + 1}: widest 95% interval of a step ratio +-{widest:.3f}", flush=True)
         if done >= args.steps and widest <= args.target_width:
@@ -396,35 +385,35 @@ def main() -> None:
         if variant in errors:
             print(f"{variant:<11} failed: {errors[variant]}")
             continue
-        reference = reference_of(variant)
         step = statistics.median(times[variant])
-        ratio, half = ratio_interval(times[variant], times.get(reference, times[variant]))
-        target = TIME_TARGETS.get(variant)
-        step_text = f"{ratio:.3f}x +-{half:.3f}" + (f" (<= {target:.2f})" if target else "")
         mems = [m for m in memory[variant] if "error" not in m]
-        ref_mems = [m for m in memory.get(reference, []) if "error" not in m]
-        if mems:
-            train_mb = statistics.median(m["train_mb"] for m in mems)
-            peak_mb = statistics.median(m["peak_mb"] for m in mems)
-            ref_mb = statistics.median(m["train_mb"] for m in ref_mems) if ref_mems else None
-            mem_target = MEMORY_TARGETS.get(variant)
-            mem_ratio = f"{train_mb / ref_mb:.2f}x" if ref_mb else "-"
-            mem_ratio += f" (<= {mem_target:.2f})" if mem_target and ref_mb else ""
-            mem_text = f"{peak_mb:>12.0f} {train_mb:>12.0f} {mem_ratio:>18}"
-        else:
-            train_mb = peak_mb = None
-            mem_text = f"{'-':>12} {'-':>12} {'-':>18}"
+        train_mb = statistics.median(m["train_mb"] for m in mems) if mems else None
+        peak_mb = statistics.median(m["peak_mb"] for m in mems) if mems else None
         model = runs[variant][0]
         note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
         trainable = sum(p.numel() for p in trainable_parameters(model))
-        print(f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}{note}")
+        versus = {}
+        for reference in references_of(variant):
+            ratio, half = ratio_interval(times[variant], times.get(reference, times[variant]))
+            target = TIME_TARGETS.get((variant, reference))
+            step_text = f"{ratio:.3f}x +-{half:.3f}" + (f" (<= {target:.2f})" if target else "")
+            ref_mems = [m for m in memory.get(reference, []) if "error" not in m]
+            ref_mb = statistics.median(m["train_mb"] for m in ref_mems) if ref_mems else None
+            mem_ratio = train_mb / ref_mb if train_mb is not None and ref_mb else None
+            if mems:
+                mem_target = MEMORY_TARGETS.get((variant, reference))
+                mem_text = f"{mem_ratio:.2f}x" if mem_ratio else "-"
+                mem_text += f" (<= {mem_target:.2f})" if mem_target and mem_ratio else ""
+                mem_text = f"{peak_mb:>12.0f} {train_mb:>12.0f} {mem_text:>18}"
+            else:
+                mem_text = f"{'-':>12} {'-':>12} {'-':>18}"
+            print(f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}{note}")
+            versus[reference] = {"step_ratio": ratio, "step_ratio_ci95": half, "memory_ratio": mem_ratio}
         if not mems:
             print(f"{'':<11} memory subprocesses failed: {memory[variant][0].get('error')}")
         results[variant] = {
-            "reference": reference,
+            "versus": versus,
             "step_s": step,
-            "step_ratio": ratio,
-            "step_ratio_ci95": half,
             "peak_mb": peak_mb,
             "train_mb": train_mb,
             "memory_runs": memory[variant],

@@ -1,6 +1,8 @@
 """Times :class:`~kgpeft.retrieval.SubgraphRetriever` against a loop of PyG's ``k_hop_subgraph``.
 
-Both run in this one process on the same seed sets (1-5 random entities each). The
+Both run in this one process on the same seed sets (1-5 random entities each), in turn
+within each round (``benchmarks/timing.py``): the figures are medians over rounds with 95%
+bootstrap intervals, and rounds go on until the speed-up's interval is within +-5%. The
 retriever is capped (``--num-neighbors``, ``--max-nodes``); ``k_hop_subgraph`` has no
 caps, so it returns the full, much larger neighbourhoods: the comparison is between
 the two ways of getting a subgraph per sample, not between equal outputs.
@@ -12,11 +14,10 @@ the two ways of getting a subgraph per sample, not between equal outputs.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from timing import interval, ratio_interval, rounds
 from torch_geometric.utils import k_hop_subgraph
 
 from kgpeft import KGFileNotFoundError, KnowledgeGraph
@@ -47,18 +48,6 @@ def load_graph(name: str, seed: int) -> tuple[str, KnowledgeGraph]:
     return "synthetic (power-law degrees)", synthetic_kg(117_659, 250_000, 18, seed)
 
 
-def median_ms(fn, batches: list, repeats: int) -> float:
-    """Median over ``repeats`` runs of the mean time per batch, in milliseconds."""
-    fn(batches[0])  # warm-up
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for b in batches:
-            fn(b)
-        runs.append((time.perf_counter() - t0) / len(batches) * 1e3)
-    return statistics.median(runs)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--graph", choices=["auto", "wordnet", "synthetic"], default="auto")
@@ -68,7 +57,7 @@ def main() -> None:
     parser.add_argument("--max-nodes", type=int, default=defaults.max_nodes)
     parser.add_argument("--num-batches", type=int, default=20, help="distinct batches timed for the retriever")
     parser.add_argument("--baseline-batches", type=int, default=3, help="distinct batches timed for k_hop_subgraph")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-rounds", type=int, default=40, help="most timed rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads",
@@ -98,8 +87,20 @@ def main() -> None:
             for s in seed_sets
         ]
 
-    ours = median_ms(retriever, batches[: args.num_batches], args.repeats)
-    theirs = median_ms(loop, batches[: args.baseline_batches], args.repeats)
+    def each(fn, seed_sets: list):
+        def run() -> None:
+            for b in seed_sets:
+                fn(b)
+
+        return run
+
+    ours_b, theirs_b = batches[: args.num_batches], batches[: args.baseline_batches]
+    times = rounds({"retriever": each(retriever, ours_b), "loop": each(loop, theirs_b)}, least=5, most=args.max_rounds)
+    ours, ours_ci = interval([t / len(ours_b) * 1e3 for t in times["retriever"]])
+    theirs, theirs_ci = interval([t / len(theirs_b) * 1e3 for t in times["loop"]])
+    speedup, speedup_ci = ratio_interval(
+        [t / len(theirs_b) for t in times["loop"]], [t / len(ours_b) for t in times["retriever"]]
+    )
 
     sizes = [retriever(b) for b in batches[: args.num_batches]]
     nodes = np.mean([b.num_nodes / b.num_graphs for b in sizes])
@@ -109,18 +110,18 @@ def main() -> None:
     full_edges = np.mean([out[1].size(1) for out in full])
 
     print(
-        f"batches of {args.batch_size} seed sets (1-5 entities), {num_hops} hops, medians of {args.repeats} repeats, "
-        f"{torch.get_num_threads()} torch thread(s)"
+        f"batches of {args.batch_size} seed sets (1-5 entities), {num_hops} hops, medians of {len(times['loop'])} "
+        f"interleaved rounds with 95% intervals, {torch.get_num_threads()} torch thread(s)"
     )
     print(
         f"SubgraphRetriever(num_neighbors={args.num_neighbors}, max_nodes={args.max_nodes}): "
-        f"{ours:8.2f} ms/batch  ({nodes:.1f} nodes, {edges:.1f} edges per sample)"
+        f"{ours:8.2f} +-{ours_ci:.2f} ms/batch  ({nodes:.1f} nodes, {edges:.1f} edges per sample)"
     )
     print(
-        f"loop of k_hop_subgraph (uncapped):          {theirs:8.2f} ms/batch  "
+        f"loop of k_hop_subgraph (uncapped):          {theirs:8.2f} +-{theirs_ci:.2f} ms/batch  "
         f"({full_nodes:.1f} nodes, {full_edges:.1f} edges per sample)"
     )
-    print(f"speed-up: {theirs / ours:.1f}x")
+    print(f"speed-up: {speedup:.1f}x +-{speedup_ci:.1f}")
 
 
 if __name__ == "__main__":
