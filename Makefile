@@ -49,6 +49,8 @@ benchmarks: install wordnet
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/encoder.py
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/saved_tensors.py
+	$(PY) benchmarks/padding.py
 	$(PY) benchmarks/kd_ablation.py --threads 2
 	$(MAKE) bench-env
 	$(BENCH_PY) benchmarks/kge.py

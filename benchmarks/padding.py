@@ -1,0 +1,104 @@
+"""What skipping padding saves on the main job's training steps, and that it changes nothing.
+
+Prepares the main job (``configs/demo.yaml``: WordNet hypernym QA, SmolLM2-135M, the fact
+scorer), builds each trained variant (``lora``, ``lora+facts``, ``kg-lora``) and takes its
+first ``--batches`` training batches in the job's order. Each round runs one training step
+(forward and backward; no optimizer step, so every step sees the same weights) of every
+variant and batch with :func:`kgpeft.padding.skip_padding` and without, in turn
+(``benchmarks/timing.py``); the ratio is the median of the per-round ratios with its 95%
+interval. It also checks that the losses and every gradient are bit-identical both ways,
+and prints the share of padding in the batches. Nothing is asserted.
+
+    python benchmarks/padding.py [--batches 4] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from itertools import islice
+
+import torch
+from timing import interval, ratio_interval, rounds
+from torch.utils.data import DataLoader, RandomSampler
+
+from kgpeft.padding import skip_padding
+from kgpeft.pipeline import JobConfig, build_model, prepare
+from kgpeft.training import KnowledgeCollator
+from kgpeft.training.loss import causal_lm_head, label_positions_loss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--batches", type=int, default=4, help="training batches per variant")
+    parser.add_argument("--max-rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output-dir", default="runs/padding_benchmark", help="where the fact scorer is written")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = JobConfig.from_yaml(args.config)
+    config.training.output_dir = args.output_dir
+    job = prepare(config)
+    steps, checks = {}, []
+    for variant in config.variants:
+        if variant.adapter == "none":
+            continue
+        model = build_model(job, variant).train()
+        data = job.dataset("train", variant, with_target=True)
+        collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.adapter == "kg-lora")
+        generator = torch.Generator().manual_seed(config.seed)
+        loader = DataLoader(
+            data,
+            config.training.per_device_train_batch_size,
+            sampler=RandomSampler(data, generator=generator),
+            collate_fn=collator,
+        )
+        batches = list(islice(loader, args.batches))
+        padding = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(
+            b["attention_mask"].numel() for b in batches
+        )
+        head = causal_lm_head(model)
+
+        def step(model=model, batches=batches, head=head, skip=False) -> list:
+            results = []
+            with skip_padding(model) if skip else contextlib.nullcontext():
+                for batch in batches:
+                    loss = label_positions_loss(model, batch, head)
+                    loss.backward()
+                    results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+                    model.zero_grad(set_to_none=True)
+            return results
+
+        plain, skipped = step(), step(skip=True)
+        same = all(
+            torch.equal(a[0], b[0]) and all(torch.equal(x, y) for x, y in zip(a[1], b[1], strict=True))
+            for a, b in zip(plain, skipped, strict=True)
+        )
+        checks.append((variant.name, padding, same))
+        steps[variant.name] = (step, lambda step=step: step(skip=True))
+    times = rounds(
+        {f"{name} {mode}": fn for name, fns in steps.items() for mode, fn in zip(("plain", "skip"), fns, strict=True)},
+        most=args.max_rounds,
+        reference=f"{next(iter(steps))} plain",
+    )
+    print(
+        f"\n{config.task}, {args.batches} training batches of {config.training.per_device_train_batch_size} "
+        f"per variant, {args.threads} threads, {len(next(iter(times.values())))} interleaved rounds"
+    )
+    print(
+        f"{'variant':<12} {'padding':>8} {'plain s/step':>13} {'skipping s/step':>16} {'ratio [95% CI]':>18} "
+        f"{'bit-identical':>14}"
+    )
+    for name, padding, same in checks:
+        plain_s = interval([t / args.batches for t in times[f"{name} plain"]])[0]
+        skip_s = interval([t / args.batches for t in times[f"{name} skip"]])[0]
+        ratio, half = ratio_interval(times[f"{name} skip"], times[f"{name} plain"])
+        print(
+            f"{name:<12} {100 * padding:7.1f}% {plain_s:13.2f} {skip_s:16.2f} {f'{ratio:.3f}x +-{half:.3f}':>18} "
+            f"{same!s:>14}"
+        )
+
+
+if __name__ == "__main__":
+    main()
