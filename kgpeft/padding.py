@@ -101,7 +101,8 @@ def skip_padding(model: nn.Module) -> Iterator[None]:
 
     Applies to each call of a transformer body that gets a 2-D ``attention_mask`` with
     padding; other calls (no mask, no padding, a decoding step of one token) compute every
-    row as usual. Trainable layers are left alone. Outside the block the model is unchanged.
+    row as usual. Trainable layers are left alone. Blocks may nest (the outermost does the
+    work). Outside the block the model is unchanged.
 
     Example::
 
@@ -112,9 +113,12 @@ def skip_padding(model: nn.Module) -> Iterator[None]:
     rows = _Rows()
     handles, patched = [], []
     for body in _bodies(model):
+        modules = _per_token_modules(body)
+        if any("forward" in vars(m) for m in modules):
+            continue  # skipping padding already, in an enclosing block (generation inside a training loop)
         handles.append(body.register_forward_pre_hook(_enter(rows), with_kwargs=True))
         handles.append(body.register_forward_hook(_leave(rows), always_call=True))
-        for module in _per_token_modules(body):
+        for module in modules:
             module.forward = _rows_only(module, rows)
             patched.append(module)
     try:

@@ -119,3 +119,15 @@ def test_deberta_with_relative_positions_is_left_alone():
     model.requires_grad_(False)
     with skip_padding(model):
         assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_nested_blocks_keep_the_outer_one_working():
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    model = build_model(config, auto)
+    model.requires_grad_(False)
+    with skip_padding(model):
+        patched = {id(m) for m in model.modules() if "forward" in vars(m)}
+        with skip_padding(model):  # e.g. generate_texts in an `evaluate` callback of `train`
+            pass
+        assert patched and {id(m) for m in model.modules() if "forward" in vars(m)} == patched
+    assert not any("forward" in vars(m) for m in model.modules())
