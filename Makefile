@@ -51,6 +51,7 @@ benchmarks: install wordnet
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/saved_tensors.py
 	$(PY) benchmarks/padding.py
+	$(PY) benchmarks/flops.py
 	$(PY) benchmarks/kd_ablation.py --threads 2
 	$(MAKE) bench-env
 	$(BENCH_PY) benchmarks/kge.py
