@@ -2,8 +2,10 @@
 
 One step is a forward and a backward pass of a 2-layer encoder on a typical training
 batch: 32 subgraphs of 64 nodes (2,048 nodes) with 10,000 edges in all, edge types drawn
-uniformly from 2 * 27 (WordNet with inverses) or 2 * 46 (UMLS with inverses). Printed
-times are the median over ``--repeats`` steps, after one warm-up step.
+uniformly from 2 * 27 (WordNet with inverses) or 2 * 46 (UMLS with inverses). The two
+convolutions step in turn within each round (``benchmarks/timing.py``); times are medians
+over the rounds and the ratio the median of per-round ratios, each with its 95% bootstrap
+interval, and rounds go on until the ratio's interval is within +-5% (or ``--max-rounds``).
 
     python benchmarks/encoder.py
     python benchmarks/encoder.py --hidden 128 --threads 1 --device cuda
@@ -12,10 +14,10 @@ times are the median over ``--repeats`` steps, after one warm-up step.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from collections.abc import Callable
 
 import torch
+from timing import interval, ratio_interval, rounds
 
 from kgpeft.nn import RGCNEncoder
 
@@ -35,21 +37,15 @@ def typical_batch(
     return torch.stack([src.flatten(), dst.flatten()]), edge_type
 
 
-def median_ms(
-    encoder: RGCNEncoder, x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor, repeats: int
-) -> float:
+def make_step(
+    encoder: RGCNEncoder, x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor
+) -> Callable[[], None]:
     def step() -> None:
         encoder(x, edge_index, edge_type).square().mean().backward()
         if x.is_cuda:
             torch.cuda.synchronize()
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return step
 
 
 def main() -> None:
@@ -61,7 +57,7 @@ def main() -> None:
     parser.add_argument("--num-nodes", type=int, default=64, help="nodes per subgraph")
     parser.add_argument("--num-edges", type=int, default=10_000, help="edges in the whole batch")
     parser.add_argument("--num-layers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-rounds", type=int, default=20, help="most timed rounds")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -73,25 +69,31 @@ def main() -> None:
     num_nodes = args.num_graphs * args.num_nodes
     print(
         f"{args.num_layers}-layer encoder, forward + backward, {num_nodes} nodes, {args.num_edges} edges, "
-        f"device={device}, threads={torch.get_num_threads()}, median of {args.repeats}"
+        f"device={device}, threads={torch.get_num_threads()}; medians over interleaved rounds, 95% intervals"
     )
-    print(f"{'types':>5} {'hidden':>6} {'weights':>9} {'RGCNConv ms':>12} {'FastRGCNConv ms':>16} {'ratio':>6}")
+    print(
+        f"{'types':>5} {'hidden':>6} {'weights':>9} {'RGCNConv ms':>14} {'FastRGCNConv ms':>16} "
+        f"{'Fast / RGCN':>14} {'rounds':>6}"
+    )
     for num_relations in args.num_relations:
         edge_index, edge_type = typical_batch(num_relations, args.num_graphs, args.num_nodes, args.num_edges, args.seed)
         edge_index, edge_type = edge_index.to(device), edge_type.to(device)
         for hidden in args.hidden:
             x = torch.randn(num_nodes, hidden, device=device)
             for name in args.decompositions:
-                ms = {}
+                steps = {}
                 for conv in ("rgcn", "fast"):
                     torch.manual_seed(args.seed)
                     encoder = RGCNEncoder(
                         hidden, hidden, num_relations, args.num_layers, conv=conv, **DECOMPOSITIONS[name]
                     ).to(device)
-                    ms[conv] = median_ms(encoder, x, edge_index, edge_type, args.repeats)
+                    steps[conv] = make_step(encoder, x, edge_index, edge_type)
+                times = rounds(steps, most=args.max_rounds)
+                (rgcn, rgcn_ci), (fast, fast_ci) = (interval([1e3 * t for t in times[c]]) for c in ("rgcn", "fast"))
+                ratio, ratio_ci = ratio_interval(times["fast"], times["rgcn"])
                 print(
-                    f"{num_relations:>5} {hidden:>6} {name:>9} {ms['rgcn']:>12.1f} {ms['fast']:>16.1f} "
-                    f"{ms['fast'] / ms['rgcn']:>6.2f}",
+                    f"{num_relations:>5} {hidden:>6} {name:>9} {f'{rgcn:.1f}+-{rgcn_ci:.1f}':>14} "
+                    f"{f'{fast:.1f}+-{fast_ci:.1f}':>16} {f'{ratio:.2f}+-{ratio_ci:.2f}':>14} {len(times['rgcn']):>6}",
                     flush=True,
                 )
 
