@@ -25,17 +25,15 @@ default single batch per variant.
 from __future__ import annotations
 
 import argparse
-from itertools import islice
 
 import torch
+from main_job import first_batches
 from timing import interval, rounds
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.data import DataLoader, RandomSampler
 
 from kgpeft.padding import skip_padding
-from kgpeft.pipeline import JobConfig, build_model, prepare
-from kgpeft.training import KnowledgeCollator
-from kgpeft.training.loss import causal_lm_head, label_positions_loss
+from kgpeft.pipeline import JobConfig
+from kgpeft.training.loss import label_positions_loss
 
 aten = torch.ops.aten
 GEMMS = {aten.mm.default, aten.addmm.default, aten.bmm.default}
@@ -100,23 +98,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = JobConfig.from_yaml(args.config)
     config.training.output_dir = args.output_dir
-    job = prepare(config)
     functions, facts = {}, {}
-    for variant in config.variants:
-        if variant.adapter == "none":
-            continue
-        model = build_model(job, variant).train()
-        data = job.dataset("train", variant, with_target=True)
-        collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.adapter == "kg-lora")
-        generator = torch.Generator().manual_seed(config.seed)
-        loader = DataLoader(
-            data,
-            config.training.per_device_train_batch_size,
-            sampler=RandomSampler(data, generator=generator),
-            collate_fn=collator,
-        )
-        batches = list(islice(loader, args.batches))
-        head = causal_lm_head(model)
+    for variant, model, batches, head in first_batches(config, args.batches):
 
         def step(model=model, batches=batches, head=head) -> None:
             with skip_padding(model):

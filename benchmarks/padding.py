@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from itertools import islice
 
 import torch
+from main_job import first_batches
 from timing import interval, ratio_interval, rounds
-from torch.utils.data import DataLoader, RandomSampler
 
 from kgpeft.padding import skip_padding
-from kgpeft.pipeline import JobConfig, build_model, prepare
-from kgpeft.training import KnowledgeCollator
-from kgpeft.training.loss import causal_lm_head, label_positions_loss
+from kgpeft.pipeline import JobConfig
+from kgpeft.training.loss import label_positions_loss
 
 
 def main() -> None:
@@ -39,26 +37,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = JobConfig.from_yaml(args.config)
     config.training.output_dir = args.output_dir
-    job = prepare(config)
     steps, checks = {}, []
-    for variant in config.variants:
-        if variant.adapter == "none":
-            continue
-        model = build_model(job, variant).train()
-        data = job.dataset("train", variant, with_target=True)
-        collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.adapter == "kg-lora")
-        generator = torch.Generator().manual_seed(config.seed)
-        loader = DataLoader(
-            data,
-            config.training.per_device_train_batch_size,
-            sampler=RandomSampler(data, generator=generator),
-            collate_fn=collator,
-        )
-        batches = list(islice(loader, args.batches))
+    for variant, model, batches, head in first_batches(config, args.batches):
         padding = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(
             b["attention_mask"].numel() for b in batches
         )
-        head = causal_lm_head(model)
 
         def step(model=model, batches=batches, head=head, skip=False) -> list:
             results = []
