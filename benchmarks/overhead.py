@@ -25,13 +25,21 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   KG-LoRA in ``memory`` mode as key/value slots. ``memory`` is compared both with ``lora``
   (the same prompt tokens) and with ``lora+facts`` (the same facts), every other variant with ``lora``.
 
-Time: all variants live in this process, each on its own copy of the base model, and are
-stepped in turn (one step of each, then the next round), so that load from other
-processes on a shared CPU spreads over all of them. A step ratio is the median of the
-per-round ratios to the reference's step in the same round, with a 95% bootstrap interval
-over rounds; rounds go on (at least ``--steps``, at most ``--max-rounds`` or
-``--max-seconds``) until every interval is within ``--target-width`` (0.05). Nothing is
-asserted. The
+Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
+least), as pyperf does: interleaving evens out load that comes and goes, but not what holds
+for a whole process (where ASLR puts the heap, the allocator's state, the host's state for
+the minutes a process runs), which in one process moved the ``lora+facts`` ratio by 0.15
+between two runs that each had an interval of +-0.05. In each process all variants live
+side by side, each on its own copy of the base model, and are stepped in turn (one step of
+each, then the next round; ``--rounds`` timed rounds after ``--warmup``), so that load
+from other processes on a shared CPU spreads over all of them. A step ratio is the median
+of the per-round ratios to the reference's step in the same round, with a 95% bootstrap
+interval that resamples the processes and the rounds in them
+(``timing.grouped_ratio_interval``), so that processes that disagree widen it; each
+process's own median ratio is printed beside it. Processes are added (up to
+``--max-processes``, or until ``--max-seconds`` have passed) until every interval is
+within ``--target-width`` (0.05). Nothing is asserted. The
+The
 knowledge preparation (linking, retrieval, token alignment) belongs to the collator,
 which can run in DataLoader workers, so it is timed apart from the step.
 
@@ -45,7 +53,7 @@ state, not the frozen weights. "peak RSS MB" is that peak itself, with the resid
 weights, WordNet and the tokenizer. Linux only.
 
     python benchmarks/overhead.py
-    python benchmarks/overhead.py --steps 10 --variants lora token cross
+    python benchmarks/overhead.py --processes 2 --rounds 4 --variants lora token cross
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
-from timing import ratio_interval
+from timing import grouped_ratio_interval, rounds
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -281,15 +289,56 @@ def measure_memory(args: argparse.Namespace) -> dict[str, float]:
     return {"peak_mb": peak / 1024, "train_mb": (peak - before) / 1024}
 
 
-def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, float | str]:
-    command = [sys.executable, __file__, "--memory-of", variant]
-    for name in ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seed"):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """In a fresh process: ``args.warmup`` + ``args.rounds`` interleaved rounds of a step of every variant.
+
+    Returns the seconds of each timed step per variant, each variant's trainable parameters
+    and a note, and why a variant could not be built (GRetriever may not run offline).
+    """
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    inputs = make_inputs(args)
+    base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
+    steps, errors, info = {}, {}, {}
+    for variant in args.variants:
+        try:
+            model, loss_fn = build(
+                variant, None if variant == "gretriever" else copy.deepcopy(base), inputs, args.max_nodes
+            )
+        except Exception as e:
+            errors[variant] = f"{type(e).__name__}: {e}"
+            continue
+        model.train()
+        optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
+        steps[variant] = lambda loss_fn=loss_fn, optimizer=optimizer: train_step(loss_fn, optimizer)
+        note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
+        info[variant] = {"trainable": sum(p.numel() for p in trainable_parameters(model)), "note": note}
+    times = rounds(steps, warmup=args.warmup, least=args.rounds, most=args.rounds, target=0.0, max_seconds=float("inf"))
+    return {"times": times, "errors": errors, "info": info}
+
+
+def _run_json(args: argparse.Namespace, flag: list[str], names: tuple[str, ...]) -> dict[str, Any]:
+    """This script run in a fresh process with ``flag`` and the settings ``names`` of ``args``: its last JSON line."""
+    command = [sys.executable, __file__, *flag]
+    for name in names:
+        value = getattr(args, name)
+        command += [f"--{name.replace('_', '-')}", *(map(str, value) if isinstance(value, list) else [str(value)])]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_SETTINGS = ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seed")
+
+
+def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, float | str]:
+    return _run_json(args, ["--memory-of", variant], _SETTINGS)
+
+
+def times_in_subprocess(args: argparse.Namespace) -> dict[str, Any]:
+    return _run_json(args, ["--time-worker"], (*_SETTINGS, "rounds", "variants"))
 
 
 def references_of(variant: str) -> tuple[str, ...]:
@@ -298,15 +347,18 @@ def references_of(variant: str) -> tuple[str, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="least timed rounds (one step of each variant)")
-    parser.add_argument("--max-rounds", type=int, default=40, help="most timed rounds")
+    parser.add_argument("--processes", type=int, default=4, help="least fresh processes that time the steps")
+    parser.add_argument("--max-processes", type=int, default=6, help="most fresh processes that time the steps")
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds (one step of each variant) per process")
     parser.add_argument(
         "--target-width", type=float, default=0.05, help="stop once every step ratio's 95%% interval is within +-this"
     )
-    parser.add_argument("--max-seconds", type=float, default=1200, help="time budget of the timed rounds")
+    parser.add_argument(
+        "--max-seconds", type=float, default=1800, help="start no more timing processes after this many seconds"
+    )
     parser.add_argument("--memory-repeats", type=int, default=2, help="fresh processes per variant for memory")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them, in each process")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per sample")
     parser.add_argument("--max-nodes", type=int, default=64, help="most subgraph nodes per sample")
@@ -314,19 +366,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)  # set in the subprocesses
+    parser.add_argument("--time-worker", action="store_true", help=argparse.SUPPRESS)  # likewise
     args = parser.parse_args()
     if args.memory_of is not None:
         print(json.dumps(measure_memory(args)))
         return
+    if args.time_worker:
+        print(json.dumps(time_in_process(args)))
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    inputs = make_inputs(args, repeats=args.warmup + args.steps)
+    inputs = make_inputs(args, repeats=args.warmup + args.rounds)
     graph, index = inputs.knowledge.graph, inputs.knowledge.token_node_index
     nodes = graph.ptr.diff()
     print(
-        f"{MODEL}, batch {args.batch_size} x {args.seq_len} tokens, threads={args.threads}, "
-        f"median of {args.steps} rounds after {args.warmup} warm-up; torch {torch.__version__}"
+        f"{MODEL}, batch {args.batch_size} x {args.seq_len} tokens, threads={args.threads}, {args.rounds} rounds "
+        f"after {args.warmup} warm-up in each of at least {args.processes} fresh processes; torch {torch.__version__}"
     )
     print(
         f"knowledge: {nodes.float().mean():.1f} nodes per sample (max {int(nodes.max())}), "
@@ -339,62 +395,65 @@ def main() -> None:
             memory[variant].append(memory_in_subprocess(args, variant))
         print(f"  measured the memory of every variant ({repeat + 1} of {args.memory_repeats})", flush=True)
 
-    base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
-    runs, errors = {}, {}
-    for variant in args.variants:
-        try:
-            model, loss_fn = build(
-                variant, None if variant == "gretriever" else copy.deepcopy(base), inputs, args.max_nodes
-            )
-        except Exception as e:  # GRetriever may not run offline; say why and go on
-            errors[variant] = f"{type(e).__name__}: {e}"
-            continue
-        model.train()
-        runs[variant] = (model, loss_fn, torch.optim.AdamW(trainable_parameters(model), lr=1e-4))
-    times: dict[str, list[float]] = {variant: [] for variant in runs}
+    # The steps, in fresh processes one after another: per variant, a list of round times per process.
+    times: dict[str, list[list[float]]] = {}
+    errors: dict[str, str] = {}
+    info: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
-    for round_ in range(args.warmup + args.max_rounds):
-        for variant, (_, loss_fn, optimizer) in runs.items():
-            seconds = train_step(loss_fn, optimizer)
-            if round_ >= args.warmup:
-                times[variant].append(seconds)
-        done = round_ + 1 - args.warmup
-        widths = [ratio_interval(times[v], times[r])[1] for v in runs for r in references_of(v) if r in runs]
+    for process in range(args.max_processes):
+        result = times_in_subprocess(args)
+        if "error" in result:
+            raise SystemExit(f"a timing process failed: {result['error']}")
+        errors.update(result["errors"])
+        info.update(result["info"])
+        for variant, seconds in result["times"].items():
+            times.setdefault(variant, []).append(seconds)
+        widths = [grouped_ratio_interval(times[v], times[r])[1] for v in times for r in references_of(v) if r in times]
         widest = max((w for w in widths if w == w), default=0.0)
-        print(f"  round {round_ + 1}: widest 95% interval of a step ratio +-{widest:.3f}", flush=True)
-        if done >= args.steps and widest <= args.target_width:
+        print(
+            f"  process {process + 1}: {args.rounds} rounds; widest 95% interval of a step ratio +-{widest:.3f}",
+            flush=True,
+        )
+        if process + 1 < args.processes:
+            continue
+        if widest <= args.target_width:
             break
-        if time.perf_counter() - started > args.max_seconds and done >= args.steps:
+        if time.perf_counter() - started > args.max_seconds:
             print(
-                f"  stopping at the time budget ({args.max_seconds:.0f} s) before every interval is within +-"
-                f"{args.target_width}"
+                f"  no more processes after the time budget ({args.max_seconds:.0f} s), before every interval is "
+                f"within +-{args.target_width}"
             )
             break
 
-    rounds = len(next(iter(times.values()))) if times else 0
+    processes = len(next(iter(times.values()))) if times else 0
     print(
-        f"\n{rounds} timed rounds; step ratios are medians of per-round ratios to the reference in the same round, "
-        "with 95% bootstrap intervals; memory is the median of fresh processes"
+        f"\n{processes} processes x {args.rounds} timed rounds; step ratios are medians of per-round ratios to the "
+        "reference in the same round, with 95% bootstrap intervals over processes and rounds (the last column: "
+        "each process's median ratio); memory is the median of fresh processes"
     )
     print(
         f"{'variant':<11} {'ref':<11} {'step s':>7} {'step vs ref [95% CI]':>30} {'peak RSS MB':>12} "
-        f"{'training MB':>12} {'MB vs ref':>18} {'trainable':>10}"
+        f"{'training MB':>12} {'MB vs ref':>18} {'trainable':>10}  per process"
     )
     results = {}
     for variant in args.variants:
         if variant in errors:
             print(f"{variant:<11} failed: {errors[variant]}")
             continue
-        step = statistics.median(times[variant])
+        step = statistics.median(t for group in times[variant] for t in group)
         mems = [m for m in memory[variant] if "error" not in m]
         train_mb = statistics.median(m["train_mb"] for m in mems) if mems else None
         peak_mb = statistics.median(m["peak_mb"] for m in mems) if mems else None
-        model = runs[variant][0]
-        note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
-        trainable = sum(p.numel() for p in trainable_parameters(model))
+        trainable, note = info[variant]["trainable"], info[variant]["note"]
         versus = {}
         for reference in references_of(variant):
-            ratio, half = ratio_interval(times[variant], times.get(reference, times[variant]))
+            if reference not in times:  # not run, or failed
+                continue
+            ref_times = times[reference]
+            ratio, half = grouped_ratio_interval(times[variant], ref_times)
+            per_process = [
+                statistics.median(np.asarray(t) / np.asarray(r)) for t, r in zip(times[variant], ref_times, strict=True)
+            ]
             target = TIME_TARGETS.get((variant, reference))
             step_text = f"{ratio:.3f}x +-{half:.3f}" + (f" (<= {target:.2f})" if target else "")
             ref_mems = [m for m in memory.get(reference, []) if "error" not in m]
@@ -407,9 +466,16 @@ def main() -> None:
                 mem_text = f"{peak_mb:>12.0f} {train_mb:>12.0f} {mem_text:>18}"
             else:
                 mem_text = f"{'-':>12} {'-':>12} {'-':>18}"
-            print(f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}{note}")
-            versus[reference] = {"step_ratio": ratio, "step_ratio_ci95": half, "memory_ratio": mem_ratio}
-        if not mems:
+            spread = "/".join(f"{r:.3f}" for r in per_process)
+            row = f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}"
+            print(f"{row}  {spread}{note}")
+            versus[reference] = {
+                "step_ratio": ratio,
+                "step_ratio_ci95": half,
+                "step_ratio_per_process": per_process,
+                "memory_ratio": mem_ratio,
+            }
+        if memory[variant] and not mems:
             print(f"{'':<11} memory subprocesses failed: {memory[variant][0].get('error')}")
         results[variant] = {
             "versus": versus,
@@ -421,14 +487,16 @@ def main() -> None:
         }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": rounds, "variants": results}, indent=1))
+        summary = {"args": vars(args), "processes": processes, "rounds": args.rounds, "variants": results}
+        Path(args.json).write_text(json.dumps(summary, indent=1))
         print(f"wrote {args.json}")
 
     prep = inputs.prep_seconds[args.warmup :]
     total = statistics.median(sum(p.values()) for p in prep)
     parts = ", ".join(f"{k} {statistics.median(p[k] for p in prep):.3f}" for k in prep[0])
     print(f"knowledge data prep per batch (collator, outside the step): {total:.3f} s ({parts})")
-    if "gretriever" in runs:
+    if "gretriever" in times:
+        base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
         t0 = time.perf_counter()
         label_features(inputs.kg, inputs.tokenizer, base.get_input_embeddings(), graph.n_id)
         print(f"gretriever node features per batch (collator, outside the step): {time.perf_counter() - t0:.3f} s")
