@@ -299,7 +299,7 @@ def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     inputs = make_inputs(args)
     base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
-    steps, errors, info = {}, {}, {}
+    steps, models, errors, info = {}, {}, {}, {}
     for variant in args.variants:
         try:
             model, loss_fn = build(
@@ -311,9 +311,11 @@ def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
         model.train()
         optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
         steps[variant] = lambda loss_fn=loss_fn, optimizer=optimizer: train_step(loss_fn, optimizer)
-        note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""
-        info[variant] = {"trainable": sum(p.numel() for p in trainable_parameters(model)), "note": note}
+        models[variant] = model
     times = rounds(steps, warmup=args.warmup, least=args.rounds, most=args.rounds, target=0.0, max_seconds=float("inf"))
+    for variant, model in models.items():
+        note = f"  ({model.seq_length_stats[-1]} tokens per sample)" if variant == "gretriever" else ""  # once run
+        info[variant] = {"trainable": sum(p.numel() for p in trainable_parameters(model)), "note": note}
     return {"times": times, "errors": errors, "info": info}
 
 
