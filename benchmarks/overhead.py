@@ -28,8 +28,9 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
 Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
 least), as pyperf does: interleaving evens out load that comes and goes, but not what holds
 for a whole process (where ASLR puts the heap, the allocator's state, the host's state for
-the minutes a process runs), which in one process moved the ``lora+facts`` ratio by 0.15
-between two runs that each had an interval of +-0.05. In each process all variants live
+the minutes a process runs). Two earlier runs in one process each gave ``lora+facts`` 1.26x
++-0.01 and 1.41x +-0.05: intervals over the rounds of one process cannot see such a
+difference, intervals over several processes include it. In each process all variants live
 side by side, each on its own copy of the base model, and are stepped in turn (one step of
 each, then the next round; ``--rounds`` timed rounds after ``--warmup``), so that load
 from other processes on a shared CPU spreads over all of them. A step ratio is the median
