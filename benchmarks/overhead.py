@@ -403,7 +403,7 @@ def main() -> None:
     errors: dict[str, str] = {}
     info: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
-    for process in range(args.max_processes):
+    for process in range(max(args.processes, args.max_processes)):
         result = times_in_subprocess(args)
         if "error" in result:
             raise SystemExit(f"a timing process failed: {result['error']}")
