@@ -24,15 +24,12 @@ default single batch per variant.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from main_job import first_batches
+from main_job import first_batches, parse_job_args
 from timing import interval, rounds
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from kgpeft.padding import skip_padding
-from kgpeft.pipeline import JobConfig
 from kgpeft.training.loss import label_positions_loss
 
 aten = torch.ops.aten
@@ -88,16 +85,9 @@ def replay(calls: list[tuple]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--batches", type=int, default=1, help="batches per variant (all GEMMs kept)")
-    parser.add_argument("--max-rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output-dir", default="runs/flops_benchmark", help="where the fact scorer is written")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    config = JobConfig.from_yaml(args.config)
-    config.training.output_dir = args.output_dir
+    args, config = parse_job_args(
+        __doc__, batches=1, batches_help="batches per variant (all GEMMs kept)", output_dir="runs/flops_benchmark"
+    )
     functions, facts = {}, {}
     for variant, model, batches, head in first_batches(config, args.batches):
 

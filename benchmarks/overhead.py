@@ -40,7 +40,6 @@ interval that resamples the processes and the rounds in them
 process's own median ratio is printed beside it. Processes are added (up to
 ``--max-processes``, or until ``--max-seconds`` have passed) until every interval is
 within ``--target-width`` (0.05). Nothing is asserted. The
-The
 knowledge preparation (linking, retrieval, token alignment) belongs to the collator,
 which can run in DataLoader workers, so it is timed apart from the step.
 

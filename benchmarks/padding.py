@@ -14,29 +14,20 @@ and prints the share of padding in the batches. Nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 
 import torch
-from main_job import first_batches
+from main_job import first_batches, parse_job_args
 from timing import interval, ratio_interval, rounds
 
 from kgpeft.padding import skip_padding
-from kgpeft.pipeline import JobConfig
 from kgpeft.training.loss import label_positions_loss
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--batches", type=int, default=4, help="training batches per variant")
-    parser.add_argument("--max-rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output-dir", default="runs/padding_benchmark", help="where the fact scorer is written")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    config = JobConfig.from_yaml(args.config)
-    config.training.output_dir = args.output_dir
+    args, config = parse_job_args(
+        __doc__, batches=4, batches_help="training batches per variant", output_dir="runs/padding_benchmark"
+    )
     steps, checks = {}, []
     for variant, model, batches, head in first_batches(config, args.batches):
         padding = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(
