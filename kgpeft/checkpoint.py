@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import platform
 import warnings
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 FORMAT_VERSION = 1
+#: The distributions whose versions decide what a checkpoint computes (recorded by :func:`library_versions`).
+LIBRARIES = ("kgpeft", "torch", "transformers", "peft", "torch-geometric", "accelerate", "safetensors")
 #: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
 ADAPTER_FILES = frozenset(
     {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", "trainer_state.json"}
@@ -65,6 +69,24 @@ class CheckpointMeta:
     card: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "What the adapter card shows beyond the above (kgpeft.card.CARD_KEYS)."}
     )
+    versions: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "The versions of Python and the libraries that saved it."}
+    )
+
+
+def library_versions() -> dict[str, str]:
+    """``{name: version}`` of Python and of :data:`LIBRARIES` as installed (``"not installed"`` where missing).
+
+    Checkpoints and ``results.json`` record them, so a number can be traced to the environment
+    that produced it (``make`` installs the locked ones, ``requirements/lock.txt``).
+    """
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def base_model_signature(model: nn.Module) -> dict[str, Any]:
@@ -149,6 +171,7 @@ def write_checkpoint_config(
         "target_modules": target_modules,
         "sha256": digests or {},
         "card": card or {},
+        "versions": library_versions(),
     }
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -233,7 +256,7 @@ def _check_entries(meta: dict[str, Any], file: Path) -> None:
         raise CheckpointError(
             f"`active_adapter` in {file} is {meta['active_adapter']!r}, not one of the adapters {list(adapters)}."
         )
-    for key, kind in (("kg_size", int), ("sha256", str)):
+    for key, kind in (("kg_size", int), ("sha256", str), ("versions", str)):
         for name, value in meta[key].items():
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise CheckpointError(

@@ -7,6 +7,7 @@ from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 
 from kgpeft import KGLoraConfig, get_kg_peft_model
 from kgpeft.card import adapter_info, render_card
+from kgpeft.checkpoint import library_versions
 from kgpeft.cli import main
 
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
@@ -38,6 +39,8 @@ def test_card_names_the_kg_fingerprint_and_loads_back_into_info(model, tmp_path,
     assert "| default (active) | memory | 4 |" in card and "- steps: 12" in card
     assert "| correct | 0.85 | 0.90 |" in card and "| shuffled | 0.20 | - |" in card
     assert f"{tmp_path / 'adapter'}" in card and ".tmp" not in card  # the load lines name the final folder
+    versions = library_versions()
+    assert f"torch {versions['torch']}, transformers {versions['transformers']}, peft {versions['peft']}" in card
 
     assert main(["info", str(tmp_path / "adapter")]) == 0
     assert capsys.readouterr().out == card
@@ -53,6 +56,7 @@ def test_card_names_the_kg_fingerprint_and_loads_back_into_info(model, tmp_path,
     }
     assert info["adapters"]["default"]["knowledge_mode"] == "memory"
     assert info["results"]["correct"]["exact_match"] == 0.85
+    assert info["versions"] == versions and versions["torch-geometric"] != "not installed"
     assert render_card(info) == card
 
 

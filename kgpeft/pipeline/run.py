@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgpeft.checkpoint import library_versions
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
 from kgpeft.utils import atomic_file, ensure_writable
@@ -83,6 +84,7 @@ class JobResults:
             "seed": self.config.seed,
             "seconds": self.seconds,
             "headline": list(self.headline),
+            "versions": library_versions(),
             "selection": self.selection,
             "variants": [
                 {

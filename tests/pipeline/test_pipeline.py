@@ -7,6 +7,7 @@ import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 
+from kgpeft.checkpoint import library_versions
 from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
 from kgpeft.pipeline.run import VariantResult
@@ -85,6 +86,7 @@ def test_run_trains_every_variant_and_evaluates_its_controls(files, tmp_path):
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [v["name"] for v in saved["variants"]] == list(by_name)
     assert (saved["task"], saved["seed"]) == (config.task, config.seed), "a results file says what it measured"
+    assert saved["versions"] == library_versions(), "and with which libraries"
     assert (tmp_path / "run" / "memory" / "adapter" / "kgpeft_config.json").is_file()
     assert (tmp_path / "run" / "fact_scorer.safetensors").is_file()
     assert "reliance" in results.table() and "shuffled" in results.table()
