@@ -45,12 +45,24 @@ which can run in DataLoader workers, so it is timed apart from the step.
 
 Memory: each variant also runs ``--warmup`` + 1 steps in a subprocess of its own (this
 script with ``--memory-of``), ``--memory-repeats`` times, every variant in turn; the median
-is printed. Once the model, the KG and the batch are built, the
+and the range are printed, and a ratio pairs the n-th process of a variant with the n-th of
+its reference. Once the model, the KG and the batch are built, the
 subprocess hands freed memory back to the OS (``gc``, ``malloc_trim``) and resets the
 kernel's peak-RSS mark (``/proc/self/clear_refs``). "training MB" is the peak RSS during
 the steps (``VmHWM``) minus the RSS at the reset: activations, gradients and optimizer
 state, not the frozen weights. "peak RSS MB" is that peak itself, with the resident
 weights, WordNet and the tokenizer. Linux only.
+
+The allocator decides what RSS means. glibc serves blocks above its mmap threshold with
+``mmap`` and returns them to the OS when freed, but by default it raises that threshold
+each time such a block is freed (up to 32 MiB), after which blocks of that size come from
+the heap and stay resident when freed; which tensors end up there depends on the order of
+allocations, so the same step measured 1.02x or 1.24x LoRA's memory (``token``) in two
+settings of the same environment. ``--malloc fixed`` (the default) starts the memory
+subprocesses with ``MALLOC_MMAP_THRESHOLD_=65536``, which pins the threshold: every tensor
+above 64 KiB leaves the RSS when it is freed, so the peak follows the live tensors and is
+reproducible. ``--malloc glibc`` measures glibc's default behaviour instead (what a plain
+``python train.py`` sees, with its run-to-run spread).
 
     python benchmarks/overhead.py
     python benchmarks/overhead.py --processes 2 --rounds 4 --variants lora token cross
@@ -63,6 +75,7 @@ import copy
 import ctypes
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -81,6 +94,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
+from kgpeft.checkpoint import library_versions
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
@@ -319,13 +333,15 @@ def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
     return {"times": times, "errors": errors, "info": info}
 
 
-def _run_json(args: argparse.Namespace, flag: list[str], names: tuple[str, ...]) -> dict[str, Any]:
+def _run_json(
+    args: argparse.Namespace, flag: list[str], names: tuple[str, ...], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """This script run in a fresh process with ``flag`` and the settings ``names`` of ``args``: its last JSON line."""
     command = [sys.executable, __file__, *flag]
     for name in names:
         value = getattr(args, name)
         command += [f"--{name.replace('_', '-')}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
@@ -335,8 +351,50 @@ def _run_json(args: argparse.Namespace, flag: list[str], names: tuple[str, ...])
 _SETTINGS = ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seed")
 
 
+# glibc's mmap threshold, pinned (no dynamic raise): freed tensors above 64 KiB leave the RSS at once.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
 def memory_in_subprocess(args: argparse.Namespace, variant: str) -> dict[str, float | str]:
-    return _run_json(args, ["--memory-of", variant], _SETTINGS)
+    env = {k: v for k, v in os.environ.items() if k not in FIXED_MALLOC}
+    if args.malloc == "fixed":
+        env.update(FIXED_MALLOC)
+    return _run_json(args, ["--memory-of", variant], _SETTINGS, env)
+
+
+def memory_table(args: argparse.Namespace, memory: dict[str, list[dict[str, float | str]]]) -> dict[str, Any]:
+    """Print each variant's training memory (median and range of its processes) and its ratios to the references."""
+    print(
+        f"\nmemory: {args.memory_repeats} fresh processes per variant, --malloc {args.malloc}; median [min-max], "
+        "a ratio pairs the n-th process of each"
+    )
+    print(f"{'variant':<11} {'ref':<11} {'peak RSS MB':>12} {'training MB':>22} {'MB vs ref':>22}")
+    results: dict[str, Any] = {}
+    for variant in args.variants:
+        runs = [m for m in memory[variant] if "error" not in m]
+        if not runs:
+            if memory[variant]:
+                print(f"{variant:<11} memory subprocesses failed: {memory[variant][0].get('error')}")
+            continue
+        train = [m["train_mb"] for m in runs]
+        peak = statistics.median(m["peak_mb"] for m in runs)
+        results[variant] = {"peak_mb": peak, "train_mb": statistics.median(train), "runs": memory[variant]}
+        mb = f"{statistics.median(train):,.0f} [{min(train):,.0f}-{max(train):,.0f}]"
+        for reference in references_of(variant) if variant != "lora" else ("",):
+            pairs = zip(memory[variant], memory.get(reference, [{"error": ""}] * len(memory[variant])), strict=True)
+            ratios = [m["train_mb"] / r["train_mb"] for m, r in pairs if "error" not in m and "error" not in r]
+            if not ratios:
+                print(f"{variant:<11} {reference:<11} {peak:>12,.0f} {mb:>22} {'-':>22}")
+                continue
+            target = MEMORY_TARGETS.get((variant, reference))
+            text = f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+            text += f" (<= {target:.2f})" if target else ""
+            print(f"{variant:<11} {reference:<11} {peak:>12,.0f} {mb:>22} {text:>22}")
+            results[variant].setdefault("memory_ratio", {})[reference] = {
+                "median": statistics.median(ratios),
+                "per_process": ratios,
+            }
+    return results
 
 
 def times_in_subprocess(args: argparse.Namespace) -> dict[str, Any]:
@@ -358,7 +416,14 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=1800, help="start no more timing processes after this many seconds"
     )
-    parser.add_argument("--memory-repeats", type=int, default=2, help="fresh processes per variant for memory")
+    parser.add_argument("--memory-repeats", type=int, default=3, help="fresh processes per variant for memory")
+    parser.add_argument(
+        "--malloc",
+        choices=("fixed", "glibc"),
+        default="fixed",
+        help="glibc's mmap threshold in the memory processes: pinned at 64 KiB (reproducible) or glibc's dynamic one",
+    )
+    parser.add_argument("--memory-only", action="store_true", help="measure memory only, no step times")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them, in each process")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -396,6 +461,11 @@ def main() -> None:
         for variant in args.variants:
             memory[variant].append(memory_in_subprocess(args, variant))
         print(f"  measured the memory of every variant ({repeat + 1} of {args.memory_repeats})", flush=True)
+    memory_results = memory_table(args, memory)
+    versions = library_versions()
+    if args.memory_only:
+        _write_json(args, {"args": vars(args), "versions": versions, "memory": memory_results})
+        return
 
     # The steps, in fresh processes one after another: per variant, a list of round times per process.
     times: dict[str, list[list[float]]] = {}
@@ -431,21 +501,15 @@ def main() -> None:
     print(
         f"\n{processes} processes x {args.rounds} timed rounds; step ratios are medians of per-round ratios to the "
         "reference in the same round, with 95% bootstrap intervals over processes and rounds (the last column: "
-        "each process's median ratio); memory is the median of fresh processes"
+        "each process's median ratio)"
     )
-    print(
-        f"{'variant':<11} {'ref':<11} {'step s':>7} {'step vs ref [95% CI]':>30} {'peak RSS MB':>12} "
-        f"{'training MB':>12} {'MB vs ref':>18} {'trainable':>10}  per process"
-    )
+    print(f"{'variant':<11} {'ref':<11} {'step s':>7} {'step vs ref [95% CI]':>30} {'trainable':>10}  per process")
     results = {}
     for variant in args.variants:
         if variant in errors:
             print(f"{variant:<11} failed: {errors[variant]}")
             continue
         step = statistics.median(t for group in times[variant] for t in group)
-        mems = [m for m in memory[variant] if "error" not in m]
-        train_mb = statistics.median(m["train_mb"] for m in mems) if mems else None
-        peak_mb = statistics.median(m["peak_mb"] for m in mems) if mems else None
         trainable, note = info[variant]["trainable"], info[variant]["note"]
         versus = {}
         for reference in references_of(variant):
@@ -458,40 +522,13 @@ def main() -> None:
             ]
             target = TIME_TARGETS.get((variant, reference))
             step_text = f"{ratio:.3f}x +-{half:.3f}" + (f" (<= {target:.2f})" if target else "")
-            ref_mems = [m for m in memory.get(reference, []) if "error" not in m]
-            ref_mb = statistics.median(m["train_mb"] for m in ref_mems) if ref_mems else None
-            mem_ratio = train_mb / ref_mb if train_mb is not None and ref_mb else None
-            if mems:
-                mem_target = MEMORY_TARGETS.get((variant, reference))
-                mem_text = f"{mem_ratio:.2f}x" if mem_ratio else "-"
-                mem_text += f" (<= {mem_target:.2f})" if mem_target and mem_ratio else ""
-                mem_text = f"{peak_mb:>12.0f} {train_mb:>12.0f} {mem_text:>18}"
-            else:
-                mem_text = f"{'-':>12} {'-':>12} {'-':>18}"
             spread = "/".join(f"{r:.3f}" for r in per_process)
-            row = f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {mem_text} {trainable:>10,}"
+            row = f"{variant:<11} {reference:<11} {step:>7.2f} {step_text:>30} {trainable:>10,}"
             print(f"{row}  {spread}{note}")
-            versus[reference] = {
-                "step_ratio": ratio,
-                "step_ratio_ci95": half,
-                "step_ratio_per_process": per_process,
-                "memory_ratio": mem_ratio,
-            }
-        if memory[variant] and not mems:
-            print(f"{'':<11} memory subprocesses failed: {memory[variant][0].get('error')}")
-        results[variant] = {
-            "versus": versus,
-            "step_s": step,
-            "peak_mb": peak_mb,
-            "train_mb": train_mb,
-            "memory_runs": memory[variant],
-            "step_times": times[variant],
-        }
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        summary = {"args": vars(args), "processes": processes, "rounds": args.rounds, "variants": results}
-        Path(args.json).write_text(json.dumps(summary, indent=1))
-        print(f"wrote {args.json}")
+            versus[reference] = {"step_ratio": ratio, "step_ratio_ci95": half, "step_ratio_per_process": per_process}
+        results[variant] = {"versus": versus, "step_s": step, "step_times": times[variant]}
+    summary = {"args": vars(args), "versions": versions, "processes": processes, "rounds": args.rounds}
+    _write_json(args, {**summary, "variants": results, "memory": memory_results})
 
     prep = inputs.prep_seconds[args.warmup :]
     total = statistics.median(sum(p.values()) for p in prep)
@@ -502,6 +539,13 @@ def main() -> None:
         t0 = time.perf_counter()
         label_features(inputs.kg, inputs.tokenizer, base.get_input_embeddings(), graph.n_id)
         print(f"gretriever node features per batch (collator, outside the step): {time.perf_counter() - t0:.3f} s")
+
+
+def _write_json(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
