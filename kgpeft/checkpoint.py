@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from kgpeft.configuration import dataclass_from_dict, is_int
-from kgpeft.errors import KGFileNotFoundError, KGPeftError
+from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
+from kgpeft.utils import check_name
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
@@ -65,6 +66,19 @@ class CheckpointMeta:
     card: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "What the adapter card shows beyond the above (kgpeft.card.CARD_KEYS)."}
     )
+
+
+def check_adapter_name(name: Any, what: str, error: type[KGPeftError] = PathNameError) -> str:
+    """Return ``name`` if it can name an adapter; raise ``error`` naming ``what`` and the value otherwise.
+
+    An adapter is saved in the subfolder of its name, so the name must be a file name
+    (:func:`~kgpeft.utils.check_name`); its modules are keyed by it, and torch's module names hold
+    no dot (nor, then, do the names of the files beside it, :data:`ADAPTER_FILES`).
+    """
+    check_name(name, what, error)
+    if "." in name:
+        raise error(f"{what} should be an adapter name, got {name!r}: it holds a dot, which torch module names cannot.")
+    return name
 
 
 def base_model_signature(model: nn.Module) -> dict[str, Any]:
@@ -219,6 +233,7 @@ def _check_entries(meta: dict[str, Any], file: Path) -> None:
     if not adapters:
         raise CheckpointError(f"`adapters` in {file} is empty; a checkpoint holds at least one adapter.")
     for name, values in adapters.items():
+        check_adapter_name(name, f"An adapter name (a key of `adapters`) in {file}", CheckpointError)
         if not isinstance(values, dict):
             raise CheckpointError(
                 f"`adapters.{name}` in {file} should be a mapping of settings, got {type(values).__name__} {values!r}."
