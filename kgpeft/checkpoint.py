@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 CONFIG_NAME = "kgpeft_config.json"
 WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+#: What the trainer writes beside each adapter it saves (kgpeft.training.checkpoints).
+TRAINER_STATE_NAME = "trainer_state.json"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 FORMAT_VERSION = 1
 #: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
 ADAPTER_FILES = frozenset(
-    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", "trainer_state.json"}
+    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", TRAINER_STATE_NAME}
 )
 
 
@@ -286,12 +288,13 @@ def foreign_entries(folder: Path) -> list[str]:
     """The entries of ``folder`` that no kgpeft save wrote, so that saving there would lose them.
 
     None in a missing or empty folder, nor in a kgpeft adapter folder (``kgpeft_config.json``,
-    :data:`ADAPTER_FILES` and its adapters' subfolders); every entry of any other folder.
+    :data:`ADAPTER_FILES` and its adapters' subfolders), nor in a folder where the trainer saved a
+    plain peft adapter (``trainer_state.json`` beside peft's files); every entry of any other folder.
     """
     if not folder.is_dir():
         return []
     names = sorted(p.name for p in folder.iterdir())
-    if CONFIG_NAME not in names:
+    if CONFIG_NAME not in names and TRAINER_STATE_NAME not in names:
         return names
     try:
         adapters = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["adapters"]

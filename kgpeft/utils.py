@@ -160,23 +160,31 @@ def _name_problem(name: Any) -> str | None:
 
 
 def foreign_entries_or_refuse(
-    target: Path, foreign: Callable[[Path], list[str]], force: bool, *, writer: str, owner: str, thing: str
+    target: Path,
+    foreign: Callable[[Path], list[str]],
+    force: bool,
+    *,
+    writer: str,
+    owner: str,
+    thing: str,
+    remedy: str | None = None,
 ) -> list[str]:
     """The entries of folder ``target`` that ``writer`` did not write (``foreign(target)``), checked.
 
     Raises :class:`OutputPathError` if ``target`` is a file, or holds such entries and ``force``
     is off; the message names up to 5 of them. ``owner`` says whose files belong there (``"a
-    kgpeft adapter's"``), ``thing`` what is written (``"the adapter"``).
+    kgpeft adapter's"``), ``thing`` what is written (``"the adapter"``); ``remedy`` replaces the
+    advice to pass ``force=True``, for a writer that has no such option.
     """
     if target.exists() and not target.is_dir():
         raise OutputPathError(f"{target} is a file; {writer} writes a folder. Choose another path.")
     others = foreign(target)
     if others and not force:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise OutputPathError(
-            f"{target} holds files that are not {owner} ({shown}); choose an empty or new folder, "
-            f"or pass force=True to write {thing} into it and keep those files."
+        remedy = (
+            remedy or f"choose an empty or new folder, or pass force=True to write {thing} into it and keep those files"
         )
+        raise OutputPathError(f"{target} holds files that are not {owner} ({shown}); {remedy}.")
     return others
 
 
