@@ -256,7 +256,8 @@ def hold_lock(folder: Path, what: str, holder: str) -> Iterator[None]:
         OutputPathError: another process holds it; the message names ``what`` (the setting, e.g.
             ```output_dir```), the folder, the lock file and who holds it (``holder``, e.g. ``"training run"``).
     """
-    lock = FileLock(folder / LOCK_NAME, timeout=0, is_singleton=True)
+    # One lock object per file, whichever way the folder is spelled: taking it again in this thread is no conflict.
+    lock = FileLock((folder / LOCK_NAME).resolve(), timeout=0, is_singleton=True)
     try:
         lock.acquire()
     except Timeout:
