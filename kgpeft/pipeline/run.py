@@ -123,6 +123,7 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
     """
     t0 = time.perf_counter()
     with hold_output_dir(config):  # before loading the KG and the model: checks the folder can be written
+        _check_variant_folders(config)
         job = job if job is not None else prepare(config)
         if job.selection_report is not None:
             print(f"fact scorer: {json.dumps(job.selection_report)}")
@@ -147,6 +148,21 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
         if plot:
             plot_results(out, folder / "results.png")
     return out
+
+
+def _check_variant_folders(config: JobConfig) -> None:
+    """Refuse, before anything is trained, a variant's adapter folder that holds files kgpeft did not write.
+
+    The trainer and :meth:`~kgpeft.KGPeftModel.save_pretrained` refuse such a folder too, but only when
+    they reach it, after the variants before it have trained.
+    """
+    from kgpeft.training.checkpoints import ADAPTER_FOLDERS, refuse_foreign_adapter_folder
+
+    for variant in config.variants:
+        if variant.adapter != "none":
+            saved = (*ADAPTER_FOLDERS, "adapter") if variant.adapter == "kg-lora" else ADAPTER_FOLDERS
+            for name in saved:
+                refuse_foreign_adapter_folder(Path(config.training.output_dir) / variant.name / name)
 
 
 def write_results(results: JobResults, path: Path) -> None:

@@ -113,7 +113,7 @@ def save_adapter(
 
 
 def refuse_foreign_adapter_folder(folder: Path) -> None:
-    """Raise :class:`OutputPathError` if ``folder`` holds anything but an adapter the trainer saved, naming it.
+    """Raise :class:`OutputPathError` if ``folder`` is a file or holds anything but a saved adapter, naming it.
 
     The check of :func:`~kgpeft.checkpoint.foreign_entries`: ``best`` or ``final`` may be a user's
     own folder, which saving (or ``overwrite_output_dir``) would otherwise delete.
@@ -122,10 +122,10 @@ def refuse_foreign_adapter_folder(folder: Path) -> None:
         folder,
         foreign_entries,
         False,
-        writer="the trainer",
-        owner="an adapter the trainer saved",
+        writer="kgpeft",
+        owner="a saved adapter's",
         thing="the adapter",
-        remedy="the trainer saves its adapter there and keeps nothing else; move them, or choose another `output_dir`",
+        remedy="kgpeft saves an adapter there and keeps nothing else; move them, or choose another `output_dir`",
     )
 
 

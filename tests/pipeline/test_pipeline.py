@@ -228,6 +228,21 @@ def test_a_second_job_in_the_same_output_dir_stops_at_once_naming_the_lock(files
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME], "nothing written"
 
 
+@pytest.mark.parametrize("folder", ["final", "best", "adapter"])
+def test_a_users_folder_where_a_variant_saves_is_refused_before_the_job_starts(files, tmp_path, monkeypatch, folder):
+    mine = tmp_path / "run" / "token" / folder
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+
+    def no_prepare(*args, **kwargs):
+        raise AssertionError("the job started")
+
+    monkeypatch.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", no_prepare)
+    with pytest.raises(OutputPathError, match=rf"{mine} holds files that are not a saved adapter's \(notes\.txt\)"):
+        run(_config(files, tmp_path), plot=False)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
 def test_results_json_keeps_the_variants_of_earlier_runs_of_the_job(files, tmp_path):
     def job(*names, **changes):
         variants = [{"name": n, "adapter": "none"} for n in names]

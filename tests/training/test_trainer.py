@@ -284,7 +284,7 @@ def test_a_users_final_or_best_folder_is_refused_before_training_not_deleted(tmp
     steps = []
     handle = register_optimizer_step_post_hook(lambda *args: steps.append(1))
     try:
-        with pytest.raises(OutputPathError, match=rf"{mine} holds files that are not an adapter the trainer saved"):
+        with pytest.raises(OutputPathError, match=rf"{mine} holds files that are not a saved adapter.s"):
             train(
                 ddp_script.make_model(),
                 ddp_script.make_dataset(4),
@@ -306,7 +306,7 @@ def test_a_users_folder_made_during_training_is_not_replaced_by_the_save(tmp_pat
         return {"loss": 1.0}
 
     config = _config(tmp_path, max_steps=1, eval_steps=1, save_best=True)
-    with pytest.raises(OutputPathError, match=r"best holds files that are not an adapter the trainer saved"):
+    with pytest.raises(OutputPathError, match=r"best holds files that are not a saved adapter.s"):
         train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, config, evaluate=evaluate)
     assert [p.name for p in best.iterdir()] == ["notes.txt"]
 
