@@ -324,7 +324,8 @@ class KGPeftModel(KGLoraModel):
         self = cls(model, configs[first], kg, tokenizer, adapter_name=first, kge_embeddings=kge_embeddings)
         for name in others:
             self.add_adapter(name, configs[name])
-        folders = {name: path if name == first else path / name for name in configs}
+        # peft's layout: the adapter named "default" at the top, every other one in the subfolder of its name
+        folders = {name: path if name == "default" else path / name for name in configs}
         peft_states = {name: load(folder / PEFT_WEIGHTS_NAME) for name, folder in folders.items()}
         knowledge = load(path / WEIGHTS_NAME)
         own_knowledge = self.knowledge_state_dict()

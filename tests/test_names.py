@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -182,3 +183,14 @@ def test_output_dir_with_nul_is_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--output-dir", "run\x00"]) == 2
     err = capsys.readouterr().err
     assert "holds a NUL character" in err and err.count("\n") == 1, err
+
+
+def test_a_first_adapter_not_named_default_loads_from_its_subfolder(kg, tokenizer, tmp_path):
+    model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(**SMALL), kg, tokenizer, adapter_name="main")
+    model.add_adapter("default", KGLoraConfig(**SMALL))
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "main" / "adapter_model.safetensors").is_file(), "peft's layout"
+    loaded = KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "ckpt", kg, tokenizer=tokenizer)
+    assert loaded.active_adapter == "main" and sorted(loaded.kg_configs) == ["default", "main"]
+    theirs = dict(loaded.named_parameters())
+    assert all(torch.equal(theirs[n], p) for n, p in model.named_parameters() if "lora_" in n)
