@@ -27,7 +27,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from kgpeft.configuration import dataclass_from_dict, is_int
-from kgpeft.errors import KGFileNotFoundError, KGPeftError
+from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
+from kgpeft.utils import check_name
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
@@ -35,13 +36,15 @@ if TYPE_CHECKING:
 CONFIG_NAME = "kgpeft_config.json"
 WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+#: What the trainer writes beside each adapter it saves (kgpeft.training.checkpoints).
+TRAINER_STATE_NAME = "trainer_state.json"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 FORMAT_VERSION = 1
 #: The distributions whose versions decide what a checkpoint computes (recorded by :func:`library_versions`).
 LIBRARIES = ("kgpeft", "torch", "transformers", "peft", "torch-geometric", "accelerate", "safetensors")
 #: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
 ADAPTER_FILES = frozenset(
-    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", "trainer_state.json"}
+    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", TRAINER_STATE_NAME}
 )
 
 
@@ -87,6 +90,19 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def check_adapter_name(name: Any, what: str, error: type[KGPeftError] = PathNameError) -> str:
+    """Return ``name`` if it can name an adapter; raise ``error`` naming ``what`` and the value otherwise.
+
+    An adapter is saved in the subfolder of its name, so the name must be a file name
+    (:func:`~kgpeft.utils.check_name`); its modules are keyed by it, and torch's module names hold
+    no dot (nor, then, do the names of the files beside it, :data:`ADAPTER_FILES`).
+    """
+    check_name(name, what, error)
+    if "." in name:
+        raise error(f"{what} should be an adapter name, got {name!r}: it holds a dot, which torch module names cannot.")
+    return name
 
 
 def base_model_signature(model: nn.Module) -> dict[str, Any]:
@@ -242,6 +258,7 @@ def _check_entries(meta: dict[str, Any], file: Path) -> None:
     if not adapters:
         raise CheckpointError(f"`adapters` in {file} is empty; a checkpoint holds at least one adapter.")
     for name, values in adapters.items():
+        check_adapter_name(name, f"An adapter name (a key of `adapters`) in {file}", CheckpointError)
         if not isinstance(values, dict):
             raise CheckpointError(
                 f"`adapters.{name}` in {file} should be a mapping of settings, got {type(values).__name__} {values!r}."
@@ -294,12 +311,13 @@ def foreign_entries(folder: Path) -> list[str]:
     """The entries of ``folder`` that no kgpeft save wrote, so that saving there would lose them.
 
     None in a missing or empty folder, nor in a kgpeft adapter folder (``kgpeft_config.json``,
-    :data:`ADAPTER_FILES` and its adapters' subfolders); every entry of any other folder.
+    :data:`ADAPTER_FILES` and its adapters' subfolders), nor in a folder where the trainer saved a
+    plain peft adapter (``trainer_state.json`` beside peft's files); every entry of any other folder.
     """
     if not folder.is_dir():
         return []
     names = sorted(p.name for p in folder.iterdir())
-    if CONFIG_NAME not in names:
+    if CONFIG_NAME not in names and TRAINER_STATE_NAME not in names:
         return names
     try:
         adapters = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["adapters"]

@@ -119,7 +119,7 @@ def _variant(config, name: str | None):
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from kgpeft.pipeline import prepare, run
-    from kgpeft.utils import ensure_writable
+    from kgpeft.pipeline.job import hold_output_dir
 
     if not Path(args.config).is_file():
         raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
@@ -131,9 +131,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     link_args = build_parser().parse_args(["link"])
     _show_link(*_link_parts(link_args), DEMO_SENTENCES, link_args.max_facts)
     print(f"\nkgpeft demo: {args.config}: {', '.join(v.name for v in config.variants)} on {config.task}")
-    ensure_writable(config.training.output_dir, "`training.output_dir`")  # before loading the KG and the model
-    job = prepare(config)
-    results = run(config, job)
+    with hold_output_dir(config):  # checked before loading the KG and the model, held until the results are written
+        job = prepare(config)
+        results = run(config, job)
     names = [v.name for v in results.variants]
     predictions = {v.name: v.metrics["correct"]["predictions"] for v in results.variants}
     test = results.examples

@@ -37,6 +37,11 @@ class UnknownDatasetError(KGPeftError, ValueError):
     """``kgpeft.datasets.load`` was asked for a dataset it does not know."""
 
 
+class PathNameError(KGPeftError, ValueError):
+    """A name that kgpeft turns into a file or folder name (an adapter's, a variant's) could leave
+    its folder or cannot be a file name. The message names the argument or key and the value."""
+
+
 class OutputPathError(KGPeftError, OSError):
     """An output path cannot be used: it cannot be written, it holds files kgpeft did not write,
     or another run is writing to it. The message names the path."""

@@ -28,6 +28,7 @@ from kgpeft.checkpoint import (
     PEFT_WEIGHTS_NAME,
     WEIGHTS_NAME,
     CheckpointError,
+    check_adapter_name,
     foreign_entries,
     load_safetensors,
     read_checkpoint_config,
@@ -230,8 +231,12 @@ class KGPeftModel(KGLoraModel):
             OutputPathError: ``save_directory`` is a file; or a folder holding files that are
                 not a kgpeft adapter's (without ``force``); or any existing folder (with
                 ``overwrite=False``).
+            PathNameError: an adapter's name cannot name its subfolder (one added to
+                ``peft_model`` directly, past :meth:`add_adapter`'s check).
             ValueError: ``state_dict`` lacks some of the knowledge weights.
         """
+        for name in self.peft_model.peft_config:  # what peft writes: each adapter but "default" in its subfolder
+            check_adapter_name(name, "An adapter name (a key of `peft_model.peft_config`)")
         knowledge = self.knowledge_state_dict() if state_dict is None else self._knowledge_from(state_dict)
         peft_state = None
         if state_dict is not None:
@@ -319,7 +324,8 @@ class KGPeftModel(KGLoraModel):
         self = cls(model, configs[first], kg, tokenizer, adapter_name=first, kge_embeddings=kge_embeddings)
         for name in others:
             self.add_adapter(name, configs[name])
-        folders = {name: path if name == first else path / name for name in configs}
+        # peft's layout: the adapter named "default" at the top, every other one in the subfolder of its name
+        folders = {name: path if name == "default" else path / name for name in configs}
         peft_states = {name: load(folder / PEFT_WEIGHTS_NAME) for name, folder in folders.items()}
         knowledge = load(path / WEIGHTS_NAME)
         own_knowledge = self.knowledge_state_dict()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import gc
 import os
+import reprlib
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from kgpeft.errors import OutputPathError
+from kgpeft.errors import KGPeftError, OutputPathError, PathNameError
 
 
 @contextmanager
@@ -92,24 +94,97 @@ def merge_folder(tmp: Path, target: Path, keep: Collection[str] = ()) -> None:
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
 
 
+#: Characters no file name may hold on Linux, macOS or Windows: the path separators, and the ones Windows reserves.
+_RESERVED_CHARACTERS = frozenset('/\\<>:"|?*')
+#: Names Windows gives to devices, with or without an extension.
+_WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10))})
+# File systems hold names of 255 bytes; kgpeft's temporary names add a prefix and a suffix to a name.
+_MAX_NAME_BYTES = 200
+_NAME_REPR = reprlib.Repr()
+_NAME_REPR.maxstring = 80  # a pasted paragraph is not echoed whole in the error
+
+
+def check_name(name: Any, what: str, error: type[KGPeftError] = PathNameError) -> str:
+    """Return ``name`` if it can be one file or folder name inside any folder; raise ``error`` otherwise.
+
+    kgpeft turns adapter and variant names into folder names, so a name must stay one entry of
+    its folder: a non-empty ``str``, not ``.`` or ``..`` nor starting with a dot (kgpeft's lock and
+    temporary files are named so), without path separators (``/``, ``\\``),
+    NUL or other control characters, and at most 200 bytes in UTF-8 (file systems hold 255; kgpeft's
+    temporary names add to it). It must also be a name on
+    every system the folder may be copied to (a checkpoint shared on the Hub): none of the
+    characters Windows reserves (``<>:"|?*``), no trailing dot or space (Windows drops them, so
+    ``a.`` and ``a`` would be one folder), no Windows device name (``CON``, ``NUL``, ``COM1``, ...).
+
+    Args:
+        name: the name to check.
+        what (str): what it is, named in the message (e.g. ```adapter_name```).
+        error (type): the :class:`~kgpeft.errors.KGPeftError` raised (it takes a message).
+
+    Raises:
+        PathNameError: (or ``error``) naming ``what``, the value (shortened) and what is wrong with it.
+    """
+    problem = _name_problem(name)
+    if problem is not None:
+        raise error(f"{what} should be a file or folder name, got {_NAME_REPR.repr(name)}: {problem}.")
+    return name
+
+
+def _name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a file or folder name (see :func:`check_name`), or ``None``."""
+    if not isinstance(name, str):
+        return f"it is of type {type(name).__name__}, not str"
+    if not name:
+        return "it is empty"
+    if name in (".", ".."):
+        return "it names the folder itself or the one above it"
+    if name.startswith("."):
+        return "it starts with a dot: kgpeft names its lock and temporary files so"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it holds a lone surrogate, which no file system can store"
+    if size > _MAX_NAME_BYTES:
+        return f"it is {size} bytes long in UTF-8, more than {_MAX_NAME_BYTES}"
+    bad = next((c for c in name if c in _RESERVED_CHARACTERS or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        kind = (
+            "a path separator" if bad in "/\\" else "a Windows-reserved" if bad in _RESERVED_CHARACTERS else "a control"
+        )
+        return f"it holds {bad!r} ({kind} character)"
+    if name[-1] in ". ":
+        return "it ends with a dot or a space, which Windows drops"
+    if name.split(".", 1)[0].upper() in _WINDOWS_DEVICES:
+        return "it is a device name on Windows"
+    return None
+
+
 def foreign_entries_or_refuse(
-    target: Path, foreign: Callable[[Path], list[str]], force: bool, *, writer: str, owner: str, thing: str
+    target: Path,
+    foreign: Callable[[Path], list[str]],
+    force: bool,
+    *,
+    writer: str,
+    owner: str,
+    thing: str,
+    remedy: str | None = None,
 ) -> list[str]:
     """The entries of folder ``target`` that ``writer`` did not write (``foreign(target)``), checked.
 
     Raises :class:`OutputPathError` if ``target`` is a file, or holds such entries and ``force``
     is off; the message names up to 5 of them. ``owner`` says whose files belong there (``"a
-    kgpeft adapter's"``), ``thing`` what is written (``"the adapter"``).
+    kgpeft adapter's"``), ``thing`` what is written (``"the adapter"``); ``remedy`` replaces the
+    advice to pass ``force=True``, for a writer that has no such option.
     """
     if target.exists() and not target.is_dir():
         raise OutputPathError(f"{target} is a file; {writer} writes a folder. Choose another path.")
     others = foreign(target)
     if others and not force:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise OutputPathError(
-            f"{target} holds files that are not {owner} ({shown}); choose an empty or new folder, "
-            f"or pass force=True to write {thing} into it and keep those files."
+        remedy = (
+            remedy or f"choose an empty or new folder, or pass force=True to write {thing} into it and keep those files"
         )
+        raise OutputPathError(f"{target} holds files that are not {owner} ({shown}); {remedy}.")
     return others
 
 
@@ -167,9 +242,11 @@ def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> 
     folder is checked. A test file is created and removed there.
 
     Raises:
-        OutputPathError: ``path`` (or its folder) is a file, or cannot be created or written;
+        OutputPathError: ``path`` (or its folder) is a file, holds NUL, or cannot be created or written;
             the message names ``what`` (e.g. ```output_dir```) and the path.
     """
+    if "\x00" in os.fspath(path):  # pathlib raises a bare ValueError on it
+        raise OutputPathError(f"{what} {_NAME_REPR.repr(os.fspath(path))} holds a NUL character, which no path can.")
     path = Path(path)
     where = path if folder else path.parent
     if folder and path.exists() and not path.is_dir():

@@ -14,6 +14,7 @@ from kgpeft.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     base_model_signature,
+    foreign_entries,
     load_safetensors,
     read_checkpoint_config,
     write_checkpoint_config,
@@ -72,6 +73,17 @@ def test_config_refusals(tmp_path):
     (tmp_path / CONFIG_NAME).write_text("{")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         read_checkpoint_config(tmp_path, kg, model)
+
+
+def test_foreign_entries_of_a_folder_the_trainer_saved_a_plain_peft_adapter_to(tmp_path):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
+        (tmp_path / name).write_text("{}")
+    assert foreign_entries(tmp_path) == ["README.md", "adapter_config.json", "adapter_model.safetensors"], "not ours"
+    (tmp_path / "trainer_state.json").write_text("{}")
+    assert foreign_entries(tmp_path) == [], "peft's files beside the trainer's state"
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "sub").mkdir()
+    assert foreign_entries(tmp_path) == ["notes.txt", "sub"]
 
 
 def test_load_safetensors_names_the_file(tmp_path):

@@ -37,6 +37,7 @@ from kgpeft.training.config import TrainingConfig
 from kgpeft.training.data import KNOWLEDGE_CONDITIONS
 from kgpeft.training.fact_selection import FactScorerConfig
 from kgpeft.tuners.config import KGLoraConfig
+from kgpeft.utils import check_name
 
 TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
 QUANTIZATIONS = ("none", "4bit", "8bit")
@@ -52,7 +53,10 @@ class JobConfigError(ConfigError):
 class Variant:
     """One model a job trains and evaluates, beside the others, on the same data, steps and seed."""
 
-    name: str = field(default="kg-lora", metadata={"help": "Name in the results table and output folder."})
+    name: str = field(
+        default="kg-lora",
+        metadata={"help": "Name in the results table and of its folder in `training.output_dir` (a file name)."},
+    )
     adapter: str = field(
         default="kg-lora",
         metadata={
@@ -84,8 +88,7 @@ class Variant:
 
     def __post_init__(self) -> None:
         check_field_types(self, JobConfigError)
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise JobConfigError(f"`name` should be a non-empty name without '/', got {self.name!r}.")
+        check_name(self.name, "`name`", JobConfigError)  # the variant's folder in `training.output_dir`
         if self.adapter not in ADAPTER_KINDS:
             raise JobConfigError(f"`adapter` should be one of {ADAPTER_KINDS}, got {self.adapter!r}.")
         if self.facts not in FACT_SOURCES:

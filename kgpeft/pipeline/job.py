@@ -17,6 +17,7 @@ import json
 import random
 import re
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,11 +305,31 @@ def memory_facts(config: JobConfig, variant: Variant) -> int:
 SCORER_FILE = "fact_scorer.safetensors"
 
 
+def hold_output_dir(config: JobConfig) -> AbstractContextManager[None]:
+    """Hold the job's ``training.output_dir`` inside the ``with`` block: no other job writes its files meanwhile.
+
+    A job writes files its variants share (the fact scorer, ``results.json``), so the folder is
+    locked (:func:`~kgpeft.training.checkpoints.hold_lock`) from before the first is written until
+    the last is; each variant's folder is locked again by its training run. The folder is created
+    (and checked to be writable) first.
+
+    Raises:
+        OutputPathError: the folder cannot be written, or another job holds it; the message
+            names the lock file.
+    """
+    from kgpeft.training.checkpoints import hold_lock
+    from kgpeft.utils import ensure_writable
+
+    folder = ensure_writable(config.training.output_dir, "`training.output_dir`")
+    return hold_lock(folder, "`training.output_dir`", "job")
+
+
 def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     """Load the KG, the examples and the base model; with a ``selection`` section, the fact scorer.
 
     The scorer is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
-    (``train_scorer=True``), or read back from there (``False``: evaluating a finished job).
+    (``train_scorer=True``, holding the folder meanwhile: :func:`hold_output_dir`), or read back from
+    there (``False``: evaluating a finished job).
     """
     # What is quick to check comes before what is slow to load: the model folder, a task file's rows.
     check_model_folder(config)
@@ -326,13 +347,15 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
 
         path = Path(config.training.output_dir) / SCORER_FILE
         if train_scorer:
-            job.scorer = fact_selection.build_fact_scorer(kg, tokenizer, base.get_input_embeddings(), config.selection)
-            train = job._base_dataset("train", with_target=True)
-            job.selection_report = fact_selection.train_fact_scorer(
-                job.scorer, train, tokenizer, config.selection, language_model=base
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fact_selection.save_fact_scorer(job.scorer, config.selection, kg, path)
+            with hold_output_dir(config):  # held already inside `run`; here for a caller that prepares alone
+                job.scorer = fact_selection.build_fact_scorer(
+                    kg, tokenizer, base.get_input_embeddings(), config.selection
+                )
+                train = job._base_dataset("train", with_target=True)
+                job.selection_report = fact_selection.train_fact_scorer(
+                    job.scorer, train, tokenizer, config.selection, language_model=base
+                )
+                fact_selection.save_fact_scorer(job.scorer, config.selection, kg, path)
         else:
             job.scorer = fact_selection.load_fact_scorer(path, kg, tokenizer, base.get_input_embeddings())
     return job

@@ -11,14 +11,18 @@ from __future__ import annotations
 import csv
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kgpeft.checkpoint import library_versions
 from kgpeft.pipeline.config import JobConfig
-from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
-from kgpeft.utils import atomic_file, ensure_writable
+from kgpeft.pipeline.job import Job, evaluate_variant, hold_output_dir, prepare, train_variant
+from kgpeft.utils import atomic_file
+
+#: The report of a job's variants and controls, in ``training.output_dir``.
+RESULTS_FILE = "results.json"
 
 #: The metric each results table leads with, by task type (generation tasks: their task's metric).
 HEADLINE = {
@@ -112,35 +116,96 @@ def headline_metrics(config: JobConfig) -> tuple[str, str]:
 
 
 def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResults:
-    """Prepare the job (unless given), train and evaluate every variant under every control, and report."""
+    """Prepare the job (unless given), train and evaluate every variant under every control, and report.
+
+    ``training.output_dir`` is held for the whole run (:func:`~kgpeft.pipeline.job.hold_output_dir`):
+    a second job writing there stops at once, naming the lock. ``results.json`` keeps the variants
+    that earlier runs of the same task, model and seed wrote there and this run did not train again
+    (:func:`write_results`).
+    """
     t0 = time.perf_counter()
-    ensure_writable(config.training.output_dir, "`training.output_dir`")  # before loading the KG and the model
-    job = job if job is not None else prepare(config)
-    if job.selection_report is not None:
-        print(f"fact scorer: {json.dumps(job.selection_report)}")
-    results = []
-    for variant in config.variants:
-        print(f"\n== {variant.name}: adapter {variant.adapter}, facts {variant.facts}")
-        trained = train_variant(job, variant)
-        result = VariantResult(variant.name, trained.trainable, trained.seconds, trained.steps)
-        for condition in config.controls if variant.uses_knowledge else ["correct"]:
-            result.metrics[condition] = evaluate_variant(job, variant, trained.model, condition)
-        results.append(result)
-        if variant.adapter == "kg-lora":
-            trained.model.card.update(_card(config, variant, result))
-            trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
-        del trained
-    seconds = time.perf_counter() - t0
-    out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
-    print(f"\n{config.task}: {len(job.splits['test'])} held-out examples, scores in %")
-    print(out.table())
-    folder = Path(config.training.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_file(folder / "results.json") as tmp:
-        tmp.write_text(json.dumps(out.to_dict(), indent=2), encoding="utf-8")
-    if plot:
-        plot_results(out, folder / "results.png")
+    with hold_output_dir(config):  # before loading the KG and the model: checks the folder can be written
+        _check_variant_folders(config)
+        job = job if job is not None else prepare(config)
+        if job.selection_report is not None:
+            print(f"fact scorer: {json.dumps(job.selection_report)}")
+        results = []
+        for variant in config.variants:
+            print(f"\n== {variant.name}: adapter {variant.adapter}, facts {variant.facts}")
+            trained = train_variant(job, variant)
+            result = VariantResult(variant.name, trained.trainable, trained.seconds, trained.steps)
+            for condition in config.controls if variant.uses_knowledge else ["correct"]:
+                result.metrics[condition] = evaluate_variant(job, variant, trained.model, condition)
+            results.append(result)
+            if variant.adapter == "kg-lora":
+                trained.model.card.update(_card(config, variant, result))
+                trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
+            del trained
+        seconds = time.perf_counter() - t0
+        out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
+        print(f"\n{config.task}: {len(job.splits['test'])} held-out examples, scores in %")
+        print(out.table())
+        folder = Path(config.training.output_dir)
+        write_results(out, folder / RESULTS_FILE)
+        if plot:
+            plot_results(out, folder / "results.png")
     return out
+
+
+def _check_variant_folders(config: JobConfig) -> None:
+    """Refuse, before anything is trained, a variant's adapter folder that holds files kgpeft did not write.
+
+    The trainer and :meth:`~kgpeft.KGPeftModel.save_pretrained` refuse such a folder too, but only when
+    they reach it, after the variants before it have trained.
+    """
+    from kgpeft.training.checkpoints import ADAPTER_FOLDERS, refuse_foreign_adapter_folder
+
+    for variant in config.variants:
+        if variant.adapter != "none":
+            saved = (*ADAPTER_FOLDERS, "adapter") if variant.adapter == "kg-lora" else ADAPTER_FOLDERS
+            for name in saved:
+                refuse_foreign_adapter_folder(Path(config.training.output_dir) / variant.name / name)
+
+
+def write_results(results: JobResults, path: Path) -> None:
+    """Write ``results`` to ``path`` (``results.json``) atomically, keeping what earlier runs of the job wrote there.
+
+    A variant this run trained replaces its earlier entry; the entries of other variants stay,
+    when the file holds the same task, model and seed (a job run again with other variants). A
+    file of another job, or one that cannot be read, is replaced with a warning. Call it holding
+    the folder (:func:`~kgpeft.pipeline.job.hold_output_dir`), so no other job writes it meanwhile.
+    """
+    report = results.to_dict()
+    earlier = _read_results(path)
+    if earlier is not None:
+        same = ("task", "model", "seed")
+        if all(earlier.get(k) == report[k] for k in same):
+            variants = {v["name"]: v for v in earlier["variants"]}
+            variants.update((v["name"], v) for v in report["variants"])
+            report["variants"] = list(variants.values())
+        else:
+            what = ", ".join(f"{k} {earlier.get(k)!r}" for k in same)
+            warnings.warn(f"Replacing {path}, which held the results of another job ({what}).", stacklevel=2)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def _read_results(path: Path) -> dict[str, Any] | None:
+    """The report in ``path`` written by an earlier run, or ``None`` (with a warning if it cannot be read)."""
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        warnings.warn(f"Replacing {path}, which cannot be read ({e}).", stacklevel=3)
+        return None
+    variants = report.get("variants") if isinstance(report, dict) else None
+    if not (
+        isinstance(variants, list) and all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in variants)
+    ):
+        warnings.warn(f"Replacing {path}, which holds no list of variants.", stacklevel=3)
+        return None
+    return report
 
 
 def _card(config: JobConfig, variant: Any, result: VariantResult) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import random
 import shutil
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,12 @@ from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
 
-from kgpeft.checkpoint import CheckpointError, file_sha256, load_safetensors
+from kgpeft.checkpoint import TRAINER_STATE_NAME, CheckpointError, file_sha256, foreign_entries, load_safetensors
 from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.training.config import TrainingConfig
-from kgpeft.utils import replace_folder
+from kgpeft.utils import foreign_entries_or_refuse, replace_folder
 
-STATE_NAME = "trainer_state.json"
+STATE_NAME = TRAINER_STATE_NAME
 PARAMS_NAME = "trainable_params.safetensors"
 OPTIMIZER_NAME = "optimizer.safetensors"
 OPTIMIZER_GROUPS_NAME = "optimizer.json"
@@ -51,6 +51,8 @@ RNG_NAME = "rng_state_{}.safetensors"  # one per process
 RNG_EXTRA_NAME = "rng_state_{}.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 LOCK_NAME = ".kgpeft.lock"  # held by the main process of the run writing the folder
+#: The folders the trainer saves adapters to in ``output_dir`` (:func:`save_adapter`).
+ADAPTER_FOLDERS = ("best", "final")
 STATE_FORMAT_VERSION = 1
 # Changing these between a checkpoint and its resumption changes which batches were consumed.
 _DATA_ORDER_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps")
@@ -92,7 +94,12 @@ def is_sharded(accelerator: Accelerator) -> bool:
 def save_adapter(
     folder: Path, accelerator: Accelerator, model: nn.Module, state: TrainerState, config: TrainingConfig
 ) -> None:
-    """Save the adapter (``save_pretrained``) with ``trainer_state.json`` beside it, atomically."""
+    """Save the adapter (``save_pretrained``) with ``trainer_state.json`` beside it, atomically.
+
+    An adapter saved to ``folder`` before is replaced; a folder holding anything else is refused
+    (:func:`refuse_foreign_adapter_folder`), as :meth:`~kgpeft.KGPeftModel.save_pretrained` refuses it.
+    """
+    refuse_foreign_adapter_folder(folder)  # on every process, before the first collective: all raise alike
     accelerator.wait_for_everyone()
     # A sharded model (FSDP, DeepSpeed) holds only shards: gather the full weights first, on every
     # process (a collective); accelerate gives them to the main process.
@@ -103,6 +110,23 @@ def save_adapter(
         state.write(tmp, config, accelerator.num_processes)
         replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
+
+
+def refuse_foreign_adapter_folder(folder: Path) -> None:
+    """Raise :class:`OutputPathError` if ``folder`` is a file or holds anything but a saved adapter, naming it.
+
+    The check of :func:`~kgpeft.checkpoint.foreign_entries`: ``best`` or ``final`` may be a user's
+    own folder, which saving (or ``overwrite_output_dir``) would otherwise delete.
+    """
+    foreign_entries_or_refuse(
+        folder,
+        foreign_entries,
+        False,
+        writer="kgpeft",
+        owner="a saved adapter's",
+        thing="the adapter",
+        remedy="kgpeft saves an adapter there and keeps nothing else; move them, or choose another `output_dir`",
+    )
 
 
 def save_checkpoint(
@@ -222,29 +246,50 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 @contextmanager
+def hold_lock(folder: Path, what: str, holder: str) -> Iterator[None]:
+    """Hold ``folder/.kgpeft.lock`` inside the ``with`` block, so that no other process writes ``folder`` meanwhile.
+
+    The lock is exclusive between processes, released on leaving the block or when the process
+    dies; the thread holding it may take it again (a job holding its folder calls code that does).
+
+    Raises:
+        OutputPathError: another process holds it; the message names ``what`` (the setting, e.g.
+            ```output_dir```), the folder, the lock file and who holds it (``holder``, e.g. ``"training run"``).
+    """
+    # One lock object per file, whichever way the folder is spelled: taking it again in this thread is no conflict.
+    lock = FileLock((folder / LOCK_NAME).resolve(), timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputPathError(
+            f"{what} {folder} is in use by another {holder} (it holds {folder / LOCK_NAME}); wait for that "
+            f"{holder} to end, or choose another {what}."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def claim_output_dir(output_dir: Path, config: TrainingConfig, accelerator: Accelerator) -> Iterator[None]:
     """Hold ``output_dir`` for one training run, inside the ``with`` block.
 
-    The main process takes an exclusive lock (``output_dir/.kgpeft.lock``, released on
-    leaving the block or when the process dies), so a second run there stops at once. Another
-    run's ``checkpoint-*`` folders are refused (they would be pruned, or resumed by
+    The main process takes an exclusive lock (:func:`hold_lock`), so a second run there stops at
+    once. Another run's ``checkpoint-*`` folders are refused (they would be pruned, or resumed by
     ``latest``, as if they were this run's) unless this run resumes (``resume_from_checkpoint``);
     with ``overwrite_output_dir`` the earlier run's outputs (``checkpoint-*``, ``best``,
-    ``final``, ``logs``) are deleted first.
+    ``final``, ``logs``) are deleted first. A ``best`` or ``final`` folder holding anything but
+    an adapter the trainer saved is refused, before training (it is never deleted).
 
     Raises:
-        OutputPathError: another run holds the lock, or ``output_dir`` holds another run's checkpoints.
+        OutputPathError: another run holds the lock, ``output_dir`` holds another run's checkpoints,
+            or ``best`` or ``final`` is a file or holds files the trainer did not write.
     """
-    lock = FileLock(output_dir / LOCK_NAME, timeout=0) if accelerator.is_main_process else None
-    if lock is not None:
-        try:
-            lock.acquire()
-        except Timeout:
-            raise OutputPathError(
-                f"`output_dir` {output_dir} is in use by another training run (it holds {output_dir / LOCK_NAME}); "
-                "wait for that run to end, or choose another `output_dir`."
-            ) from None
-    try:
+    held = hold_lock(output_dir, "`output_dir`", "training run") if accelerator.is_main_process else nullcontext()
+    with held:
+        for name in ADAPTER_FOLDERS:
+            refuse_foreign_adapter_folder(output_dir / name)
         if config.resume_from_checkpoint is None:
             earlier = _checkpoints(output_dir)
             if earlier and not config.overwrite_output_dir:
@@ -256,14 +301,11 @@ def claim_output_dir(output_dir: Path, config: TrainingConfig, accelerator: Acce
                 )
             accelerator.wait_for_everyone()  # every process has looked before the main one deletes
             if config.overwrite_output_dir and accelerator.is_main_process:
-                for old in [*earlier, *(output_dir / name for name in ("best", "final", "logs"))]:
+                for old in [*earlier, *(output_dir / name for name in (*ADAPTER_FOLDERS, "logs"))]:
                     if old.is_dir():
                         shutil.rmtree(old)
             accelerator.wait_for_everyone()
         yield
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def find_checkpoint(where: str, output_dir: Path) -> Path:

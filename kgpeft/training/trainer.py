@@ -150,8 +150,9 @@ def train(
     (``resume_from_checkpoint``) or starts afresh (``overwrite_output_dir``).
 
     Raises:
-        OutputPathError: ``output_dir`` cannot be written, another run holds it, or it holds
-            another run's checkpoints.
+        OutputPathError: ``output_dir`` cannot be written, another run holds it, it holds
+            another run's checkpoints, or its ``best`` or ``final`` folder holds files the trainer
+            did not write (they are kept).
         TrainingDivergedError: the loss or the trainable parameters became NaN or infinite;
             the checkpoints saved before are kept, the final adapter is not saved.
     """

@@ -21,7 +21,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 from torch_geometric.utils import to_dense_batch
 
-from kgpeft.checkpoint import CheckpointError, base_model_signature
+from kgpeft.checkpoint import CheckpointError, base_model_signature, check_adapter_name
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
 from kgpeft.nn import GraphEncoder, KGENodeFeatures, LearnedNodeFeatures, RGCNEncoder, TextNodeFeatures
@@ -137,7 +137,13 @@ class KGLoraModel(nn.Module):
         return self.kg_configs[self.active_adapter]
 
     def add_adapter(self, adapter_name: str, config: KGLoraConfig) -> None:
-        """Add a KG-LoRA adapter (its LoRA weights, knowledge projections and graph encoder)."""
+        """Add a KG-LoRA adapter (its LoRA weights, knowledge projections and graph encoder).
+
+        Raises:
+            PathNameError: ``adapter_name`` cannot name the adapter's folder in a checkpoint
+                (:func:`~kgpeft.checkpoint.check_adapter_name`), checked before anything is added.
+        """
+        check_adapter_name(adapter_name, "`adapter_name`")
         if adapter_name in self.kg_configs:
             raise ValueError(f"An adapter named {adapter_name!r} exists already.")
         base = self._base if self.peft_model is None else self.base_model

@@ -11,6 +11,7 @@ from kgpeft.checkpoint import library_versions
 from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
 from kgpeft.pipeline.run import VariantResult
+from kgpeft.training.checkpoints import LOCK_NAME
 from kgpeft.training.data import DataError
 
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
@@ -201,6 +202,64 @@ def test_unwritable_output_dir_fails_before_the_job_is_prepared(files, tmp_path,
     monkeypatch.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", prepare)
     with pytest.raises(OutputPathError, match=r"`training\.output_dir` .*file/run cannot be written: Not a directory"):
         run(config, plot=False)
+
+
+@pytest.mark.parametrize("variant", ["base", "other"])
+def test_a_second_job_in_the_same_output_dir_stops_at_once_naming_the_lock(files, tmp_path, monkeypatch, variant):
+    from filelock import FileLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    other = FileLock(folder / LOCK_NAME, timeout=0)
+    other.acquire()  # a job running there, in another process, with variant "base"
+    message = rf"`training\.output_dir` {folder} is in use by another job \(it holds {folder / LOCK_NAME}\)"
+    config = _config(files, tmp_path, variants=[{"name": variant, "adapter": "none"}])
+    try:
+        with monkeypatch.context() as m:
+
+            def no_prepare(*args, **kwargs):
+                raise AssertionError("the job was prepared in a folder another job holds")
+
+            m.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", no_prepare)
+            with pytest.raises(OutputPathError, match=message):
+                run(config, plot=False)
+        with pytest.raises(OutputPathError, match=message):
+            prepare(config)  # on its own, it would write the fact scorer the other job reads
+    finally:
+        other.release()
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME], "nothing written"
+
+
+@pytest.mark.parametrize("folder", ["final", "best", "adapter"])
+def test_a_users_folder_where_a_variant_saves_is_refused_before_the_job_starts(files, tmp_path, monkeypatch, folder):
+    mine = tmp_path / "run" / "token" / folder
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+
+    def no_prepare(*args, **kwargs):
+        raise AssertionError("the job started")
+
+    monkeypatch.setattr(sys.modules["kgpeft.pipeline.run"], "prepare", no_prepare)
+    with pytest.raises(OutputPathError, match=rf"{mine} holds files that are not a saved adapter's \(notes\.txt\)"):
+        run(_config(files, tmp_path), plot=False)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_results_json_keeps_the_variants_of_earlier_runs_of_the_job(files, tmp_path):
+    def job(*names, **changes):
+        variants = [{"name": n, "adapter": "none"} for n in names]
+        return _config(files, tmp_path, variants=variants, selection=None, controls=["correct"], **changes)
+
+    path = tmp_path / "run" / "results.json"
+    run(job("a"), plot=False)
+    run(job("b"), plot=False)
+    assert [v["name"] for v in json.loads(path.read_text())["variants"]] == ["a", "b"], "a's results kept"
+    run(job("a", max_eval_examples=2), plot=False)  # a again: its entry is replaced, in its place
+    report = json.loads(path.read_text())
+    assert [(v["name"], len(v["predictions"]["correct"])) for v in report["variants"]] == [("a", 2), ("b", 3)]
+    with pytest.warns(UserWarning, match=r"Replacing .*results\.json, which held the results of another job"):
+        run(job("c", seed=1), plot=False)
+    assert [v["name"] for v in json.loads(path.read_text())["variants"]] == ["c"]
 
 
 def test_quantization_is_checked_and_needs_bitsandbytes_and_a_gpu(files, tmp_path, monkeypatch):

@@ -275,6 +275,49 @@ def test_output_dir_is_held_by_one_run(tmp_path):
     other.release()
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("name", ["final", "best"])
+def test_a_users_final_or_best_folder_is_refused_before_training_not_deleted(tmp_path, name, overwrite):
+    mine = tmp_path / "run" / name
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    steps = []
+    handle = register_optimizer_step_post_hook(lambda *args: steps.append(1))
+    try:
+        with pytest.raises(OutputPathError, match=rf"{mine} holds files that are not a saved adapter.s"):
+            train(
+                ddp_script.make_model(),
+                ddp_script.make_dataset(4),
+                ddp_script.collate,
+                _config(tmp_path, max_steps=1, overwrite_output_dir=overwrite),
+            )
+    finally:
+        handle.remove()
+    assert steps == [], "refused before training"
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_users_folder_made_during_training_is_not_replaced_by_the_save(tmp_path):
+    best = tmp_path / "run" / "best"
+
+    def evaluate(model, accelerator):  # the user makes `best` after the run has started
+        best.mkdir(exist_ok=True)
+        (best / "notes.txt").write_text("keep me")
+        return {"loss": 1.0}
+
+    config = _config(tmp_path, max_steps=1, eval_steps=1, save_best=True)
+    with pytest.raises(OutputPathError, match=r"best holds files that are not a saved adapter.s"):
+        train(ddp_script.make_model(), ddp_script.make_dataset(4), ddp_script.collate, config, evaluate=evaluate)
+    assert [p.name for p in best.iterdir()] == ["notes.txt"]
+
+
+def test_an_adapter_the_trainer_saved_is_replaced_by_the_next_run(tmp_path):
+    data = ddp_script.make_dataset(4)
+    train(ddp_script.make_model(), data, ddp_script.collate, _config(tmp_path, max_steps=1))
+    train(ddp_script.make_model(), data, ddp_script.collate, _config(tmp_path, max_steps=2))
+    assert json.loads((tmp_path / "run" / "final" / "trainer_state.json").read_text())["global_step"] == 2
+
+
 def test_earlier_run_checkpoints_are_refused_unless_resumed_or_overwritten(tmp_path):
     data = ddp_script.make_dataset(8)
     first = _config(tmp_path, max_steps=4, save_steps=1, save_total_limit=2, log_with=["csv"], logging_steps=1)
