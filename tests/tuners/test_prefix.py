@@ -59,8 +59,8 @@ def test_soft_token_logits_use_the_models_own_queries(name, config, auto):
     _QUERIES.clear()
     model(**make_inputs())
     assert len(_QUERIES) == len(sites) == 2
-    for site, theirs in zip(sites, _QUERIES, strict=True):
-        ours = site.queries(queries[sites.index(site)]).unflatten(-1, (site.num_heads, site.head_dim))  # (B, T, H, d)
+    for i, (site, theirs) in enumerate(zip(sites, _QUERIES, strict=True)):  # theirs: (B, H, T, d)
+        ours = site.queries(queries[i]).unflatten(-1, (site.num_heads, site.head_dim))  # (B, T, H, d)
         assert torch.allclose(ours[:, 0] * site.head_dim**-0.5, theirs[:, :, 0], atol=1e-6)
 
 
