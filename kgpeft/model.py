@@ -384,5 +384,10 @@ def get_kg_peft_model(
     adapter_name: str = "default",
     kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
 ) -> KGPeftModel:
-    """Wrap ``model`` with a KG-LoRA adapter (the counterpart of :func:`peft.get_peft_model`)."""
+    """Wrap ``model`` with a KG-LoRA adapter (the counterpart of :func:`peft.get_peft_model`).
+
+    A refused ``model`` (targets that match nothing or that LoRA cannot adapt, attention that the
+    ``knowledge_mode`` cannot read, node features missing their tokenizer or embeddings) is left
+    as it was passed: the same modules, weights, trainable flags and attributes.
+    """
     return KGPeftModel(model, config, kg, tokenizer, adapter_name=adapter_name, kge_embeddings=kge_embeddings)

@@ -17,6 +17,7 @@ knowledge paths) still see every position, padding included.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,10 +77,11 @@ def _per_token_modules(body: nn.Module) -> list[nn.Module]:
 
     Its feed-forward blocks (:data:`MLP_NAMES`) whole: one gather and one scatter for all their
     layers, two thirds of a layer's multiply-adds. A body without such blocks (BERT, T5, OPT,
-    ...), or whose blocks hold dropout (GPT-2: fewer rows would draw other dropout masks),
-    skips padding in each frozen ``nn.Linear`` and GPT-2-style ``Conv1D`` layer instead
-    (their exact types: not adapters). Skipping it in the frozen base of the LoRA projections
-    too saved nothing measurable: there the gather and scatter cost what the rows save.
+    ...), or whose blocks hold dropout (GPT-2: fewer rows would draw other dropout masks) or
+    read more than the tokens' states (BLOOM's adds the residual inside), skips padding in each
+    frozen ``nn.Linear`` and GPT-2-style ``Conv1D`` layer instead (their exact types: not
+    adapters). Skipping it in the frozen base of the LoRA projections too saved nothing
+    measurable: there the gather and scatter cost what the rows save.
     """
     from transformers.pytorch_utils import Conv1D
 
@@ -89,6 +91,7 @@ def _per_token_modules(body: nn.Module) -> list[nn.Module]:
         if name.rsplit(".", 1)[-1] in MLP_NAMES
         and not any(p.requires_grad for p in m.parameters())
         and not any(isinstance(d, nn.Dropout) and d.p > 0 for d in m.modules())
+        and len(inspect.signature(m.forward).parameters) == 1  # BLOOM's takes the residual too
     ]
     if blocks:
         return blocks

@@ -7,6 +7,7 @@ import os
 import reprlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,19 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def quiet_checkpointing_deprecation() -> Iterator[None]:
+    """Hide, inside the block, the ``FutureWarning`` transformers 5 gives when peft reads ``is_gradient_checkpointing``.
+
+    peft's ``PeftModel`` asks every model it wraps for that deprecated property; the warning tells
+    users to change code that is not theirs. Every other warning still shows, as does this one
+    outside the block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def umask() -> int:

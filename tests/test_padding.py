@@ -26,11 +26,14 @@ def _batch(config, padding_side="right"):
     return {"input_ids": ids, "attention_mask": mask}
 
 
+# Each family's query and value projections, or fused ones; GPT-2's c_attn is a Conv1D, not found by type
+_QUERY_VALUE = {"q_proj", "v_proj", "query", "value", "q", "v", "q_lin", "v_lin", "query_proj"}
+_FUSED = {"query_key_value", "qkv_proj"}
+
+
 def _lora(base: nn.Module) -> nn.Module:
     names = {n.rsplit(".", 1)[-1] for n, m in base.named_modules() if isinstance(m, nn.Linear)}
-    targets = sorted(
-        names & {"q_proj", "v_proj", "query", "value", "q", "v", "q_lin", "v_lin", "query_key_value", "query_proj"}
-    )
+    targets = sorted(names & (_QUERY_VALUE | _FUSED))
     torch.manual_seed(0)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=targets or ["c_attn"]))
     with torch.no_grad():  # lora_B away from zero, so the adapters matter

@@ -8,14 +8,18 @@ from transformers import (
     AutoModelForSequenceClassification,
     BartConfig,
     BertConfig,
+    BloomConfig,
     DebertaV2Config,
     DistilBertConfig,
+    FalconConfig,
     GemmaConfig,
     GPT2Config,
+    GPTBigCodeConfig,
     GPTNeoXConfig,
     LlamaConfig,
     MistralConfig,
     OPTConfig,
+    Phi3Config,
     PhiConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -36,6 +40,8 @@ _DEC = {
     "intermediate_size": 64,
     "vocab_size": VOCAB,
 }
+_FALCON = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": VOCAB}
+_BIGCODE = {"n_layer": 2, "n_head": 4, "n_embd": 32, "vocab_size": VOCAB, "n_positions": 64}
 
 DEBERTA = {
     **_DEC,
@@ -107,6 +113,17 @@ ARCHITECTURES = [
     ),
     # relative attention, as every real DeBERTa-v2/v3 checkpoint: position embeddings pass through query/key_proj
     ("deberta_v2", DebertaV2Config(**DEBERTA), AutoModelForSequenceClassification),
+    # fused query/key/value projections whose parts differ in width or order (see kgpeft.tuners.prefix._FUSED):
+    # [q | k | v] of 4, 1 and 1 heads (multi-query)
+    ("gpt_bigcode", GPTBigCodeConfig(**_BIGCODE, multi_query=True), AutoModelForCausalLM),
+    # [q_h | k_h | v_h] per head, in a layer GPT-2 (same name, c_attn) splits in blocks
+    ("gpt_bigcode_mha", GPTBigCodeConfig(**_BIGCODE, multi_query=False), AutoModelForCausalLM),
+    ("falcon", FalconConfig(**_FALCON, multi_query=True), AutoModelForCausalLM),  # 4, 1, 1 heads, blocks
+    ("falcon_mha", FalconConfig(**_FALCON, multi_query=False), AutoModelForCausalLM),  # per head
+    # per key/value head: its 2 query heads, then its key and value
+    ("falcon_gqa", FalconConfig(**_FALCON, new_decoder_architecture=True, num_kv_heads=2), AutoModelForCausalLM),
+    ("phi3", Phi3Config(**_DEC, num_key_value_heads=2, eos_token_id=2, pad_token_id=0), AutoModelForCausalLM),
+    ("bloom", BloomConfig(hidden_size=32, n_layer=2, n_head=4, vocab_size=VOCAB), AutoModelForCausalLM),
 ]
 
 

@@ -30,6 +30,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.tasks.registry import TASKS, get_task
 from kgpeft.training.data import KnowledgeDataset
+from kgpeft.utils import quiet_checkpointing_deprecation
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:
@@ -430,7 +431,8 @@ def build_model(job: Job, variant: Variant) -> nn.Module:
     r = lora_rank_for_budget(job.base, targets, job.kg_lora_budget())
     torch.manual_seed(config.seed)
     lora = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, modules_to_save=adapter.modules_to_save)
-    return get_peft_model(copy.deepcopy(job.base), lora)
+    with quiet_checkpointing_deprecation():
+        return get_peft_model(copy.deepcopy(job.base), lora)
 
 
 @dataclass

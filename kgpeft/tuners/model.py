@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,55 @@ from kgpeft.tuners.layer import (
     mark_position_calls,
     unmark_position_calls,
 )
-from kgpeft.tuners.memory import MemoryGate, attention_layout, encode_memory, memory_hooks
-from kgpeft.tuners.prefix import encode_prefix, prefix_hooks, prefix_layout
+from kgpeft.tuners.memory import AttentionSite, MemoryGate, attention_layout, encode_memory, memory_hooks
+from kgpeft.tuners.prefix import PrefixSite, encode_prefix, prefix_hooks, prefix_layout
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
+from kgpeft.utils import quiet_checkpointing_deprecation
 
 _DECODER = re.compile(r"(^|\.)decoder\.")
 # Projections that only ever read relative-position embeddings (DeBERTa's pos_key_proj, pos_query_proj,
 # v1's pos_proj, pos_q_proj): LoRA adapts them, but they see no token to give knowledge to.
 _POSITION_PROJECTION = re.compile(r"(^|\.)pos_\w*proj$")
+
+
+def _attention_sites(model: nn.Module, config: KGLoraConfig) -> list[AttentionSite] | list[PrefixSite] | None:
+    """The attention layers ``memory`` and ``prefix`` mode read (``None`` for the other modes).
+
+    Raises:
+        FactMemoryError, PrefixError: for attention the mode cannot read.
+    """
+    if config.knowledge_mode == "memory":
+        return attention_layout(model)
+    if config.knowledge_mode == "prefix":
+        return prefix_layout(model)
+    return None
+
+
+@contextmanager
+def _restored_on_failure(model: nn.Module) -> Iterator[None]:
+    """If the block raises, put every module of ``model`` back as it was, and whether each parameter trains.
+
+    A module's attributes are restored, and the dicts among them (children, parameters, buffers,
+    hooks) refilled in place, so that handles to its hooks keep working: peft wraps targets one
+    by one and may refuse one after wrapping others, and freezes the base model.
+    """
+    saved = []
+    for module in model.modules():
+        attributes = dict(vars(module))
+        saved.append((module, attributes, {k: dict(v) for k, v in attributes.items() if isinstance(v, dict)}))
+    trainable = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield
+    except BaseException:
+        for module, attributes, contents in saved:
+            vars(module).clear()
+            vars(module).update(attributes)
+            for name, content in contents.items():
+                attributes[name].clear()
+                attributes[name].update(content)
+        for p, flag in trainable:
+            p.requires_grad_(flag)
+        raise
 
 
 def _module_key(name: str) -> str:
@@ -139,6 +182,11 @@ class KGLoraModel(nn.Module):
     def add_adapter(self, adapter_name: str, config: KGLoraConfig) -> None:
         """Add a KG-LoRA adapter (its LoRA weights, knowledge projections and graph encoder).
 
+        A refused first adapter leaves the model as it was passed: an attention layout its
+        ``knowledge_mode`` cannot read is refused before anything is injected, and what peft or the
+        graph encoder refuse after injecting (a target LoRA cannot adapt, a tokenizer whose ids the
+        embeddings lack) is undone.
+
         Raises:
             PathNameError: ``adapter_name`` cannot name the adapter's folder in a checkpoint
                 (:func:`~kgpeft.checkpoint.check_adapter_name`), checked before anything is added.
@@ -146,18 +194,24 @@ class KGLoraModel(nn.Module):
         check_adapter_name(adapter_name, "`adapter_name`")
         if adapter_name in self.kg_configs:
             raise ValueError(f"An adapter named {adapter_name!r} exists already.")
-        base = self._base if self.peft_model is None else self.base_model
+        first = self.peft_model is None
+        base = self._base if first else self.base_model
         targets = resolve_target_modules(base, config.target_modules)
+        _attention_sites(base, config)  # refuses attention the mode cannot read, before anything is injected
         lora_config = config.to_lora_config(targets, fan_in_fan_out=targets_conv1d(base, targets))
-        if self.peft_model is None:
-            self.peft_model = get_peft_model(self._base, lora_config, adapter_name=adapter_name)
+        with _restored_on_failure(base) if first else nullcontext():
+            if first:
+                with quiet_checkpointing_deprecation():
+                    self.peft_model = get_peft_model(base, lora_config, adapter_name=adapter_name)
+            else:
+                self.peft_model.add_adapter(adapter_name, lora_config)
+            sites = _attention_sites(self.base_model, config)  # the same layers, their projections now LoRA's
+            encoder = None if config.knowledge_mode == "memory" else self._make_graph_encoder(config)
+        if first:
             del self._base
-        else:
-            self.peft_model.add_adapter(adapter_name, lora_config)
         self.kg_configs[adapter_name] = config
         self.target_modules[adapter_name] = targets
         if config.knowledge_mode == "memory":
-            sites = attention_layout(self.base_model)
             gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
             self.memory_gates[adapter_name] = gates
             self._memory_sites = sites
@@ -166,13 +220,13 @@ class KGLoraModel(nn.Module):
             )
             self.set_adapter(self.active_adapter)
             return
-        self.graph_encoders[adapter_name] = self._make_graph_encoder(config)
+        self.graph_encoders[adapter_name] = encoder
         if config.relation_loss_weight > 0:  # DistMult relation vectors over node states, starting as a dot product
             self.relation_decoders[adapter_name] = nn.Embedding(2 * self.kg.num_relations, config.graph_channels)
             nn.init.ones_(self.relation_decoders[adapter_name].weight)
         fusions = nn.ModuleDict()
         if config.knowledge_mode == "prefix":  # soft tokens read by every self-attention, behind zero gates
-            sites = self._prefix_sites = prefix_layout(self.base_model)
+            self._prefix_sites = sites
             width = sites[0].width
             self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * width)
             gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])

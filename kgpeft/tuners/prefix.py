@@ -15,7 +15,9 @@ nothing, so it gets exactly plain LoRA. Queries and soft-token keys are taken be
 rotary embedding: the soft tokens carry no position.
 
 Unlike :mod:`kgpeft.tuners.memory` it needs no separate projections: fused ones (GPT-2's
-``c_attn``, GPT-NeoX's ``query_key_value``) are split by :class:`PrefixSite`.
+``c_attn``, GPT-NeoX's ``query_key_value``, Phi-3's ``qkv_proj``) are split by :class:`PrefixSite`
+as the model splits them, with the head counts of the model's config (multi-query and
+grouped-query layouts included).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from kgpeft.errors import KGPeftError
 from kgpeft.tuners.memory import FactMemory, MemoryGate
 
 #: Names of self-attention modules (cross-attention, e.g. BART's ``encoder_attn``, is left alone).
-_SELF_ATTENTION = ("self_attn", "attn", "attention", "SelfAttention")
+_SELF_ATTENTION = ("self_attn", "attn", "attention", "SelfAttention", "self_attention")
 #: (query, key, value, output) projections, as paths inside the attention module.
 _SEPARATE = (
     ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -42,9 +44,21 @@ _SEPARATE = (
     ("self.query", "self.key", "self.value", "output.dense"),
     ("self.query_proj", "self.key_proj", "self.value_proj", "output.dense"),
 )
-#: (fused query/key/value projection, output projection, layout of its output): ``"blocks"`` is
-#: ``[q | k | v]`` (GPT-2), ``"heads"`` is ``[q_h | k_h | v_h]`` per head (GPT-NeoX).
-_FUSED = (("c_attn", "c_proj", "blocks"), ("query_key_value", "dense", "heads"))
+#: Fused query/key/value projections, by model type: (fused projection, output projection, layout of
+#: its output). ``"blocks"`` is ``[q | k | v]``, ``H``, ``H_kv`` and ``H_kv`` heads wide (GPT-2, Phi-3);
+#: ``"groups"`` is, for each key/value head, the ``H / H_kv`` query heads that read it, then its key
+#: and its value (GPT-NeoX and BLOOM ``[q_h | k_h | v_h]`` per head, Falcon's new decoder
+#: architecture). Where the layout is not written in the weights' names it has to be known per model
+#: type: GPT-2 and GPT-BigCode both call theirs ``c_attn`` and split it differently. A config with
+#: ``multi_query`` (and no ``new_decoder_architecture``) puts its one key and value head in blocks.
+_FUSED = {
+    "gpt2": ("c_attn", "c_proj", "blocks"),
+    "gpt_bigcode": ("c_attn", "c_proj", "groups"),
+    "phi3": ("qkv_proj", "o_proj", "blocks"),
+    "gpt_neox": ("query_key_value", "dense", "groups"),
+    "bloom": ("query_key_value", "dense", "groups"),
+    "falcon": ("query_key_value", "dense", "groups"),
+}
 _HEAD_DIM = ("head_dim", "head_size", "attention_head_size", "key_value_proj_dim")
 
 
@@ -77,19 +91,23 @@ class PrefixSite:
     output: nn.Module  # its input gets the read
     key: nn.Module  # the fused projection when ``layout`` is set
     value: nn.Module | None
-    layout: str | None  # None: separate projections; "blocks" or "heads": fused
+    layout: str | None  # None: separate projections; "blocks" or "groups": fused, see _FUSED
     num_heads: int
     num_kv_heads: int
     head_dim: int
     width: int  # the width of the layer input, and of a soft token
 
+    def _groups(self, output: Tensor) -> Tensor:
+        """A ``"groups"`` projection's output as ``(..., H_kv, H / H_kv + 2, d_h)``: queries, key, value per group."""
+        kv = self.num_kv_heads
+        return output.unflatten(-1, (kv, self.num_heads // kv + 2, self.head_dim))
+
     def queries(self, output: Tensor) -> Tensor:
         """``(B, T, H * d_h)`` queries from the query projection's output."""
-        h, d = self.num_heads, self.head_dim
         if self.layout == "blocks":
-            output = output[..., : h * d]
-        elif self.layout == "heads":
-            output = output.unflatten(-1, (h, 3 * d))[..., :d].flatten(-2)
+            output = output[..., : self.num_heads * self.head_dim]
+        elif self.layout == "groups":
+            output = self._groups(output)[..., :-2, :].flatten(-3)
         return output.contiguous()
 
     def keys_values(self, soft: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,7 +118,8 @@ class PrefixSite:
         elif self.layout == "blocks":
             k, v = self.key(soft)[..., h * d :].split(kv * d, dim=-1)
         else:
-            k, v = (t.flatten(-2) for t in self.key(soft).unflatten(-1, (h, 3 * d))[..., d:].split(d, dim=-1))
+            groups = self._groups(self.key(soft))
+            return groups[..., -2, :], groups[..., -1, :]
         return k.unflatten(-1, (kv, d)), v.unflatten(-1, (kv, d))
 
 
@@ -123,14 +142,32 @@ def _site(model: nn.Module, name: str, attn: nn.Module) -> PrefixSite | None:
         d = _head_dim(model, attn, _find(attn, q_path.rpartition(".")[0]) or attn)
         (width, q_out), k_out = _features(q), _features(k)[1]
         return PrefixSite(name, q, o, k, v, None, q_out // d, k_out // d, d, width)
-    for qkv_path, o_path, layout in _FUSED:
-        qkv, o = _find(attn, qkv_path), _find(attn, o_path)
-        if qkv is None or o is None:
-            continue
-        d = _head_dim(model, attn)
-        width, out = _features(qkv)
-        return PrefixSite(name, qkv, o, qkv, None, layout, out // (3 * d), out // (3 * d), d, width)
-    return None
+    config = model.config
+    model_type = getattr(config, "model_type", None)
+    if model_type not in _FUSED:
+        return None
+    qkv_path, o_path, layout = _FUSED[model_type]
+    qkv, o = _find(attn, qkv_path), _find(attn, o_path)
+    if qkv is None or o is None:
+        return None
+    if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
+        layout = "blocks"
+    heads, d = config.num_attention_heads, _head_dim(model, attn)
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    width, out = _features(qkv)
+    where = f"{type(model).__name__}'s `{name}"
+    if out != (heads + 2 * kv) * d or heads % kv:
+        raise PrefixError(
+            f"knowledge_mode='prefix' splits {where}.{qkv_path}` into the query, key and value heads its config "
+            f"names (num_attention_heads={heads}, num_key_value_heads={kv}, head_dim={d}: {(heads + 2 * kv) * d} "
+            f"outputs), but it has {out} outputs; fix the config's head counts."
+        )
+    if getattr(attn, "slow_but_exact", False) and getattr(attn, "pretraining_tp", 1) > 1:
+        raise PrefixError(
+            f"knowledge_mode='prefix' reads soft tokens at the input of {where}.{o_path}`, which BLOOM skips with "
+            "`slow_but_exact=True` and `pretraining_tp > 1`; set `slow_but_exact=False` in the model's config."
+        )
+    return PrefixSite(name, qkv, o, qkv, None, layout, heads, kv, d, width)
 
 
 def prefix_layout(model: nn.Module) -> list[PrefixSite]:
@@ -148,8 +185,8 @@ def prefix_layout(model: nn.Module) -> list[PrefixSite]:
     if not sites:
         raise PrefixError(
             f"knowledge_mode='prefix' reads soft tokens through each self-attention's query, key, value and output "
-            f"projections; none of {type(model).__name__}'s modules looks like one (known names: "
-            f"{[p[0] for p in _SEPARATE] + [f[0] for f in _FUSED]})."
+            f"projections; none of {type(model).__name__}'s modules looks like one (known: separate projections "
+            f"{sorted({p[0] for p in _SEPARATE})}, fused ones of model types {sorted(_FUSED)})."
         )
     if len({site.width for site in sites}) > 1:
         raise PrefixError(f"knowledge_mode='prefix' needs one layer width, {type(model).__name__} has several.")

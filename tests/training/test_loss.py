@@ -10,6 +10,7 @@ from kgpeft.model import get_kg_peft_model
 from kgpeft.training.fact_selection import answer_log_likelihoods
 from kgpeft.training.loss import causal_lm_head, label_log_likelihoods, label_positions_loss
 from kgpeft.tuners import KGLoraConfig
+from kgpeft.tuners.targets import resolve_target_modules
 
 CAUSAL = [a for a in ARCHITECTURES if a[2].__name__ == "AutoModelForCausalLM"]
 OTHER = [a for a in ARCHITECTURES if a[2].__name__ != "AutoModelForCausalLM"]
@@ -45,7 +46,9 @@ def _both(model, batch, head=None):
 
 @pytest.mark.parametrize("name, config, auto_class", CAUSAL, ids=[a[0] for a in CAUSAL])
 def test_equals_the_models_own_loss_and_gradients(name, config, auto_class):
-    model = get_peft_model(build_model(config, auto_class), LoraConfig(r=4, init_lora_weights=False))
+    base = build_model(config, auto_class)
+    targets = resolve_target_modules(base, None)  # peft has no default targets for some (Phi-3)
+    model = get_peft_model(base, LoraConfig(r=4, init_lora_weights=False, target_modules=targets))
     model.train()
     head = causal_lm_head(model)
     assert head is model.get_output_embeddings()

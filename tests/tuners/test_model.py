@@ -1,11 +1,20 @@
 """`KGLoraModel`, the tuner: one registry of per-adapter knowledge modules read by training, saving and loading."""
 
+import copy
+import dataclasses
+import warnings
+
 import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, ElectraConfig, GPTJConfig, MptConfig
 
 from kgpeft.checkpoint import CheckpointError
-from kgpeft.tuners import KGLoraConfig, KGLoraModel
+from kgpeft.model import KGPeftModel, get_kg_peft_model
+from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch
+from kgpeft.tuners.memory import FactMemoryError
+from kgpeft.tuners.prefix import PrefixError
+from kgpeft.tuners.targets import TargetModulesError
 
 LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
 # Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection and gates,
@@ -123,3 +132,104 @@ def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
     assert model.context.state is None
     assert (fused - plain).abs().amax(-1)[0, 1:].max() > 0, "linked token 1 and what attends to it change"
     assert torch.equal(fused[:, 0], plain[:, 0]), "the first token sees no linked token"
+
+
+def _gptj():
+    return build_model(
+        GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, vocab_size=64, n_positions=64), AutoModelForCausalLM
+    )
+
+
+def _electra():
+    config = ElectraConfig(
+        embedding_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=64,
+    )
+    return build_model(config, AutoModelForSequenceClassification)
+
+
+def _mpt():
+    return build_model(
+        MptConfig(d_model=32, n_heads=4, n_layers=2, vocab_size=64, max_seq_len=64), AutoModelForCausalLM
+    )
+
+
+def _arch(name):
+    return lambda: build_model(*next(a for a in ARCHITECTURES if a[0] == name)[1:])
+
+
+def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
+    _, config, auto = LLAMA
+    return build_model(dataclasses.replace(config, vocab_size=8), auto)
+
+
+# (model, adapter config, tokenizer given, the refusal): each refused after the model was touched, before the fix
+REFUSALS = {
+    "memory-gptj": (_gptj, {"knowledge_mode": "memory"}, True, (FactMemoryError, "q_proj/k_proj/v_proj/o_proj")),
+    "memory-phi3": (_arch("phi3"), {"knowledge_mode": "memory"}, True, (FactMemoryError, "Phi3ForCausalLM has none")),
+    "memory-electra": (_electra, {"knowledge_mode": "memory"}, True, (FactMemoryError, "ElectraForSequence")),
+    "prefix-mpt": (_mpt, {"knowledge_mode": "prefix"}, True, (PrefixError, "none of MptForCausalLM's modules")),
+    "text-without-tokenizer": (_arch("llama"), {"node_features": "text"}, False, (ValueError, "pass `tokenizer=`")),
+    "kge-without-embeddings": (_arch("llama"), {"node_features": "kge"}, True, (ValueError, "needs KG embeddings")),
+    "tokenizer-beyond-embeddings": (
+        _small_vocabulary_llama,
+        {"node_features": "text"},
+        True,
+        (ValueError, "`embedding` has only 8 rows"),
+    ),
+    # peft wraps the q_proj layers, then refuses the norm
+    "unadaptable-target": (
+        _arch("llama"),
+        {"target_modules": ["q_proj", "input_layernorm"]},
+        True,
+        (ValueError, "LlamaRMSNorm.* is not supported"),
+    ),
+    "no-target": (_arch("llama"), {"target_modules": ["wq"]}, True, (TargetModulesError, "matches no linear module")),
+}
+
+
+def _untouched_state(model):
+    """Everything a refusal must leave as it was, tensors apart."""
+    modules = dict(model.named_modules())
+    return {
+        "modules": [(name, id(m), type(m)) for name, m in modules.items()],
+        "attributes": {name: sorted(vars(m)) for name, m in modules.items()},
+        "hooks": {name: (list(m._forward_hooks), list(m._forward_pre_hooks)) for name, m in modules.items()},
+        "trainable": {name: p.requires_grad for name, p in model.named_parameters()},
+        "config": model.config.to_dict(),
+    }
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refused_model_is_left_as_it_was(kg, tokenizer, case):
+    make, changes, with_tokenizer, (error, message) = REFUSALS[case]
+    model = make()
+    inputs = make_inputs()
+    inputs["input_ids"] %= model.config.vocab_size
+    before, tensors, logits = _untouched_state(model), copy.deepcopy(model.state_dict()), model(**inputs).logits
+    with pytest.raises(error, match=message):
+        get_kg_peft_model(model, KGLoraConfig(r=4, **changes), kg, tokenizer if with_tokenizer else None)
+    assert _untouched_state(model) == before
+    assert not hasattr(model, "peft_config")
+    state = model.state_dict()
+    assert state.keys() == tensors.keys() and all(torch.equal(state[k], v) for k, v in tensors.items())
+    assert torch.equal(model(**inputs).logits, logits)
+    # and it can still be wrapped, into a model that starts as the base model
+    wrapped = get_kg_peft_model(model, KGLoraConfig(r=4, node_features="learned"), kg, tokenizer)
+    assert torch.equal(wrapped(**inputs, knowledge=KnowledgeBatch.empty(2, 6)).logits, logits)
+
+
+def test_wrapping_and_loading_show_users_no_futurewarning(kg, tokenizer, tmp_path):
+    # peft asks transformers 5 for its deprecated `is_gradient_checkpointing`; pyproject's filter hides that in tests
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(r=4), kg, tokenizer)
+        model.add_adapter("other", KGLoraConfig(r=4, knowledge_mode="memory"))
+        model.save_pretrained(tmp_path / "adapter")
+        KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "adapter", kg, tokenizer)
+    with pytest.warns(FutureWarning, match="is_gradient_checkpointing"):  # the filter holds inside the call only
+        _ = build_model(*LLAMA[1:]).is_gradient_checkpointing
