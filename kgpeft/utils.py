@@ -184,6 +184,20 @@ def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> 
     return path
 
 
+def surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text``, or ``None`` if there is none.
+
+    A lone surrogate is half of a UTF-16 pair, not a character: ``json.loads`` makes one of the
+    escape ``"\\ud800"``, and Python one of each undecodable byte of standard input or a command-line
+    argument (``surrogateescape``). No tokenizer encodes it, so text holding one is refused up front.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
 def resolve_device(name: str | torch.device) -> torch.device:
     """``"auto"`` is CUDA when available, else the CPU; anything else is passed to :class:`torch.device`."""
     if name == "auto":
