@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
-from kgpeft.errors import OutputPathError
+from kgpeft.errors import KGPeftError, OutputPathError
 
 
 @contextmanager
@@ -158,6 +159,28 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def writing(target: Path, partial: Path | None = None, advice: str = "") -> Iterator[None]:
+    """Name ``target`` when writing it fails inside the block (a full disk, a lost permission).
+
+    An ``OSError`` or safetensors error becomes an :class:`OutputPathError` naming ``target``, after
+    ``partial``, the half-written temporary copy, is removed: nothing incomplete is left to pass for
+    a finished folder. kgpeft's own errors pass unchanged. ``advice`` (what to do next) ends the message.
+    """
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        if isinstance(e, KGPeftError):
+            raise
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise OutputPathError(
+            f"Cannot write {target}: {reason}; nothing half-written is left. "
+            + (advice or "Free space (or choose another path) and try again.")
+        ) from None
 
 
 def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.job import Job, evaluate_variant, prepare, train_variant
-from kgpeft.utils import atomic_file, ensure_writable
+from kgpeft.utils import atomic_file, ensure_writable, writing
 
 #: The metric each results table leads with, by task type (generation tasks: their task's metric).
 HEADLINE = {
@@ -126,7 +126,9 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
         results.append(result)
         if variant.adapter == "kg-lora":
             trained.model.card.update(_card(config, variant, result))
-            trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
+            adapter = Path(config.training.output_dir) / variant.name / "adapter"
+            with writing(adapter):  # save_pretrained leaves nothing half-written
+                trained.model.save_pretrained(adapter)
         del trained
     seconds = time.perf_counter() - t0
     out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
@@ -134,7 +136,7 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
     print(out.table())
     folder = Path(config.training.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_file(folder / "results.json") as tmp:
+    with writing(folder / "results.json"), atomic_file(folder / "results.json") as tmp:
         tmp.write_text(json.dumps(out.to_dict(), indent=2), encoding="utf-8")
     if plot:
         plot_results(out, folder / "results.png")

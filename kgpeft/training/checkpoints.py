@@ -42,7 +42,7 @@ from kgpeft.checkpoint import CheckpointError, file_sha256, load_safetensors, re
 from kgpeft.configuration import dataclass_from_dict, is_int
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, OutputPathError
 from kgpeft.training.config import TrainingConfig
-from kgpeft.utils import replace_folder
+from kgpeft.utils import replace_folder, writing
 
 STATE_NAME = "trainer_state.json"
 PARAMS_NAME = "trainable_params.safetensors"
@@ -101,9 +101,10 @@ def save_adapter(
     full = accelerator.get_state_dict(model) if is_sharded(accelerator) else None
     if accelerator.is_main_process:
         tmp = _fresh_temp(folder)
-        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=full)
-        state.write(tmp, config, accelerator.num_processes)
-        replace_folder(tmp, folder)
+        with writing(folder, tmp, _after_failed_save(folder)):
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=full)
+            state.write(tmp, config, accelerator.num_processes)
+            replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -127,27 +128,31 @@ def save_checkpoint(
     """
     accelerator.wait_for_everyone()
     tmp = folder.with_name(f".{folder.name}.tmp")
+    advice = _after_failed_save(folder)
     if accelerator.is_main_process:
         _fresh_temp(folder)
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(tmp)
-        params = dict(unwrapped.named_parameters())
-        _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
-        optim_state = optimizer.state_dict()
-        tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
-        _save_tensors(tensors, tmp / OPTIMIZER_NAME)
-        groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
-        _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
-        _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
-        digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
-        state.write(tmp, config, accelerator.num_processes, digests)
+        with writing(folder, tmp, advice):
+            unwrapped = accelerator.unwrap_model(model)
+            unwrapped.save_pretrained(tmp)
+            params = dict(unwrapped.named_parameters())
+            _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
+            optim_state = optimizer.state_dict()
+            tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
+            _save_tensors(tensors, tmp / OPTIMIZER_NAME)
+            groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
+            _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
+            _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
+            digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
+            state.write(tmp, config, accelerator.num_processes, digests)
     accelerator.wait_for_everyone()
     tensors, extra = _rng_state()
-    _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
-    _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
+    with writing(folder, tmp, advice):
+        _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
+        _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        replace_folder(tmp, folder)
+        with writing(folder, tmp, advice):
+            replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -427,6 +432,13 @@ def _read_json(file: Path) -> Any:
 
 def _write_json(file: Path, values: Any) -> None:
     file.write_text(json.dumps(values, indent=2), encoding="utf-8")
+
+
+def _after_failed_save(folder: Path) -> str:
+    """What to do when saving ``folder`` (in a run's ``output_dir``) failed: where to resume from."""
+    last = latest_checkpoint(folder.parent)
+    resume = f"; then resume from {last} (`kgpeft train --resume`, `resume_from_checkpoint='latest'`)" if last else ""
+    return f"Free space (or choose another `output_dir`){resume}."
 
 
 def _fresh_temp(folder: Path) -> Path:

@@ -371,6 +371,31 @@ def test_unwritable_plot_is_refused_before_loading(job, tmp_path, capsys, no_loa
         assert err.startswith(f"kgpeft explain: error: {message}") and err.count("\n") == 1, err
 
 
+def test_full_disk_while_saving_the_adapter_is_one_line(job, capsys, monkeypatch):
+    import errno
+
+    import kgpeft.model
+
+    path, values = job
+    save_file = kgpeft.model.save_file
+
+    def disk_full(tensors, filename, *args, **kwargs):
+        if "/.adapter." in filename:  # the job's adapter, saved after training (the final one was saved)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        return save_file(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(kgpeft.model, "save_file", disk_full)
+    assert main(["train", "--config", str(path)]) == 2
+    folder = Path(values["training"]["output_dir"]) / "kg-lora"
+    err = capsys.readouterr().err  # after the progress bar of loading the model
+    assert err.endswith(
+        f"\nkgpeft train: error: Cannot write {folder / 'adapter'}: No space left on device; nothing half-written is "
+        "left. Free space (or choose another path) and try again.\n"
+    )
+    assert "Traceback" not in err, err
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".kgpeft.lock") == ["final"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -1,8 +1,10 @@
-"""Resuming from a damaged or no longer fitting checkpoint: errors that name the file."""
+"""Resuming from a damaged or no longer fitting checkpoint, and a full disk while saving: errors that name the file."""
 
+import errno
 import importlib
 import importlib.util
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +15,7 @@ from tiny_models import ARCHITECTURES, build_model, tiny_kg, tiny_tokenizer
 
 from kgpeft import KGLoraConfig, get_kg_peft_model
 from kgpeft.checkpoint import CheckpointError
-from kgpeft.errors import KGFileNotFoundError
+from kgpeft.errors import KGFileNotFoundError, KGPeftError, OutputPathError
 from kgpeft.training.config import TrainingConfig
 from kgpeft.training.trainer import train
 
@@ -143,3 +145,45 @@ def test_damaged_checkpoint_file_is_named(finished_run, tmp_path, case):
     pattern = message.format(re.escape(str(file))) if "{}" in message else re.escape(str(file)) + message
     with pytest.raises(expected, match=pattern):
         _resume(run)
+
+
+class DiskFull:
+    """Stands for safetensors' ``save_file``: raises ENOSPC when writing a path that contains ``where``."""
+
+    def __init__(self, save_file, where: str):
+        self.save_file, self.where = save_file, where
+
+    def __call__(self, tensors, filename, *args, **kwargs):
+        if self.where in str(filename):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        return self.save_file(tensors, filename, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("module", "where", "folder", "kept"),
+    [
+        # the optimizer state of the second checkpoint: the first one is where to resume from
+        ("kgpeft.training.checkpoints", ".checkpoint-4.tmp", "checkpoint-4", ["checkpoint-2"]),
+        # the final adapter's knowledge weights, written by save_pretrained inside the trainer's temporary folder
+        ("kgpeft.model", ".final.tmp", "final", ["checkpoint-2", "checkpoint-4"]),
+    ],
+)
+def test_full_disk_while_saving_names_the_folder_and_leaves_nothing_half_written(
+    tmp_path, monkeypatch, module, where, folder, kept
+):
+    target = importlib.import_module(module)
+    monkeypatch.setattr(target, "save_file", DiskFull(target.save_file, where))
+    run = tmp_path / "run"
+    with pytest.raises(OutputPathError) as error:
+        train(make_model(), make_dataset(8), collate, _config(run, max_steps=4))
+    last = run / kept[-1]
+    assert str(error.value) == (
+        f"Cannot write {run / folder}: No space left on device; nothing half-written is left. Free space (or choose "
+        f"another `output_dir`); then resume from {last} (`kgpeft train --resume`, `resume_from_checkpoint='latest'`)."
+    )
+    assert isinstance(error.value, KGPeftError)
+    assert sorted(p.name for p in run.iterdir() if p.name != ".kgpeft.lock") == kept, "no temporary folder is left"
+    monkeypatch.undo()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert _resume(run).global_step == 6, "the run resumes from the last complete checkpoint"
