@@ -61,8 +61,6 @@ def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> N
 
 def _texts(args: argparse.Namespace) -> list[str]:
     """The texts given as arguments, or else the non-blank lines of standard input; each checked to be UTF-8 text."""
-    from kgpeft.utils import surrogate_at
-
     if args.text:
         texts = [(f"text argument {i}", text) for i, text in enumerate(args.text, start=1)]
     else:
@@ -75,12 +73,19 @@ def _texts(args: argparse.Namespace) -> list[str]:
         texts = [(where, line) for where, line in lines if line.strip()]
     if not texts:
         raise ConfigError(f"`kgpeft {args.command}` needs text: as arguments or on standard input.")
+    _check_utf8(texts)
+    return [text for _, text in texts]
+
+
+def _check_utf8(texts: Sequence[tuple[str, str]]) -> None:
+    """Refuse the first of the ``(where, text)`` pairs whose text holds a lone surrogate, which no tokenizer encodes."""
+    from kgpeft.utils import surrogate_at
+
     for where, text in texts:
         if (at := surrogate_at(text)) is not None:
             code = ord(text[at])  # an undecodable byte b arrives as the surrogate U+DC00 + b (surrogateescape)
             what = f"byte {code - 0xDC00:#04x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate {text[at]!r}"
             raise ConfigError(f"{where}: not UTF-8 ({what} at character {at + 1}); pass UTF-8 text.")
-    return [text for _, text in texts]
 
 
 def _link_parts(args: argparse.Namespace):
@@ -269,6 +274,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     texts = _texts(args)
     if args.answer is not None and len(args.answer) != len(texts):
         raise ConfigError(f"--answer: {len(args.answer)} answers for {len(texts)} texts; give one per text.")
+    _check_utf8([(f"--answer {i}", answer) for i, answer in enumerate(args.answer or [], start=1)])
     if args.plot is not None:
         ensure_writable(args.plot, "--plot", folder=False)  # before the model loads, not after the work
     adapter = _adapter_dir(args)

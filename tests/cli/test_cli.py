@@ -341,6 +341,11 @@ def test_lone_surrogate_in_a_task_row_names_the_line(job, tmp_path, capsys, no_l
         (["predict", "--config", "JOB", "--adapter", "a"], "strict", "standard input is not UTF-8 (byte 0xff)"),
         (["link", "dog", "the \udcff dog"], None, "text argument 2: not UTF-8 (byte 0xff at character 5)"),
         (["link", "the \ud800 dog"], None, "text argument 1: not UTF-8 (lone surrogate '\\ud800' at character 5)"),
+        (
+            ["explain", "--config", "JOB", "--adapter", "a", "--answer", "pet", "p\udce9t", "--", "dog", "cat"],
+            None,
+            "--answer 2: not UTF-8 (byte 0xe9 at character 2)",
+        ),
     ],
 )
 def test_text_that_is_not_utf8_is_one_line(job, capsys, monkeypatch, no_loading, argv, stdin, message):
