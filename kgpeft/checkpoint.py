@@ -273,6 +273,14 @@ def _check_entries(meta: dict[str, Any], file: Path) -> None:
         raise CheckpointError(
             f"`active_adapter` in {file} is {meta['active_adapter']!r}, not one of the adapters {list(adapters)}."
         )
+    size, size_keys = meta["kg_size"], ("num_entities", "num_relations")
+    if size and set(size) != set(size_keys):  # empty in checkpoints of older kgpeft versions
+        problems = [f"lacks `kg_size.{k}`" for k in size_keys if k not in size]
+        problems += [f"holds the unknown key `kg_size.{k}`" for k in sorted(set(size) - set(size_keys))]
+        raise CheckpointError(
+            f"`kg_size` in {file} {' and '.join(problems)}; it should hold the KG's `num_entities` and "
+            "`num_relations`, or be empty."
+        )
     for key, kind in (("kg_size", int), ("sha256", str), ("versions", str)):
         for name, value in meta[key].items():
             if not isinstance(value, kind) or isinstance(value, bool):

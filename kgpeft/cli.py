@@ -59,6 +59,35 @@ def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> N
             print(f"    {format_fact(kg, triple, 'arrow')}")
 
 
+def _texts(args: argparse.Namespace) -> list[str]:
+    """The texts given as arguments, or else the non-blank lines of standard input; each checked to be UTF-8 text."""
+    if args.text:
+        texts = [(f"text argument {i}", text) for i, text in enumerate(args.text, start=1)]
+    else:
+        try:
+            lines = [(f"standard input line {i}", line.rstrip("\n")) for i, line in enumerate(sys.stdin, start=1)]
+        except UnicodeDecodeError as e:  # standard input decoded strictly (a locale other than C.UTF-8)
+            raise ConfigError(
+                f"standard input is not UTF-8 (byte {e.object[e.start]:#04x}); pass UTF-8 text."
+            ) from None
+        texts = [(where, line) for where, line in lines if line.strip()]
+    if not texts:
+        raise ConfigError(f"`kgpeft {args.command}` needs text: as arguments or on standard input.")
+    _check_utf8(texts)
+    return [text for _, text in texts]
+
+
+def _check_utf8(texts: Sequence[tuple[str, str]]) -> None:
+    """Refuse the first of the ``(where, text)`` pairs whose text holds a lone surrogate, which no tokenizer encodes."""
+    from kgpeft.utils import surrogate_at
+
+    for where, text in texts:
+        if (at := surrogate_at(text)) is not None:
+            code = ord(text[at])  # an undecodable byte b arrives as the surrogate U+DC00 + b (surrogateescape)
+            what = f"byte {code - 0xDC00:#04x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate {text[at]!r}"
+            raise ConfigError(f"{where}: not UTF-8 ({what} at character {at + 1}); pass UTF-8 text.")
+
+
 def _link_parts(args: argparse.Namespace):
     from kgpeft.retrieval import RetrievalConfig
 
@@ -76,9 +105,7 @@ def _link_parts(args: argparse.Namespace):
 
 
 def cmd_link(args: argparse.Namespace) -> None:
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ConfigError("`kgpeft link` needs text: as arguments or on standard input.")
+    texts = _texts(args)
     _show_link(*_link_parts(args), texts, args.max_facts)
 
 
@@ -212,9 +239,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     config = _job_config(args)
     variant = _variant(config, args.variant)
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ConfigError("`kgpeft predict` needs text: as arguments or on standard input.")
+    texts = _texts(args)
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
@@ -238,6 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> None:
     from kgpeft.explain import plot_explanation
     from kgpeft.pipeline import load_variant_model, prepare
+    from kgpeft.utils import ensure_writable
 
     config = _job_config(args)
     variant = _variant(config, args.variant)
@@ -245,11 +271,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
         raise ConfigError(f"--variant: {variant.name!r} is plain {variant.adapter}; explanations need a KG-LoRA one.")
     if config.task_type != "causal_lm":
         raise ConfigError(f"`kgpeft explain` explains generated answers (causal_lm tasks), not {config.task_type!r}.")
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ConfigError("`kgpeft explain` needs text: as arguments or on standard input.")
+    texts = _texts(args)
     if args.answer is not None and len(args.answer) != len(texts):
         raise ConfigError(f"--answer: {len(args.answer)} answers for {len(texts)} texts; give one per text.")
+    _check_utf8([(f"--answer {i}", answer) for i, answer in enumerate(args.answer or [], start=1)])
+    if args.plot is not None:
+        ensure_writable(args.plot, "--plot", folder=False)  # before the model loads, not after the work
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from kgpeft.errors import KGPeftError, OutputPathError, PathNameError
 
@@ -249,6 +250,28 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def writing(target: Path, partial: Path | None = None, advice: str = "") -> Iterator[None]:
+    """Name ``target`` when writing it fails inside the block (a full disk, a lost permission).
+
+    An ``OSError`` or safetensors error becomes an :class:`OutputPathError` naming ``target``, after
+    ``partial``, the half-written temporary copy, is removed: nothing incomplete is left to pass for
+    a finished folder. kgpeft's own errors pass unchanged. ``advice`` (what to do next) ends the message.
+    """
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        if isinstance(e, KGPeftError):
+            raise
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise OutputPathError(
+            f"Cannot write {target}: {reason}; nothing half-written is left. "
+            + (advice or "Free space (or choose another path) and try again.")
+        ) from None
+
+
 def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> Path:
     """Make sure ``path`` can be written before any expensive work, creating missing folders.
 
@@ -273,6 +296,20 @@ def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> 
     except OSError as e:
         raise OutputPathError(f"{what} {path} cannot be written: {e.strerror or e}.") from None
     return path
+
+
+def surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text``, or ``None`` if there is none.
+
+    A lone surrogate is half of a UTF-16 pair, not a character: ``json.loads`` makes one of the
+    escape ``"\\ud800"``, and Python one of each undecodable byte of standard input or a command-line
+    argument (``surrogateescape``). No tokenizer encodes it, so text holding one is refused up front.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

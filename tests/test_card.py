@@ -77,3 +77,19 @@ def test_a_card_that_is_not_json_is_refused_before_writing(model, tmp_path):
 def test_info_on_a_folder_without_an_adapter(tmp_path, capsys):
     assert main(["info", str(tmp_path)]) == 2
     assert "missing kgpeft_config.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ({"num_entities": 9}, "lacks `kg_size.num_relations`"),
+        ({"num_entities": 9, "num_relation": 3}, "lacks `kg_size.num_relations` and holds the unknown key"),
+    ],
+)
+def test_info_on_a_hand_edited_kg_size_is_one_line(model, tmp_path, capsys, size, message):
+    model.save_pretrained(tmp_path / "adapter")
+    file = tmp_path / "adapter" / "kgpeft_config.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "kg_size": size}))
+    assert main(["info", str(tmp_path / "adapter")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgpeft info: error: `kg_size` in {file} {message}") and err.count("\n") == 1, err

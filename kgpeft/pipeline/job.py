@@ -119,12 +119,30 @@ def read_task_file(task: str) -> dict[str, list]:
     return splits
 
 
+# Files one of which a Hugging Face model folder's tokenizer is read from.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+)
+
+
 def check_model_folder(config: JobConfig) -> Path | None:
-    """The job's local model folder, checked to hold a ``config.json`` (``None`` for a packaged model).
+    """The job's local model folder, checked before anything loads (``None`` for a packaged model).
+
+    It must hold a ``config.json`` (a JSON object whose ``model_type`` transformers knows), tokenizer
+    files, and only whole safetensors files (their headers are read: a truncated file is found here).
 
     Raises:
-        JobConfigError: ``model`` names neither a packaged model nor a Hugging Face model folder.
+        JobConfigError: ``model`` names neither a packaged model nor a Hugging Face model folder, or one
+            of its files is missing or damaged; the message names the file (and the line or key).
     """
+    from safetensors import SafetensorError, safe_open
+    from transformers import CONFIG_MAPPING
+
     from kgpeft.pretrained import PACKAGED_MODELS
 
     if config.model in PACKAGED_MODELS:
@@ -138,6 +156,35 @@ def check_model_folder(config: JobConfig) -> Path | None:
         raise JobConfigError(
             f"model: {path} has no config.json; expected a Hugging Face model folder (written by save_pretrained)."
         )
+    file = path / "config.json"
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise JobConfigError(f"model: {file}: not UTF-8 ({e.reason} at byte {e.start}).") from None
+    except json.JSONDecodeError as e:
+        raise JobConfigError(f"model: {file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    if not isinstance(values, dict):
+        raise JobConfigError(f"model: {file}: expected a JSON object of settings, got a JSON {type(values).__name__}.")
+    model_type = values.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        got = "missing" if model_type is None else repr(model_type)
+        raise JobConfigError(
+            f"model: `model_type` in {file} is {got}, not a model type this transformers knows (e.g. 'llama', "
+            "'gpt2', 'bert'); correct it, or upgrade transformers for a newer architecture."
+        )
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise JobConfigError(
+            f"model: {path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the model's tokenizer there "
+            "too (`tokenizer.save_pretrained(folder)`)."
+        )
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise JobConfigError(
+                f"model: {weights} is not a whole safetensors file (truncated or corrupt?): {e}; copy it again."
+            ) from None
     return path
 
 
@@ -190,15 +237,23 @@ def load_base_model(config: JobConfig):
     kwargs = {"num_labels": config.num_labels} if config.task_type == "classification" else {}
     if config.quantization != "none":
         kwargs.update(quantized_loading(config.quantization))
+    # What check_model_folder cannot see (a damaged tokenizer file or shard index), named; the tokenizer first, as
+    # it is quicker to load.
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise JobConfigError(f"model: cannot load the tokenizer in {path}: {e}") from None
     torch.manual_seed(config.seed)  # a classification head starts from the same weights every time
-    model = auto.from_pretrained(path, **kwargs)
+    try:
+        model = auto.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise JobConfigError(f"model: cannot load the model in {path}: {e}") from None
     if config.quantization != "none":
         from peft import prepare_model_for_kbit_training
 
         # Norms in float32 and input gradients on; gradient checkpointing stays kgpeft's to turn on
         # (training.gradient_checkpointing), which keeps the knowledge context for recomputation.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:

@@ -19,7 +19,7 @@ from typing import Any
 from kgpeft.checkpoint import library_versions
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.job import Job, evaluate_variant, hold_output_dir, prepare, train_variant
-from kgpeft.utils import atomic_file
+from kgpeft.utils import atomic_file, writing
 
 #: The report of a job's variants and controls, in ``training.output_dir``.
 RESULTS_FILE = "results.json"
@@ -139,7 +139,9 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
             results.append(result)
             if variant.adapter == "kg-lora":
                 trained.model.card.update(_card(config, variant, result))
-                trained.model.save_pretrained(Path(config.training.output_dir) / variant.name / "adapter")
+                adapter = Path(config.training.output_dir) / variant.name / "adapter"
+                with writing(adapter):  # save_pretrained leaves nothing half-written
+                    trained.model.save_pretrained(adapter)
             del trained
         seconds = time.perf_counter() - t0
         out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
@@ -186,7 +188,7 @@ def write_results(results: JobResults, path: Path) -> None:
         else:
             what = ", ".join(f"{k} {earlier.get(k)!r}" for k in same)
             warnings.warn(f"Replacing {path}, which held the results of another job ({what}).", stacklevel=2)
-    with atomic_file(path) as tmp:
+    with writing(path), atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
 
 

@@ -20,6 +20,7 @@ folders hold only the adapter and ``trainer_state.json`` (:func:`save_adapter`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -37,10 +38,18 @@ from filelock import FileLock, Timeout
 from safetensors.torch import save_file
 from torch import nn
 
-from kgpeft.checkpoint import TRAINER_STATE_NAME, CheckpointError, file_sha256, foreign_entries, load_safetensors
-from kgpeft.errors import KGFileNotFoundError, OutputPathError
+from kgpeft.checkpoint import (
+    TRAINER_STATE_NAME,
+    CheckpointError,
+    file_sha256,
+    foreign_entries,
+    load_safetensors,
+    read_adapter_config,
+)
+from kgpeft.configuration import dataclass_from_dict, is_int
+from kgpeft.errors import KGFileNotFoundError, KGPeftError, OutputPathError
 from kgpeft.training.config import TrainingConfig
-from kgpeft.utils import foreign_entries_or_refuse, replace_folder
+from kgpeft.utils import foreign_entries_or_refuse, replace_folder, writing
 
 STATE_NAME = TRAINER_STATE_NAME
 PARAMS_NAME = "trainable_params.safetensors"
@@ -106,9 +115,10 @@ def save_adapter(
     full = accelerator.get_state_dict(model) if is_sharded(accelerator) else None
     if accelerator.is_main_process:
         tmp = _fresh_temp(folder)
-        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=full)
-        state.write(tmp, config, accelerator.num_processes)
-        replace_folder(tmp, folder)
+        with writing(folder, tmp, _after_failed_save(folder)):
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=full)
+            state.write(tmp, config, accelerator.num_processes)
+            replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -149,27 +159,31 @@ def save_checkpoint(
     """
     accelerator.wait_for_everyone()
     tmp = folder.with_name(f".{folder.name}.tmp")
+    advice = _after_failed_save(folder)
     if accelerator.is_main_process:
         _fresh_temp(folder)
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(tmp)
-        params = dict(unwrapped.named_parameters())
-        _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
-        optim_state = optimizer.state_dict()
-        tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
-        _save_tensors(tensors, tmp / OPTIMIZER_NAME)
-        groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
-        _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
-        _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
-        digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
-        state.write(tmp, config, accelerator.num_processes, digests)
+        with writing(folder, tmp, advice):
+            unwrapped = accelerator.unwrap_model(model)
+            unwrapped.save_pretrained(tmp)
+            params = dict(unwrapped.named_parameters())
+            _save_tensors({n: params[n] for n in param_names}, tmp / PARAMS_NAME)
+            optim_state = optimizer.state_dict()
+            tensors = {f"{param_names[i]}.{k}": v for i, s in optim_state["state"].items() for k, v in s.items()}
+            _save_tensors(tensors, tmp / OPTIMIZER_NAME)
+            groups = [{**g, "params": [param_names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
+            _write_json(tmp / OPTIMIZER_GROUPS_NAME, groups)
+            _write_json(tmp / SCHEDULER_NAME, scheduler.state_dict())
+            digests = {name: file_sha256(tmp / name) for name in (PARAMS_NAME, OPTIMIZER_NAME)}
+            state.write(tmp, config, accelerator.num_processes, digests)
     accelerator.wait_for_everyone()
     tensors, extra = _rng_state()
-    _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
-    _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
+    with writing(folder, tmp, advice):
+        _save_tensors(tensors, tmp / RNG_NAME.format(accelerator.process_index))
+        _write_json(tmp / RNG_EXTRA_NAME.format(accelerator.process_index), extra)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        replace_folder(tmp, folder)
+        with writing(folder, tmp, advice):
+            replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 
@@ -182,8 +196,13 @@ def load_checkpoint(
     param_names: list[str],
     config: TrainingConfig,
 ) -> TrainerState:
-    """Restore what :func:`save_checkpoint` wrote into the prepared objects; return the state."""
-    saved = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
+    """Restore what :func:`save_checkpoint` wrote into the prepared objects; return the state.
+
+    Raises:
+        CheckpointError: a file of the checkpoint is damaged (the message names it, and the key or
+            line), or the checkpoint does not fit the model (its adapter settings changed since).
+    """
+    state, saved = read_trainer_state(folder)
     changed = [k for k in _DATA_ORDER_FIELDS if saved["config"].get(k) != getattr(config, k)]
     if saved["num_processes"] != accelerator.num_processes:
         changed.append("num_processes")
@@ -194,20 +213,35 @@ def load_checkpoint(
             stacklevel=3,
         )
 
-    digests = saved.get("sha256", {})  # absent from checkpoints of older kgpeft versions
+    digests = saved["sha256"]
     weights = load_safetensors(folder / PARAMS_NAME, digests.get(PARAMS_NAME), folder / STATE_NAME)
     if set(weights) != set(param_names):
         raise CheckpointError(
             f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
             f"{sorted(set(param_names) - set(weights))[:5]}, unexpected {sorted(set(weights) - set(param_names))[:5]}."
         )
-    params = dict(accelerator.unwrap_model(model).named_parameters())
+    unwrapped = accelerator.unwrap_model(model)
+    params = dict(unwrapped.named_parameters())
+    for name, value in weights.items():
+        if value.shape != params[name].shape:
+            raise CheckpointError(
+                f"{folder / PARAMS_NAME} does not fit the model: {name!r} has shape {tuple(value.shape)} there, "
+                f"{tuple(params[name].shape)} in the model{_changed_settings(folder, unwrapped)}. The adapter settings "
+                "changed since the checkpoint was saved: set them back to resume it, or train afresh "
+                "(`overwrite_output_dir`, or another `output_dir`)."
+            )
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
 
     index = {name: i for i, name in enumerate(param_names)}
-    groups = json.loads((folder / OPTIMIZER_GROUPS_NAME).read_text(encoding="utf-8"))
+    groups = _read_json(folder / OPTIMIZER_GROUPS_NAME)
+    if not (
+        isinstance(groups, list) and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+    ):
+        raise CheckpointError(
+            f"{folder / OPTIMIZER_GROUPS_NAME}: expected a list of parameter groups, each with its `params` list."
+        )
     if [n for g in groups for n in g["params"]] != param_names:
         raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -220,17 +254,84 @@ def load_checkpoint(
     param_groups = [{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()} for g in groups]
     for group in param_groups:
         group["params"] = [index[n] for n in group["params"]]
-    optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
-    scheduler.load_state_dict(json.loads((folder / SCHEDULER_NAME).read_text(encoding="utf-8")))
+    try:
+        optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: does not fit the optimizer ({e}).") from None
+    schedule = _read_json(folder / SCHEDULER_NAME)
+    if not isinstance(schedule, dict):
+        raise CheckpointError(
+            f"{folder / SCHEDULER_NAME}: expected a JSON object, got a JSON {type(schedule).__name__}."
+        )
+    scheduler.load_state_dict(schedule)
 
     rng_file = folder / RNG_NAME.format(accelerator.process_index)
     if rng_file.is_file():
-        extra = json.loads((folder / RNG_EXTRA_NAME.format(accelerator.process_index)).read_text(encoding="utf-8"))
-        _set_rng_state(load_safetensors(rng_file), extra)
+        extra_file = folder / RNG_EXTRA_NAME.format(accelerator.process_index)
+        extra = _read_json(extra_file)
+        try:
+            _set_rng_state(load_safetensors(rng_file), extra)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"{extra_file} or {rng_file.name}: not an RNG state ({type(e).__name__}: {e})."
+            ) from None
     else:
         warnings.warn(f"{rng_file} is missing; this process keeps its freshly seeded RNG.", stacklevel=3)
-    fields = ("global_step", "epoch", "batch_in_epoch", "metrics", "best_metric", "best_step")
-    return TrainerState(**{k: saved[k] for k in fields})
+    return state
+
+
+def read_trainer_state(folder: Path) -> tuple[TrainerState, dict[str, Any]]:
+    """The :class:`TrainerState` in ``folder/trainer_state.json`` and the file's values, every key checked.
+
+    Raises:
+        KGFileNotFoundError: the file is missing.
+        CheckpointError: it is not a JSON object, lacks a key, holds a value of the wrong type, or was
+            written by a newer kgpeft; the message names the file and the key.
+    """
+    file = folder / STATE_NAME
+    saved = _read_json(file)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got a JSON {type(saved).__name__}.")
+    fields = [f.name for f in dataclasses.fields(TrainerState)]
+    missing = [k for k in (*fields, "num_processes", "config") if k not in saved]
+    if missing:
+        raise CheckpointError(
+            f"{file} lacks {', '.join(f'`{k}`' for k in missing)}: the checkpoint is damaged; resume from an earlier "
+            "one (`resume_from_checkpoint`: its folder) or train afresh."
+        )
+    version = saved.get("format_version", 0)
+    if not is_int(version) or version > STATE_FORMAT_VERSION:
+        raise CheckpointError(
+            f"`format_version` in {file} is {version!r}; this kgpeft reads up to {STATE_FORMAT_VERSION}: upgrade it."
+        )
+    state = dataclass_from_dict(TrainerState, {k: saved[k] for k in fields}, str(file), CheckpointError)
+    for key, least in (("global_step", 0), ("epoch", 0), ("batch_in_epoch", 0), ("num_processes", 1)):
+        if not is_int(saved[key]) or saved[key] < least:
+            raise CheckpointError(f"`{key}` in {file} should be an integer >= {least}, got {saved[key]!r}.")
+    if not isinstance(saved["config"], dict):
+        raise CheckpointError(f"`config` in {file} should be a mapping of settings, got {saved['config']!r}.")
+    digests = saved.setdefault("sha256", {})  # absent from checkpoints of older kgpeft versions
+    if not (isinstance(digests, dict) and all(isinstance(v, str) for v in digests.values())):
+        raise CheckpointError(f"`sha256` in {file} should map file names to hex digests, got {digests!r}.")
+    return state, saved
+
+
+def _changed_settings(folder: Path, model: nn.Module) -> str:
+    """`` (changed: `r` 4 -> 8)``: the KG-LoRA settings of ``model`` that differ from the checkpoint's, if readable."""
+    configs = getattr(model, "kg_configs", None)
+    try:
+        saved = read_adapter_config(folder)["adapters"]
+    except KGPeftError:
+        return ""
+    if not isinstance(configs, dict):
+        return ""
+    changes = [
+        f"`{key}` {value!r} -> {now!r}"
+        for name, config in configs.items()
+        for key, now in config.to_dict().items()
+        if key != "target_modules" and key in saved.get(name, {}) and (value := saved[name][key]) != now
+    ]
+    return f" (changed since: {', '.join(changes)})" if changes else ""
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:
@@ -366,8 +467,27 @@ def _save_tensors(tensors: dict[str, torch.Tensor], file: Path) -> None:
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
 
 
+def _read_json(file: Path) -> Any:
+    """The JSON value in the checkpoint file ``file``; an error naming the file (and the line) if it is unreadable."""
+    if not file.is_file():
+        raise KGFileNotFoundError(f"Checkpoint file missing: {file}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file}: cannot be read ({e}).") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+
+
 def _write_json(file: Path, values: Any) -> None:
     file.write_text(json.dumps(values, indent=2), encoding="utf-8")
+
+
+def _after_failed_save(folder: Path) -> str:
+    """What to do when saving ``folder`` (in a run's ``output_dir``) failed: where to resume from."""
+    last = latest_checkpoint(folder.parent)
+    resume = f"; then resume from {last} (`kgpeft train --resume`, `resume_from_checkpoint='latest'`)" if last else ""
+    return f"Free space (or choose another `output_dir`){resume}."
 
 
 def _fresh_temp(folder: Path) -> Path:

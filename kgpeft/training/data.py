@@ -27,6 +27,7 @@ from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, batch_node_index, format_fact, rank_facts, render_facts
 from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
 from kgpeft.tuners import KnowledgeBatch
+from kgpeft.utils import surrogate_at
 
 KnowledgeCondition = Literal["correct", "shuffled", "none"]
 #: The knowledge an evaluation can give each example: its own, another example's, or none.
@@ -62,6 +63,14 @@ def _check_fields(example: TaskExample, index: int) -> None:
         check_field_types(example, DataError)
     except DataError as e:
         raise DataError(f"Row {index}: {e}") from None
+    for f in dataclasses.fields(example):
+        value = getattr(example, f.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and (at := surrogate_at(text)) is not None:
+                raise DataError(
+                    f"Row {index}: `{f.name}` holds {text[at]!r} at character {at + 1}, half of a UTF-16 surrogate "
+                    'pair, which is not text; write the character itself or its whole pair ("\\ud83d\\ude00").'
+                )
     if (example.target_start is None) != (example.target_end is None):
         raise DataError(f"Row {index}: a subject span needs `target_start` and `target_end` together.")
     if example.target_start is not None and not 0 <= example.target_start < example.target_end <= len(example.text):

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from kgpeft.configuration import ConfigError, check_field_types
+from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict
 from kgpeft.errors import KGFileNotFoundError, KGPeftError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.nn.fact_scorer import FactScorer, answer_fact_loss, segment_log_softmax, top_facts
@@ -350,7 +350,14 @@ def load_fact_scorer(path: str | os.PathLike, kg: KnowledgeGraph, tokenizer, emb
         raise FactScorerError(f"{path} is no kgpeft fact scorer (format {meta.get('format')!r}).")
     if meta.get("kg_fingerprint") != kg.fingerprint:
         raise FactScorerError(f"{path} was trained on another knowledge graph (fingerprint differs).")
-    scorer = build_fact_scorer(kg, tokenizer, embedding, FactScorerConfig(**json.loads(meta["config"])))
+    try:
+        values = json.loads(meta["config"])
+    except KeyError:
+        raise FactScorerError(f"{path} has no `config` in its metadata.") from None
+    except json.JSONDecodeError as e:
+        raise FactScorerError(f"{path}: the `config` in its metadata is not valid JSON ({e}).") from None
+    config = dataclass_from_dict(FactScorerConfig, values, f"the `config` metadata of {path}", FactScorerError)
+    scorer = build_fact_scorer(kg, tokenizer, embedding, config)
     try:
         scorer.load_state_dict(state)
     except RuntimeError as e:

@@ -246,13 +246,159 @@ def test_bad_task_file_is_named_before_loading(job, tmp_path, capsys, no_loading
 
 def test_model_folder_without_config_is_named_before_loading(job, tmp_path, capsys, no_loading):
     path, values = job
+    saved = (tmp_path / "model" / "config.json").read_text()
     (tmp_path / "model" / "config.json").unlink()
     assert main(["train", "--config", str(path)]) == 2
     assert f"model: {tmp_path / 'model'} has no config.json" in capsys.readouterr().err
     path.write_text(yaml.safe_dump({**values, "distillation": {"teacher": str(tmp_path / "none.safetensors")}}))
-    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "config.json").write_text(saved)
     assert main(["train", "--config", str(path)]) == 2
     assert "distillation.teacher: " in capsys.readouterr().err
+
+
+def _edit_json(file: Path, edit) -> None:
+    file.write_text(json.dumps(edit(json.loads(file.read_text()))))
+
+
+# how the model folder is damaged, and the error
+DAMAGED_MODELS = {
+    "truncated_weights": (
+        lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:5000]),
+        r"model: {m}/model\.safetensors is not a whole safetensors file \(truncated or corrupt\?\): .*; copy it again",
+    ),
+    "config_not_json": (
+        lambda m: (m / "config.json").write_text('{"model_type": "llama",\n'),
+        r"model: {m}/config\.json:2:1: not valid JSON \(Expecting property name",
+    ),
+    "config_a_list": (
+        lambda m: (m / "config.json").write_text("[]"),
+        r"model: {m}/config\.json: expected a JSON object of settings, got a JSON list\.",
+    ),
+    "wrong_model_type": (
+        lambda m: _edit_json(m / "config.json", lambda c: {**c, "model_type": "llamma"}),
+        r"model: `model_type` in {m}/config\.json is 'llamma', not a model type this transformers knows",
+    ),
+    "no_model_type": (
+        lambda m: _edit_json(m / "config.json", lambda c: {k: v for k, v in c.items() if k != "model_type"}),
+        r"model: `model_type` in {m}/config\.json is missing",
+    ),
+    "no_tokenizer": (
+        lambda m: [(m / name).unlink() for name in ("tokenizer.json", "tokenizer_config.json")],
+        r"model: {m} has no tokenizer files \(tokenizer\.json, .*\); save the model's tokenizer there too",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_MODELS)
+def test_damaged_model_folder_is_named_before_loading(job, tmp_path, capsys, no_loading, case):
+    path, _ = job
+    damage, message = DAMAGED_MODELS[case]
+    damage(tmp_path / "model")
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kgpeft train: error: ") and err.count("\n") == 1, err
+    assert re.search(message.format(m=re.escape(str(tmp_path / "model"))), err), err
+
+
+def test_damaged_tokenizer_file_is_named(job, tmp_path, capsys):
+    path, _ = job
+    (tmp_path / "model" / "tokenizer.json").write_text('{"version": ')
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgpeft train: error: model: cannot load the tokenizer in {tmp_path / 'model'}: "), err
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("field", ["text", "answer", "choices"])
+def test_lone_surrogate_in_a_task_row_names_the_line(job, tmp_path, capsys, no_loading, field):
+    path, _ = job
+    row = {"text": "the dog", "answer": "animal", "split": "train", field: "the \ud800 dog"}
+    if field == "choices":
+        row.update(choices=["animal", "the \ud800 dog"], label=0)
+    # json.dumps writes the lone surrogate as the escape "\ud800", which json.loads reads back as one
+    (tmp_path / "task.jsonl").write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(row) + "\n")
+    assert "\\ud800" in (tmp_path / "task.jsonl").read_text()
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    expected = f"task.jsonl:2: Row 2: `{field}` holds '\\ud800' at character 5, half of a UTF-16 surrogate pair"
+    assert expected in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "message"),
+    [
+        (
+            ["predict", "--config", "JOB", "--adapter", "a"],
+            "surrogateescape",
+            "standard input line 3: not UTF-8 (byte 0xff at character 5)",
+        ),
+        (
+            ["explain", "--config", "JOB", "--adapter", "a"],
+            "surrogateescape",
+            "standard input line 3: not UTF-8 (byte 0xff at character 5)",
+        ),
+        (["link"], "surrogateescape", "standard input line 3: not UTF-8 (byte 0xff at character 5)"),
+        (["predict", "--config", "JOB", "--adapter", "a"], "strict", "standard input is not UTF-8 (byte 0xff)"),
+        (["link", "dog", "the \udcff dog"], None, "text argument 2: not UTF-8 (byte 0xff at character 5)"),
+        (["link", "the \ud800 dog"], None, "text argument 1: not UTF-8 (lone surrogate '\\ud800' at character 5)"),
+        (
+            ["explain", "--config", "JOB", "--adapter", "a", "--answer", "pet", "p\udce9t", "--", "dog", "cat"],
+            None,
+            "--answer 2: not UTF-8 (byte 0xe9 at character 2)",
+        ),
+    ],
+)
+def test_text_that_is_not_utf8_is_one_line(job, capsys, monkeypatch, no_loading, argv, stdin, message):
+    import io
+
+    import kgpeft.pipeline
+
+    monkeypatch.setattr(kgpeft.pipeline, "load_kg", Loaded)  # what `link` loads
+    if stdin is not None:  # as Python decodes a pipe: surrogateescape under C.UTF-8, strict in other UTF-8 locales
+        data = io.BytesIO(b"the dog\n\nthe \xff dog\n")
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(data, encoding="utf-8", errors=stdin))
+    path, _ = job
+    assert main([str(path) if a == "JOB" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"kgpeft {argv[0]}: error: {message}; pass UTF-8 text.\n", err
+
+
+def test_unwritable_plot_is_refused_before_loading(job, tmp_path, capsys, no_loading):
+    path, _ = job
+    (tmp_path / "afile").write_text("")
+    for plot, message in [
+        (tmp_path / "afile" / "why.png", f"--plot {tmp_path / 'afile' / 'why.png'} cannot be written: "),
+        (tmp_path, f"--plot {tmp_path} is a folder; give a file name."),
+    ]:
+        argv = ["explain", "--config", str(path), "--adapter", str(tmp_path), "--plot", str(plot), "the dog"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"kgpeft explain: error: {message}") and err.count("\n") == 1, err
+
+
+def test_full_disk_while_saving_the_adapter_is_one_line(job, capsys, monkeypatch):
+    import errno
+
+    import kgpeft.model
+
+    path, values = job
+    save_file = kgpeft.model.save_file
+
+    def disk_full(tensors, filename, *args, **kwargs):
+        if "/.adapter." in filename:  # the job's adapter, saved after training (the final one was saved)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        return save_file(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(kgpeft.model, "save_file", disk_full)
+    assert main(["train", "--config", str(path)]) == 2
+    folder = Path(values["training"]["output_dir"]) / "kg-lora"
+    err = capsys.readouterr().err  # after the progress bar of loading the model
+    assert err.endswith(
+        f"\nkgpeft train: error: Cannot write {folder / 'adapter'}: No space left on device; nothing half-written is "
+        "left. Free space (or choose another path) and try again.\n"
+    )
+    assert "Traceback" not in err, err
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".kgpeft.lock") == ["final"]
 
 
 @pytest.mark.parametrize(

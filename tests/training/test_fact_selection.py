@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from kgpeft.nn.fact_scorer import answer_fact_loss, segment_log_softmax, top_facts
@@ -130,6 +132,26 @@ def test_save_and_load_the_scorer(kg, tokenizer, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(FactScorerError, match=r"bad\.safetensors"):
         load_fact_scorer(tmp_path / "bad.safetensors", kg, tokenizer, scorer.features.embedding)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, r"s\.safetensors has no `config` in its metadata"),
+        ('{"objective": ', r"s\.safetensors: the `config` in its metadata is not valid JSON"),
+        ('{"objectiv": "answer"}', r"unknown key 'objectiv' in the `config` metadata of \S+s\.safetensors"),
+        ('{"max_steps": "5"}', r"`max_steps` in the `config` metadata of \S+s\.safetensors should be int"),
+    ],
+)
+def test_damaged_scorer_metadata_is_named(kg, tokenizer, tmp_path, config, message):
+    scorer, settings = _scorer(kg, tokenizer, max_steps=5)
+    save_fact_scorer(scorer, settings, kg, tmp_path / "s.safetensors")
+    with safe_open(tmp_path / "s.safetensors", "pt") as f:
+        meta = f.metadata()
+    meta = {k: v for k, v in meta.items() if k != "config"} | ({} if config is None else {"config": config})
+    save_file(load_file(tmp_path / "s.safetensors"), tmp_path / "s.safetensors", metadata=meta)
+    with pytest.raises(FactScorerError, match=message):
+        load_fact_scorer(tmp_path / "s.safetensors", kg, tokenizer, scorer.features.embedding)
 
 
 def test_config_is_checked():

@@ -326,6 +326,10 @@ BAD_CONFIGS = {
         lambda m: {**m, "active_adapter": "other"},
         r"`active_adapter` in {} is 'other', not one of the adapters \['default'\]",
     ),
+    "kg_size_partial": (
+        lambda m: {**m, "kg_size": {"num_entities": 9}},
+        r"`kg_size` in {} lacks `kg_size\.num_relations`; it should hold",
+    ),
     "sha256_int": (lambda m: {**m, "sha256": {"x.safetensors": 1}}, r"`sha256.x\.safetensors` in {} should be str"),
     "adapter_wrong_type": (
         lambda m: _adapter(m, lora_dropout="0.1"),
