@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import builtins
 import gc
 import os
+import reprlib
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from kgpeft.errors import OutputPathError
+
+
+class _ShortRepr(reprlib.Repr):
+    """:mod:`reprlib` with room for a setting's value, and big numbers and bytes shown without converting them whole."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple, self.maxset = 3, 8, 8, 8, 8
+        self.maxstring = self.maxother = self.maxlong = limit
+
+    def repr_int(self, x: int, level: int) -> str:
+        # A YAML hex literal can be a number of any size; its decimal repr past 4300 digits raises ValueError.
+        if x.bit_length() > 4 * self.maxlong:
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        s = builtins.repr(x[: self.maxstring])
+        return s if len(x) <= self.maxstring else f"{s[:-1]}...{s[-1]}"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: at most about ``limit`` characters, cut with ``...``.
+
+    A container shows its first items, 3 levels deep, and a long string its start and end, so
+    the work is bounded too: a config value built by YAML aliases may hold billions of items.
+    """
+    text = _ShortRepr(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextmanager
