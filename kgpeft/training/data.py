@@ -33,7 +33,8 @@ from kgpeft.utils import short_repr
 #: CHARS_PER_TOKEN`` characters before it is linked and tokenised (its end for a ``causal_lm`` prompt,
 #: which loses its start to truncation, else its start), so a row's work is bounded by ``max_length``,
 #: not by its text. Truncation would drop the rest anyway, unless the kept tokens average more
-#: than this many characters (English text averages about 4 per token).
+#: than this many characters (English text averages about 4 per token). A ``seq2seq`` answer is cut
+#: the same way (its start), and a ``causal_lm`` answer longer than that is refused.
 CHARS_PER_TOKEN = 32
 
 KnowledgeCondition = Literal["correct", "shuffled", "none"]
@@ -412,12 +413,20 @@ class KnowledgeDataset(Dataset):
             if self.task == "classification":
                 feature["labels"] = example.label
             elif self.with_target:
-                feature["labels"] = tok(example.answer, truncation=True, max_length=self.max_length)["input_ids"]
+                answer = example.answer[: self.max_length * CHARS_PER_TOKEN]  # truncation keeps the start
+                feature["labels"] = tok(answer, truncation=True, max_length=self.max_length)["input_ids"]
                 self._add_soft_targets(feature, index, position=0)
             return feature
         target_ids: list[int] = []
         if self.with_target:
-            target_ids = tok(" " + example.answer.strip(), add_special_tokens=False)["input_ids"]
+            target = " " + example.answer.strip()
+            # Refused before tokenising it whole (GBs for a 20 MB answer) to find it would not fit.
+            if len(target) > self.max_length * CHARS_PER_TOKEN:
+                raise DataError(
+                    f"Row {index}: the target has {len(target):,} characters, too many for `max_length` "
+                    f"({self.max_length}) tokens."
+                )
+            target_ids = tok(target, add_special_tokens=False)["input_ids"]
             if tok.eos_token_id is not None:
                 target_ids = [*target_ids, tok.eos_token_id]
         keep = self.max_length - len(target_ids)
