@@ -462,6 +462,8 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Fill ``args`` from ``args.config``; options given on the command line win."""
     if args.config is None or args.subparser is None:
         return  # train, evaluate and predict read their config themselves
+    from kgpeft.utils import short_repr
+
     values = read_yaml(args.config)
     actions = {a.dest: a for a in args.subparser._actions if a.dest not in ("help", "config")}
     given = {a.dest for a in actions.values() for s in a.option_strings if any(x.split("=")[0] == s for x in argv)}
@@ -469,14 +471,14 @@ def apply_config(args: argparse.Namespace, argv: Sequence[str]) -> None:
         dest = str(key).replace("-", "_")
         action = actions.get(dest)
         if action is None:
-            raise ConfigError(f"{args.config}: unknown key {key!r}; known keys: {', '.join(sorted(actions))}")
+            raise ConfigError(f"{args.config}: unknown key {short_repr(key)}; known keys: {', '.join(sorted(actions))}")
         expected = action.type or str
         items = value if action.nargs in ("+", "*") else [value]
         if action.nargs in ("+", "*") and not isinstance(value, list):
-            raise ConfigError(f"{args.config}: key {key!r} should be a list, got {value!r}")
+            raise ConfigError(f"{args.config}: key {key!r} should be a list, got {short_repr(value)}")
         accepted = (int, float) if expected is float else expected  # YAML writes 1.0 as 1 too
         if any(isinstance(v, bool) or not isinstance(v, accepted) for v in items):
-            raise ConfigError(f"{args.config}: key {key!r} should be {expected.__name__}, got {value!r}")
+            raise ConfigError(f"{args.config}: key {key!r} should be {expected.__name__}, got {short_repr(value)}")
         if dest not in given:
             setattr(args, dest, value)
 

@@ -16,13 +16,14 @@ import difflib
 import functools
 import math
 import os
+import stat
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from kgpeft.errors import KGPeftError
+from kgpeft.utils import short_repr
 
 T = TypeVar("T")
 
@@ -31,25 +32,72 @@ class ConfigError(KGPeftError, ValueError):
     """A config is unreadable, or holds an unknown key, a wrongly typed value or an invalid value."""
 
 
+#: The most bytes of a config file :func:`read_yaml` reads: a config is settings, not data.
+MAX_CONFIG_BYTES = 1 << 20
+#: The most values and characters YAML aliases may add to a config by repeating their anchors'
+#: values. Repeating a section a few times adds hundreds; an "alias bomb" of a few hundred bytes
+#: would add billions, and the type error that prints such a value would never finish.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+def read_config_text(path: str | os.PathLike) -> str:
+    """The text of the config file ``path``: a file or a pipe (``--config <(...)``), at most
+    :data:`MAX_CONFIG_BYTES` bytes of UTF-8.
+
+    Raises:
+        ConfigError: ``path`` cannot be opened, is a device or other non-file (``/dev/zero`` would be
+            read forever), is larger than :data:`MAX_CONFIG_BYTES` or is not UTF-8; the message names it.
+    """
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "neither a file nor a pipe"
+                raise ConfigError(f"{path}: cannot read config: it is {kind}; give a YAML file.")
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror or e})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: cannot read config: larger than {MAX_CONFIG_BYTES:,} bytes; a config holds settings, not data."
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read config: not UTF-8 (byte {data[e.start]:#04x} at {e.start})") from None
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping of settings in the YAML file ``path`` (an empty file is ``{}``).
 
+    The file is read by :func:`read_config_text` (a file or a pipe, at most :data:`MAX_CONFIG_BYTES`).
+    Anchors and aliases may repeat values, up to :data:`MAX_ALIAS_EXPANSION` values and characters in
+    all, but no value may hold itself.
+
     Raises:
         ConfigError: the file cannot be read or parsed, repeats a key within one mapping (naming the
-            key and both lines), or holds something other than a mapping.
+            key and both lines), expands beyond the alias bound, or holds something other than a mapping.
     """
     import yaml
 
+    text = read_config_text(path)
     try:
-        loader = yaml.SafeLoader(Path(path).read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
             _check_unique_keys(node, loader, path, set())
+            _check_alias_expansion(node, path)
             values = None if node is None else loader.construct_document(node)
         finally:
             loader.dispose()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    except ConfigError:
+        raise
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a date like 2001-02-30, an int of 5000 digits
+        message = " ".join(str(e).split())  # PyYAML's text, which may quote a long alias name or tag
+        message = message if len(message) <= 300 else message[:297] + "..."
+        raise ConfigError(f"{path}: cannot read config ({message})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read config: values nested too deeply.") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -76,9 +124,51 @@ def _check_unique_keys(node, loader, path: str | os.PathLike, seen: set[int]) ->
         if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
             key, line = loader.construct_object(key_node), key_node.start_mark.line + 1
             if key in first_line:
-                raise ConfigError(f"{path}:{line}: duplicate key {key!r} (first on line {first_line[key]}).")
+                raise ConfigError(f"{path}:{line}: duplicate key {short_repr(key)} (first on line {first_line[key]}).")
             first_line[key] = line
         _check_unique_keys(value_node, loader, path, seen)
+
+
+def _check_alias_expansion(root, path: str | os.PathLike) -> None:
+    """Raise :class:`ConfigError` if the composed YAML document ``root`` holds itself through an alias, or if its
+    aliases add more than :data:`MAX_ALIAS_EXPANSION` values and characters (a scalar counts 1 plus its length).
+
+    Each alias repeats its anchor's whole value, nested aliases included: the added size is the sum, over
+    the places where a node is reached again, of its expanded size. Each node is expanded once (memoised).
+    """
+    import yaml
+
+    size: dict[int, int] = {}  # id(node) -> its size with every alias in it expanded
+    added = 0
+
+    def expand(node, parent) -> int:
+        nonlocal added
+        key = id(node)
+        if key in size:
+            if size[key] < 0:
+                line = node.start_mark.line + 1
+                raise ConfigError(
+                    f"{path}:{line}: this value holds itself through a YAML alias to its own anchor; write it out."
+                )
+            added += size[key]
+            if added > MAX_ALIAS_EXPANSION:
+                raise ConfigError(
+                    f"{path}:{parent.start_mark.line + 1}: YAML aliases repeat values beyond {MAX_ALIAS_EXPANSION:,} "
+                    "values and characters (an alias bomb?); write the repeated settings out."
+                )
+            return size[key]
+        size[key] = -1  # being expanded: reaching it again from inside is a cycle
+        if isinstance(node, yaml.ScalarNode):
+            total = 1 + len(node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(expand(item, node) for item in node.value)
+        else:
+            total = 1 + sum(expand(k, node) + expand(v, node) for k, v in node.value)
+        size[key] = total
+        return total
+
+    if root is not None:
+        expand(root, root)
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -135,7 +225,11 @@ def _check_value(
         note = ""
         if isinstance(value, str) and float in _flatten(hint):
             note = " (YAML reads `1e-4` as a string; write `1.0e-4`)"
-        raise error(f"`{key}` in {what} should be {_type_name(hint)}, got {type(value).__name__} {value!r}{note}.")
+        elif is_int(value) and not _is_int64(value):
+            note = " (beyond 64 bits)"
+        raise error(
+            f"`{key}` in {what} should be {_type_name(hint)}, got {type(value).__name__} {short_repr(value)}{note}."
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise error(f"`{key}` in {what} should be a finite number, got {value!r}.")
 
@@ -143,7 +237,7 @@ def _check_value(
 def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[KGPeftError]) -> dict[str, Any]:
     """The keyword arguments of ``cls``: keys and types checked, nested sections built."""
     if not isinstance(values, Mapping):
-        raise error(f"{what} should be a mapping of settings, got {type(values).__name__} {values!r}.")
+        raise error(f"{what} should be a mapping of settings, got {type(values).__name__} {short_repr(values)}.")
     hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -151,7 +245,7 @@ def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[KGPeft
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}."
-            raise error(f"unknown key {key!r} in {what}; {hint}")
+            raise error(f"unknown key {short_repr(key)} in {what}; {hint}")
         section = _section_class(hints[key])
         items = _list_section_class(hints[key])
         if items is not None and isinstance(value, (list, tuple)):
@@ -170,6 +264,12 @@ def _checked(cls: type, values: Mapping[str, Any], what: str, error: type[KGPeft
 def is_int(value: Any) -> bool:
     """An ``int`` that is not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_int64(value: int) -> bool:
+    """Whether ``value`` fits in 64 bits: no setting needs more, and a YAML hex literal of thousands of digits,
+    printed in an error, would exceed Python's 4300-digit limit on converting ints to text."""
+    return -(2**63) <= value < 2**63
 
 
 def _is_required(f: dataclasses.Field) -> bool:
@@ -224,9 +324,9 @@ def _has_type(value: Any, hint: Any, literal_kind: bool = False) -> bool:
             return True
         if option is bool and isinstance(value, bool):
             return True
-        if option is int and is_int(value):
+        if option is int and is_int(value) and _is_int64(value):
             return True
-        if option is float and (isinstance(value, float) or is_int(value)):
+        if option is float and (isinstance(value, float) or (is_int(value) and _is_int64(value))):
             return True
         if option is str and isinstance(value, str):
             return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import gc
 import os
 import reprlib
@@ -17,6 +18,35 @@ import torch
 from safetensors import SafetensorError
 
 from kgpeft.errors import KGPeftError, OutputPathError, PathNameError
+
+
+class _ShortRepr(reprlib.Repr):
+    """:mod:`reprlib` with room for a setting's value, and big numbers and bytes shown without converting them whole."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple, self.maxset = 3, 8, 8, 8, 8
+        self.maxstring = self.maxother = self.maxlong = limit
+
+    def repr_int(self, x: int, level: int) -> str:
+        # A YAML hex literal can be a number of any size; its decimal repr past 4300 digits raises ValueError.
+        if x.bit_length() > 4 * self.maxlong:
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        s = builtins.repr(x[: self.maxstring])
+        return s if len(x) <= self.maxstring else f"{s[:-1]}...{s[-1]}"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: at most about ``limit`` characters, cut with ``...``.
+
+    A container shows its first items, 3 levels deep, and a long string its start and end, so
+    the work is bounded too: a config value built by YAML aliases may hold billions of items.
+    """
+    text = _ShortRepr(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextmanager
@@ -115,8 +145,6 @@ _RESERVED_CHARACTERS = frozenset('/\\<>:"|?*')
 _WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10))})
 # File systems hold names of 255 bytes; kgpeft's temporary names add a prefix and a suffix to a name.
 _MAX_NAME_BYTES = 200
-_NAME_REPR = reprlib.Repr()
-_NAME_REPR.maxstring = 80  # a pasted paragraph is not echoed whole in the error
 
 
 def check_name(name: Any, what: str, error: type[KGPeftError] = PathNameError) -> str:
@@ -141,7 +169,7 @@ def check_name(name: Any, what: str, error: type[KGPeftError] = PathNameError) -
     """
     problem = _name_problem(name)
     if problem is not None:
-        raise error(f"{what} should be a file or folder name, got {_NAME_REPR.repr(name)}: {problem}.")
+        raise error(f"{what} should be a file or folder name, got {short_repr(name)}: {problem}.")
     return name
 
 
@@ -283,7 +311,7 @@ def ensure_writable(path: str | os.PathLike, what: str, folder: bool = True) -> 
             the message names ``what`` (e.g. ```output_dir```) and the path.
     """
     if "\x00" in os.fspath(path):  # pathlib raises a bare ValueError on it
-        raise OutputPathError(f"{what} {_NAME_REPR.repr(os.fspath(path))} holds a NUL character, which no path can.")
+        raise OutputPathError(f"{what} {short_repr(os.fspath(path))} holds a NUL character, which no path can.")
     path = Path(path)
     where = path if folder else path.parent
     if folder and path.exists() and not path.is_dir():

@@ -1,8 +1,11 @@
 """`kgpeft.configuration`: the one path from a dict or a YAML file to a validated config."""
 
+import contextlib
 import copy
 import dataclasses
 import math
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +18,14 @@ from hypothesis import strategies as st
 from transformers import get_scheduler
 
 from kgpeft.cli import main
-from kgpeft.configuration import ConfigError, dataclass_from_dict, field_help, read_yaml
+from kgpeft.configuration import (
+    MAX_ALIAS_EXPANSION,
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    dataclass_from_dict,
+    field_help,
+    read_yaml,
+)
 from kgpeft.errors import KGPeftError
 from kgpeft.kge import KGEConfig, KGEConfigError
 from kgpeft.kge.distillation import DistillationConfig, DistillationConfigError
@@ -113,12 +123,178 @@ def test_read_yaml_duplicate_keys_are_errors(tmp_path, text, message):
 
 def test_read_yaml_merge_keys_may_be_overridden(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(
-        "base: &b {lr: 1, seed: 0}\nrun: &r\n  <<: *b\n  lr: 2\nagain:\n  <<: *r\n  seed: 3\nloop: &l [*l]\n"
-    )
+    path.write_text("base: &b {lr: 1, seed: 0}\nrun: &r\n  <<: *b\n  lr: 2\nagain:\n  <<: *r\n  seed: 3\n")
     values = read_yaml(path)
     assert values["run"] == {"lr": 2, "seed": 0} and values["again"] == {"lr": 2, "seed": 3}
-    assert values["loop"][0] is values["loop"]
+    path.write_text("seed: 0\nloop: &l [1, *l]\n")  # a value that holds itself: no config has one
+    with pytest.raises(ConfigError, match=rf"^{path}:2: this value holds itself through a YAML alias"):
+        read_yaml(path)
+
+
+def _alias_bomb(levels: int = 8, setting: str = "seed: {}") -> str:
+    """YAML of a few hundred bytes whose ``setting`` expands, through aliases, to ``9 ** levels`` strings."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels - 1)]
+    lines.append(setting.format(f"[{','.join([f'*a{levels - 2}'] * 9)}]"))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("setting", ["seed: {}", "training: {{lr_scheduler_kwargs: {}}}"])
+def test_read_yaml_refuses_alias_bombs(tmp_path, setting):
+    """The issue's bomb: a setting that expands to 9**8 strings, >2.5 GB in the type error that printed it."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(8, setting))
+    assert len(path.read_bytes()) < 450
+    with pytest.raises(ConfigError, match=rf"^{path}:\d+: YAML aliases repeat values beyond 100,000 values"):
+        read_yaml(path)
+    # A config repeating a section a few times through aliases still reads.
+    path.write_text("a: &a {lr: 1, seed: 0, tags: [x, y, z]}\nb: [*a, *a, *a, *a]\nc: {<<: *a, lr: 2}\n")
+    assert read_yaml(path)["b"] == [{"lr": 1, "seed": 0, "tags": ["x", "y", "z"]}] * 4
+
+
+def _pipe(data: bytes) -> str:
+    """A path like bash's ``<(...)`` (``/dev/fd/N``) to a pipe that a thread fills with ``data``."""
+    read, write = os.pipe()
+
+    def fill():
+        with contextlib.suppress(BrokenPipeError), open(write, "wb") as f:
+            f.write(data)
+
+    threading.Thread(target=fill, daemon=True).start()
+    return f"/dev/fd/{read}"
+
+
+def test_read_yaml_reads_files_and_pipes_up_to_a_size_cap(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# comment\n" * (MAX_CONFIG_BYTES // 10) + "seed: 1\n")  # just over the cap
+    with pytest.raises(ConfigError, match=rf"^{path}: cannot read config: larger than 1,048,576 bytes"):
+        read_yaml(path)
+    path.write_text("# comment\n" * (MAX_CONFIG_BYTES // 10 - 1) + "seed: 1\n")
+    assert read_yaml(path) == {"seed": 1}
+    pipe = _pipe(b"seed: 2\n")
+    assert read_yaml(pipe) == {"seed": 2}
+    pipe = _pipe(b"# comment\n" * MAX_CONFIG_BYTES)  # 10 MB that would all be read before
+    with pytest.raises(ConfigError, match=rf"^{pipe}: cannot read config: larger than 1,048,576 bytes"):
+        read_yaml(pipe)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_read_yaml_refuses_devices(device):
+    """`--config /dev/zero` read forever; a device is no config file."""
+    with pytest.raises(ConfigError, match=rf"^{device}: cannot read config: it is a device; give a YAML file\.$"):
+        read_yaml(device)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed: 2001-02-30\n", r"cannot read config \(day is out of range for month\)"),
+        ("seed: " + "1" * 5000 + "\n", r"cannot read config \(Exceeds the limit \(4300 digits\)"),
+        ("seed: " + "[" * 5000, "cannot read config: values nested too deeply"),
+        ("seed: *" + "a" * 5000 + "\n", r"cannot read config \(found undefined alias 'aaaa.*\.\.\.\)$"),
+        (f"? {'x' * 5000}\n: 1\n? {'x' * 5000}\n: 2\n", r":3: duplicate key 'xxx.*xxx' \(first on line 1\)\.$"),
+    ],
+)
+def test_read_yaml_malformed_values_are_short_config_errors(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{path}:?.*{message}") as info:
+        read_yaml(path)
+    assert len(str(info.value)) < len(str(path)) + 400
+
+
+def test_type_errors_print_a_bounded_repr(tmp_path):
+    value = ["lol"]
+    for _ in range(6):
+        value = [value] * 9  # 9**6 strings, shared as YAML aliases share them
+    with pytest.raises(JobConfigError, match=r"^`seed` in job config should be int, got list \[\[\[") as info:
+        JobConfig.from_dict({"model": "m", "seed": value})
+    assert len(str(info.value)) < 200
+    with pytest.raises(JobConfigError, match=r"^`model` in job config should be str, got list \['xxx.*\.\.\.\.$"):
+        JobConfig.from_dict({"model": ["x" * 1000] * 1000})
+    path = tmp_path / "job.yaml"
+    path.write_text("model: m\nseed: 0x" + "f" * 5000 + "\n")  # printing it would raise ValueError
+    with pytest.raises(JobConfigError, match=rf"^{path}: `seed` in job config should be int, got int <int of 20000"):
+        JobConfig.from_yaml(path)
+    path.write_text("model: m\nretrieval: {num_neighbors: [0x" + "f" * 5000 + "]}\n")
+    with pytest.raises(
+        JobConfigError, match=r"`num_neighbors` in retrieval should be a list of int, got list \[<int of"
+    ):
+        JobConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("command", ["train", "link"])
+def test_cli_refuses_unbounded_configs_in_one_line(tmp_path, capsys, command):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(8, "max_facts: {}" if command == "link" else "seed: {}"))
+    for config, message in [("/dev/zero", "it is a device"), (str(bomb), "YAML aliases repeat values beyond")]:
+        assert main([command, "--config", config]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"kgpeft {command}: error: {config}") and message in err and err.count("\n") == 1, err
+    path = tmp_path / "link.yaml"
+    path.write_text("max_facts: [" + ", ".join(["x" * 1000] * 1000) + "]\n")  # 1 MB of value
+    assert main(["link", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "key 'max_facts' should be int, got ['xxx" in err and len(err) < 300, err
+
+
+@st.composite
+def aliased_configs(draw):
+    """A job config's YAML with anchors (``&a3``): lists or mappings that repeat earlier anchors (rarely their
+    own: a cycle), one of them set as ``seed``, ``lr_scheduler_kwargs`` or ``adapter``; sometimes with stray
+    YAML characters."""
+    anchors = []
+    for i in range(draw(st.integers(1, 10))):
+        refs = st.just(i) if draw(st.integers(0, 19)) == 0 else st.integers(0, i - 1) if i else st.nothing()
+        items = draw(st.lists(refs.map(lambda j: f"*a{j}") | st.text("xyz", min_size=1, max_size=40), max_size=12))
+        body = ", ".join(items) if draw(st.booleans()) else ", ".join(f"k{k}: {v}" for k, v in enumerate(items))
+        anchors.append(f"  a{i}: &a{i} {'[' if body[:1] != 'k' else '{'}{body}{']' if body[:1] != 'k' else '}'}")
+    use = f"*a{draw(st.integers(0, len(anchors) - 1))}"
+    setting = draw(st.sampled_from([f"seed: {use}", f"training: {{lr_scheduler_kwargs: {use}}}", f"adapter: {use}"]))
+    text = "model: m\nanchors:\n" + "\n".join(anchors) + f"\n{setting}\n"
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.text("[]{}&*:,!'\"\n -", max_size=4)) + text[at:]
+    return text
+
+
+def _expanded_size(value, limit: int) -> int:
+    """The values and characters of ``value`` with shared parts counted each time, counted up to ``limit``."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        total += 1 + (len(item) if isinstance(item, str) else 0)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=aliased_configs())
+@example(text=_alias_bomb(8))
+def test_any_aliased_config_reads_bounded_or_is_refused_in_a_short_line(tmp_path, text):
+    """A config of aliases reads to values no bigger than its text plus MAX_ALIAS_EXPANSION, or is refused;
+    a job config built from it is valid or refused; every message is short, whatever the values hold."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    try:
+        values = read_yaml(path)
+    except ConfigError as e:
+        assert str(e).startswith(f"{path}") and len(str(e)) < len(str(path)) + 400, str(e)
+        event("refused by read_yaml")
+        return
+    assert _expanded_size(values, 10**7) <= len(text) + MAX_ALIAS_EXPANSION
+    values.pop("anchors", None)
+    try:
+        JobConfig.from_dict(values, source=str(path))
+    except JobConfigError as e:
+        assert len(str(e)) < len(str(path)) + 400, str(e)
+        event("refused by JobConfig")
+        return
+    event("valid")
 
 
 CONFIGS = [KGLoraConfig, TrainingConfig, DistillationConfig, KGEConfig, JobConfig, KGEJob]

@@ -88,19 +88,36 @@ def align_batch(
         raise ValueError(
             f"`mentions` should have one list per row of `offsets` ({offsets.size(0)}), got {len(mentions)}."
         )
-    num_mentions = max(map(len, mentions), default=0)
-    if num_mentions == 0:
+    table = _mention_table(mentions, offsets, target)  # (B, M, 3)
+    if table.size(1) == 0:
         return torch.full(offsets.shape[:2], -1, dtype=torch.long)
-
-    # Padding mentions get the span (0, 0), which overlaps no token.
-    rows = [
-        [(m.start, m.end, m.candidates[0] if target == "entity" else j) for j, m in enumerate(row)]
-        + [(0, 0, -1)] * (num_mentions - len(row))
-        for row in mentions
-    ]
-    table = torch.tensor(rows, dtype=torch.long)  # (B, M, 3)
     start, end = offsets[..., 0, None], offsets[..., 1, None]  # (B, T, 1)
     overlap = (start < table[:, None, :, 1]) & (table[:, None, :, 0] < end) & (start < end)  # (B, T, M)
     first = overlap.to(torch.uint8).argmax(dim=-1)  # (B, T), the first overlapping mention
     index = table[..., 2].gather(1, first)  # (B, T)
     return index.masked_fill_(~overlap.any(dim=-1), -1)
+
+
+def _mention_table(mentions: Sequence[Sequence[Mention]], offsets: torch.Tensor, target: str) -> torch.Tensor:
+    """``(start, end, entity or mention index)`` of each row's mentions that overlap its tokens' span, ``(B, M, 3)``.
+
+    Mentions outside the span of a row's tokens overlap none of them, so they are left out: the
+    (B, T, M) overlap table is then as big as the tokens and the mentions among them, not the
+    whole text's mentions (a long text truncated to ``max_length`` tokens has many).
+    """
+    nonempty = offsets[..., 0] < offsets[..., 1]  # (B, T)
+    big = torch.iinfo(torch.long).max
+    lows = offsets[..., 0].masked_fill(~nonempty, big).amin(-1).tolist() if offsets.size(1) else [big] * len(mentions)
+    highs = offsets[..., 1].masked_fill(~nonempty, -1).amax(-1).tolist() if offsets.size(1) else [-1] * len(mentions)
+    rows = [
+        [
+            (m.start, m.end, m.candidates[0] if target == "entity" else j)
+            for j, m in enumerate(row)
+            if m.start < high and low < m.end
+        ]
+        for row, low, high in zip(mentions, lows, highs, strict=True)
+    ]
+    width = max(map(len, rows), default=0)
+    # Padding mentions get the span (0, 0), which overlaps no token.
+    padded = [row + [(0, 0, -1)] * (width - len(row)) for row in rows]
+    return torch.tensor(padded, dtype=torch.long).reshape(len(rows), width, 3)

@@ -30,7 +30,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.tasks.registry import TASKS, get_task
 from kgpeft.training.data import KnowledgeDataset
-from kgpeft.utils import quiet_checkpointing_deprecation
+from kgpeft.utils import quiet_checkpointing_deprecation, short_repr
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:
@@ -82,12 +82,17 @@ def load_examples(config: JobConfig, kg: KnowledgeGraph | None = None) -> dict[s
     return splits
 
 
+#: The longest line of a task file, in bytes: each row is read whole, and a file without line
+#: breaks (a binary file given as `task`) must not be.
+MAX_ROW_BYTES = 1 << 26
+
+
 def read_task_file(task: str) -> dict[str, list]:
     """The examples of a JSON-lines task file per split, every row checked.
 
     Raises:
-        JobConfigError: not a file, or a line that is not UTF-8, not JSON or not a valid row, named by
-            ``file:line``.
+        JobConfigError: not a file, or a line that is longer than :data:`MAX_ROW_BYTES`, not UTF-8, not
+            JSON or not a valid row, named by ``file:line``.
     """
     from kgpeft.training.data import DataError, as_example
 
@@ -96,7 +101,11 @@ def read_task_file(task: str) -> dict[str, list]:
         raise JobConfigError(f"task: {task!r} is neither a known task ({', '.join(TASKS)}) nor a file.")
     splits = {"train": [], "valid": [], "test": []}
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_ROW_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_ROW_BYTES:
+                raise JobConfigError(
+                    f"{path}:{lineno}: a line over {MAX_ROW_BYTES:,} bytes; each line is one JSON row."
+                )
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
@@ -107,13 +116,17 @@ def read_task_file(task: str) -> dict[str, list]:
                 continue
             try:
                 example = as_example(json.loads(line), lineno)
-            except json.JSONDecodeError as e:
-                raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             except DataError as e:
                 raise JobConfigError(f"{path}:{lineno}: {e}") from None
+            except json.JSONDecodeError as e:
+                raise JobConfigError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            except ValueError as e:  # an int of more than 4300 digits
+                raise JobConfigError(f"{path}:{lineno}: not valid JSON ({str(e).split(':')[0]})") from None
+            except RecursionError:
+                raise JobConfigError(f"{path}:{lineno}: not valid JSON (nested too deeply)") from None
             if example.split not in splits:
                 raise JobConfigError(
-                    f"{path}:{lineno}: `split` should be one of {list(splits)}, got {example.split!r}."
+                    f"{path}:{lineno}: `split` should be one of {list(splits)}, got {short_repr(example.split)}."
                 )
             splits[example.split].append(example)
     return splits

@@ -27,7 +27,15 @@ from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, batch_node_index, format_fact, rank_facts, render_facts
 from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
 from kgpeft.tuners import KnowledgeBatch
-from kgpeft.utils import surrogate_at
+from kgpeft.utils import short_repr, surrogate_at
+
+#: Characters of a text kept per token of ``max_length``: a longer text is cut to ``max_length *
+#: CHARS_PER_TOKEN`` characters before it is linked and tokenised (its end for a ``causal_lm`` prompt,
+#: which loses its start to truncation, else its start), so a row's work is bounded by ``max_length``,
+#: not by its text. Truncation would drop the rest anyway, unless the kept tokens average more
+#: than this many characters (English text averages about 4 per token). A ``seq2seq`` answer is cut
+#: the same way (its start), and a ``causal_lm`` answer longer than that is refused.
+CHARS_PER_TOKEN = 32
 
 KnowledgeCondition = Literal["correct", "shuffled", "none"]
 #: The knowledge an evaluation can give each example: its own, another example's, or none.
@@ -47,9 +55,9 @@ def as_example(row: TaskExample | Mapping[str, Any], index: int) -> TaskExample:
     known = set(TaskExample.__dataclass_fields__)
     unknown = sorted(set(row) - known)
     if unknown:
-        raise DataError(f"Row {index}: unknown keys {unknown}; known keys: {sorted(known)}.")
+        raise DataError(f"Row {index}: unknown keys {short_repr(unknown)}; known keys: {sorted(known)}.")
     if not isinstance(row.get("text"), str) or not row["text"].strip():
-        raise DataError(f"Row {index}: `text` should be a non-empty string, got {row.get('text')!r}.")
+        raise DataError(f"Row {index}: `text` should be a non-empty string, got {short_repr(row.get('text'))}.")
     example = TaskExample(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
     _check_fields(example, index)
     return example
@@ -58,7 +66,7 @@ def as_example(row: TaskExample | Mapping[str, Any], index: int) -> TaskExample:
 def _check_fields(example: TaskExample, index: int) -> None:
     """Each field of the annotated type (``target_start: "0"`` is refused), and a gold link inside ``text``."""
     if not isinstance(example.text, str) or not example.text.strip():
-        raise DataError(f"Row {index}: `text` should be a non-empty string, got {example.text!r}.")
+        raise DataError(f"Row {index}: `text` should be a non-empty string, got {short_repr(example.text)}.")
     try:
         check_field_types(example, DataError)
     except DataError as e:
@@ -83,9 +91,11 @@ def _check_fields(example: TaskExample, index: int) -> None:
 def _check(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
     _check_fields(example, index)
     if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
-        raise DataError(f"Row {index}: a classification row needs an integer `label` >= 0, got {example.label!r}.")
+        raise DataError(
+            f"Row {index}: a classification row needs an integer `label` >= 0, got {short_repr(example.label)}."
+        )
     if task != "classification" and with_target and not isinstance(example.answer, str):
-        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {example.answer!r}.")
+        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {short_repr(example.answer)}.")
 
 
 class KnowledgeDataset(Dataset):
@@ -103,7 +113,8 @@ class KnowledgeDataset(Dataset):
         linker: links examples without a gold link, instead of ``retrieval.build_linker(kg)``.
             (default: none)
         retriever: retrieves subgraphs, instead of ``retrieval.build_retriever(kg, seed)``. (default: none)
-        max_length: most tokens per example; a long prompt loses its start. (default: 128)
+        max_length: most tokens per example; a long prompt loses its start. Only the last (``causal_lm``)
+            or first ``max_length * CHARS_PER_TOKEN`` characters of a text are linked and tokenised. (default: 128)
         with_target: append the target tokens (training, scoring); ``False`` gives
             prompts only, for generation. (default: ``True``)
         seed: the retrieval sampling seed. (default: 0)
@@ -159,21 +170,38 @@ class KnowledgeDataset(Dataset):
         token_of = dict(zip(labels, tokens, strict=True))
         return [([token_of[e] for e in ids], scores) for ids, scores in targets]
 
+    def _window(self, text: str) -> tuple[int, int]:
+        """The characters ``[lo, hi)`` of ``text`` that are linked and tokenised (see :data:`CHARS_PER_TOKEN`)."""
+        room = self.max_length * CHARS_PER_TOKEN
+        if len(text) <= room:
+            return 0, len(text)
+        return (len(text) - room, len(text)) if self.task == "causal_lm" else (0, room)
+
+    def _link(self, text: str, lo: int, hi: int) -> list[Mention]:
+        """What the linker finds in ``text[lo:hi]``, at their places in ``text``."""
+        found = self.linker.link(text[lo:hi])
+        return [m._replace(start=m.start + lo, end=m.end + lo) for m in found] if lo else found
+
     def _mentions(self, example: TaskExample) -> list[Mention]:
         """The gold link; or, for a subject span with no ``entity``, what the linker finds inside it;
-        or, with neither, what the linker finds in the whole text."""
+        or, with neither, what the linker finds in the text (its window, :meth:`_window`)."""
+        lo, hi = self._window(example.text)
         if example.target_start is None:
-            return self.linker.link(example.text)
+            return self._link(example.text, lo, hi)
         start, end = example.target_start, example.target_end
         if not 0 <= start < end <= len(example.text):
-            raise DataError(f"The gold span ({start}, {end}) lies outside the text {example.text!r}.")
+            raise DataError(
+                f"The gold span ({start}, {end}) lies outside the text {short_repr(example.text)} "
+                f"({len(example.text)} characters)."
+            )
         if example.entity is None:
-            found = self.linker.link(example.text[start:end])
-            return [m._replace(start=m.start + start, end=m.end + start) for m in found]
+            return self._link(example.text, max(start, lo), min(end, hi)) if max(start, lo) < min(end, hi) else []
         try:
             entity = self.kg.entity_id(example.entity)
         except KeyError:
-            raise DataError(f"The gold entity {example.entity!r} of {example.text!r} is not in the KG.") from None
+            raise DataError(
+                f"The gold entity {short_repr(example.entity)} of {short_repr(example.text)} is not in the KG."
+            ) from None
         return [Mention(start, end, example.text[start:end], (entity,), (1.0,))]
 
     def _retrieve(self, seed: int, chunk: int = 256) -> list[Data]:
@@ -376,11 +404,13 @@ class KnowledgeDataset(Dataset):
 
     def _featurize_text(self, index: int) -> dict[str, Any]:
         example, mentions, tok = self.examples[index], self.mentions[index], self.tokenizer
-        text, shift = example.text, 0
+        lo, hi = self._window(example.text)
+        text, shift = example.text[lo:hi], -lo
         triples = self.ranked_facts(index)[: self.retrieval.num_facts] if self.retrieval.num_facts else []
         if triples:  # no facts, no facts block: the question alone
             prefix = render_facts(self.kg, triples, self.retrieval.fact_format)
-            text, shift = prefix + text, len(prefix)
+            text, shift = prefix + text, len(prefix) - lo
+        if shift:
             mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]
         if self.task == "classification" or self.task == "seq2seq":
             enc = tok(text, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
@@ -391,20 +421,29 @@ class KnowledgeDataset(Dataset):
             if self.task == "classification":
                 feature["labels"] = example.label
             elif self.with_target:
-                feature["labels"] = tok(example.answer, truncation=True, max_length=self.max_length)["input_ids"]
+                answer = example.answer[: self.max_length * CHARS_PER_TOKEN]  # truncation keeps the start
+                feature["labels"] = tok(answer, truncation=True, max_length=self.max_length)["input_ids"]
                 self._add_soft_targets(feature, index, position=0)
             return feature
-        enc = tok(text, return_offsets_mapping=True)
-        prompt_ids, token_entity = enc["input_ids"], align(mentions, enc["offset_mapping"]).tolist()
         target_ids: list[int] = []
         if self.with_target:
-            target_ids = tok(" " + example.answer.strip(), add_special_tokens=False)["input_ids"]
+            target = " " + example.answer.strip()
+            # Refused before tokenising it whole (GBs for a 20 MB answer) to find it would not fit.
+            if len(target) > self.max_length * CHARS_PER_TOKEN:
+                raise DataError(
+                    f"Row {index}: the target has {len(target):,} characters, too many for `max_length` "
+                    f"({self.max_length}) tokens."
+                )
+            target_ids = tok(target, add_special_tokens=False)["input_ids"]
             if tok.eos_token_id is not None:
                 target_ids = [*target_ids, tok.eos_token_id]
         keep = self.max_length - len(target_ids)
         if keep < 1:
             raise DataError(f"Row {index}: the target alone has {len(target_ids)} tokens, over `max_length`.")
-        prompt_ids, token_entity = prompt_ids[-keep:], token_entity[-keep:]  # a long prompt loses its start
+        enc = tok(text, return_offsets_mapping=True)
+        # A long prompt loses its start; only the tokens kept are aligned to the mentions.
+        prompt_ids, offsets = enc["input_ids"][-keep:], enc["offset_mapping"][-keep:]
+        token_entity = align(mentions, offsets).tolist()
         feature = {
             "input_ids": prompt_ids + target_ids,
             "labels": [-100] * len(prompt_ids) + target_ids,

@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from tiny_models import WORDS
 
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
@@ -137,3 +139,109 @@ def test_dataloader_workers_and_unlinked_text_trains(kg, tokenizer):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n and p.requires_grad)
+
+
+WORDS_OF_TEXT = ["the", "dog", "cat", "big", "tree", "bank", "river", "a", "money", "pet"]
+
+
+def _reference_token_entity(ds, text: str, kept: int, from_end: bool) -> list[int]:
+    """Token links computed the slow way: tokenise and link the whole text, then keep `kept` tokens."""
+    offsets = ds.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    offsets = offsets[-kept:] if from_end else offsets[:kept]
+    mentions = ds.linker.link(text)
+    return [next((m.entity for m in mentions if s < m.end and m.start < e and s < e), -1) for s, e in offsets]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.sampled_from(WORDS_OF_TEXT), min_size=1, max_size=50),
+    repeats=st.integers(1, 3000),
+    max_length=st.integers(4, 40),
+    task=st.sampled_from(["causal_lm", "classification"]),
+)
+@example(words=["dog", "the", "big", "cat"], repeats=3000, max_length=8, task="causal_lm")
+@example(words=["dog", "the", "big", "cat"], repeats=3000, max_length=8, task="classification")
+def test_any_row_length_aligns_at_most_max_length_tokens_to_the_mentions_among_them(
+    kg, tokenizer, words, repeats, max_length, task
+):
+    """However long the text, the (tokens x mentions) table is at most `max_length` x the mentions in the
+    kept span, the text linked is bounded by `max_length`, and the links are those of the whole text."""
+    import importlib
+
+    from kgpeft.training.data import CHARS_PER_TOKEN
+
+    align_module = importlib.import_module("kgpeft.linking.align")
+
+    tables = []
+    build = align_module._mention_table
+
+    def spy(mentions, offsets, target):
+        table = build(mentions, offsets, target)
+        low, high = offsets[0, :, 0][offsets[0, :, 0] < offsets[0, :, 1]], offsets[0, :, 1]
+        in_span = [m for m in mentions[0] if low.numel() and m.start < int(high.max()) and int(low.min()) < m.end]
+        tables.append((offsets.size(1), table.size(1), len(in_span)))
+        return table
+
+    text = " ".join(words * repeats)
+    row = {"text": text, "label": 1} if task == "classification" else {"text": text, "answer": "pet"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(align_module, "_mention_table", spy)
+        ds = _dataset(kg, tokenizer, [row], task=task, max_length=max_length)
+        feature = ds[0]
+    (tokens, table_mentions, in_span), *_ = tables
+    assert tokens <= max_length and table_mentions <= in_span
+    room = max_length * CHARS_PER_TOKEN  # the characters linked: the end of a prompt, the start of other text
+    lo, hi = (max(0, len(text) - room), len(text)) if task == "causal_lm" else (0, min(room, len(text)))
+    assert all(lo <= m.start and m.end <= hi for m in ds.mentions[0])
+    assert len(ds.mentions[0]) <= max_length * CHARS_PER_TOKEN // 2
+    # The words are at most 5 characters, far fewer than CHARS_PER_TOKEN: no kept token comes from the cut.
+    if task == "causal_lm":
+        kept = max_length - 1  # the target " pet" is one token; the tiny tokenizer has no end-of-sequence token
+        expected = _reference_token_entity(ds, text, kept, from_end=True)
+        assert feature["token_entity"] == [*expected, -1]
+    else:
+        assert feature["token_entity"] == _reference_token_entity(ds, text, max_length, from_end=False)
+
+
+ROW_MEMORY = """
+import resource, sys
+sys.path.insert(0, {tests!r})
+from tiny_models import tiny_kg, tiny_tokenizer
+from kgpeft.retrieval import SubgraphRetriever
+from kgpeft.training import DataError, KnowledgeDataset
+
+kg, tokenizer = tiny_kg(), tiny_tokenizer()
+retriever = SubgraphRetriever(kg, num_neighbors=[-1], max_nodes=8)
+prose = "the dog saw the big cat near the river bank " * 500_000
+rows = [
+    ("causal_lm", {{"text": prose[:200_000], "answer": "pet"}}),
+    ("causal_lm", {{"text": prose[:20_000_000], "answer": "pet"}}),
+    ("seq2seq", {{"text": "the dog", "answer": prose[:20_000_000]}}),
+    ("causal_lm", {{"text": "the dog", "answer": prose[:20_000_000]}}),
+]
+for task, row in rows:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        feature = KnowledgeDataset([row], tokenizer, kg, task=task, retriever=retriever, max_length=64)[0]
+        outcome = len(feature["input_ids"] if task == "causal_lm" else feature["labels"])
+    except DataError as e:
+        outcome = str(e).replace(" ", "_")
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(outcome, grew // 1024)
+"""
+
+
+def test_a_long_row_needs_memory_for_max_length_tokens_only():
+    """A 200 KB document peaked at GBs (a tokens x mentions table over the whole text), a 20 MB row asked for
+    TBs, and a 20 MB answer was tokenised whole; the peak memory a row adds is measured in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ROW_MEMORY.format(tests=str(Path(__file__).parents[1]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    too_long = "Row_0:_the_target_has_20,000,000_characters,_too_many_for_`max_length`_(64)_tokens."
+    assert [outcome for outcome, _ in rows] == ["64", "64", "64", too_long]
+    assert all(int(megabytes) < 50 for _, megabytes in rows), rows
