@@ -148,7 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from kgpeft.pipeline import prepare, run
     from kgpeft.pipeline.job import hold_output_dir
 
-    if not Path(args.config).is_file():
+    if not Path(args.config).exists():
         raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
     import torch
 

@@ -7,6 +7,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -178,6 +179,17 @@ def test_demo_config_keys_are_checked(tmp_path, capsys):
     assert "`max_steps` in training should be int or None, got str 'many'" in capsys.readouterr().err
     assert main(["demo", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml does not exist" in capsys.readouterr().err
+
+
+def test_demo_reads_its_config_from_a_pipe(tmp_path, capsys):
+    """`kgpeft demo --config <(...)`: a pipe is read like a file, not refused as missing."""
+    fifo = tmp_path / "demo.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("max_stepz: 3\n",), daemon=True)
+    writer.start()
+    assert main(["demo", "--config", str(fifo)]) == 2
+    writer.join(timeout=10)
+    assert "unknown key 'max_stepz'" in capsys.readouterr().err
 
 
 def test_link_prints_mentions_and_facts(tmp_path, capsys):
