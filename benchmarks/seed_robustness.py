@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(test: str, seed: int) -> tuple[bool, float, str]:
-    """Run ``test`` (a pytest node id or file) with ``KGPEFT_TEST_SEED=seed``: passed, seconds, pytest's last line."""
+    """Run ``test`` (a pytest node id or file) with ``KGPEFT_TEST_SEED=seed``: passed, seconds, and pytest's
+    last line with the tests that failed."""
     env = {**os.environ, "KGPEFT_TEST_SEED": str(seed), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run(
@@ -33,7 +34,9 @@ def run(test: str, seed: int) -> tuple[bool, float, str]:
         text=True,
     )
     lines = done.stdout.strip().splitlines()
-    return done.returncode == 0, time.perf_counter() - start, lines[-1] if lines else done.stderr.strip()[-200:]
+    failed = [line.split(" - ")[0] for line in lines if line.startswith(("FAILED", "ERROR"))]
+    last = lines[-1] if lines else done.stderr.strip()[-200:]
+    return done.returncode == 0, time.perf_counter() - start, "; ".join([last, *failed])
 
 
 def main() -> None:
