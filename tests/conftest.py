@@ -1,5 +1,7 @@
 """Fixtures every test package shares: the tiny tokenizer and KG, and one torch thread per module."""
 
+import os
+
 import pytest
 import torch
 from tiny_models import tiny_kg, tiny_tokenizer
@@ -13,6 +15,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The seed of a test that trains a model to a quality bar (its task, initialisation and batch order).
+
+    ``KGPEFT_TEST_SEED`` sets it (default 0); ``benchmarks/seed_robustness.py`` runs a test under
+    seeds 0..9, for such a test must pass whichever seed it meets.
+    """
+    value = os.environ.get("KGPEFT_TEST_SEED", "0")
+    if not value.isdigit():
+        raise pytest.UsageError(f"KGPEFT_TEST_SEED should be a non-negative integer, got {value!r}.")
+    return int(value)
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,13 @@ MARKERS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs(path, tmp_path, seed):
     notebook = nbformat.read(path, as_version=4)
+    # A notebook that trains to a point takes the test's seed as papermill would: a cell after its
+    # "parameters" cell sets it, so benchmarks/seed_robustness.py can run it under seeds 0..9.
+    params = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
+    for i in reversed(params):
+        notebook.cells.insert(i + 1, nbformat.v4.new_code_cell(f"seed = {seed}"))
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()

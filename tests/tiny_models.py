@@ -127,8 +127,8 @@ ARCHITECTURES = [
 ]
 
 
-def build_model(config, auto_class):
-    torch.manual_seed(0)
+def build_model(config, auto_class, seed: int = 0):
+    torch.manual_seed(seed)
     model = auto_class.from_config(config)
     return model.eval()
 

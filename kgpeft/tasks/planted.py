@@ -1,12 +1,14 @@
 """A toy task whose answer only one fact can give: for tests, notebooks and explanations.
 
 Each subject ``e0 ... eN`` gets a colour drawn at random (``e7 color pink``) and up to two
-places (``e7 near p3``, distractors); the question ``"the e7 is"`` asks for the colour. The
-questions about held-out subjects can only be answered by reading the colour fact: nothing
-about ``e7`` predicts it, and in each subject's one-hop subgraph the colour fact is the only
-one naming the colour. A tiny causal LM (:meth:`PlantedFacts.model`) with a ``memory``
-adapter learns to copy it in a few hundred steps on one CPU core, so an explanation has a
-known right answer: the colour fact.
+places (``e7 near p3``, distractors); the question ``"the e7 is"`` asks for the colour. Every
+question can only be answered by reading the colour fact: the tokenizer has no word for any
+subject (each reads as ``[UNK]``), so the model sees the same question for all of them and
+cannot memorise a subject's colour, and in each subject's one-hop subgraph the colour fact is
+the only one naming the colour. A tiny causal LM (:meth:`PlantedFacts.model`) with a
+``memory`` adapter learns to copy it in a few hundred steps on one CPU core, for any seed of
+the task, the model and the batch order, so an explanation has a known right answer: the
+colour fact.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def planted_facts(num_subjects: int = 300, num_test: int = 50, num_places: int =
         near = rng.sample(range(num_places), rng.randrange(3))
         triples += [[i, 1, num_subjects + len(COLORS) + p] for p in near]
     kg = KnowledgeGraph(entities, ["color", "near"], torch.tensor(triples).t(), labels=entities)
-    words = ["[PAD]", "[UNK]", "the", "is", "color", "near", *entities]
+    # No subject is a word: with a token of its own, the model memorises the training subjects'
+    # colours and answers some held-out subjects by a confident guess, not from the fact.
+    words = ["[PAD]", "[UNK]", "the", "is", "color", "near", *COLORS, *places]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]")

@@ -29,13 +29,13 @@ def _train(model, data, steps=300, lr=1e-2, seed=0):
 
 
 @pytest.fixture(scope="module")
-def planted():
+def planted(seed):
     """A memory adapter trained on the planted-fact task, and the held-out questions."""
-    task = planted_facts()
+    task = planted_facts(seed=seed)
     retrieval = RetrievalConfig(num_neighbors=[-1], max_nodes=8, memory_facts=3)
     train = KnowledgeDataset(task.splits["train"], task.tokenizer, task.kg, retrieval=retrieval)
     test = KnowledgeDataset(task.splits["test"], task.tokenizer, task.kg, retrieval=retrieval)
-    model = _train(get_kg_peft_model(task.model(), MEMORY, task.kg, task.tokenizer), train)
+    model = _train(get_kg_peft_model(task.model(seed), MEMORY, task.kg, task.tokenizer), train, seed=seed)
     return task, model, test
 
 

@@ -33,9 +33,9 @@ REGIMES += [("1-n", "bce", "uniform"), ("1-n", "ce", "uniform")]
 
 @pytest.mark.parametrize("reciprocal", [False, True], ids=["plain", "reciprocal"])
 @pytest.mark.parametrize(("training", "loss", "sampler"), REGIMES, ids=["-".join(r) for r in REGIMES])
-def test_every_regime_learns(nations, training, loss, sampler, reciprocal):
+def test_every_regime_learns(nations, training, loss, sampler, reciprocal, seed):
     config = {"model": "complex", "training": training, "loss": loss, "negative_sampler": sampler}
-    config["reciprocal"] = reciprocal
+    config.update(reciprocal=reciprocal, seed=seed)
     untrained = _test_mrr(nations, num_epochs=0, **config)  # same seed: the same initial model
     trained = _test_mrr(nations, num_epochs=10, **config)
     assert 0.2 < untrained < 0.45  # near random on Nations
@@ -53,9 +53,10 @@ def test_every_regime_learns(nations, training, loss, sampler, reciprocal):
     ],
     ids=["transe-margin", "transe-ce", "distmult-bce-smoothing", "rotate-ce", "complex-n3-adagrad"],
 )
-def test_every_model_learns(nations, config):
+def test_every_model_learns(nations, config, seed):
+    config = {**config, "seed": seed}
     if config.get("optimizer") == "adagrad":
-        config = {**config, "learning_rate": 0.2}
+        config["learning_rate"] = 0.2
     assert _test_mrr(nations, num_epochs=10, **config) > _test_mrr(nations, num_epochs=0, **config) + 0.1
 
 
@@ -75,9 +76,10 @@ def test_result_bookkeeping(nations):
     assert not emb.model.training
 
 
-def test_early_stopping_restores_the_best_state(nations):
+def test_early_stopping_restores_the_best_state(nations, seed):
     # lr 1.0 makes DistMult's valid MRR fall after a few epochs
     config = {**FAST, "model": "distmult", "learning_rate": 1.0, "num_epochs": 20, "eval_every": 1, "patience": 1}
+    config["seed"] = seed
     result = train_kge(nations, KGEConfig(**config), progress=False)
     mrrs = [h["valid_mrr"] for h in result.history]
     last = result.history[-1]["epoch"]
@@ -181,7 +183,7 @@ def test_config_from_dict_round_trip():
 
 
 @pytest.mark.parametrize(("sampler", "low", "high"), [("uniform", 0.45, 0.55), ("bernoulli", 0.95, 1.0)])
-def test_negative_sampler_corrupts_heads_as_configured(monkeypatch, sampler, low, high):
+def test_negative_sampler_corrupts_heads_as_configured(monkeypatch, sampler, low, high, seed):
     # One 1-to-N relation: 0 -r-> 1..100, so Bernoulli corrupts the head with probability 100/101.
     n = 300
     zeros = torch.zeros(100, dtype=torch.long)
@@ -195,6 +197,7 @@ def test_negative_sampler_corrupts_heads_as_configured(monkeypatch, sampler, low
 
     monkeypatch.setattr(models.DistMult, "_score_corrupted", spy)
     config = {**FAST, "model": "distmult", "training": "negative_sampling", "loss": "softplus", "num_epochs": 3}
+    config["seed"] = seed
     train_kge(kg, KGEConfig(**{**config, "negative_sampler": sampler, "num_negatives": 64}), progress=False)
     assert len(corrupted) == 3  # one batch of 100 per epoch
     assert low < sum(corrupted) / len(corrupted) < high

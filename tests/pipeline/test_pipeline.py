@@ -29,25 +29,26 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, seed):
     folder = tmp_path_factory.mktemp("job")
     _, config, auto = ARCHITECTURES[1]  # llama: has q/k/v/o projections, so memory mode works
-    build_model(config, auto).save_pretrained(folder / "model")
+    build_model(config, auto, seed).save_pretrained(folder / "model")
     tiny_tokenizer().save_pretrained(folder / "model")
     (folder / "kg.tsv").write_text(KG)
     (folder / "task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     return folder
 
 
-def _config(files, tmp_path, **changes) -> JobConfig:
+def _config(files, tmp_path, seed=0, **changes) -> JobConfig:
     values = {
+        "seed": seed,
         "model": str(files / "model"),
         "kg": str(files / "kg.tsv"),
         "task": str(files / "task.jsonl"),
         "max_new_tokens": 2,
         "adapter": {"r": 4, "graph_channels": 16, "knowledge_mode": "memory"},
         "retrieval": {"num_neighbors": [-1, -1], "num_facts": 2, "memory_facts": 2},
-        "selection": {"hidden_channels": 16, "max_steps": 30, "batch_size": 4, "learning_rate": 0.01},
+        "selection": {"hidden_channels": 16, "max_steps": 30, "batch_size": 4, "learning_rate": 0.01, "seed": seed},
         "training": {
             "output_dir": str(tmp_path / "run"),
             "max_steps": 2,
@@ -140,10 +141,10 @@ def test_knowledge_dropout_empties_a_share_of_the_training_examples_only(files, 
         Variant("lora", adapter="lora", knowledge_dropout=0.2)
 
 
-def test_selected_facts_reach_the_answer(files, tmp_path):
+def test_selected_facts_reach_the_answer(files, tmp_path, seed):
     from kgpeft.training.fact_selection import answer_fact_recall
 
-    job = prepare(_config(files, tmp_path))
+    job = prepare(_config(files, tmp_path, seed))
     train = job._base_dataset("train", with_target=True)
     assert answer_fact_recall(job.scorer, train, job.tokenizer, k=1) == 1.0
     data = job.dataset("test", Variant("g", adapter="lora", facts="selected", num_facts=1), with_target=False)

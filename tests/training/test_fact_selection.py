@@ -17,6 +17,7 @@ from kgpeft.training.fact_selection import (
     _fact_batch,
     answer_fact_recall,
     build_fact_scorer,
+    fact_probabilities,
     load_fact_scorer,
     marginal_fact_loss,
     question_vectors,
@@ -35,9 +36,10 @@ def _dataset(kg, tokenizer, with_entities=True):
     return KnowledgeDataset(examples, tokenizer, kg, retrieval=retrieval)
 
 
-def _scorer(kg, tokenizer, **config):
+def _scorer(kg, tokenizer, seed=0, **config):
+    torch.manual_seed(seed)  # the frozen "base model" embedding, not whatever the tests before left in the RNG
     embedding = nn.Embedding(tokenizer.vocab_size + 8, 8)
-    config = FactScorerConfig(hidden_channels=8, batch_size=4, learning_rate=0.02, **config)
+    config = FactScorerConfig(hidden_channels=8, batch_size=4, learning_rate=0.02, seed=seed, **config)
     return build_fact_scorer(kg, tokenizer, embedding, config), config
 
 
@@ -65,14 +67,16 @@ def test_segment_log_softmax_and_answer_loss_by_hand():
     assert torch.isclose(answer_fact_loss(scores, graph, positive), -torch.log(torch.tensor(0.5)))
 
 
-def test_answers_objective_puts_the_answer_fact_first(kg, tokenizer):
+def test_answers_objective_puts_the_answer_fact_first(kg, tokenizer, seed):
     data = _dataset(kg, tokenizer)
-    scorer, config = _scorer(kg, tokenizer, max_steps=60)
-    before = answer_fact_recall(scorer, data, tokenizer, 1)
+    scorer, config = _scorer(kg, tokenizer, seed, max_steps=60)
+    before = _answer_fact_probabilities(kg, scorer, data, tokenizer)
     report = train_fact_scorer(scorer, data, tokenizer, config)
     assert report["objective"] == "answers" and report["final_loss"] < 0.1
-    assert answer_fact_recall(scorer, data, tokenizer, 1) == 1.0 > before
+    assert answer_fact_recall(scorer, data, tokenizer, 1) == 1.0
     assert _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+    # not "recall was below 1 before": an untrained scorer ranks all four right for about 1 seed in 60
+    assert max(before[:3]) < 0.6 and min(_answer_fact_probabilities(kg, scorer, data, tokenizer)) > 0.95
 
 
 def _first_facts_hold_the_answers(kg, ranked) -> bool:
@@ -81,11 +85,20 @@ def _first_facts_hold_the_answers(kg, ranked) -> bool:
     return all(kg.labels.index(answer) in kg.triples[[0, 2], t[0]].tolist() for t, (_, answer) in pairs)
 
 
-def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenizer):
+def _answer_fact_probabilities(kg, scorer, data, tokenizer) -> list[float]:
+    """Per question, the scorer's probability of the facts that have its answer entity as head or tail."""
+    probabilities = fact_probabilities(scorer, data, tokenizer, range(len(QUESTIONS)))
+    return [
+        sum(p for t, p in facts.items() if kg.labels.index(answer) in kg.triples[[0, 2], t].tolist())
+        for facts, (_, answer) in zip(probabilities, QUESTIONS, strict=True)
+    ]
+
+
+def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenizer, seed):
     data = _dataset(kg, tokenizer, with_entities=False)  # no answer entities anywhere
     with pytest.raises(FactScorerError, match="use `objective: marginal`"):
         train_fact_scorer(*_scorer(kg, tokenizer)[:1], data, tokenizer, _scorer(kg, tokenizer)[1])
-    scorer, config = _scorer(kg, tokenizer, objective="marginal", num_candidates=3, max_steps=80)
+    scorer, config = _scorer(kg, tokenizer, seed, objective="marginal", num_candidates=3, max_steps=80)
     lm = CopyLM(tokenizer.vocab_size + 8)
     graph, seed_mask, _ = _fact_batch(data, [0, 1, 2, 3], kg)
     scores = scorer(graph, seed_mask, question_vectors(scorer, tokenizer, [e.text for e in data.examples]))
@@ -94,10 +107,14 @@ def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenize
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "the task loss alone reaches the scorer"
     assert lm.weight.grad is None, "the language model stays frozen"
     scorer.zero_grad()
-    before = _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+    before = _answer_fact_probabilities(kg, scorer, data, tokenizer)
     train_fact_scorer(scorer, data, tokenizer, config, language_model=lm)
-    after = _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
-    assert after and not before, "the fact that makes the answer copyable comes first"
+    assert _first_facts_hold_the_answers(kg, select_facts(scorer, data, tokenizer, limit=1))
+    # Untrained, the scorer spreads a question's probability about evenly over its facts: the first
+    # three answers are in half or a third of them (the fourth, 'river', is in all), so which one
+    # comes first is a coin toss; trained, the facts that make the answer copyable take it all.
+    after = _answer_fact_probabilities(kg, scorer, data, tokenizer)
+    assert max(before[:3]) < 0.6 and min(after) > 0.95, "the fact that makes the answer copyable comes first"
 
 
 def test_marginal_loss_scores_each_example_and_fact_once(kg, tokenizer):
