@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from kgpeft.configuration import dataclass_from_dict, is_int
+from kgpeft.configuration import dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
 from kgpeft.utils import check_name
 
@@ -213,12 +213,7 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
     file = path / CONFIG_NAME
     if not file.is_file():
         raise KGFileNotFoundError(f"No kgpeft checkpoint at {path} (missing {CONFIG_NAME}).")
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{file}: not valid JSON ({e}).") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    meta = read_json(file, CheckpointError)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{file}: expected a JSON object of settings, got a JSON {type(meta).__name__}.")
     version = meta.get("format_version", 0)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import json
 import math
 import os
 import stat
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from kgpeft.errors import KGPeftError
@@ -65,6 +67,19 @@ def read_config_text(path: str | os.PathLike) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: cannot read config: not UTF-8 (byte {data[e.start]:#04x} at {e.start})") from None
+
+
+def read_json(file: str | os.PathLike, error: type[KGPeftError], prefix: str = "") -> Any:
+    """The JSON value in ``file``; ``error`` naming the file (after ``prefix``) and the line and
+    column of a syntax error if it cannot be read or parsed."""
+    try:
+        return json.loads(Path(file).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{prefix}{file}: not UTF-8 ({e.reason} at byte {e.start}).") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{prefix}{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    except OSError as e:
+        raise error(f"{prefix}{file}: cannot be read ({e.strerror or e}).") from None
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kgpeft.configuration import read_json
 from kgpeft.errors import KGFileNotFoundError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
@@ -170,12 +171,7 @@ def check_model_folder(config: JobConfig) -> Path | None:
             f"model: {path} has no config.json; expected a Hugging Face model folder (written by save_pretrained)."
         )
     file = path / "config.json"
-    try:
-        values = json.loads(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise JobConfigError(f"model: {file}: not UTF-8 ({e.reason} at byte {e.start}).") from None
-    except json.JSONDecodeError as e:
-        raise JobConfigError(f"model: {file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    values = read_json(file, JobConfigError, "model: ")
     if not isinstance(values, dict):
         raise JobConfigError(f"model: {file}: expected a JSON object of settings, got a JSON {type(values).__name__}.")
     model_type = values.get("model_type")

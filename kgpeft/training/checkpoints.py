@@ -46,7 +46,7 @@ from kgpeft.checkpoint import (
     load_safetensors,
     read_adapter_config,
 )
-from kgpeft.configuration import dataclass_from_dict, is_int
+from kgpeft.configuration import dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, OutputPathError
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import foreign_entries_or_refuse, replace_folder, writing
@@ -471,12 +471,7 @@ def _read_json(file: Path) -> Any:
     """The JSON value in the checkpoint file ``file``; an error naming the file (and the line) if it is unreadable."""
     if not file.is_file():
         raise KGFileNotFoundError(f"Checkpoint file missing: {file}")
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{file}: cannot be read ({e}).") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    return read_json(file, CheckpointError)
 
 
 def _write_json(file: Path, values: Any) -> None:
