@@ -30,8 +30,9 @@ from kgpeft.errors import KGFileNotFoundError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.tasks.registry import TASKS, get_task
+from kgpeft.training.checkpoints import hold_lock
 from kgpeft.training.data import KnowledgeDataset
-from kgpeft.utils import quiet_checkpointing_deprecation, short_repr
+from kgpeft.utils import ensure_writable, quiet_checkpointing_deprecation, short_repr
 
 
 def load_kg(name_or_path: str) -> KnowledgeGraph:
@@ -382,9 +383,6 @@ def hold_output_dir(config: JobConfig) -> AbstractContextManager[None]:
         OutputPathError: the folder cannot be written, or another job holds it; the message
             names the lock file.
     """
-    from kgpeft.training.checkpoints import hold_lock
-    from kgpeft.utils import ensure_writable
-
     folder = ensure_writable(config.training.output_dir, "`training.output_dir`")
     return hold_lock(folder, "`training.output_dir`", "job")
 

@@ -19,6 +19,7 @@ from typing import Any
 from kgpeft.checkpoint import library_versions
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.job import Job, evaluate_variant, hold_output_dir, prepare, train_variant
+from kgpeft.training.checkpoints import ADAPTER_FOLDERS, refuse_foreign_adapter_folder
 from kgpeft.utils import atomic_file, writing
 
 #: The report of a job's variants and controls, in ``training.output_dir``.
@@ -160,8 +161,6 @@ def _check_variant_folders(config: JobConfig) -> None:
     The trainer and :meth:`~kgpeft.KGPeftModel.save_pretrained` refuse such a folder too, but only when
     they reach it, after the variants before it have trained.
     """
-    from kgpeft.training.checkpoints import ADAPTER_FOLDERS, refuse_foreign_adapter_folder
-
     for variant in config.variants:
         if variant.adapter != "none":
             saved = (*ADAPTER_FOLDERS, "adapter") if variant.adapter == "kg-lora" else ADAPTER_FOLDERS
