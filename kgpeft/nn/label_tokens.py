@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kgpeft.checkpoint import file_sha256
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.strings import StringTable, string_table
+from kgpeft.io import cache_dir as default_cache_dir
+from kgpeft.io import file_sha256
 
 FORMAT_VERSION = 1
 # Labels tokenised per tokenizer call.
@@ -85,8 +86,6 @@ def label_token_ids(
     if tok_digest is None or kg.num_entities < min_entities:
         return _tensors(*tokenize_labels(labels, tokenizer))
     if cache_dir is None:
-        from kgpeft.datasets import cache_dir as default_cache_dir  # kgpeft.datasets imports much more
-
         cache_dir = default_cache_dir() / "label_tokens"
     table = labels if isinstance(labels, StringTable) else string_table(labels)
     key = json.dumps([FORMAT_VERSION, table.digest(), tok_digest])

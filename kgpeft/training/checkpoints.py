@@ -41,13 +41,13 @@ from torch import nn
 from kgpeft.checkpoint import (
     TRAINER_STATE_NAME,
     CheckpointError,
-    file_sha256,
     foreign_entries,
     load_safetensors,
     read_adapter_config,
 )
 from kgpeft.configuration import dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, OutputPathError
+from kgpeft.io import file_sha256
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import foreign_entries_or_refuse, replace_folder, writing
 
