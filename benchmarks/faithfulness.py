@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from kgpeft.explain import METHODS
+from kgpeft.explain import METHODS, explain
 from kgpeft.pipeline import JobConfig, load_variant_model, prepare, train_variant
 from kgpeft.tasks import first_line, generate_texts, target_log_likelihoods
 
@@ -77,7 +77,7 @@ def main() -> None:
     data = job.dataset("test", variant, with_target=False)
     gold = [e.answer for e in data.examples]
     t0 = time.perf_counter()
-    explanations = model.explain(data, answers=gold, scorer=job.scorer, batch_size=32)
+    explanations = explain(model, data, answers=gold, scorer=job.scorer, batch_size=32)
     seconds = time.perf_counter() - t0
     generated = [first_line(t) for t in generate_texts(model, data, max_new_tokens=config.max_new_tokens)]
     answers = [list(e.answers) for e in data.examples]

@@ -179,7 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def _show_explanations(job, folder: Path, count: int = 2) -> str:
     """Explain the first KG-LoRA variant's answers to ``count`` held-out questions; draw the first."""
-    from kgpeft.explain import plot_explanation
+    from kgpeft.explain import explain, plot_explanation
     from kgpeft.pipeline import load_variant_model
 
     variant = next((v for v in job.config.variants if v.adapter == "kg-lora"), None)
@@ -187,7 +187,7 @@ def _show_explanations(job, folder: Path, count: int = 2) -> str:
         return ""
     model = load_variant_model(job, variant, folder / variant.name / "adapter")
     data = job.dataset("test", variant, with_target=False)
-    explanations = model.explain(data, list(range(count)), scorer=job.scorer, max_new_tokens=job.config.max_new_tokens)
+    explanations = explain(model, data, list(range(count)), scorer=job.scorer, max_new_tokens=job.config.max_new_tokens)
     print(
         f"\nWhich facts drove {variant.name}'s answers (leave-one-out: the answer's log-probability lost without it):"
     )
@@ -261,7 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    from kgpeft.explain import plot_explanation
+    from kgpeft.explain import explain, plot_explanation
     from kgpeft.pipeline import load_variant_model, prepare
     from kgpeft.utils import ensure_writable
 
@@ -281,7 +281,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
     dataset = job.dataset("test", variant, with_target=False, examples=_free_text_examples(config, texts, answer=""))
-    explanations = model.explain(dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
+    explanations = explain(model, dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
     if args.plot is not None:
         for i, e in enumerate(explanations):
             path = args.plot if len(texts) == 1 else args.plot.with_name(f"{args.plot.stem}-{i + 1}{args.plot.suffix}")

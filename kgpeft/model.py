@@ -139,38 +139,6 @@ class KGPeftModel(KGLoraModel):
             if handle is not None:
                 handle.remove()
 
-    def explain(
-        self,
-        dataset,
-        indices=None,
-        *,
-        answers=None,
-        scorer: nn.Module | None = None,
-        max_new_tokens: int = 16,
-        batch_size: int = 32,
-    ) -> list:
-        """Which nodes and facts drove the answers to ``dataset``'s examples (``indices``: all by default).
-
-        ``dataset`` (a ``causal_lm`` :class:`~kgpeft.training.KnowledgeDataset`) holds the inputs
-        and their knowledge: links, subgraphs, the fact ranking, the facts in the prompt and in
-        memory. Returns one :class:`~kgpeft.explain.Explanation` per example, with each node's and
-        fact's leave-one-out effect on the answer's log-probability, gradient x input, attention
-        (where the design attends to nodes) and, with the ``scorer`` that ranked the facts, its
-        selection probability. ``answers`` explains given answers (e.g. the gold ones) instead
-        of the generated ones. See :func:`kgpeft.explain.explain`.
-        """
-        from kgpeft.explain import explain
-
-        return explain(
-            self,
-            dataset,
-            indices,
-            answers=answers,
-            scorer=scorer,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-        )
-
     # --------------------------------------------------------------- reporting
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
         """``(trainable, all)`` parameter counts, the frozen base model included in ``all``."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kgpeft import KGLoraConfig, get_kg_peft_model
-from kgpeft.explain import Explanation, plot_explanation
+from kgpeft.explain import Explanation, explain, plot_explanation
 from kgpeft.retrieval import RetrievalConfig
 from kgpeft.tasks import TaskExample, generate_texts, planted_facts, target_log_likelihoods
 from kgpeft.training import KnowledgeCollator, KnowledgeDataset
@@ -44,7 +44,7 @@ def test_the_planted_fact_is_first_by_leave_one_out(planted):
     answers = generate_texts(model, test.ablated([(i, None, ()) for i in range(len(test))]), max_new_tokens=1)
     gold = [e.answer for e in test.examples]
     assert sum(a == g for a, g in zip(answers, gold, strict=True)) >= 0.9 * len(gold), "it learned to copy"
-    explanations = model.explain(test, answers=gold)
+    explanations = explain(model, test, answers=gold)
     for e in explanations:
         top = e.top_facts(1)[0]
         assert top.relation == "color", e.summary()
@@ -59,7 +59,7 @@ def test_the_planted_fact_is_first_by_leave_one_out(planted):
 
 def test_leave_one_out_is_the_rerun_without_the_fact(planted):
     _, model, test = planted
-    e = model.explain(test, [0], answers=[test.examples[0].answer])[0]
+    e = explain(model, test, [0], answers=[test.examples[0].answer])[0]
     fact = e.top_facts(1)[0]
 
     rows = test.ablated([(0, None, ()), (0, None, (fact.triple,))], [e.answer] * 2)
@@ -71,7 +71,7 @@ def test_leave_one_out_is_the_rerun_without_the_fact(planted):
 
 def test_explanation_json_round_trips_and_the_picture_is_written(planted, tmp_path):
     _, model, test = planted
-    e = model.explain(test, [1])[0]  # the generated answer
+    e = explain(model, test, [1])[0]  # the generated answer
     again = Explanation.from_json(e.to_json())
     assert again == e
     assert json.loads(e.to_json())["nodes"][0].keys() >= {"leave_one_out", "attention", "entity", "label"}
@@ -85,7 +85,7 @@ def test_a_text_without_links_says_so(planted):
     data = KnowledgeDataset(
         [TaskExample("the is", answer="red")], task.tokenizer, task.kg, retrieval=RetrievalConfig(memory_facts=2)
     )
-    (e,) = model.explain(data)
+    (e,) = explain(model, data)
     assert e.note.startswith("no entity is linked") and not e.nodes and not e.facts and not e.linked
     assert Explanation.from_json(e.to_json()) == e
 
@@ -105,7 +105,7 @@ def test_attention_is_absent_where_the_design_has_none(mode, kg, tokenizer):
     data = KnowledgeDataset(
         [TaskExample("the dog", answer="animal")], tokenizer, kg, retrieval=RetrievalConfig(num_neighbors=[-1, -1])
     )
-    (e,) = model.explain(data)
+    (e,) = explain(model, data)
     assert {n.label for n in e.nodes} == {"dog", "animal", "pet", "cat"}
     assert {f.read_as for f in e.facts} == {"graph"} and len(e.facts) == 4  # its edges, each triple once
     node = json.loads(e.to_json())["nodes"][0]
