@@ -7,18 +7,18 @@ convolutions step in turn within each round (``benchmarks/timing.py``); times ar
 over the rounds and the ratio the median of per-round ratios, each with its 95% bootstrap
 interval, and rounds go on until the ratio's interval is within +-5% (or ``--max-rounds``).
 
-    python benchmarks/encoder.py
-    python benchmarks/encoder.py --hidden 128 --threads 1 --device cuda
+    python -m benchmarks.encoder
+    python -m benchmarks.encoder --hidden 128 --threads 1 --device cuda
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
-from timing import interval, ratio_interval, rounds
 
+from benchmarks.harness import Benchmark
+from benchmarks.timing import interval, ratio_interval, rounds
 from kgpeft.nn import RGCNEncoder
 
 DECOMPOSITIONS: dict[str, dict[str, int]] = {"full": {}, "bases=30": {"num_bases": 30}, "blocks=8": {"num_blocks": 8}}
@@ -48,8 +48,9 @@ def make_step(
     return step
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark() -> Benchmark:
+    bench = Benchmark("encoder", __doc__, threads=None, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--num-relations", type=int, nargs="+", default=[54, 92])
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--decompositions", nargs="+", default=list(DECOMPOSITIONS), choices=list(DECOMPOSITIONS))
@@ -58,12 +59,14 @@ def main() -> None:
     parser.add_argument("--num-edges", type=int, default=10_000, help="edges in the whole batch")
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--max-rounds", type=int, default=20, help="most timed rounds")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
+    (seed,) = args.seeds
     device = torch.device(args.device)
 
     num_nodes = args.num_graphs * args.num_nodes
@@ -76,14 +79,14 @@ def main() -> None:
         f"{'Fast / RGCN':>14} {'rounds':>6}"
     )
     for num_relations in args.num_relations:
-        edge_index, edge_type = typical_batch(num_relations, args.num_graphs, args.num_nodes, args.num_edges, args.seed)
+        edge_index, edge_type = typical_batch(num_relations, args.num_graphs, args.num_nodes, args.num_edges, seed)
         edge_index, edge_type = edge_index.to(device), edge_type.to(device)
         for hidden in args.hidden:
             x = torch.randn(num_nodes, hidden, device=device)
             for name in args.decompositions:
                 steps = {}
                 for conv in ("rgcn", "fast"):
-                    torch.manual_seed(args.seed)
+                    torch.manual_seed(seed)
                     encoder = RGCNEncoder(
                         hidden, hidden, num_relations, args.num_layers, conv=conv, **DECOMPOSITIONS[name]
                     ).to(device)
@@ -91,11 +94,24 @@ def main() -> None:
                 times = rounds(steps, most=args.max_rounds)
                 (rgcn, rgcn_ci), (fast, fast_ci) = (interval([1e3 * t for t in times[c]]) for c in ("rgcn", "fast"))
                 ratio, ratio_ci = ratio_interval(times["fast"], times["rgcn"])
+                bench.add(
+                    types=num_relations,
+                    hidden=hidden,
+                    weights=name,
+                    rgcn_ms=rgcn,
+                    rgcn_ms_ci95=rgcn_ci,
+                    fast_ms=fast,
+                    fast_ms_ci95=fast_ci,
+                    fast_vs_rgcn=ratio,
+                    fast_vs_rgcn_ci95=ratio_ci,
+                    rounds=len(times["rgcn"]),
+                )
                 print(
                     f"{num_relations:>5} {hidden:>6} {name:>9} {f'{rgcn:.1f}+-{rgcn_ci:.1f}':>14} "
                     f"{f'{fast:.1f}+-{fast_ci:.1f}':>16} {f'{ratio:.2f}+-{ratio_ci:.2f}':>14} {len(times['rgcn']):>6}",
                     flush=True,
                 )
+    bench.write(args)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,16 @@ recall@k"), for
 and the share of questions whose subgraph holds a gold answer at all (the ceiling). A cheap,
 decisive probe: facts in the prompt are copied, so a fact that is not selected cannot help.
 
-    .venv/bin/python benchmarks/fact_selection.py --tasks hypernym_qa relation_qa
+    .venv/bin/python -m benchmarks.fact_selection --tasks hypernym_qa relation_qa
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
-import torch
-
+from benchmarks.harness import Benchmark
 from kgpeft.pipeline import JobConfig, Variant, prepare
 from kgpeft.retrieval import rank_facts
 from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall, fact_recall
@@ -44,34 +42,46 @@ def ceiling(data) -> float:
     return sum(found) / max(len(found), 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
-    parser.add_argument("--tasks", nargs="+", default=["hypernym_qa", "relation_qa"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def benchmark() -> Benchmark:
+    bench = Benchmark("fact_selection", __doc__, config="configs/demo.yaml")
+    bench.parser.add_argument("--tasks", nargs="+", default=["hypernym_qa", "relation_qa"])
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     base = JobConfig.from_yaml(args.config)
-    rows = []
+    lines = []
     for task in args.tasks:
-        selection = base.selection or FactScorerConfig()
-        training = dataclasses.replace(base.training, output_dir=f"runs/fact_selection/{task}")
-        config = dataclasses.replace(
-            base, task=task, seed=args.seed, selection=selection, training=training, variants=[Variant("x")]
-        )
-        t0 = time.perf_counter()
-        job = prepare(config)
-        seconds = time.perf_counter() - t0
-        test = job.dataset("test", Variant("lora", adapter="lora"), with_target=False)
-        for k in (1, 2, 4):
-            rows.append(
-                f"{task:<12} {k:>2} {100 * prior_recall(test, k):8.1f} "
-                f"{100 * answer_fact_recall(job.scorer, test, job.tokenizer, k):8.1f} {100 * ceiling(test):8.1f}"
+        for seed in args.seeds:
+            selection = base.selection or FactScorerConfig()
+            training = dataclasses.replace(base.training, output_dir=f"runs/fact_selection/{task}")
+            config = dataclasses.replace(
+                base, task=task, seed=seed, selection=selection, training=training, variants=[Variant("x")]
             )
-        rows.append(f"{task:<12} (prepare incl. scorer training: {seconds:.0f} s; {job.selection_report})")
-    print(f"\n{'task':<12} {'k':>2} {'prior':>8} {'scorer':>8} {'ceiling':>8}   answer-fact recall@k, % of held-out")
-    print("\n".join(rows))
+            t0 = time.perf_counter()
+            job = prepare(config)
+            seconds = time.perf_counter() - t0
+            test = job.dataset("test", Variant("lora", adapter="lora"), with_target=False)
+            for k in (1, 2, 4):
+                row = bench.add(
+                    task=task,
+                    seed=seed,
+                    k=k,
+                    prior=prior_recall(test, k),
+                    scorer=answer_fact_recall(job.scorer, test, job.tokenizer, k),
+                    ceiling=ceiling(test),
+                    prepare_s=seconds,
+                )
+                lines.append(
+                    f"{task:<12} {seed:>4} {k:>2} {100 * row['prior']:8.1f} {100 * row['scorer']:8.1f} "
+                    f"{100 * row['ceiling']:8.1f}"
+                )
+            lines.append(f"{task:<12} (prepare incl. scorer training: {seconds:.0f} s; {job.selection_report})")
+    print(f"\n{'task':<12} {'seed':>4} {'k':>2} {'prior':>8} {'scorer':>8} {'ceiling':>8}   answer-fact recall@k, %")
+    print("\n".join(lines))
+    bench.write(args)
 
 
 if __name__ == "__main__":

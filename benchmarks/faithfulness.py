@@ -19,23 +19,22 @@ Leave-one-out is itself a method (one extra forward per node); the others are ch
 probability costs nothing extra). Rows restricted to the nodes the text is not linked to
 (``unlinked``) ask the harder question: which node *other than the subject* carried the answer.
 
-    .venv/bin/python benchmarks/faithfulness.py                          # trains the job's kg-lora first
-    .venv/bin/python benchmarks/faithfulness.py --adapter demo_output/kg-lora/adapter --output-dir demo_output
+    .venv/bin/python -m benchmarks.faithfulness                          # trains the job's kg-lora first
+    .venv/bin/python -m benchmarks.faithfulness --adapter demo_output/kg-lora/adapter --output-dir demo_output
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from scipy.stats import spearmanr
 
+from benchmarks.harness import Benchmark
 from kgpeft.explain import METHODS, explain
 from kgpeft.pipeline import JobConfig, load_variant_model, prepare, train_variant
 from kgpeft.tasks import first_line, generate_texts, target_log_likelihoods
@@ -46,18 +45,25 @@ def top_nodes(explanation, method: str, k: int, unlinked: bool) -> list[int]:
     return [n.entity for n in sorted(rows, key=lambda n: -n.score(method))[:k]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+def benchmark() -> Benchmark:
+    bench = Benchmark("faithfulness", __doc__, config="configs/demo.yaml", threads=2, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--variant", default="kg-lora")
     parser.add_argument("--adapter", type=Path, help="a trained adapter of the variant (default: train it)")
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/faithfulness"))
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("runs/faithfulness"), help="where the variant is trained"
+    )
     parser.add_argument("--questions", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="replace the config's training steps (a quick check)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Explains the held-out questions, then removes top and random nodes per method and scope (too long a
+    function: one pass over the methods per scope, kept together so each row's numbers are side by side)."""
+    bench = benchmark()
+    args = bench.parse(argv)
+    (seed,) = args.seeds
     config = JobConfig.from_yaml(args.config)
     config = dataclasses.replace(
         config,
@@ -83,7 +89,7 @@ def main() -> None:
     answers = [list(e.answers) for e in data.examples]
     correct = [i for i, (g, a) in enumerate(zip(generated, answers, strict=True)) if g in a]
     methods = [m for m in METHODS if all(m in e.methods for e in explanations if e.nodes)]
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     usable = [i for i, e in enumerate(explanations) if len(e.nodes) >= 4]
     report: dict = {
         "questions": len(explanations),
@@ -91,7 +97,6 @@ def main() -> None:
         "mean_nodes": statistics.mean(len(e.nodes) for e in explanations),
         "explain_seconds": seconds,
         "correct": len(correct),
-        "rows": {},
     }
     lines = [
         f"{len(explanations)} questions ({len(usable)} with >= 4 nodes; {report['mean_nodes']:.1f} nodes on average), "
@@ -149,26 +154,26 @@ def main() -> None:
                         rhos.append(spearmanr(ours, loo).statistic)
                 rho = statistics.mean(rhos) if rhos else float("nan")
             change = statistics.mean(changed[m]) if changed.get(m) else float("nan")
-            report["rows"][f"{m}/{scope}"] = {
-                "top1_drop": statistics.mean(top1),
-                "random1_drop": statistics.mean(rand1),
-                "top1_beats_random": wins1,
-                "top3_drop": statistics.mean(top3),
-                "random3_drop": statistics.mean(rand3),
-                "top3_beats_random": wins3,
-                "spearman_with_loo": rho,
-                "answer_changed": change,
-                "questions": len(questions),
-            }
+            bench.add(
+                method=m,
+                nodes=scope,
+                top1_drop=statistics.mean(top1),
+                random1_drop=statistics.mean(rand1),
+                top1_beats_random=wins1,
+                top3_drop=statistics.mean(top3),
+                random3_drop=statistics.mean(rand3),
+                top3_beats_random=wins3,
+                spearman_with_loo=rho,
+                answer_changed=change,
+                questions=len(questions),
+            )
             lines.append(
                 f"{m:<18} {scope:<9} {statistics.mean(top1):10.2f} {statistics.mean(rand1):8.2f} {100 * wins1:7.1f}% "
                 f"{statistics.mean(top3):10.2f} {statistics.mean(rand3):8.2f} {100 * wins3:7.1f}% "
                 f"{'' if rho is None else f'{rho:8.2f}':>8} {100 * change:9.1f}%"
             )
     print("\n".join(lines))
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "faithfulness.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"\nwritten: {args.output_dir / 'faithfulness.json'}")
+    bench.write(args, **report)
 
 
 if __name__ == "__main__":

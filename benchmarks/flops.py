@@ -19,16 +19,19 @@ then the job's training time (``max_steps`` steps of each variant) at those time
 is asserted. Keeping every product's operands takes memory: about 8 GB at peak with the
 default single batch per variant.
 
-    python benchmarks/flops.py [--batches 1] [--threads 2]
+    python -m benchmarks.flops [--batches 1] [--threads 2]
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
-from main_job import first_batches, parse_job_args
-from timing import interval, rounds
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmarks.harness import Benchmark
+from benchmarks.main_job import first_batches, job_benchmark, job_config
+from benchmarks.timing import interval, rounds
 from kgpeft.padding import skip_padding
 from kgpeft.training.loss import label_positions_loss
 
@@ -84,10 +87,20 @@ def replay(calls: list[tuple]) -> None:
         func(*args, **kwargs)
 
 
-def main() -> None:
-    args, config = parse_job_args(
-        __doc__, batches=1, batches_help="batches per variant (all GEMMs kept)", output_dir="runs/flops_benchmark"
+def benchmark() -> Benchmark:
+    return job_benchmark(
+        "flops",
+        __doc__,
+        batches=1,
+        batches_help="batches per variant (all GEMMs kept)",
+        output_dir="runs/flops_benchmark",
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
+    config = job_config(args)
     functions, facts = {}, {}
     for variant, model, batches, head in first_batches(config, args.batches):
 
@@ -131,6 +144,19 @@ def main() -> None:
             totals["fp32"] + steps * fp32,
             totals["bf16"] + steps * bf16,
         )
+        bench.add(
+            variant=name,
+            tokens=f["tokens"],
+            gflop=f["gemm_flops"] / 1e9,
+            gemms=f["gemms"],
+            step_s=step_s,
+            step_s_ci95=step_ci,
+            gemm_fp32_s=fp32,
+            gemm_share=fp32 / step_s,
+            gemm_gflop_per_s=f["gemm_flops"] / fp32 / 1e9,
+            rest_s=step_s - fp32,
+            gemm_bf16_s=bf16,
+        )
         print(
             f"{name:<11} {f['tokens']:6.0f} {f['gemm_flops'] / 1e9:6.1f} {f['gemms']:5.0f} "
             f"{f'{step_s:.3f}+-{step_ci:.3f}':>12} {fp32:12.3f} {100 * fp32 / step_s:9.0f}% "
@@ -141,6 +167,7 @@ def main() -> None:
         f"{totals['fp32']:.0f} s of it is fp32 matrix products; the products alone in bf16 would take "
         f"{totals['bf16']:.0f} s"
     )
+    bench.write(args, task=config.task, training_steps=steps, training_s=totals)
 
 
 if __name__ == "__main__":

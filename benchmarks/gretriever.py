@@ -24,20 +24,21 @@ G-Retriever as published, on that subgraph:
 Each variant is scored with its own subgraph, another question's (the same seeded
 derangement as kgpeft's ``shuffled`` control, pruned against the question being asked) and
 none (no graph token and no text). Prompts go through G-Retriever's chat template, so they
-are longer than kgpeft's (printed). Nothing is asserted; every run writes ``results.json``.
+are longer than kgpeft's (printed). Nothing is asserted; every run writes ``gretriever.json`` under
+``--output-dir`` (which ``benchmarks/quality_table.py`` reads) and its headline numbers to ``--output``.
 
-    .venv/bin/python benchmarks/gretriever.py --tasks hypernym_qa relation_qa --seeds 0
+    .venv/bin/python -m benchmarks.gretriever --tasks hypernym_qa relation_qa --seeds 0
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,7 @@ from torch_geometric.llm.utils.backend_utils import retrieval_via_pcst
 from torch_geometric.nn.models import GAT
 from transformers import get_scheduler
 
+from benchmarks.harness import Benchmark
 from kgpeft.evaluation import compute_metrics
 from kgpeft.pipeline import JobConfig, Variant, prepare
 from kgpeft.pipeline.job import lora_rank_for_budget
@@ -283,20 +285,22 @@ def run_task(base: JobConfig, task: str, seed: int, variants: list[str], output:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+def benchmark() -> Benchmark:
+    bench = Benchmark("gretriever", __doc__, config="configs/demo.yaml", threads=2)
+    parser = bench.parser
     parser.add_argument("--tasks", nargs="+", default=["hypernym_qa", "relation_qa"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument(
         "--variants", nargs="*", default=["gretriever", "gretriever+text"], help="none: only the PCST statistics"
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"))
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"), help="where runs train")
     parser.add_argument("--steps", type=int, help="replace the config's training steps")
     parser.add_argument("--eval-examples", type=int, help="replace the config's held-out questions")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     base = JobConfig.from_yaml(args.config)
     if args.steps is not None:
         base = dataclasses.replace(base, training=dataclasses.replace(base.training, max_steps=args.steps))
@@ -304,7 +308,22 @@ def main() -> None:
         base = dataclasses.replace(base, max_eval_examples=args.eval_examples)
     for task in args.tasks:
         for seed in args.seeds:
-            run_task(base, task, seed, args.variants, args.output_dir)
+            report = run_task(base, task, seed, args.variants, args.output_dir)
+            stats = {k: report[k] for k in ("task", "seed", "pcst_text_tokens", "answer_recall")}
+            for row in report.get("variants", []):
+                metrics = {c: row["metrics"][c][report["metric"]] for c in CONTROLS}
+                bench.add(
+                    **stats,
+                    variant=row["name"],
+                    metric=report["metric"],
+                    **metrics,
+                    reliance=row["reliance"],
+                    seconds_per_step=row["seconds_per_step"],
+                    trainable=row["trainable"],
+                )
+            if not report.get("variants"):
+                bench.add(**stats)
+    bench.write(args)
 
 
 if __name__ == "__main__":

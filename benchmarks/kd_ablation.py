@@ -15,20 +15,21 @@ and is scored with its own, a shuffled and no knowledge. The teacher is trained 
 WordNet (``configs/kge/wordnet.yaml``) and cached. Prints the teacher's own accuracy (its top
 candidate among all entities is a gold hypernym) on the held-out questions, then the table.
 
-    .venv/bin/python benchmarks/kd_ablation.py                  # memory mode: kg-lora and +kd
-    .venv/bin/python benchmarks/kd_ablation.py --mode token     # all four
+    .venv/bin/python -m benchmarks.kd_ablation                  # memory mode: kg-lora and +kd
+    .venv/bin/python -m benchmarks.kd_ablation --mode token     # all four
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 import yaml
 
+from benchmarks.harness import Benchmark
+from benchmarks.main_job import result_rows
 from kgpeft.kge import KGEConfig, train_kge
 from kgpeft.kge.distillation import DistillationConfig
 from kgpeft.pipeline import JobConfig, Variant, load_examples, load_kg, run
@@ -59,9 +60,9 @@ def teacher_accuracy(distillation: DistillationConfig, kg, examples) -> float:
     return 100 * hits / len(examples)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+def benchmark() -> Benchmark:
+    bench = Benchmark("kd_ablation", __doc__, config="configs/demo.yaml", seeds=None, threads=2)
+    parser = bench.parser
     parser.add_argument("--mode", choices=["token", "cross", "prefix", "memory"], help="KG-LoRA's knowledge mode")
     parser.add_argument("--steps", type=int, help="replace the config's training steps")
     parser.add_argument("--kd-weight", type=float, default=0.5)
@@ -70,10 +71,14 @@ def main() -> None:
     parser.add_argument("--relation-weight", type=float, default=0.1)
     parser.add_argument("--teacher-config", type=Path, default=Path("configs/kge/wordnet.yaml"))
     parser.add_argument("--teacher", type=Path, default=Path("runs/kge/wordnet.safetensors"))
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/kd_ablation"))
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/kd_ablation"), help="where the runs train")
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The config holds the seed: every run starts from the same weights and batches."""
+    bench = benchmark()
+    args = bench.parse(argv)
     base = JobConfig.from_yaml(args.config)
     mode = args.mode or base.adapter.knowledge_mode
     kg = load_kg(base.kg)
@@ -84,7 +89,8 @@ def main() -> None:
         weight=args.kd_weight,
     )
     test = load_examples(base, kg)["test"]
-    print(f"teacher alone: top-1 is a gold hypernym on {teacher_accuracy(distillation, kg, test):.1f}% of test")
+    teacher = teacher_accuracy(distillation, kg, test)
+    print(f"teacher alone: top-1 is a gold hypernym on {teacher:.1f}% of test")
 
     with_rel = mode != "memory"  # the relation-aware loss trains a graph encoder, which memory mode has none of
     rel = {"relation_loss_weight": args.relation_weight}
@@ -102,10 +108,14 @@ def main() -> None:
     tables = []
     for kd, variants in jobs:
         config = dataclasses.replace(base, training=training, distillation=kd, variants=variants)
-        tables.append(run(config, plot=False).table())
+        results = run(config, plot=False)
+        tables.append(results.table())
+        for row in result_rows(results.to_dict(), kd=kd is not None, mode=mode):
+            bench.add(**row)
     print(f"\nKD: weight {args.kd_weight}, T {args.temperature}, {args.num_candidates} candidates; mode {mode}")
     print(f"relation-aware loss: weight {args.relation_weight}" if with_rel else "relation-aware loss: n/a in memory")
     print("\n".join(tables))
+    bench.write(args, teacher_accuracy=teacher)
 
 
 if __name__ == "__main__":

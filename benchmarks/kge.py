@@ -16,7 +16,7 @@ least the reference. ConvE is another model than the four here: its row tells ho
 shallow embedding gets from it, not whether a paper's own number was reproduced.
 
 Part 2, kgpeft against PyKEEN on UMLS, trained in this run, one tool after the other
-(``--repeats`` alternates the order). Matched between the two:
+(``--repeats`` alternates the order; seeds ``--seeds``, ``--seeds`` + 1, ...). Matched between the two:
 
 - model: DistMult (default) or ComplEx (``--compare-model``); ``--dim`` real dimensions
   (DistMult) or complex dimensions (ComplEx: PyKEEN's ``embedding_dim`` is complex too);
@@ -49,9 +49,9 @@ PyKEEN is not a kgpeft dependency: ``make bench-env`` builds ``.venv-bench`` (CP
 kgpeft, PyKEEN). Without PyKEEN, part 2 is skipped.
 
     make bench-env
-    .venv-bench/bin/python benchmarks/kge.py
-    .venv-bench/bin/python benchmarks/kge.py --kgs nations --models distmult complex --epochs 50
-    .venv-bench/bin/python benchmarks/kge.py --skip-reproduction --compare-model complex --repeats 3
+    .venv-bench/bin/python -m benchmarks.kge
+    .venv-bench/bin/python -m benchmarks.kge --kgs nations --models distmult complex --epochs 50
+    .venv-bench/bin/python -m benchmarks.kge --skip-reproduction --compare-model complex --repeats 3
 """
 
 from __future__ import annotations
@@ -60,16 +60,17 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 import yaml
 
+from benchmarks.harness import ROOT, Benchmark
 from kgpeft.datasets import load
 from kgpeft.kge import KGEConfig, train_kge
 
-ROOT = Path(__file__).resolve().parents[1]
 KGS = ("nations", "umls", "kinships")
 MODELS = ("transe", "distmult", "complex", "rotate")
 ALIASES = {"kinship": "kinships"}
@@ -121,7 +122,7 @@ def find_configs(config_dir: Path, kgs: list[str], models: list[str], missing: l
                 missing.append(f"{kg_name}-{model}")
 
 
-def reproduction(args: argparse.Namespace) -> None:
+def reproduction(args: argparse.Namespace, bench: Benchmark) -> None:
     print("\n== Reproduction: filtered test MRR and Hits@10 (both directions, realistic rank) ==")
     kgs = [ALIASES.get(k.lower(), k.lower()) for k in args.kgs]
     rows, missing = [], []
@@ -144,6 +145,18 @@ def reproduction(args: argparse.Namespace) -> None:
         )
         refs = [(src, ref) for (src, k, m), ref in REFERENCES.items() if k == kg_name and m in (None, model)]
         for source, (ref_mrr, ref_h10) in refs or [("-", ("", None))]:
+            bench.add(
+                part="reproduction",
+                kg=kg_name,
+                model=model,
+                mrr=metrics.mrr,
+                h10=metrics.hits[10],
+                reference=source,
+                ref_mrr=ref_mrr or None,
+                ref_h10=ref_h10,
+                met=met(metrics.mrr, ref_mrr) if ref_mrr else None,
+                seconds=seconds,
+            )
             rows.append(
                 [
                     kg_name,
@@ -259,14 +272,14 @@ def run_pykeen(kg, config: KGEConfig) -> dict:
     }
 
 
-def comparison(args: argparse.Namespace) -> None:
+def comparison(args: argparse.Namespace, bench: Benchmark) -> None:
     try:
         import pykeen
     except ImportError:
         print(
             "\n== kgpeft vs PyKEEN: skipped, PyKEEN is not installed here ==\n"
             "PyKEEN is no kgpeft dependency; it lives in a venv of its own:\n"
-            "    make bench-env && .venv-bench/bin/python benchmarks/kge.py"
+            "    make bench-env && .venv-bench/bin/python -m benchmarks.kge"
         )
         return
     import logging
@@ -276,7 +289,8 @@ def comparison(args: argparse.Namespace) -> None:
         logging.getLogger(logger).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     kg = load("umls")
-    config = compare_config(args, args.seed)
+    (seed,) = args.seeds
+    config = compare_config(args, seed)
     num_train = kg.splits["train"].size(1)
     print(
         f"\n== kgpeft {_version('kgpeft')} vs PyKEEN {pykeen.get_version()} on UMLS "
@@ -291,11 +305,12 @@ def comparison(args: argparse.Namespace) -> None:
     runs: dict[str, list[dict]] = {"kgpeft": [], "PyKEEN": []}
     tools = {"kgpeft": run_kgpeft, "PyKEEN": run_pykeen}
     for repeat in range(args.repeats):
-        config = compare_config(args, args.seed + repeat)
+        config = compare_config(args, seed + repeat)
         order = ["kgpeft", "PyKEEN"] if repeat % 2 == 0 else ["PyKEEN", "kgpeft"]
         for name in order:
             run = tools[name](kg, config)
             runs[name].append(run)
+            bench.add(part="comparison run", tool=name, seed=config.seed, **run)
             print(
                 f"  seed {config.seed} {name:6s}: train {run['train_s']:.1f} s, eval {run['eval_s']:.3f} s, "
                 f"MRR {run['mrr']:.4f}, H@10 {run['h10']:.4f}",
@@ -311,6 +326,7 @@ def comparison(args: argparse.Namespace) -> None:
             "mrr": statistics.fmean(r["mrr"] for r in rs),
             "h10": statistics.fmean(r["h10"] for r in rs),
         }
+        bench.add(part="comparison", tool=name, model=config.model, **summary[name])
     k, p = summary["kgpeft"], summary["PyKEEN"]
     print()
     table(
@@ -347,8 +363,9 @@ def _version(name: str) -> str:
         return "?"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def benchmark() -> Benchmark:
+    bench = Benchmark("kge", __doc__, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--kgs", nargs="+", default=list(KGS), help="KGs of the reproduction table")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--config-dir", type=Path, default=ROOT / "configs" / "kge")
@@ -356,7 +373,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="device of the reproduction runs (default: auto)")
     parser.add_argument("--skip-reproduction", action="store_true")
     parser.add_argument("--skip-pykeen", action="store_true", help="skip the PyKEEN comparison")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of this process (both tools)")
     parser.add_argument("--compare-model", default="distmult", choices=("distmult", "complex"))
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--negatives", type=int, default=32)
@@ -365,15 +381,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-epochs", type=int, default=50)
     parser.add_argument("--eval-batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1, help="comparison runs per tool, seeds seed, seed+1, ...")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return bench
 
-    torch.set_num_threads(args.threads)
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``--threads`` holds for the whole process, both tools."""
+    bench = benchmark()
+    args = bench.parse(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), python {sys.version.split()[0]}")
     if not args.skip_reproduction:
-        reproduction(args)
+        reproduction(args, bench)
     if not args.skip_pykeen:
-        comparison(args)
+        comparison(args, bench)
+    bench.write(args)
 
 
 if __name__ == "__main__":

@@ -18,25 +18,25 @@ with these variants on the same data, steps and seed:
 
 each evaluated with its own knowledge, another question's (shuffled) and none. It prints, per task,
 the mean and spread (min..max) over the seeds of the headline metric, and the reliance
-(correct - shuffled), and writes every run's ``results.json`` under ``--output-dir``.
+(correct - shuffled), writes every run's ``results.json`` under ``--output-dir`` and a row per task,
+seed, variant and control to ``--output``.
 
-    .venv/bin/python benchmarks/knowledge_quality.py --tasks hypernym_qa --seeds 0        # ~40 min, 2 cores
-    .venv/bin/python benchmarks/knowledge_quality.py --tasks hypernym_qa relation_qa --seeds 0 1 2
-    .venv/bin/python benchmarks/knowledge_quality.py --variants lora graph+facts2 memory  # a subset
-    .venv/bin/python benchmarks/knowledge_quality.py --config configs/supersense_qa.yaml --tasks supersense_qa \
+    .venv/bin/python -m benchmarks.knowledge_quality --tasks hypernym_qa --seeds 0        # ~40 min, 2 cores
+    .venv/bin/python -m benchmarks.knowledge_quality --tasks hypernym_qa relation_qa --seeds 0 1 2
+    .venv/bin/python -m benchmarks.knowledge_quality --variants lora graph+facts2 memory  # a subset
+    .venv/bin/python -m benchmarks.knowledge_quality --config configs/supersense_qa.yaml --tasks supersense_qa \
         --objective marginal --scorer-steps 100 --variants graph+facts2 memory   # no answer entities to learn from
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
+from benchmarks.harness import Benchmark
+from benchmarks.main_job import result_rows
 from kgpeft.pipeline import JobConfig, Variant, run
 from kgpeft.training.fact_selection import FactScorerConfig
 
@@ -93,15 +93,13 @@ def summary(runs: dict[int, dict], metric: str) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+def benchmark() -> Benchmark:
+    bench = Benchmark("knowledge_quality", __doc__, config="configs/demo.yaml", threads=2)
+    parser = bench.parser
     parser.add_argument("--tasks", nargs="+", default=["hypernym_qa", "relation_qa"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, help="replace the config's training steps")
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/knowledge_quality"), help="where the runs train")
     parser.add_argument(
         "--objective",
         choices=["answers", "marginal"],
@@ -109,8 +107,12 @@ def main() -> None:
     )
     parser.add_argument("--scorer-steps", type=int, help="replace the fact scorer's training steps")
     parser.add_argument("--memory-facts", type=int, help="replace `retrieval.memory_facts` (slots per question)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     base = JobConfig.from_yaml(args.config)
     if args.objective or args.scorer_steps:
         selection = base.selection or FactScorerConfig()
@@ -129,10 +131,12 @@ def main() -> None:
             results = run(config)
             runs[seed] = results.to_dict()
             metric = results.headline[0]
+            for row in result_rows(runs[seed]):
+                bench.add(**row)
         report.append(f"\n{task}: {metric} (%), mean and min..max over seeds {args.seeds}")
         report.extend(summary(runs, metric))
-        (args.output_dir / f"{task}.json").write_text(json.dumps(runs, indent=2), encoding="utf-8")
     print("\n".join(report))
+    bench.write(args)
 
 
 if __name__ == "__main__":

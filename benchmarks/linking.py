@@ -19,18 +19,17 @@ training step, and its results are dropped after each batch. Nothing is asserted
 
 Usage::
 
-    python benchmarks/linking.py [--num-sentences 10000] [--max-rounds 20]
+    python -m benchmarks.linking [--num-sentences 10000] [--max-rounds 20]
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from collections.abc import Sequence
 
-from timing import interval, ratio_interval, rounds
-
+from benchmarks.harness import Benchmark
+from benchmarks.timing import interval, ratio_interval, rounds
 from kgpeft.datasets.wordnet import load_wordnet
 from kgpeft.linking import EntityLinker, normalize
 
@@ -60,14 +59,20 @@ def regex_alternation(aliases: Sequence[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def benchmark() -> Benchmark:
+    bench = Benchmark("linking", __doc__, seeds=None)
+    parser = bench.parser
     parser.add_argument("--num-sentences", type=int, default=10_000, help="WordNet example sentences to link")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per link_batch call")
     parser.add_argument("--max-rounds", type=int, default=20, help="most timed rounds")
     parser.add_argument("--find-sentences", type=int, default=20, help="sentences for the per-alias find")
     parser.add_argument("--regex-sentences", type=int, default=200, help="sentences for the regex alternation")
-    args = parser.parse_args()
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
 
     start = time.perf_counter()
     kg = load_wordnet()
@@ -120,15 +125,35 @@ def main() -> None:
         f"\nEntityLinker: {rate:,.0f} +-{rate_ci:,.0f} sentences/s ({1e6 / rate:.1f} us per sentence, "
         f"{mentions / len(sentences):.2f} mentions per sentence), median of {len(times['regex'])} rounds"
     )
+    bench.add(
+        linker="EntityLinker",
+        sentences=len(sentences),
+        sentences_per_s=rate,
+        sentences_per_s_ci95=rate_ci,
+        mentions_per_sentence=mentions / len(sentences),
+        rounds=len(times["regex"]),
+        build_s=build_s,
+    )
     print(f"naive linkers over the same {len(aliases):,} aliases, on a subset of the sentences:")
     for name, texts in (("per-alias find", find_texts), ("regex", regex_texts)):
         naive, naive_ci = interval([1 / t for t in per_sentence[name]])
         speedup, speedup_ci = ratio_interval(per_sentence[name], per_sentence["EntityLinker"])
         compiled = f"; compiled in {compile_s:.1f} s" if name == "regex" else ""
+        bench.add(
+            linker=name,
+            sentences=len(texts),
+            sentences_per_s=naive,
+            sentences_per_s_ci95=naive_ci,
+            rounds=len(times[name]),
+            build_s=compile_s if name == "regex" else None,
+            entitylinker_speedup=speedup,
+            entitylinker_speedup_ci95=speedup_ci,
+        )
         print(
             f"  {name + ':':<16} {naive:,.1f} +-{naive_ci:,.1f} sentences/s (on {len(texts)} sentences{compiled}); "
             f"EntityLinker is {speedup:,.0f}x +-{speedup_ci:,.0f} faster"
         )
+    bench.write(args, graph=kg.info["name"], aliases=len(aliases), load_s=load_s)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 :func:`first_batches` prepares the job once and yields, for each variant with an adapter, a
 fresh model in training mode, its first ``count`` training batches in the job's order (the
 job's batch size, sampler seed and collator) and its causal-LM head for
-:func:`kgpeft.training.loss.label_positions_loss`; :func:`parse_job_args` reads the
-command line both take.
+:func:`kgpeft.training.loss.label_positions_loss`; :func:`job_benchmark` is the
+command line both take and :func:`job_config` the job's config it names. :func:`result_rows` turns a
+pipeline run's results (``results.json``) into result rows, for the benchmarks that run the job.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from itertools import islice
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from benchmarks.harness import Benchmark
 from kgpeft.pipeline import JobConfig, Variant, build_model, prepare
 from kgpeft.training import KnowledgeCollator
 from kgpeft.training.loss import causal_lm_head
@@ -42,19 +45,40 @@ def first_batches(config: JobConfig, count: int) -> Iterator[tuple[Variant, nn.M
         yield variant, model, list(islice(loader, count)), causal_lm_head(model)
 
 
-def parse_job_args(
-    description: str, *, batches: int, batches_help: str, output_dir: str
-) -> tuple[argparse.Namespace, JobConfig]:
-    """The step benchmarks' command line (``--config``, ``--batches``, ``--max-rounds``, ``--threads``,
-    ``--output-dir``), parsed, with torch's threads set and the job's config read, writing under ``--output-dir``."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--batches", type=int, default=batches, help=batches_help)
-    parser.add_argument("--max-rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output-dir", default=output_dir, help="where the fact scorer is written")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def job_benchmark(name: str, doc: str | None, *, batches: int, batches_help: str, output_dir: str) -> Benchmark:
+    """The step benchmarks' command line: the shared options (``--config``, ``--threads``, ``--output``; the
+    config holds the seed) and ``--batches``, ``--max-rounds``, ``--output-dir``."""
+    bench = Benchmark(name, doc, config="configs/demo.yaml", seeds=None, threads=2)
+    bench.parser.add_argument("--batches", type=int, default=batches, help=batches_help)
+    bench.parser.add_argument("--max-rounds", type=int, default=15)
+    bench.parser.add_argument("--output-dir", default=output_dir, help="where the fact scorer is written")
+    return bench
+
+
+def job_config(args: argparse.Namespace) -> JobConfig:
+    """The job's config (``--config``), writing under ``--output-dir``."""
     config = JobConfig.from_yaml(args.config)
     config.training.output_dir = args.output_dir
-    return args, config
+    return config
+
+
+def result_rows(results: dict[str, Any], **keys: Any) -> Iterator[dict[str, Any]]:
+    """One row per variant and knowledge control of a pipeline run's results (``JobResults.to_dict()``, the
+    ``results.json`` format): ``keys``, task, seed, variant, control, the two headline metrics, the reliance
+    (on the first, correct minus shuffled) and the training cost."""
+    first, second = results["headline"]
+    for v in results["variants"]:
+        for control, m in v["metrics"].items():
+            yield {
+                **keys,
+                "task": results["task"],
+                "seed": results["seed"],
+                "variant": v["name"],
+                "control": control,
+                first: m[first],
+                second: m.get(second),
+                "reliance": v["reliance"],
+                "trainable": v["trainable"],
+                "train_seconds": v["train_seconds"],
+                "steps": v["steps"],
+            }

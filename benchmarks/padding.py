@@ -9,25 +9,33 @@ variant and batch with :func:`kgpeft.padding.skip_padding` and without, in turn
 interval. It also checks that the losses and every gradient are bit-identical both ways,
 and prints the share of padding in the batches. Nothing is asserted.
 
-    python benchmarks/padding.py [--batches 4] [--threads 2]
+    python -m benchmarks.padding [--batches 4] [--threads 2]
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
-from main_job import first_batches, parse_job_args
-from timing import interval, ratio_interval, rounds
 
+from benchmarks.harness import Benchmark
+from benchmarks.main_job import first_batches, job_benchmark, job_config
+from benchmarks.timing import interval, ratio_interval, rounds
 from kgpeft.padding import skip_padding
 from kgpeft.training.loss import label_positions_loss
 
 
-def main() -> None:
-    args, config = parse_job_args(
-        __doc__, batches=4, batches_help="training batches per variant", output_dir="runs/padding_benchmark"
+def benchmark() -> Benchmark:
+    return job_benchmark(
+        "padding", __doc__, batches=4, batches_help="training batches per variant", output_dir="runs/padding_benchmark"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
+    config = job_config(args)
     steps, checks = {}, []
     for variant, model, batches, head in first_batches(config, args.batches):
         padding = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(
@@ -68,10 +76,20 @@ def main() -> None:
         plain_s = interval([t / args.batches for t in times[f"{name} plain"]])[0]
         skip_s = interval([t / args.batches for t in times[f"{name} skip"]])[0]
         ratio, half = ratio_interval(times[f"{name} skip"], times[f"{name} plain"])
+        bench.add(
+            variant=name,
+            padding=padding,
+            plain_s_per_step=plain_s,
+            skip_s_per_step=skip_s,
+            skip_vs_plain=ratio,
+            skip_vs_plain_ci95=half,
+            bit_identical=same,
+        )
         print(
             f"{name:<12} {100 * padding:7.1f}% {plain_s:13.2f} {skip_s:16.2f} {f'{ratio:.3f}x +-{half:.3f}':>18} "
             f"{same!s:>14}"
         )
+    bench.write(args, task=config.task, rounds=len(next(iter(times.values()))))
 
 
 if __name__ == "__main__":

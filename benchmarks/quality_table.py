@@ -8,17 +8,22 @@ seeds found, the reliance (correct minus shuffled), seconds per training step an
 The demo's variant names are read as the benchmark's (``lora+facts`` as ``lora+facts2``,
 ``graph+facts`` as ``graph+facts2``, ``kg-lora`` as ``memory``).
 
-    .venv/bin/python benchmarks/quality_table.py runs/knowledge_quality runs/gretriever
+Its rows (per task and variant: each control's mean, the mean reliance, seconds per step, the
+seeds) go to ``--output`` as well.
+
+    .venv/bin/python -m benchmarks.quality_table runs/knowledge_quality runs/gretriever
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+
+from benchmarks.harness import Benchmark
 
 #: The demo's variant names, as the quality benchmark calls them.
 ALIASES = {"lora+facts": "lora+facts2", "graph+facts": "graph+facts2", "kg-lora": "memory"}
@@ -69,31 +74,46 @@ def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ({min(values):.1f}..{max(values):.1f})"
 
 
-def table(variants: dict[str, dict[int, dict]]) -> list[str]:
+def table(variants: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
+    """The Markdown lines of one task's table, and its rows (means over the seeds)."""
     lines = ["| variant | correct | shuffled | none | reliance | s/step | seeds |", "|---|---|---|---|---|---|---|"]
+    rows = []
     rank = {name: i for i, name in enumerate(ORDER)}
     for name, seeds in sorted(variants.items(), key=lambda item: rank.get(item[0], len(rank))):
         runs = list(seeds.values())
-        cells = [cell([r["metrics"][c] for r in runs if c in r["metrics"]]) for c in CONTROLS]
+        values = {c: [r["metrics"][c] for r in runs if c in r["metrics"]] for c in CONTROLS}
         both = [r for r in runs if "shuffled" in r["metrics"]]
-        reliance = cell([r["metrics"]["correct"] - r["metrics"]["shuffled"] for r in both])
+        reliances = [r["metrics"]["correct"] - r["metrics"]["shuffled"] for r in both]
         seconds = statistics.mean(r["s_per_step"] for r in runs)
-        lines.append(f"| {name} | {' | '.join(cells)} | {reliance} | {seconds:.2f} | {sorted(seeds)} |")
-    return lines
+        cells = [cell(values[c]) for c in CONTROLS]
+        lines.append(f"| {name} | {' | '.join(cells)} | {cell(reliances)} | {seconds:.2f} | {sorted(seeds)} |")
+        means = {c: statistics.mean(v) if v else None for c, v in values.items()}
+        reliance = statistics.mean(reliances) if reliances else None
+        rows.append({"variant": name, **means, "reliance": reliance, "s_per_step": seconds, "seeds": sorted(seeds)})
+    return lines, rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: every seed found)")
-    args = parser.parse_args()
+def benchmark() -> Benchmark:
+    bench = Benchmark("quality_table", __doc__, seeds=None, threads=None)
+    bench.parser.add_argument("folders", nargs="+", type=Path)
+    bench.parser.add_argument("--only-seeds", nargs="+", type=int, help="only these seeds (default: every seed found)")
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     for task, variants in sorted(collect(args.folders).items()):
         if args.seeds is not None:
             variants = {n: {s: r for s, r in v.items() if s in args.seeds} for n, v in variants.items()}
             variants = {n: v for n, v in variants.items() if v}
         metric = next(iter(next(iter(variants.values())).values()))["metric"]
         print(f"\n{task}: {metric} (%), mean (min..max) over seeds\n")
-        print("\n".join(table(variants)))
+        lines, rows = table(variants)
+        print("\n".join(lines))
+        for row in rows:
+            bench.add(task=task, metric=metric, **row)
+    bench.write(args)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,20 @@ retriever is capped (``--num-neighbors``, ``--max-nodes``); ``k_hop_subgraph`` h
 caps, so it returns the full, much larger neighbourhoods: the comparison is between
 the two ways of getting a subgraph per sample, not between equal outputs.
 
-    python benchmarks/retrieval.py                       # WordNet, if the database is installed
-    python benchmarks/retrieval.py --graph synthetic     # a random heavy-tailed KG
+    python -m benchmarks.retrieval                       # WordNet, if the database is installed
+    python -m benchmarks.retrieval --graph synthetic     # a random heavy-tailed KG
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from timing import interval, ratio_interval, rounds
 from torch_geometric.utils import k_hop_subgraph
 
+from benchmarks.harness import Benchmark
+from benchmarks.timing import interval, ratio_interval, rounds
 from kgpeft import KGFileNotFoundError, KnowledgeGraph
 from kgpeft.datasets import load
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
@@ -37,7 +38,7 @@ def synthetic_kg(num_entities: int, num_triples: int, num_relations: int, seed: 
     return KnowledgeGraph([f"e{i}" for i in range(num_entities)], [f"r{i}" for i in range(num_relations)], triples)
 
 
-def load_graph(name: str, seed: int) -> tuple[str, KnowledgeGraph]:
+def load_graph(name: str, seed: int, entities: int) -> tuple[str, KnowledgeGraph]:
     if name in ("auto", "wordnet"):
         try:
             return "WordNet", load("wordnet")
@@ -45,11 +46,12 @@ def load_graph(name: str, seed: int) -> tuple[str, KnowledgeGraph]:
             if name == "wordnet":
                 raise
             print("WordNet database not found; using a synthetic graph.")
-    return "synthetic (power-law degrees)", synthetic_kg(117_659, 250_000, 18, seed)
+    return "synthetic (power-law degrees)", synthetic_kg(entities, round(entities * 250_000 / 117_659), 18, seed)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark() -> Benchmark:
+    bench = Benchmark("retrieval", __doc__, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--graph", choices=["auto", "wordnet", "synthetic"], default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     defaults = RetrievalConfig()
@@ -58,27 +60,28 @@ def main() -> None:
     parser.add_argument("--num-batches", type=int, default=20, help="distinct batches timed for the retriever")
     parser.add_argument("--baseline-batches", type=int, default=3, help="distinct batches timed for k_hop_subgraph")
     parser.add_argument("--max-rounds", type=int, default=40, help="most timed rounds")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads for k_hop_subgraph (the retriever is single-threaded numpy)",
+        "--synthetic-entities", type=int, default=117_659, help="entities of the synthetic graph (WordNet's count)"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    return bench
 
-    name, kg = load_graph(args.graph, args.seed)
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``--threads`` sets torch's threads for ``k_hop_subgraph``; the retriever is single-threaded numpy."""
+    bench = benchmark()
+    args = bench.parse(argv)
+    (seed,) = args.seeds
+    name, kg = load_graph(args.graph, seed, args.synthetic_entities)
     degree = kg.degree
     print(f"graph: {name}: {kg}, max degree {int(degree.max())}, mean degree {degree.float().mean():.1f}")
 
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     batches = [
         [rng.choice(kg.num_entities, rng.integers(1, 6), replace=False) for _ in range(args.batch_size)]
         for _ in range(max(args.num_batches, args.baseline_batches))
     ]
     num_hops = len(args.num_neighbors)
-    retriever = SubgraphRetriever(kg, args.num_neighbors, max_nodes=args.max_nodes, seed=args.seed)
+    retriever = SubgraphRetriever(kg, args.num_neighbors, max_nodes=args.max_nodes, seed=seed)
     edge_index = kg.to_pyg(add_inverse=True).edge_index
 
     def loop(seed_sets: list) -> list:
@@ -122,6 +125,21 @@ def main() -> None:
         f"({full_nodes:.1f} nodes, {full_edges:.1f} edges per sample)"
     )
     print(f"speed-up: {speedup:.1f}x +-{speedup_ci:.1f}")
+    bench.add(
+        graph=name,
+        retriever_ms=ours,
+        retriever_ms_ci95=ours_ci,
+        nodes=float(nodes),
+        edges=float(edges),
+        k_hop_ms=theirs,
+        k_hop_ms_ci95=theirs_ci,
+        k_hop_nodes=float(full_nodes),
+        k_hop_edges=float(full_edges),
+        speedup=speedup,
+        speedup_ci95=speedup_ci,
+        rounds=len(times["loop"]),
+    )
+    bench.write(args)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,24 @@ is that many characters of English prose (WordNet's example sentences, repeated)
 the peak resident memory the row added over the loaded KG and linker (``ru_maxrss``). Nothing
 is asserted.
 
-    python benchmarks/row_memory.py [--sizes 200000 20000000] [--max-length 64]
+    python -m benchmarks.row_memory [--sizes 200000 20000000] [--max-length 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
-import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.harness import Benchmark, run_module
 
 
-def _row(size: int, max_length: int) -> None:
+def _row(size: int, max_length: int) -> dict[str, Any]:
+    """In a fresh process: build the row of ``size`` characters; its peak RSS over the loaded KG and linker."""
     from transformers import AutoTokenizer
 
     from kgpeft.pipeline import load_kg
@@ -45,24 +50,36 @@ def _row(size: int, max_length: int) -> None:
     except Exception as e:  # the old code's allocation error is a result here
         outcome = f"{type(e).__name__}: {str(e)[:120]}"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        f"{size:>10,} chars: peak RSS +{(peak - before) / 1024:,.0f} MB in {time.perf_counter() - t0:.1f} s ({outcome})"
-    )
+    return {"chars": size, "peak_rss_mb": (peak - before) / 1024, "seconds": time.perf_counter() - t0, "row": outcome}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
+def benchmark() -> Benchmark:
+    bench = Benchmark("row_memory", __doc__, seeds=None)
+    bench.parser.add_argument(
         "--sizes", type=int, nargs="+", default=[200_000, 20_000_000], help="text lengths in characters"
     )
-    parser.add_argument("--max-length", type=int, default=64, help="the dataset's max_length (default: 64)")
-    parser.add_argument("--row", type=int, help=argparse.SUPPRESS)  # one size, in this process
-    args = parser.parse_args()
+    bench.parser.add_argument("--max-length", type=int, default=64, help="the dataset's max_length (default: 64)")
+    bench.parser.add_argument("--row", type=int, help=argparse.SUPPRESS)  # one size, in this process
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     if args.row is not None:
-        _row(args.row, args.max_length)
+        print(json.dumps(_row(args.row, args.max_length)))
         return
     for size in args.sizes:
-        subprocess.run([sys.executable, __file__, "--row", str(size), "--max-length", str(args.max_length)], check=True)
+        argv = ["--row", str(size), "--max-length", str(args.max_length), "--threads", str(args.threads)]
+        done = run_module("row_memory", argv)
+        if done.returncode != 0:
+            sys.exit(f"row_memory: the process for {size:,} characters failed:\n{done.stderr[-3000:]}")
+        row = bench.add(**json.loads(done.stdout.strip().splitlines()[-1]))
+        print(
+            f"{size:>10,} chars: peak RSS +{row['peak_rss_mb']:,.0f} MB in {row['seconds']:.1f} s ({row['row']})",
+            flush=True,
+        )
+    bench.write(args)
 
 
 if __name__ == "__main__":
