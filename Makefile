@@ -74,17 +74,19 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Each writes benchmarks/results/<name>.json; the last line prints them all as tables.
 benchmarks: install wordnet
-	$(PY) benchmarks/linking.py
-	$(PY) benchmarks/retrieval.py
-	$(PY) benchmarks/encoder.py
-	$(PY) benchmarks/overhead.py
-	$(PY) benchmarks/saved_tensors.py
-	$(PY) benchmarks/padding.py
-	$(PY) benchmarks/flops.py
-	$(PY) benchmarks/kd_ablation.py --threads 2
+	$(PY) -m benchmarks.linking
+	$(PY) -m benchmarks.retrieval
+	$(PY) -m benchmarks.encoder
+	$(PY) -m benchmarks.overhead
+	$(PY) -m benchmarks.saved_tensors
+	$(PY) -m benchmarks.padding
+	$(PY) -m benchmarks.flops
+	$(PY) -m benchmarks.kd_ablation --threads 2
 	$(MAKE) bench-env
-	$(BENCH_PY) benchmarks/kge.py
+	$(BENCH_PY) -m benchmarks.kge
+	$(PY) -m benchmarks.report benchmarks/results/*.json
 
 # The KGE benchmark compares against PyKEEN, which is no dependency of kgpeft: it lives
 # in a venv of its own, with the same CPU torch installed first so pip keeps it.

@@ -1,7 +1,8 @@
 """The GPU device check: one short prepared run (under 8 minutes on one H200) whose results land in JSON.
 
-``benchmarks/device_check.sh`` runs it as-is on a GPU machine; ``--smoke`` runs the same code on
-a CPU at toy sizes, so the script is known to work before any GPU time is spent. Sections, each
+``benchmarks/device_check.sh`` runs it as-is on a GPU machine (``python -m benchmarks.device_check``);
+``--smoke`` runs the same code on a CPU at toy sizes, so the script is known to work before any GPU
+time is spent. Sections, each
 timed and recorded even when another fails:
 
 1. **cuda tests**: the test suite's CUDA-marked tests (``pytest -m cuda``) and the two-process
@@ -20,10 +21,12 @@ timed and recorded even when another fails:
 
 Usage::
 
-    python benchmarks/device_check.py --out runs/device_check            # on a GPU machine
-    python benchmarks/device_check.py --smoke --out /tmp/device_check    # anywhere, toy sizes
+    python -m benchmarks.device_check --out runs/device_check            # on a GPU machine
+    python -m benchmarks.device_check --smoke --out /tmp/device_check    # anywhere, toy sizes
 
-Nothing is asserted: the JSON says what ran, what it measured and what was skipped and why.
+Nothing is asserted: the JSON (``--output``; each section's results at its top level, the step
+times as its rows) says what ran, what it measured and what was skipped and why. ``--out`` holds
+what the sections write (the tests' JUnit XML, the main job's folder).
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ import sys
 import time
 import traceback
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness import ROOT, Benchmark
+
 SMOLLM2 = {  # SmolLM2-135M-Instruct's architecture (its config.json)
     "hidden_size": 576,
     "intermediate_size": 1536,
@@ -124,24 +129,39 @@ def base_model(device: str, quantized: bool, smoke: bool):
     return model, source
 
 
+def toy_kg():
+    """A KG of 9 entities and 7 facts whose labels are single words, and a word-level tokenizer of them: the
+    steps time the model, so the KG only has to be valid (``tests/tiny_models.py`` has the same one)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from kgpeft import KnowledgeGraph
+
+    names = ["dog", "cat", "animal", "pet", "bank", "river", "money", "tree", "big cat"]
+    triples = torch.tensor([[0, 1, 0, 1, 4, 4, 7], [0, 0, 0, 0, 1, 2, 1], [2, 2, 3, 3, 5, 6, 5]])
+    kg = KnowledgeGraph(names, ["is_a", "near", "holds"], triples, labels=names)
+    words = ["[PAD]", "[UNK]", *dict.fromkeys(w for name in names for w in name.split())]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return kg, PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+
+
 def step_inputs(device: str, batch: int, seq: int, vocab: int, facts: int, fact_len: int):
     """Random prompts (``seq`` tokens; ``seq + facts * fact_len`` with the facts written in), and a
     knowledge batch with one linked token per sample and ``facts`` memory facts of ``fact_len`` tokens."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_models import make_knowledge, tiny_kg
-
+    from kgpeft.retrieval import SubgraphRetriever, batch_node_index
     from kgpeft.tuners import KnowledgeBatch
 
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(100, vocab, (batch, seq), generator=g)
     with_facts = torch.cat([torch.randint(100, vocab, (batch, facts * fact_len), generator=g), ids], dim=1)
-    kg = tiny_kg()
+    kg, tokenizer = toy_kg()
+    graph = SubgraphRetriever(kg, num_neighbors=[-1, -1], max_nodes=16)([[i % 8] for i in range(batch)])
     tokens = torch.full((batch, seq), -1)
-    tokens[:, 1] = torch.arange(batch) % 8
-    knowledge = make_knowledge(kg, [[i % 8] for i in range(batch)], tokens)
+    tokens[:, 1] = torch.arange(batch) % 8  # one linked token per sample
     knowledge = KnowledgeBatch(
-        knowledge.graph,
-        knowledge.token_node_index,
+        graph,
+        batch_node_index(graph, torch.arange(batch)[:, None], tokens),
         fact_ids=torch.randint(100, vocab, (batch, facts, fact_len), generator=g),
         fact_mask=torch.ones(batch, facts, fact_len, dtype=torch.bool),
     )
@@ -150,7 +170,7 @@ def step_inputs(device: str, batch: int, seq: int, vocab: int, facts: int, fact_
         x = x.to(device)
         return {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": x}
 
-    return kg, inputs(ids), inputs(with_facts), knowledge.to(device)
+    return kg, tokenizer, inputs(ids), inputs(with_facts), knowledge.to(device)
 
 
 def steps(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, Any]:
@@ -158,13 +178,12 @@ def steps(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, A
 
     from kgpeft import KGLoraConfig, get_kg_peft_model
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_models import tiny_tokenizer
-
     probe, source = base_model(device, quantized, args.smoke)
     vocab = probe.config.vocab_size
     del probe
-    kg, plain, with_facts, knowledge = step_inputs(device, args.batch_size, args.seq_len, vocab, 2, args.fact_len)
+    kg, tokenizer, plain, with_facts, knowledge = step_inputs(
+        device, args.batch_size, args.seq_len, vocab, 2, args.fact_len
+    )
     variants: dict[str, tuple[Any, dict[str, Any]]] = {}
     torch.manual_seed(0)
     lora = get_peft_model(base_model(device, quantized, args.smoke)[0], LoraConfig(r=8, target_modules=QKVO))
@@ -172,7 +191,7 @@ def steps(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, A
     variants["lora+2 facts"] = (lora, with_facts)
     for mode in ("memory", "token"):
         config = KGLoraConfig(r=8, target_modules=QKVO, knowledge_mode=mode)
-        model = get_kg_peft_model(base_model(device, quantized, args.smoke)[0], config, kg, tiny_tokenizer())
+        model = get_kg_peft_model(base_model(device, quantized, args.smoke)[0], config, kg, tokenizer)
         variants[f"kg-lora {mode}"] = (model.to(device) if not quantized else model, {**plain, "knowledge": knowledge})
     optimizers = {}
     for model, _ in variants.values():
@@ -250,21 +269,26 @@ def main_job(out: Path, smoke: bool) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def benchmark() -> Benchmark:
+    bench = Benchmark("device_check", __doc__, seeds=None, threads=None)
+    parser = bench.parser
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/device_check")))
     parser.add_argument("--smoke", action="store_true", help="CPU, toy model, 2 rounds: check the script itself")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--fact-len", type=int, default=12, help="tokens per fact (prompt and memory)")
     parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args()
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     if args.smoke:
         args.batch_size, args.seq_len, args.rounds = 2, 16, 2
     args.out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     results: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -280,9 +304,11 @@ def main() -> None:
         results["steps_4bit"] = {"skipped": "needs a CUDA GPU and bitsandbytes"}
     section(results, "main_job", main_job, args.out, args.smoke)
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
-    path = args.out / "device_check.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"wrote {path} ({results['total_seconds']} s)")
+    for name in ("steps_bf16", "steps_4bit"):
+        for variant, row in results[name].items():
+            if isinstance(row, dict) and "step_s" in row:
+                bench.add(section=name, variant=variant, **row)
+    bench.write(args, **results)
 
 
 if __name__ == "__main__":

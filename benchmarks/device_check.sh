@@ -25,4 +25,4 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "device_check: no nvidia-smi"
-timeout 470 "$PY" benchmarks/device_check.py --out "$OUT_DIR" "${@:2}" 2>&1 | tee "$OUT_DIR/device_check.log"
+timeout 470 "$PY" -m benchmarks.device_check --out "$OUT_DIR" --output "$OUT_DIR/device_check.json" "${@:2}" 2>&1 | tee "$OUT_DIR/device_check.log"

@@ -13,7 +13,8 @@ its own options plus the shared ones,
 A benchmark prints what it measures as it goes, adds each measurement as a row
 (:meth:`Benchmark.add`) and writes them once at the end (:meth:`Benchmark.write`) as one JSON
 object: ``name``, ``args``, ``versions`` (:func:`kgpeft.checkpoint.library_versions`),
-``started`` (UTC, ISO 8601), ``seconds`` and ``rows`` (a list of flat-ish dicts).
+``started`` (UTC, ISO 8601), ``seconds`` and ``rows`` (a list of flat-ish dicts; rows of different
+kinds name theirs in a ``table`` entry, which the report prints as separate tables).
 ``python -m benchmarks.report benchmarks/results/*.json`` prints them as tables. Benchmarks
 measure and print; none asserts a timing.
 """
@@ -107,6 +108,11 @@ class Benchmark:
         Written to a temporary file first and then renamed, so an earlier results file is never
         left half-written.
         """
+        clash = sorted(set(extra) & {"name", "args", "versions", "started", "seconds", "rows"})
+        if clash:
+            raise ValueError(
+                f"Benchmark.write: {clash} are the results file's own keys; name the extra entries otherwise."
+            )
         record = {
             "name": self.name,
             "args": vars(args),

@@ -146,7 +146,7 @@ def reproduction(args: argparse.Namespace, bench: Benchmark) -> None:
         refs = [(src, ref) for (src, k, m), ref in REFERENCES.items() if k == kg_name and m in (None, model)]
         for source, (ref_mrr, ref_h10) in refs or [("-", ("", None))]:
             bench.add(
-                part="reproduction",
+                table="reproduction",
                 kg=kg_name,
                 model=model,
                 mrr=metrics.mrr,
@@ -310,7 +310,7 @@ def comparison(args: argparse.Namespace, bench: Benchmark) -> None:
         for name in order:
             run = tools[name](kg, config)
             runs[name].append(run)
-            bench.add(part="comparison run", tool=name, seed=config.seed, **run)
+            bench.add(table="comparison run", tool=name, seed=config.seed, **run)
             print(
                 f"  seed {config.seed} {name:6s}: train {run['train_s']:.1f} s, eval {run['eval_s']:.3f} s, "
                 f"MRR {run['mrr']:.4f}, H@10 {run['h10']:.4f}",
@@ -326,7 +326,7 @@ def comparison(args: argparse.Namespace, bench: Benchmark) -> None:
             "mrr": statistics.fmean(r["mrr"] for r in rs),
             "h10": statistics.fmean(r["h10"] for r in rs),
         }
-        bench.add(part="comparison", tool=name, model=config.model, **summary[name])
+        bench.add(table="comparison", tool=name, model=config.model, **summary[name])
     k, p = summary["kgpeft"], summary["PyKEEN"]
     print()
     table(

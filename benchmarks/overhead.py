@@ -22,7 +22,8 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
 - ``lora+facts`` and ``memory``: the main job's design against its reference. Each text's
   first 2 facts (``rank_facts`` over its subgraph) are written before it (``"Facts: a; b.\\n"``,
   masked from the loss, so the same text tokens are labelled) for plain LoRA, and handed to
-  KG-LoRA in ``memory`` mode as key/value slots. ``memory`` is compared both with ``lora``
+  KG-LoRA in ``memory`` mode as key/value slots; :class:`~kgpeft.training.KnowledgeCollator` batches
+  both, as in training. ``memory`` is compared both with ``lora``
   (the same prompt tokens) and with ``lora+facts`` (the same facts), every other variant with ``lora``.
 
 Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
@@ -36,7 +37,7 @@ each, then the next round; ``--rounds`` timed rounds after ``--warmup``), so tha
 from other processes on a shared CPU spreads over all of them. A step ratio is the median
 of the per-round ratios to the reference's step in the same round, with a 95% bootstrap
 interval that resamples the processes and the rounds in them
-(``timing.grouped_ratio_interval``), so that processes that disagree widen it; each
+(``benchmarks.timing.grouped_ratio_interval``), so that processes that disagree widen it; each
 process's own median ratio is printed beside it. Processes are added (up to
 ``--max-processes``, or until ``--max-seconds`` have passed) until every interval is
 within ``--target-width`` (0.05). Nothing is asserted. The
@@ -64,8 +65,8 @@ above 64 KiB leaves the RSS when it is freed, so the peak follows the live tenso
 reproducible. ``--malloc glibc`` measures glibc's default behaviour instead (what a plain
 ``python train.py`` sees, with its run-to-run spread).
 
-    python benchmarks/overhead.py
-    python benchmarks/overhead.py --processes 2 --rounds 4 --variants lora token cross
+    python -m benchmarks.overhead
+    python -m benchmarks.overhead --processes 2 --rounds 4 --variants lora token cross
 """
 
 from __future__ import annotations
@@ -77,10 +78,8 @@ import gc
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,16 +88,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
-from timing import grouped_ratio_interval, rounds
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from benchmarks.harness import Benchmark, run_module
+from benchmarks.timing import grouped_ratio_interval, rounds
 from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
-from kgpeft.checkpoint import library_versions
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
 from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, rank_facts, render_facts
+from kgpeft.training import KnowledgeCollator
 from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -179,47 +179,43 @@ class Inputs:
 
 
 def make_inputs(args: argparse.Namespace, repeats: int = 1) -> Inputs:
-    """Build the batch; run the collator's knowledge step ``repeats`` times to time it."""
+    """Build the batch (from the one ``--seeds``); run the collator's knowledge step ``repeats`` times to time it."""
+    (seed,) = args.seeds
     kg = load("wordnet")
     tokenizer = AutoTokenizer.from_pretrained(packaged_model_path(MODEL))
     collator = Collator(kg, tokenizer, args.seq_len, args.max_nodes)
-    texts = wordnet_texts(kg, tokenizer, args.batch_size, args.seq_len, args.seed)
+    texts = wordnet_texts(kg, tokenizer, args.batch_size, args.seq_len, seed)
     enc = collator.tokenize(texts)
     offsets = enc.pop("offset_mapping")
     runs = [collator.knowledge(texts, offsets) for _ in range(repeats)]
     knowledge = runs[0][0]
-    facts_enc, fact_knowledge = with_facts(kg, tokenizer, texts, enc, knowledge, collator)
+    facts_enc, fact_knowledge = with_facts(kg, tokenizer, texts, enc, offsets, knowledge, collator)
     return Inputs(kg, tokenizer, texts, enc, knowledge, [seconds for _, seconds in runs], facts_enc, fact_knowledge)
 
 
-def with_facts(kg, tokenizer, texts, enc, knowledge: KnowledgeBatch, collator: Collator):
+def with_facts(kg, tokenizer, texts, enc, offsets, knowledge: KnowledgeBatch, collator: Collator):
     """The batch with each text's first ``NUM_FACTS`` facts (``rank_facts``) written before it, its
-    prefix masked from the loss, and the knowledge with the same facts as memory slots."""
+    prefix masked from the loss, and the knowledge with the same facts as memory slots: the features
+    of both batched by :class:`~kgpeft.training.KnowledgeCollator`, as in training (the prompts
+    left-padded, so every text ends at the same position)."""
     graphs = knowledge.graph.to_data_list()
     mentions = collator.linker.link_batch(texts)
+    token_entity = align_batch(mentions, offsets)  # (B, T)
     triples = [rank_facts(g, {m.entity for m in ms})[:NUM_FACTS] for g, ms in zip(graphs, mentions, strict=True)]
-    fact_texts = [[format_fact(kg, t) for t in ts] for ts in triples]
-    # lora+facts: "Facts: a; b.\n" + text, the same text tokens labelled as in the other variants
-    prefixes = [tokenizer(render_facts(kg, ts), add_special_tokens=False)["input_ids"] for ts in triples]
-    width = max(map(len, prefixes))
-    ids, mask, labels = [], [], []
-    for prefix, row, row_mask in zip(prefixes, enc["input_ids"].tolist(), enc["attention_mask"].tolist(), strict=True):
-        pad = [tokenizer.pad_token_id or 0] * (width - len(prefix))
-        ids.append(pad + prefix + row)
-        mask.append([0] * len(pad) + [1] * len(prefix) + row_mask)
-        labels.append([-100] * width + [t if m else -100 for t, m in zip(row, row_mask, strict=True)])
-    facts_enc = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
-    # memory: the same facts as (B, F, L) token ids
-    fact_ids = [tokenizer(f, add_special_tokens=False)["input_ids"] if f else [] for f in fact_texts]
-    length = max((len(x) for row in fact_ids for x in row), default=1)
-    ids_t = torch.zeros(len(texts), NUM_FACTS, length, dtype=torch.long)
-    mask_t = torch.zeros(len(texts), NUM_FACTS, length, dtype=torch.bool)
-    for b, row in enumerate(fact_ids):
-        for f, x in enumerate(row):
-            ids_t[b, f, : len(x)] = torch.tensor(x)
-            mask_t[b, f, : len(x)] = True
-    memory = KnowledgeBatch(knowledge.graph, knowledge.token_node_index, fact_ids=ids_t, fact_mask=mask_t)
-    return facts_enc, memory
+    prompts, memories = [], []
+    ids, masks = enc["input_ids"].tolist(), enc["attention_mask"].tolist()
+    for facts, graph, row, mask, entities in zip(triples, graphs, ids, masks, token_entity.tolist(), strict=True):
+        tokens = [t for t, m in zip(row, mask, strict=True) if m]
+        # lora+facts: "Facts: a; b.\n" + text, the same text tokens labelled as in the other variants
+        prefix = tokenizer(render_facts(kg, facts), add_special_tokens=False)["input_ids"]
+        prompts.append({"input_ids": prefix + tokens, "labels": [-100] * len(prefix) + tokens})
+        # memory: the same facts as the memory slots' token ids
+        fact_texts = [format_fact(kg, t) for t in facts]
+        fact_ids = tokenizer(fact_texts, add_special_tokens=False)["input_ids"] if fact_texts else []
+        memories.append({"input_ids": row, "token_entity": entities, "graph": graph, "fact_ids": fact_ids})
+    pad = tokenizer.pad_token_id or 0
+    facts_enc = KnowledgeCollator(pad, "left", with_knowledge=False)(prompts)
+    return facts_enc, KnowledgeCollator(pad)(memories)["knowledge"]
 
 
 def build(
@@ -289,8 +285,7 @@ def _reset_peak_rss() -> int:
 
 def measure_memory(args: argparse.Namespace) -> dict[str, float]:
     """In a subprocess: peak RSS over ``warmup + 1`` steps of ``args.memory_of``, and its part above the set-up."""
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seeds[0])
     inputs = make_inputs(args)
     base = None if args.memory_of == "gretriever" else AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
     model, loss_fn = build(args.memory_of, base, inputs, args.max_nodes)
@@ -309,8 +304,7 @@ def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
     Returns the seconds of each timed step per variant, each variant's trainable parameters
     and a note, and why a variant could not be built (GRetriever may not run offline).
     """
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seeds[0])
     inputs = make_inputs(args)
     base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
     steps, models, errors, info = {}, {}, {}, {}
@@ -336,19 +330,19 @@ def time_in_process(args: argparse.Namespace) -> dict[str, Any]:
 def _run_json(
     args: argparse.Namespace, flag: list[str], names: tuple[str, ...], env: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """This script run in a fresh process with ``flag`` and the settings ``names`` of ``args``: its last JSON line."""
-    command = [sys.executable, __file__, *flag]
+    """This benchmark in a fresh process with ``flag`` and the settings ``names`` of ``args``: its last JSON line."""
+    command = list(flag)
     for name in names:
         value = getattr(args, name)
         command += [f"--{name.replace('_', '-')}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = run_module("overhead", command, env)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-_SETTINGS = ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seed")
+_SETTINGS = ("warmup", "batch_size", "seq_len", "max_nodes", "threads", "seeds")
 
 
 # glibc's mmap threshold, pinned (no dynamic raise): freed tensors above 64 KiB leave the RSS at once.
@@ -405,8 +399,9 @@ def references_of(variant: str) -> tuple[str, ...]:
     return REFERENCES.get(variant, ("lora",))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark() -> Benchmark:
+    bench = Benchmark("overhead", __doc__, threads=2, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--processes", type=int, default=4, help="least fresh processes that time the steps")
     parser.add_argument("--max-processes", type=int, default=6, help="most fresh processes that time the steps")
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds (one step of each variant) per process")
@@ -424,17 +419,21 @@ def main() -> None:
         help="glibc's mmap threshold in the memory processes: pinned at 64 KiB (reproducible) or glibc's dynamic one",
     )
     parser.add_argument("--memory-only", action="store_true", help="measure memory only, no step times")
-    parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before them, in each process")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per sample")
     parser.add_argument("--max-nodes", type=int, default=64, help="most subgraph nodes per sample")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)  # set in the subprocesses
     parser.add_argument("--time-worker", action="store_true", help=argparse.SUPPRESS)  # likewise
-    args = parser.parse_args()
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measures memory, then step times, each in fresh processes (a long function: the two tables and their
+    stopping rules read best in one place)."""
+    bench = benchmark()
+    args = bench.parse(argv)
     if args.memory_of is not None:
         print(json.dumps(measure_memory(args)))
         return
@@ -442,8 +441,7 @@ def main() -> None:
         print(json.dumps(time_in_process(args)))
         return
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seeds[0])
     inputs = make_inputs(args, repeats=args.warmup + args.rounds)
     graph, index = inputs.knowledge.graph, inputs.knowledge.token_node_index
     nodes = graph.ptr.diff()
@@ -462,9 +460,9 @@ def main() -> None:
             memory[variant].append(memory_in_subprocess(args, variant))
         print(f"  measured the memory of every variant ({repeat + 1} of {args.memory_repeats})", flush=True)
     memory_results = memory_table(args, memory)
-    versions = library_versions()
     if args.memory_only:
-        _write_json(args, {"args": vars(args), "versions": versions, "memory": memory_results})
+        memory_rows(bench, memory_results)
+        bench.write(args, memory=memory_results)
         return
 
     # The steps, in fresh processes one after another: per variant, a list of round times per process.
@@ -527,25 +525,39 @@ def main() -> None:
             print(f"{row}  {spread}{note}")
             versus[reference] = {"step_ratio": ratio, "step_ratio_ci95": half, "step_ratio_per_process": per_process}
         results[variant] = {"versus": versus, "step_s": step, "step_times": times[variant]}
-    summary = {"args": vars(args), "versions": versions, "processes": processes, "rounds": args.rounds}
-    _write_json(args, {**summary, "variants": results, "memory": memory_results})
+    for variant, result in results.items():
+        for reference, versus in result["versus"].items():
+            bench.add(
+                table="step",
+                variant=variant,
+                reference=reference,
+                step_s=result["step_s"],
+                step_ratio=versus["step_ratio"],
+                step_ratio_ci95=versus["step_ratio_ci95"],
+                trainable=info[variant]["trainable"],
+            )
+    memory_rows(bench, memory_results)
 
     prep = inputs.prep_seconds[args.warmup :]
     total = statistics.median(sum(p.values()) for p in prep)
     parts = ", ".join(f"{k} {statistics.median(p[k] for p in prep):.3f}" for k in prep[0])
     print(f"knowledge data prep per batch (collator, outside the step): {total:.3f} s ({parts})")
+    features_s = None
     if "gretriever" in times:
         base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))
         t0 = time.perf_counter()
         label_features(inputs.kg, inputs.tokenizer, base.get_input_embeddings(), graph.n_id)
-        print(f"gretriever node features per batch (collator, outside the step): {time.perf_counter() - t0:.3f} s")
+        features_s = time.perf_counter() - t0
+        print(f"gretriever node features per batch (collator, outside the step): {features_s:.3f} s")
+    extra = {"processes": processes, "rounds": args.rounds, "knowledge_prep_s": total}
+    bench.write(args, **extra, gretriever_features_s=features_s, variants=results, memory=memory_results)
 
 
-def _write_json(args: argparse.Namespace, summary: dict[str, Any]) -> None:
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1))
-        print(f"wrote {args.json}")
+def memory_rows(bench: Benchmark, memory: dict[str, Any]) -> None:
+    """A row per variant of ``memory_table``'s results: medians of its processes, and its ratios to references."""
+    for variant, m in memory.items():
+        ratios = {f"train_mb_vs_{ref}": r["median"] for ref, r in m.get("memory_ratio", {}).items()}
+        bench.add(table="memory", variant=variant, peak_mb=m["peak_mb"], train_mb=m["train_mb"], **ratios)
 
 
 if __name__ == "__main__":

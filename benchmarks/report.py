@@ -1,6 +1,7 @@
 """The benchmarks' results as tables: one per results file that :mod:`benchmarks.harness` wrote.
 
-Each table has a column per key of the file's rows (in the order they first appear), numbers
+Each table has a column per key of the file's rows (in the order they first appear; rows with a
+``table`` key are split into one table per value of it, in order), numbers
 to four significant digits (whole numbers from 10,000), nested values as compact JSON; above it,
 the benchmark's name, when it started, how long it ran and the library versions it ran with.
 
@@ -75,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for i, path in enumerate(args.files):
         record = read(path)
         print(("\n" if i else "") + f"== {describe(record)} ({path})")
-        print("\n".join(table(record["rows"], args.markdown)))
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for row in record["rows"]:
+            groups.setdefault(row.get("table"), []).append({k: v for k, v in row.items() if k != "table"})
+        for title, rows in groups.items() or {None: []}.items():
+            print("\n".join(([f"-- {title}"] if title is not None else []) + table(rows, args.markdown)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""What a training step keeps for backward, by module: the memory accounting behind ``overhead.py``.
+"""What a training step keeps for backward, by module: the memory accounting behind ``overhead``.
 
-Runs one forward of each variant of ``benchmarks/overhead.py`` on its batch (SmolLM2,
+Runs one forward of each variant of :mod:`benchmarks.overhead` on its batch (SmolLM2,
 ``--batch-size`` x ``--seq-len`` tokens) under ``torch.autograd.graph.saved_tensors_hooks``,
 and sums the bytes of every tensor autograd saves for backward, once per storage (views
 of one tensor count once), leaving out parameters and buffers. Each storage is charged to
@@ -9,22 +9,23 @@ are summed (``layers.N``). The difference between a variant and plain LoRA is wh
 knowledge path keeps; the peak RSS that ``overhead.py`` reports adds the transient memory
 of the backward pass and the allocator's slack on top. Nothing is asserted.
 
-    python benchmarks/saved_tensors.py                  # lora, token, memory
-    python benchmarks/saved_tensors.py --variants lora memory --top 12
+    python -m benchmarks.saved_tensors                  # lora, token, memory
+    python -m benchmarks.saved_tensors --variants lora memory --top 12
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import copy
 import re
+from collections.abc import Sequence
 
 import torch
-from overhead import MODEL, VARIANTS, build, make_inputs
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from benchmarks.harness import Benchmark
+from benchmarks.overhead import MODEL, VARIANTS, build, make_inputs
 from kgpeft.pretrained import packaged_model_path
 
 
@@ -65,16 +66,20 @@ def saved_by_module(model: nn.Module, loss_fn) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in groups.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark() -> Benchmark:
+    bench = Benchmark("saved_tensors", __doc__, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--variants", nargs="+", default=["lora", "token", "memory"], choices=VARIANTS)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--max-nodes", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top", type=int, default=8, help="modules listed per variant")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    bench = benchmark()
+    args = bench.parse(argv)
     inputs = make_inputs(args)
     base = AutoModelForCausalLM.from_pretrained(packaged_model_path(MODEL))  # each variant on a copy
     totals = {}
@@ -87,13 +92,16 @@ def main() -> None:
         totals[variant] = sum(b for b, _ in groups.values())
         storages = sum(n for _, n in groups.values())
         print(f"\n{variant}: {totals[variant] / 2**20:.1f} MiB saved for backward in {storages} storages")
+        bench.add(variant=variant, module="(all)", mib=totals[variant] / 2**20, storages=storages)
         for key, (nbytes, count) in sorted(groups.items(), key=lambda kv: -kv[1][0])[: args.top]:
+            bench.add(variant=variant, module=key, mib=nbytes / 2**20, storages=count)
             print(f"  {nbytes / 2**20:8.1f} MiB {count:5d}  {key}")
     if "lora" in totals:
         print(
             "\nabove plain LoRA: "
             + ", ".join(f"{v} {(t - totals['lora']) / 2**20:+.1f} MiB" for v, t in totals.items())
         )
+    bench.write(args)
 
 
 if __name__ == "__main__":

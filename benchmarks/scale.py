@@ -22,12 +22,13 @@ and then, in a fresh process per size, end to end:
 - **peak RSS** of the whole process.
 
 ``--sizes wordnet`` adds the real WordNet (117,659 entities) as the reference row that
-retrieval and step times are compared with. Printed as a table, written to
-``runs/scale/scale.json`` and plotted log-log to ``runs/scale/scale.png``; nothing is
-asserted (timings on a shared machine are noisy: compare within one run).
+retrieval and step times are compared with. Printed as a table, written to ``--output`` (a row
+per size, rewritten after each) and plotted log-log beside it (``benchmarks/results/scale.png``);
+the KGs and linkers it writes go under ``--data-dir``. Nothing is asserted (timings on a shared
+machine are noisy: compare within one run).
 
-    python benchmarks/scale.py                                   # wordnet, 10k, 100k, 1M, 5M
-    python benchmarks/scale.py --sizes wordnet 10000 100000 --threads 2
+    python -m benchmarks.scale                                   # wordnet, 10k, 100k, 1M, 5M
+    python -m benchmarks.scale --sizes wordnet 10000 100000 --threads 2
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.harness import Benchmark, run_module
 
 DEFAULT_SIZES = ["wordnet", "10000", "100000", "1000000", "5000000"]
 MODEL = "SmolLM2-135M-Instruct"
@@ -127,9 +131,6 @@ def qa_examples(kg, count: int, seed: int) -> list[dict[str, str]]:
 
 def one_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Every stage for one KG, in this (fresh) process."""
-    import torch
-
-    torch.set_num_threads(args.threads)
     from kgpeft import KnowledgeGraph
     from kgpeft.graph import read_pykeen_folder
     from kgpeft.linking import EntityLinker
@@ -137,13 +138,14 @@ def one_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     row: dict[str, Any] = {"name": name}
     start_rss = rss_mb()
-    root = Path(args.out) / "data"
+    root = Path(args.data_dir)
+    (seed,) = args.seeds
     if name == "wordnet":
         from kgpeft.datasets import load
 
         kg, row["read_s"] = timed(load, "wordnet")
     else:
-        folder, row["generate_s"] = dataset_folder(root, int(name), args.seed)
+        folder, row["generate_s"] = dataset_folder(root, int(name), seed)
         kg, row["read_s"] = timed(read_pykeen_folder, folder, unknown="error", labels=folder / "entities.tsv")
     row.update(entities=kg.num_entities, triples=kg.num_triples)
     row["read_rss_mb"] = rss_mb() - start_rss
@@ -167,7 +169,7 @@ def one_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     linker_dir = root / f"linker-{name}"
     linker.save(linker_dir, overwrite=True)
     _, row["linker_load_s"] = timed(EntityLinker.load, linker_dir, kg)
-    texts = sentences(kg, args.sentences, args.seed)
+    texts = sentences(kg, args.sentences, seed)
     linker.link_batch(texts[:1000])  # warm-up
     mentions, seconds = timed(linker.link_batch, texts)
     row["link_per_s"] = len(texts) / seconds
@@ -210,12 +212,12 @@ def train_steps(kg, linker, retrieval, args: argparse.Namespace) -> dict[str, fl
     with tempfile.TemporaryDirectory() as cache:
         _, out["label_tokens_s"] = timed(label_token_ids, kg, tokenizer, cache, min_entities=0)
         _, out["label_tokens_cached_s"] = timed(label_token_ids, kg, tokenizer, cache, min_entities=0)
-    rows = qa_examples(kg, args.batch_size, args.seed)
+    rows = qa_examples(kg, args.batch_size, args.seeds[0])
     data = KnowledgeDataset(rows, tokenizer, kg, retrieval=retrieval, linker=linker, max_length=64)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batch = KnowledgeCollator(pad)([data[i] for i in range(len(data))])
     knowledge = batch.pop("knowledge")
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seeds[0])
     qkvo = ["q_proj", "k_proj", "v_proj", "o_proj"]
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(r=8, target_modules=qkvo))
     models = [("lora", lora, {})]
@@ -332,12 +334,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark() -> Benchmark:
+    bench = Benchmark("scale", __doc__, one_seed=True)
+    parser = bench.parser
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="entity counts, or 'wordnet'")
-    parser.add_argument("--out", default="runs/scale")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (linking always uses one)")
+    parser.add_argument("--data-dir", default="runs/scale", help="where the KGs and linkers are written")
     parser.add_argument("--sentences", type=int, default=20_000, help="sentences linked for the throughput")
     parser.add_argument("--batches", type=int, default=50, help="retrieval batches of 32 per round")
     parser.add_argument("--rounds", type=int, default=5, help="retrieval rounds (median)")
@@ -349,26 +350,27 @@ def main() -> None:
         "--modes", nargs="+", default=["memory", "token"], help="KG-LoRA knowledge modes stepped against LoRA"
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # set in the per-size subprocesses
-    args = parser.parse_args()
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``--threads`` holds for torch; linking always uses one."""
+    bench = benchmark()
+    args = bench.parse(argv)
     if args.one is not None:
         print(json.dumps(one_size(args.one, args)))
         return
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows = bench.rows
     for name in args.sizes:
-        command = [sys.executable, __file__, "--one", name, *sys.argv[1:]]
         t0 = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = run_module("scale", ["--one", name, *(sys.argv[1:] if argv is None else argv)])
         if done.returncode != 0:
             print(f"{name}: failed after {time.perf_counter() - t0:.0f} s\n{done.stderr[-3000:]}", file=sys.stderr)
             continue
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        row["wall_s"] = time.perf_counter() - t0
-        rows.append(row)
+        row = bench.add(**json.loads(done.stdout.strip().splitlines()[-1]), wall_s=time.perf_counter() - t0)
         print(f"{name}: done in {row['wall_s']:.0f} s, peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
-        (out / "scale.json").write_text(json.dumps(rows, indent=1))
+        bench.write(args)  # after each size: a long run's finished sizes are kept
     print()
     print(table(rows))
     reference = next((r for r in rows if r["name"] == "wordnet"), None)
@@ -382,8 +384,9 @@ def main() -> None:
                 if row.get(key) and reference.get(key)
             ]
             print(f"{row['name']} vs WordNet: " + ", ".join(ratios))
-    plot(rows, out / "scale.png")
-    print(f"\nwrote {out / 'scale.json'} and {out / 'scale.png'}")
+    figure = Path(args.output).with_suffix(".png")
+    plot(rows, figure)
+    print(f"\nwritten: {figure}")
 
 
 if __name__ == "__main__":

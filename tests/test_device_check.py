@@ -1,4 +1,4 @@
-"""benchmarks/device_check.py runs end to end (``--smoke``: CPU, toy model) and writes its JSON."""
+"""``python -m benchmarks.device_check`` runs end to end (``--smoke``: CPU, toy model) and writes its JSON."""
 
 import json
 import subprocess
@@ -9,10 +9,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_device_check_smoke_writes_every_section(tmp_path):
-    command = [sys.executable, str(ROOT / "benchmarks" / "device_check.py"), "--smoke", "--out", str(tmp_path)]
+    output = tmp_path / "device_check.json"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.device_check",
+        "--smoke",
+        "--out",
+        str(tmp_path),
+        "--output",
+        str(output),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "device_check.json").read_text())
+    results = json.loads(output.read_text())
     assert results["smoke"] is True
     tests = results["cuda_tests"]
     assert tests["returncode"] == 0 and tests["failures"] == tests["errors"] == 0 and tests["tests"] >= 1
@@ -22,3 +32,7 @@ def test_device_check_smoke_writes_every_section(tmp_path):
         assert steps[name]["step_s"] > 0 and steps[name]["tokens_per_s"] > 0
     assert steps["lora"]["step_vs_lora"] == 1.0
     assert "skipped" in results["steps_4bit"] and results["main_job"] == {"skipped": "--smoke"}
+    # the step times are the harness's rows too
+    assert {(r["section"], r["variant"]) for r in results["rows"]} == {
+        ("steps_bf16", name) for name in ("lora", "lora+2 facts", "kg-lora memory", "kg-lora token")
+    }
