@@ -96,7 +96,7 @@ def table(variants: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
 def benchmark() -> Benchmark:
     bench = Benchmark("quality_table", __doc__, seeds=None, threads=None)
     bench.parser.add_argument("folders", nargs="+", type=Path)
-    bench.parser.add_argument("--only-seeds", nargs="+", type=int, help="only these seeds (default: every seed found)")
+    bench.parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: every seed found)")
     return bench
 
 
