@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 from kgpeft.pipeline import JobConfig, Variant, prepare
-from kgpeft.retrieval import rank_facts
-from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall, fact_recall
+from kgpeft.selection import FactScorerConfig, answer_fact_recall, fact_recall, rank_facts
 
 
 def prior_recall(data, k: int) -> float:

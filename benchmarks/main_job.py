@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from kgpeft.data import KnowledgeCollator
 from kgpeft.pipeline import JobConfig, Variant, build_model, prepare
-from kgpeft.training import KnowledgeCollator
 from kgpeft.training.loss import causal_lm_head
 
 

@@ -98,7 +98,8 @@ from kgpeft.checkpoint import library_versions
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, rank_facts, render_facts
+from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, render_facts
+from kgpeft.selection import rank_facts
 from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"

@@ -21,11 +21,11 @@ import time
 def _row(size: int, max_length: int) -> None:
     from transformers import AutoTokenizer
 
+    from kgpeft.data import KnowledgeDataset
     from kgpeft.pipeline import load_kg
     from kgpeft.pretrained import packaged_model_path
     from kgpeft.retrieval import RetrievalConfig
     from kgpeft.tasks import TaskExample
-    from kgpeft.training import KnowledgeDataset
 
     kg = load_kg("wordnet")
     retrieval = RetrievalConfig()
