@@ -128,7 +128,7 @@ def question_vectors(scorer: FactScorer, tokenizer, texts: list[str]) -> Tensor:
 
 
 def fact_batch(dataset, indices: list[int], kg: KnowledgeGraph) -> tuple[Batch, Tensor, Tensor]:
-    """``(graph, seed_mask (N,), positive (E,))`` for some examples of a :class:`KnowledgeDataset`."""
+    """``(graph, seed_mask (N,), positive (E,))`` for some examples of a :class:`~kgpeft.data.KnowledgeDataset`."""
     graph = Batch.from_data_list([dataset.graphs[i] for i in indices])
     seeds, answers = set(), set()
     for b, i in enumerate(indices):
