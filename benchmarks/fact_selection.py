@@ -23,8 +23,7 @@ from collections.abc import Sequence
 
 from benchmarks.harness import Benchmark
 from kgpeft.pipeline import JobConfig, Variant, prepare
-from kgpeft.retrieval import rank_facts
-from kgpeft.training.fact_selection import FactScorerConfig, answer_fact_recall, fact_recall
+from kgpeft.selection import FactScorerConfig, answer_fact_recall, fact_recall, rank_facts
 
 
 def prior_recall(data, k: int) -> float:

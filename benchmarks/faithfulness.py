@@ -36,8 +36,8 @@ from scipy.stats import spearmanr
 
 from benchmarks.harness import Benchmark
 from kgpeft.explain import METHODS, explain
+from kgpeft.inference import first_line, generate_texts, target_log_likelihoods
 from kgpeft.pipeline import JobConfig, load_variant_model, prepare, train_variant
-from kgpeft.tasks import first_line, generate_texts, target_log_likelihoods
 
 
 def top_nodes(explanation, method: str, k: int, unlinked: bool) -> list[int]:

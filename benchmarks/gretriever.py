@@ -52,10 +52,11 @@ from transformers import get_scheduler
 
 from benchmarks.harness import Benchmark
 from kgpeft.evaluation import compute_metrics
+from kgpeft.inference import first_line
 from kgpeft.pipeline import JobConfig, Variant, prepare
 from kgpeft.pipeline.job import lora_rank_for_budget
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.tasks import first_line, get_task
+from kgpeft.tasks import get_task
 from kgpeft.tuners.targets import resolve_target_modules
 
 #: kgpeft reads its datasets through a variant; G-Retriever needs the plain one (no facts, no memory).

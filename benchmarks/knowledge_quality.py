@@ -38,7 +38,7 @@ from pathlib import Path
 from benchmarks.harness import Benchmark
 from benchmarks.main_job import result_rows
 from kgpeft.pipeline import JobConfig, Variant, run
-from kgpeft.training.fact_selection import FactScorerConfig
+from kgpeft.selection import FactScorerConfig
 
 VARIANTS = {
     "base": Variant("base", adapter="none"),

@@ -21,8 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from benchmarks.harness import Benchmark
+from kgpeft.data import KnowledgeCollator
 from kgpeft.pipeline import JobConfig, Variant, build_model, prepare
-from kgpeft.training import KnowledgeCollator
 from kgpeft.training.loss import causal_lm_head
 
 

@@ -97,8 +97,9 @@ from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, rank_facts, render_facts
-from kgpeft.training import KnowledgeCollator
+from kgpeft.data import KnowledgeCollator
+from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, render_facts
+from kgpeft.selection import rank_facts
 from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"

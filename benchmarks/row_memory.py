@@ -26,11 +26,11 @@ def _row(size: int, max_length: int) -> dict[str, Any]:
     """In a fresh process: build the row of ``size`` characters; its peak RSS over the loaded KG and linker."""
     from transformers import AutoTokenizer
 
+    from kgpeft.data import KnowledgeDataset
     from kgpeft.pipeline import load_kg
     from kgpeft.pretrained import packaged_model_path
     from kgpeft.retrieval import RetrievalConfig
     from kgpeft.tasks import TaskExample
-    from kgpeft.training import KnowledgeDataset
 
     kg = load_kg("wordnet")
     retrieval = RetrievalConfig()

@@ -201,9 +201,9 @@ def train_steps(kg, linker, retrieval, args: argparse.Namespace) -> dict[str, fl
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kgpeft import KGLoraConfig, get_kg_peft_model
+    from kgpeft.data import KnowledgeCollator, KnowledgeDataset
     from kgpeft.nn.label_tokens import label_token_ids
     from kgpeft.pretrained import packaged_model_path
-    from kgpeft.training import KnowledgeCollator, KnowledgeDataset
 
     path = packaged_model_path(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)

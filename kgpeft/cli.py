@@ -42,7 +42,8 @@ DEMO_SENTENCES = [
 
 
 def _show_link(kg, linker, retriever, texts: Sequence[str], max_facts: int) -> None:
-    from kgpeft.retrieval import format_fact, rank_facts
+    from kgpeft.retrieval import format_fact
+    from kgpeft.selection import rank_facts
 
     mentions = linker.link_batch(texts)
     graph = retriever([[m.entity for m in ms] for ms in mentions])
@@ -234,8 +235,8 @@ def _free_text_examples(config, texts: Sequence[str], **fields) -> list:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from kgpeft.inference import generate_texts, predict_classes
     from kgpeft.pipeline import load_variant_model, prepare
-    from kgpeft.tasks import generate_texts, predict_classes
 
     config = _job_config(args)
     variant = _variant(config, args.variant)

@@ -32,8 +32,8 @@ from kgpeft.kge.distillation import DistillationConfig, DistillationConfigError
 from kgpeft.kge.job import KGEJob
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant
 from kgpeft.retrieval import RetrievalConfig, RetrievalConfigError
+from kgpeft.selection import FactScorerConfig
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.training.fact_selection import FactScorerConfig
 from kgpeft.tuners.config import KGLoraConfig, KGLoraConfigError
 
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from kgpeft.data import KnowledgeCollator, KnowledgeDataset
 from kgpeft.explain.explanation import Explanation, FactAttribution, NodeAttribution
+from kgpeft.inference import first_line, generate_texts, target_log_likelihoods
 from kgpeft.retrieval import fact_spans
-
-if TYPE_CHECKING:
-    from kgpeft.training.data import KnowledgeDataset
+from kgpeft.selection import fact_probabilities
 
 
 @contextmanager
@@ -74,8 +73,6 @@ def explain(
         max_new_tokens (int): the longest generated answer. (default: ``16``)
         batch_size (int): rows per forward pass. (default: ``32``)
     """
-    from kgpeft.tasks import first_line, generate_texts, target_log_likelihoods
-
     indices = list(range(len(dataset.examples))) if indices is None else list(indices)
     if answers is None:
         prompts = dataset.ablated([(i, None, ()) for i in indices])
@@ -95,8 +92,6 @@ def explain(
     signals = _gradient_and_attention(model, dataset.ablated([(i, None, ()) for i in indices], answers), batch_size)
     selection = [None] * len(indices)
     if scorer is not None:
-        from kgpeft.training.fact_selection import fact_probabilities
-
         selection = fact_probabilities(scorer, dataset, dataset.tokenizer, indices)
     out, start = [], 0
     for k, i in enumerate(indices):
@@ -137,8 +132,6 @@ def _fact_tokens(dataset: KnowledgeDataset, triple: int) -> list[str | None]:
 
 def _gradient_and_attention(model, data: KnowledgeDataset, batch_size: int) -> list[dict]:
     """Per row of ``data`` (answers as targets): per-slot or per-node gradient x input and attention."""
-    from kgpeft.training.data import KnowledgeCollator
-
     config, adapter = model.active_config, model.active_adapter
     mode = config.knowledge_mode
     probes = list(model.memory_gates[adapter]) if mode == "memory" else []
@@ -227,59 +220,14 @@ def _assemble(
     signals: dict,
     selection: dict[int, float] | None,
 ) -> Explanation:
+    """Example ``index``'s :class:`Explanation` from its leave-one-out scores ``logp`` (full, per node,
+    per fact), its gradient and attention ``signals`` and the scorer's ``selection``."""
     kg, mode = dataset.kg, model.active_config.knowledge_mode
-    graph = dataset.graphs[index]
     mentions = dataset.mentions[index]
     full, node_logp, fact_logp = logp[0], logp[1 : 1 + len(nodes)], logp[1 + len(nodes) :]
-    linked = [
-        {
-            "surface": m.surface,
-            "start": m.start,
-            "end": m.end,
-            "entity": m.entity,
-            "key": kg.entity_keys[m.entity],
-            "label": kg.labels[m.entity],
-        }
-        for m in mentions
-    ]
-    edges = []
-    for triple in dict.fromkeys(graph.edge_id.tolist()):
-        h, r, t = kg.triples[:, triple].tolist()
-        edges.append((h, kg.relation_keys[r], t))
-    # per-node and per-fact gradient x input and attention, from the slots (memory) or the node rows
-    node_gxi = dict.fromkeys(nodes, 0.0)
-    fact_gxi: dict[int, float] = {}
-    layers = len(signals["attention"]) if signals["attention"] else 0
-    node_att = {e: [0.0] * layers for e in nodes}
-    fact_att: dict[int, list[float]] = {}
-    if mode == "memory":
-        length = signals["slots"]
-        memory = [t for t, way in facts if "memory" in way]
-        for f, triple in enumerate(memory):
-            h, _, t = kg.triples[:, triple].tolist()
-            slots = range(f * length, (f + 1) * length)
-            roles = _fact_tokens(dataset, triple)
-            fact_gxi[triple] = sum(signals["gxi"][s] for s in slots)
-            fact_att[triple] = [sum(a[s] for s in slots) for a in signals["attention"] or []]
-            for s, role in zip(slots, roles, strict=False):
-                entity = h if role == "head" else t if role == "tail" else None
-                if entity in node_gxi:
-                    node_gxi[entity] += signals["gxi"][s]
-                    for layer, a in enumerate(signals["attention"] or []):
-                        node_att[entity][layer] += a[s]
-    else:
-        node_gxi = dict(zip(nodes, signals["gxi"], strict=True))
-        for layer, a in enumerate(signals["attention"] or []):
-            for entity, value in zip(nodes, a, strict=True):
-                node_att[entity][layer] = value
+    node_gxi, fact_gxi, node_att, fact_att = _spread_signals(dataset, mode, nodes, facts, signals)
     has_attention = signals["attention"] is not None
-    node_sel = None
-    if selection is not None:
-        node_sel = dict.fromkeys(nodes, 0.0)
-        for triple, p in selection.items():
-            h, _, t = kg.triples[:, triple].tolist()
-            for entity in {h, t} & node_sel.keys():
-                node_sel[entity] += p
+    node_sel = _node_selection(kg, nodes, selection)
     seeds = {m.entity for m in mentions}
     node_rows = [
         NodeAttribution(
@@ -314,9 +262,82 @@ def _assemble(
                 read_as=way,
             )
         )
+    linked, edges = _linked(dataset, index), _edges(dataset, index)
     note = None
     if not mentions:
         note = "no entity is linked in the text: the answer used no knowledge"
     elif not nodes:
         note = "the linked entities' subgraph is empty: the answer used no knowledge"
     return Explanation(dataset.examples[index].text, answer, full, mode, linked, edges, node_rows, fact_rows, note)
+
+
+def _linked(dataset: KnowledgeDataset, index: int) -> list[dict]:
+    """Example ``index``'s mentions: where each lies in the text and the entity it links to."""
+    kg = dataset.kg
+    return [
+        {
+            "surface": m.surface,
+            "start": m.start,
+            "end": m.end,
+            "entity": m.entity,
+            "key": kg.entity_keys[m.entity],
+            "label": kg.labels[m.entity],
+        }
+        for m in dataset.mentions[index]
+    ]
+
+
+def _edges(dataset: KnowledgeDataset, index: int) -> list[tuple[int, str, int]]:
+    """Example ``index``'s subgraph as ``(head, relation key, tail)``, each triple once."""
+    kg, edges = dataset.kg, []
+    for triple in dict.fromkeys(dataset.graphs[index].edge_id.tolist()):
+        h, r, t = kg.triples[:, triple].tolist()
+        edges.append((h, kg.relation_keys[r], t))
+    return edges
+
+
+def _spread_signals(
+    dataset: KnowledgeDataset, mode: str, nodes: list[int], facts: list[tuple[int, str]], signals: dict
+) -> tuple[dict[int, float], dict[int, float], dict[int, list[float]], dict[int, list[float]]]:
+    """``(node_gxi, fact_gxi, node_att, fact_att)``: gradient x input and per-layer attention per node
+    and per memory fact, from the memory slots (``memory``: a fact gets its slots, a node the slots
+    of the tokens that spell it) or from the node rows (the other modes: no per-fact signals)."""
+    kg = dataset.kg
+    node_gxi = dict.fromkeys(nodes, 0.0)
+    fact_gxi: dict[int, float] = {}
+    layers = len(signals["attention"]) if signals["attention"] else 0
+    node_att = {e: [0.0] * layers for e in nodes}
+    fact_att: dict[int, list[float]] = {}
+    if mode == "memory":
+        length = signals["slots"]
+        memory = [t for t, way in facts if "memory" in way]
+        for f, triple in enumerate(memory):
+            h, _, t = kg.triples[:, triple].tolist()
+            slots = range(f * length, (f + 1) * length)
+            roles = _fact_tokens(dataset, triple)
+            fact_gxi[triple] = sum(signals["gxi"][s] for s in slots)
+            fact_att[triple] = [sum(a[s] for s in slots) for a in signals["attention"] or []]
+            for s, role in zip(slots, roles, strict=False):
+                entity = h if role == "head" else t if role == "tail" else None
+                if entity in node_gxi:
+                    node_gxi[entity] += signals["gxi"][s]
+                    for layer, a in enumerate(signals["attention"] or []):
+                        node_att[entity][layer] += a[s]
+    else:
+        node_gxi = dict(zip(nodes, signals["gxi"], strict=True))
+        for layer, a in enumerate(signals["attention"] or []):
+            for entity, value in zip(nodes, a, strict=True):
+                node_att[entity][layer] = value
+    return node_gxi, fact_gxi, node_att, fact_att
+
+
+def _node_selection(kg, nodes: list[int], selection: dict[int, float] | None) -> dict[int, float] | None:
+    """Per node, the scorer's probability summed over the facts naming it; None without a scorer."""
+    if selection is None:
+        return None
+    node_sel = dict.fromkeys(nodes, 0.0)
+    for triple, p in selection.items():
+        h, _, t = kg.triples[:, triple].tolist()
+        for entity in {h, t} & node_sel.keys():
+            node_sel[entity] += p
+    return node_sel

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int, read_yaml
+from kgpeft.data import CONTROLS as KNOWLEDGE_CONDITIONS
 from kgpeft.kge.distillation import DistillationConfig
 from kgpeft.retrieval.config import RetrievalConfig
+from kgpeft.selection import FactScorerConfig
 from kgpeft.tasks.registry import TASKS
 from kgpeft.training.config import TrainingConfig
-from kgpeft.training.data import KNOWLEDGE_CONDITIONS
-from kgpeft.training.fact_selection import FactScorerConfig
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.utils import check_name
 

@@ -26,12 +26,12 @@ import torch
 from torch import nn
 
 from kgpeft.configuration import read_json
+from kgpeft.data import KnowledgeDataset
 from kgpeft.errors import KGFileNotFoundError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.tasks.registry import TASKS, get_task
 from kgpeft.training.checkpoints import hold_lock
-from kgpeft.training.data import KnowledgeDataset
 from kgpeft.utils import ensure_writable, quiet_checkpointing_deprecation, short_repr
 
 
@@ -96,7 +96,7 @@ def read_task_file(task: str) -> dict[str, list]:
         JobConfigError: not a file, or a line that is longer than :data:`MAX_ROW_BYTES`, not UTF-8, not
             JSON or not a valid row, named by ``file:line``.
     """
-    from kgpeft.training.data import DataError, as_example
+    from kgpeft.data import DataError, as_example
 
     path = Path(task)
     if not path.is_file():
@@ -348,7 +348,7 @@ class Job:
         )
         memory = memory_facts(self.config, variant)
         if self.scorer is not None and (variant.facts == "selected" or memory):
-            from kgpeft.training.fact_selection import select_facts
+            from kgpeft.selection import select_facts
 
             data = data.with_fact_ranking(select_facts(self.scorer, data, self.tokenizer, limit=None))
         num_facts = self.config.variant_facts(variant)
@@ -406,7 +406,7 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     base, tokenizer = load_base_model(config)
     job = Job(config, kg, base, tokenizer, splits)
     if config.selection is not None:
-        from kgpeft.training import fact_selection
+        from kgpeft import selection as fact_selection
 
         path = Path(config.training.output_dir) / SCORER_FILE
         if train_scorer:
@@ -511,8 +511,8 @@ class TrainedVariant:
 
 def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     """Build and train ``variant`` with the job's training settings, in ``output_dir/<variant name>``."""
+    from kgpeft.data import KnowledgeCollator
     from kgpeft.errors import KGFileNotFoundError
-    from kgpeft.training import KnowledgeCollator
     from kgpeft.training.checkpoints import find_checkpoint
     from kgpeft.training.trainer import train
 
@@ -543,7 +543,7 @@ def evaluate_variant(
 ) -> dict[str, Any]:
     """The task's metrics of ``model`` on ``split`` under a knowledge ``condition``, with the predictions."""
     from kgpeft.evaluation import compute_metrics
-    from kgpeft.tasks import first_line, generate_texts, predict_classes, target_log_likelihoods
+    from kgpeft.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
 
     config, examples = job.config, job.splits[split]
     batch_size = config.training.per_device_eval_batch_size

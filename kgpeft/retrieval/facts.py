@@ -1,15 +1,14 @@
-"""Retrieved facts as text: which of a sample's triples come first, and how one is written.
+"""Retrieved facts as text: how one triple is written, and the facts block before a prompt.
 
 The one fact renderer: the data path writes facts into prompts with it
 (``RetrievalConfig.num_facts``), and ``kgpeft link`` / ``kgpeft predict`` print them with it.
+Which facts come first is :mod:`kgpeft.selection`'s job.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Collection, Sequence
-
-from torch_geometric.data import Data
+from collections.abc import Sequence
 
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 
@@ -83,43 +82,3 @@ def render_facts(kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = 
         'Facts: dog is a animal; bank near river.\\n'
     """
     return "Facts: " + "; ".join(format_fact(kg, t, fact_format) for t in triples) + ".\n"
-
-
-def rank_facts(graph: Data, seeds: Collection[int]) -> list[int]:
-    """A sample's triples, those touching a seed (linked) entity first, each once, one per entity pair first.
-
-    A KG often states a link both ways (WordNet: ``dog hypernym canine`` and ``canine hyponym
-    dog``), and retrieval lists the two side by side; so within each group a triple joining an
-    entity pair already listed moves to the end, and the first ``k`` facts say ``k`` different
-    things (on the main job, the answer is among the first 2 facts for 94% of the questions
-    instead of 80%).
-
-    Args:
-        graph (Data): one sample's subgraph with ``n_id``, ``edge_index`` and ``edge_id``
-            (the KG triple of each edge), as :class:`~kgpeft.retrieval.SubgraphRetriever` gives it.
-        seeds (Collection[int]): the linked entity ids.
-
-    Returns:
-        Triple ids (columns of ``kg.triples``): those touching a seed, then the others, each
-        group in edge order with repeated entity pairs last; every triple once.
-    """
-    n_id, seeds = graph.n_id.tolist(), set(seeds)
-    edges = [
-        (n_id[s], n_id[d], e) for (s, d), e in zip(graph.edge_index.t().tolist(), graph.edge_id.tolist(), strict=True)
-    ]
-    touching = [e for e in edges if e[0] in seeds or e[1] in seeds]
-    others = [e for e in edges if not (e[0] in seeds or e[1] in seeds)]
-    listed: set[int] = set()
-    pairs: set[frozenset[int]] = set()
-    order: list[int] = []
-    for group in (touching, others):
-        repeats = []
-        for head, tail, triple in group:
-            if triple in listed:
-                continue
-            listed.add(triple)
-            pair = frozenset((head, tail))
-            (repeats if pair in pairs else order).append(triple)
-            pairs.add(pair)
-        order.extend(repeats)
-    return order

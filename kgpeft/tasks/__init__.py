@@ -9,7 +9,6 @@
 - :func:`planted_facts`: a toy KG and questions only one fact answers, with a tiny model to
   train on them in seconds (tests, notebooks, explanations).
 - :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
-- :mod:`kgpeft.tasks.inference`: running models over task datasets.
 """
 
 from kgpeft.tasks.base import (
@@ -24,7 +23,6 @@ from kgpeft.tasks.base import (
 )
 from kgpeft.tasks.gloss_generation import gloss_generation
 from kgpeft.tasks.hypernym_qa import hypernym_qa
-from kgpeft.tasks.inference import first_line, generate_texts, predict_classes, target_log_likelihoods
 from kgpeft.tasks.planted import PlantedFacts, planted_facts
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
 from kgpeft.tasks.relation_qa import relation_qa
@@ -43,16 +41,12 @@ __all__ = [
     "TaskType",
     "UnknownTaskError",
     "entity_split",
-    "first_line",
-    "generate_texts",
     "get_task",
     "gloss_generation",
     "hypernym_qa",
     "planted_facts",
-    "predict_classes",
     "relation_qa",
     "split_by_entity",
     "supersense_classification",
     "supersense_qa",
-    "target_log_likelihoods",
 ]

@@ -1,19 +1,18 @@
-"""Joint training of adapters and graph encoder: the data path and the loop."""
+"""Joint training of adapters and graph encoder: the loop, its config, checkpoints and the label-positions loss.
+
+The data it reads (:class:`~kgpeft.data.KnowledgeDataset`, :class:`~kgpeft.data.KnowledgeCollator`)
+is :mod:`kgpeft.data`'s.
+"""
 
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.training.data import DataError, KnowledgeCollator, KnowledgeDataset, as_example
 from kgpeft.training.trainer import CSVTracker, TrainingDivergedError, TrainResult, evaluate_model, train
 
 __all__ = [
     "CSVTracker",
-    "DataError",
-    "KnowledgeCollator",
-    "KnowledgeDataset",
     "TrainResult",
     "TrainingConfig",
     "TrainingConfigError",
     "TrainingDivergedError",
-    "as_example",
     "evaluate_model",
     "train",
 ]

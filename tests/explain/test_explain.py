@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from kgpeft import KGLoraConfig, get_kg_peft_model
+from kgpeft.data import KnowledgeCollator, KnowledgeDataset
 from kgpeft.explain import Explanation, explain, plot_explanation
+from kgpeft.inference import generate_texts, target_log_likelihoods
 from kgpeft.retrieval import RetrievalConfig
-from kgpeft.tasks import TaskExample, generate_texts, planted_facts, target_log_likelihoods
-from kgpeft.training import KnowledgeCollator, KnowledgeDataset
+from kgpeft.tasks import TaskExample, planted_facts
 
 MEMORY = KGLoraConfig(r=8, knowledge_mode="memory", target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 

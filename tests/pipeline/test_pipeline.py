@@ -9,12 +9,12 @@ import torch
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 
 from kgpeft.checkpoint import library_versions
+from kgpeft.data import DataError
 from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
 from kgpeft.pipeline.job import build_model as build_variant_model
 from kgpeft.pipeline.run import VariantResult
 from kgpeft.training.checkpoints import LOCK_NAME
-from kgpeft.training.data import DataError
 
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
 ROWS = [
@@ -142,7 +142,7 @@ def test_knowledge_dropout_empties_a_share_of_the_training_examples_only(files, 
 
 
 def test_selected_facts_reach_the_answer(files, tmp_path, seed):
-    from kgpeft.training.fact_selection import answer_fact_recall
+    from kgpeft.selection import answer_fact_recall
 
     job = prepare(_config(files, tmp_path, seed))
     train = job._base_dataset("train", with_target=True)

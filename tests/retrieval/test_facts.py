@@ -3,7 +3,8 @@ import torch
 from torch_geometric.data import Data
 
 from kgpeft.graph import KnowledgeGraph
-from kgpeft.retrieval import FACT_STYLES, SubgraphRetriever, format_fact, rank_facts, render_facts
+from kgpeft.retrieval import FACT_STYLES, SubgraphRetriever, format_fact, render_facts
+from kgpeft.selection import rank_facts
 
 # tiny_kg's triples: 0 dog is_a animal, 1 cat is_a animal, 2 dog is_a pet, 3 cat is_a pet,
 # 4 bank near river, 5 bank holds money, 6 tree near river

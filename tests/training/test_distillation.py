@@ -7,6 +7,7 @@ import torch
 from tiny_models import ARCHITECTURES, WORDS, build_model, tiny_tokenizer
 
 from kgpeft import KnowledgeGraph
+from kgpeft.data import KnowledgeCollator, KnowledgeDataset
 from kgpeft.kge import EmbeddingFileError, KGEConfig, KGEmbeddings
 from kgpeft.kge import build_model as build_kge
 from kgpeft.kge.distillation import (
@@ -20,7 +21,6 @@ from kgpeft.model import get_kg_peft_model
 from kgpeft.pipeline import JobConfig, JobConfigError
 from kgpeft.retrieval import SubgraphRetriever
 from kgpeft.tasks import TaskExample
-from kgpeft.training import KnowledgeCollator, KnowledgeDataset
 from kgpeft.tuners import KGLoraConfig
 
 ID = {w: i for i, w in enumerate(WORDS)}

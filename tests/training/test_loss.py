@@ -7,7 +7,7 @@ from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge,
 from torch import nn
 
 from kgpeft.model import get_kg_peft_model
-from kgpeft.training.fact_selection import answer_log_likelihoods
+from kgpeft.selection import answer_log_likelihoods
 from kgpeft.training.loss import causal_lm_head, label_log_likelihoods, label_positions_loss
 from kgpeft.tuners import KGLoraConfig
 from kgpeft.tuners.targets import resolve_target_modules

@@ -2,8 +2,7 @@
 
 import torch
 
-from kgpeft.tasks import first_line
-from kgpeft.tasks.inference import FirstLineDone
+from kgpeft.inference import FirstLineDone, first_line
 
 
 class CharTokenizer:

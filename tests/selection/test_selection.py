@@ -6,15 +6,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from kgpeft.nn.fact_scorer import answer_fact_loss, segment_log_softmax, top_facts
+from kgpeft.data import KnowledgeDataset
 from kgpeft.retrieval import RetrievalConfig
-from kgpeft.tasks import TaskExample
-from kgpeft.training import KnowledgeDataset
-from kgpeft.training.fact_selection import (
+from kgpeft.selection import (
     FactScorerConfig,
     FactScorerConfigError,
     FactScorerError,
-    _fact_batch,
+    answer_fact_loss,
     answer_fact_recall,
     build_fact_scorer,
     fact_probabilities,
@@ -22,9 +20,13 @@ from kgpeft.training.fact_selection import (
     marginal_fact_loss,
     question_vectors,
     save_fact_scorer,
+    segment_log_softmax,
     select_facts,
+    top_facts,
     train_fact_scorer,
 )
+from kgpeft.selection.scorer import fact_batch
+from kgpeft.tasks import TaskExample
 
 # tiny_kg: dog/cat is_a animal, dog/cat is_a pet, bank near river, bank holds money, tree near river
 QUESTIONS = [("dog", "animal"), ("cat", "pet"), ("bank", "money"), ("tree", "river")]
@@ -100,7 +102,7 @@ def test_marginal_objective_learns_from_the_answer_likelihood_alone(kg, tokenize
         train_fact_scorer(*_scorer(kg, tokenizer)[:1], data, tokenizer, _scorer(kg, tokenizer)[1])
     scorer, config = _scorer(kg, tokenizer, seed, objective="marginal", num_candidates=3, max_steps=80)
     lm = CopyLM(tokenizer.vocab_size + 8)
-    graph, seed_mask, _ = _fact_batch(data, [0, 1, 2, 3], kg)
+    graph, seed_mask, _ = fact_batch(data, [0, 1, 2, 3], kg)
     scores = scorer(graph, seed_mask, question_vectors(scorer, tokenizer, [e.text for e in data.examples]))
     marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3).backward()
     grads = [p.grad for p in scorer.parameters() if p.requires_grad]
@@ -123,7 +125,7 @@ def test_marginal_loss_scores_each_example_and_fact_once(kg, tokenizer):
     lm = CopyLM(tokenizer.vocab_size + 8)
     rows = []
     lm.register_forward_hook(lambda m, args, kwargs, out: rows.append(len(kwargs["input_ids"])), with_kwargs=True)
-    graph, seed_mask, _ = _fact_batch(data, [0, 1, 2, 3], kg)
+    graph, seed_mask, _ = fact_batch(data, [0, 1, 2, 3], kg)
     scores = scorer(graph, seed_mask, question_vectors(scorer, tokenizer, [e.text for e in data.examples]))
     plain = marginal_fact_loss(scores, graph, data.examples, kg, tokenizer, lm, 3)
     scored = sum(rows)
@@ -180,7 +182,7 @@ def test_config_is_checked():
 
 def test_top_facts_keeps_each_triple_once(kg, tokenizer):
     data = _dataset(kg, tokenizer)
-    graph, _, _ = _fact_batch(data, [0], kg)
+    graph, _, _ = fact_batch(data, [0], kg)
     scores = torch.arange(graph.edge_index.size(1), dtype=torch.float)
     ranked = top_facts(scores, graph)[0]
     assert len(ranked) == len(set(graph.edge_id.tolist())) == len(set(ranked))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
-from kgpeft.nn.features import NodeFeatures
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.nn.features import NodeFeatures, TextNodeFeatures
 from kgpeft.nn.rgcn_encoder import RGCNEncoder
+from kgpeft.selection.config import FactScorerConfig
 
 
 class FactScorer(nn.Module):
@@ -30,7 +33,7 @@ class FactScorer(nn.Module):
 
     The products with :math:`W q_b` let the question pick the relation (*a kind of X*
     against *a part of X*) and the entities. A triple stored in both directions gets the
-    higher of its two scores in :func:`rank_facts`.
+    higher of its two scores in :func:`~kgpeft.selection.top_facts`.
 
     Args:
         features (NodeFeatures): node features, ``n_id (N,) -> (N, hidden_channels)``.
@@ -103,31 +106,37 @@ def segment_log_softmax(scores: Tensor, segment: Tensor, num_segments: int) -> T
     return shifted - total.log()[segment]
 
 
-def answer_fact_loss(scores: Tensor, graph, positive: Tensor) -> Tensor:
-    r"""Listwise loss of the facts that reach an answer: :math:`-\log \sum_{e \in P_b} p(e \mid q_b)`.
-
-    ``positive (E,)`` marks the edges that join a seed and an answer entity; samples with
-    none are left out. Zero (with a gradient path) when no sample has one.
-    """
-    edge_batch = graph.batch[graph.edge_index[0]]  # (E,)
-    b = graph.num_graphs
-    log_p = segment_log_softmax(scores, edge_batch, b)  # (E,)
-    masked = log_p.masked_fill(~positive, float("-inf"))
-    has = scatter(positive.long(), edge_batch, dim_size=b, reduce="sum") > 0  # (B,)
-    if not bool(has.any()):
-        return scores.sum() * 0.0
-    top = scatter(masked.detach().masked_fill(~positive, -1e30), edge_batch, dim_size=b, reduce="max")  # (B,)
-    safe_top = top.masked_fill(~has, 0.0)
-    pos = scatter((masked - safe_top[edge_batch]).exp(), edge_batch, dim_size=b, reduce="sum")  # (B,)
-    return -(pos[has].log() + safe_top[has]).mean()
+def build_fact_scorer(kg: KnowledgeGraph, tokenizer, embedding: nn.Embedding, config: FactScorerConfig) -> FactScorer:
+    """A fresh scorer reading entity labels through ``embedding`` (the base model's, frozen)."""
+    torch.manual_seed(config.seed)
+    features = TextNodeFeatures(kg, tokenizer, embedding, config.hidden_channels)
+    return FactScorer(
+        features,
+        num_relations=2 * kg.num_relations,
+        question_channels=embedding.embedding_dim,
+        hidden_channels=config.hidden_channels,
+        num_layers=config.num_layers,
+    )
 
 
-def top_facts(scores: Tensor, graph, limit: int | None = None) -> list[list[int]]:
-    """Per sample, its triple ids (``graph.edge_id``) from the best-scored down, each triple once."""
-    edge_batch = graph.batch[graph.edge_index[0]].tolist()
-    order = torch.argsort(scores.detach().float(), descending=True, stable=True).tolist()
-    edge_id = graph.edge_id.tolist()
-    ranked: list[dict[int, None]] = [{} for _ in range(graph.num_graphs)]
-    for e in order:
-        ranked[edge_batch[e]].setdefault(edge_id[e])
-    return [list(r)[:limit] for r in ranked]
+def question_vectors(scorer: FactScorer, tokenizer, texts: list[str]) -> Tensor:
+    """``(B, d_model)``: the mean frozen input embedding of each question's tokens."""
+    weight = scorer.features.embedding.weight.detach()
+    ids = [torch.tensor(tokenizer(t, add_special_tokens=False)["input_ids"] or [0]) for t in texts]
+    offsets = torch.tensor([0, *[len(i) for i in ids[:-1]]]).cumsum(0)
+    return nn.functional.embedding_bag(torch.cat(ids).to(weight.device), weight, offsets.to(weight.device))
+
+
+def fact_batch(dataset, indices: list[int], kg: KnowledgeGraph) -> tuple[Batch, Tensor, Tensor]:
+    """``(graph, seed_mask (N,), positive (E,))`` for some examples of a :class:`~kgpeft.data.KnowledgeDataset`."""
+    graph = Batch.from_data_list([dataset.graphs[i] for i in indices])
+    seeds, answers = set(), set()
+    for b, i in enumerate(indices):
+        seeds.update((b, m.entity) for m in dataset.mentions[i])
+        answers.update((b, kg.entity_id(k)) for k in dataset.examples[i].answer_entities or ())
+    keys = list(zip(graph.batch.tolist(), graph.n_id.tolist(), strict=True))
+    seed_mask = torch.tensor([k in seeds for k in keys], dtype=torch.bool)
+    answer_mask = torch.tensor([k in answers for k in keys], dtype=torch.bool)
+    src, dst = graph.edge_index
+    positive = (seed_mask[src] & answer_mask[dst]) | (seed_mask[dst] & answer_mask[src])  # (E,)
+    return graph, seed_mask, positive

@@ -1,4 +1,4 @@
-"""Running a model over a :class:`~kgpeft.training.KnowledgeDataset`: generation, scoring, classes.
+"""Running a model over a :class:`~kgpeft.data.KnowledgeDataset`: generation, scoring, classes.
 
 Each function accepts a :class:`~kgpeft.model.KGPeftModel` (fed the retrieved
 knowledge) or any other Hugging Face / peft model (fed the tokens only), and an optional
@@ -9,31 +9,25 @@ results are gathered with ``gather_for_metrics``, so every process returns all o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from kgpeft.data import KnowledgeCollator, KnowledgeDataset
+from kgpeft.model import KGPeftModel
 from kgpeft.padding import skip_padding
-
-if TYPE_CHECKING:
-    from kgpeft.training.data import KnowledgeDataset
 
 
 def _uses_knowledge(model) -> bool:
-    from kgpeft.model import KGPeftModel
-
     while hasattr(model, "module"):  # DistributedDataParallel and friends
         model = model.module
     return isinstance(model, KGPeftModel)
 
 
 def _batches(model, dataset: KnowledgeDataset, batch_size: int, padding_side: str, accelerator) -> Iterator[dict]:
-    # Imported here: kgpeft.training reads TaskExample from kgpeft.tasks, which loads this module.
-    from kgpeft.training.data import KnowledgeCollator
-
     pad = dataset.tokenizer.pad_token_id
     collator = KnowledgeCollator(pad if pad is not None else 0, padding_side, with_knowledge=_uses_knowledge(model))
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)

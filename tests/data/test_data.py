@@ -4,9 +4,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tiny_models import WORDS
 
+from kgpeft.data import DataError, KnowledgeCollator, KnowledgeDataset
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
 from kgpeft.tasks import TaskExample
-from kgpeft.training import DataError, KnowledgeCollator, KnowledgeDataset
 
 ID = {w: i for i, w in enumerate(WORDS)}
 
@@ -168,7 +168,7 @@ def test_any_row_length_aligns_at_most_max_length_tokens_to_the_mentions_among_t
     kept span, the text linked is bounded by `max_length`, and the links are those of the whole text."""
     import importlib
 
-    from kgpeft.training.data import CHARS_PER_TOKEN
+    from kgpeft.data import CHARS_PER_TOKEN
 
     align_module = importlib.import_module("kgpeft.linking.align")
 
@@ -208,7 +208,7 @@ import resource, sys
 sys.path.insert(0, {tests!r})
 from tiny_models import tiny_kg, tiny_tokenizer
 from kgpeft.retrieval import SubgraphRetriever
-from kgpeft.training import DataError, KnowledgeDataset
+from kgpeft.data import DataError, KnowledgeDataset
 
 kg, tokenizer = tiny_kg(), tiny_tokenizer()
 retriever = SubgraphRetriever(kg, num_neighbors=[-1], max_nodes=8)

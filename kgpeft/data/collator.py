@@ -1,0 +1,78 @@
+"""The collator: :class:`~kgpeft.data.KnowledgeDataset` features padded into one batch, subgraphs joined."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch_geometric.data import Batch
+
+from kgpeft.kge.distillation import collate_soft_targets
+from kgpeft.retrieval import batch_node_index
+from kgpeft.tuners import KnowledgeBatch
+
+
+@dataclass
+class KnowledgeCollator:
+    """Pads features from :class:`~kgpeft.data.KnowledgeDataset` into a batch and joins their subgraphs.
+
+    The batch has ``input_ids``, ``attention_mask``, ``labels`` (when the features have
+    them), ``distillation`` (:class:`~kgpeft.kge.distillation.SoftTargets`, when the
+    dataset has a teacher) and, with ``with_knowledge``, ``knowledge`` (a
+    :class:`~kgpeft.tuners.KnowledgeBatch`); without it, a plain model gets the same tokens.
+
+    Args:
+        pad_token_id: the padding id.
+        padding_side: ``"right"`` for training, ``"left"`` for batched generation.
+        with_knowledge: add the ``knowledge`` entry. (default: ``True``)
+    """
+
+    pad_token_id: int
+    padding_side: Literal["left", "right"] = "right"
+    with_knowledge: bool = True
+
+    def _pad(self, rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), value, dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                if self.padding_side == "right":
+                    out[i, : len(r)] = torch.as_tensor(r)
+                else:
+                    out[i, width - len(r) :] = torch.as_tensor(r)
+        return out
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        input_ids = self._pad([f["input_ids"] for f in features], self.pad_token_id)  # (B, T)
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": self._pad([[1] * len(f["input_ids"]) for f in features], 0),
+        }
+        if "labels" in features[0]:
+            labels = [f["labels"] for f in features]
+            batch["labels"] = torch.tensor(labels) if isinstance(labels[0], int) else self._pad(labels, -100)
+        if "distill_tokens" in features[0]:
+            batch["distillation"] = collate_soft_targets(features)
+        if self.with_knowledge:
+            graph = Batch.from_data_list([f["graph"] for f in features])
+            token_entity = self._pad([f["token_entity"] for f in features], -1)  # (B, T) entity ids
+            index = batch_node_index(graph, torch.arange(len(features))[:, None], token_entity)  # (B, T) node rows
+            batch["knowledge"] = KnowledgeBatch(graph, index, *self._facts(features))
+        return batch
+
+    @staticmethod
+    def _facts(features: Sequence[dict[str, Any]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(fact_ids (B, F, L), fact_mask (B, F, L))`` of the memory facts, or ``(None, None)``."""
+        if "fact_ids" not in features[0]:
+            return None, None
+        rows = [f["fact_ids"] for f in features]
+        num, length = max(1, max(len(r) for r in rows)), max(1, max((len(x) for r in rows for x in r), default=1))
+        ids = torch.zeros(len(rows), num, length, dtype=torch.long)
+        mask = torch.zeros(len(rows), num, length, dtype=torch.bool)
+        for b, facts in enumerate(rows):
+            for f, tokens in enumerate(facts):
+                ids[b, f, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+                mask[b, f, : len(tokens)] = True
+        return ids, mask

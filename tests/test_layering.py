@@ -1,0 +1,212 @@
+"""The import layering of kgpeft: no import loop, and every import that goes up a layer has a reason.
+
+The graph is read from the source with :mod:`ast` (nothing is imported): every ``import`` and
+``from ... import`` of a kgpeft module, at module level and inside functions alike (a lazy import
+still runs the module it names), except those under ``if TYPE_CHECKING:``, which never run. Importing
+``kgpeft.a.b`` first runs the package ``kgpeft.a`` (its ``__init__``), so an import of a submodule
+from outside its package also counts as an import of the package. The root package ``kgpeft`` is
+left out of that rule: every module runs it, and it imports only the errors and the graph (the rest
+of its names load on first use, not at import).
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "kgpeft"
+
+#: The packages (and top-level modules) of kgpeft, bottom to top: each may import those below it.
+LAYERS = [
+    "kgpeft.errors",
+    "kgpeft.utils",
+    "kgpeft.io",
+    "kgpeft.configuration",
+    "kgpeft.graph",
+    "kgpeft",  # the root package: the errors, the graph and the version; the rest loads on first use
+    "kgpeft.pretrained",
+    "kgpeft.datasets",
+    "kgpeft.tasks",
+    "kgpeft.evaluation",
+    "kgpeft.linking",
+    "kgpeft.retrieval",
+    "kgpeft.kge",
+    "kgpeft.checkpoint",
+    "kgpeft.card",
+    "kgpeft.nn",
+    "kgpeft.tuners",
+    "kgpeft.padding",
+    "kgpeft.training",
+    "kgpeft.selection",
+    "kgpeft.data",
+    "kgpeft.model",
+    "kgpeft.inference",
+    "kgpeft.explain",
+    "kgpeft.pipeline",
+    "kgpeft.cli",
+]
+
+_SHIM = "TEMPORARY: the `kgpeft.datasets` task shims, which issue 25's pipeline part deletes (then delete this)"
+
+#: ``(importing module, imported module) -> why``: the imports allowed to go up a layer.
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {
+    ("kgpeft.datasets", "kgpeft.tasks"): _SHIM,
+    ("kgpeft.datasets.tasks", "kgpeft.tasks"): _SHIM,
+    ("kgpeft.datasets.tasks", "kgpeft.tasks.base"): _SHIM,
+    ("kgpeft.datasets.tasks", "kgpeft.tasks.gloss_generation"): _SHIM,
+    ("kgpeft.datasets.tasks", "kgpeft.tasks.hypernym_qa"): _SHIM,
+    ("kgpeft.datasets.tasks", "kgpeft.tasks.supersense"): _SHIM,
+    ("kgpeft.kge.job", "kgpeft.pipeline"): "TEMPORARY: `load_kg`, which issue 25's pipeline part moves to "
+    "`kgpeft.datasets` (then delete this)",
+}
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    return mods
+
+
+def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, mods: dict[str, Path]) -> list[str]:
+    """The kgpeft modules ``node`` runs, each as the longest module name it names."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = module.split(".")[: len(module.split(".")) - (node.level - 1) - (0 if is_package else 1)]
+            base = ".".join(base + ([node.module] if node.module else []))
+        else:
+            base = node.module or ""
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+    out = []
+    for name in names:
+        if name.split(".")[0] != "kgpeft":
+            continue
+        while name not in mods and "." in name:
+            name = name.rsplit(".", 1)[0]
+        out.append(name)
+    return out
+
+
+def _under_type_checking(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def import_graph() -> dict[str, dict[str, int]]:
+    """``graph[a][b]``: a line where module ``a`` imports (runs) module ``b``."""
+    mods = _modules()
+    graph: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    for module, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or _under_type_checking(node, parents):
+                continue
+            for target in _imported(node, module, path.name == "__init__.py", mods):
+                parts = target.split(".")
+                # importing kgpeft.a.b runs kgpeft.a first, unless the importer is inside kgpeft.a
+                runs = [".".join(parts[:k]) for k in range(2, len(parts) + 1)]
+                for name in runs:
+                    if name != module and not module.startswith(name + ".") and name in mods:
+                        graph[module].setdefault(name, node.lineno)
+    return graph
+
+
+def strongly_connected(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The import loops: strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    loops: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                loops.append(sorted(component))
+
+    for v in sorted(set(graph) | {w for ws in graph.values() for w in ws}):
+        if v not in index:
+            visit(v)
+    return loops
+
+
+def layer(module: str) -> str:
+    """The entry of :data:`LAYERS` a module belongs to: its top-level package below ``kgpeft``."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_the_layers_name_every_package_once():
+    assert len(set(LAYERS)) == len(LAYERS)
+    assert {layer(m) for m in _modules()} == set(LAYERS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the loop left to issue 25's pipeline part: kgpeft.datasets (__getattr__, line 52) -> kgpeft.tasks "
+    "-> kgpeft.tasks.registry -> kgpeft.tasks.supersense -> kgpeft.datasets.wordnet (runs kgpeft.datasets)",
+)
+def test_no_import_loop():
+    loops = strongly_connected(import_graph())
+    assert loops == [], "import loops (modules importing each other, perhaps through others):\n" + "\n".join(
+        " <-> ".join(loop) for loop in loops
+    )
+
+
+def test_no_import_goes_up_a_layer_without_a_reason():
+    rank = {name: k for k, name in enumerate(LAYERS)}
+    upward = {}
+    for module, targets in import_graph().items():
+        for target, line in targets.items():
+            if rank[layer(target)] > rank[layer(module)] and (module, target) not in ALLOWED_UPWARD:
+                upward[(module, target)] = line
+    assert not upward, "imports that go up a layer (move the code down, or add a reason to ALLOWED_UPWARD):\n" + (
+        "\n".join(f"{m}:{line} -> {t}" for (m, t), line in sorted(upward.items()))
+    )
+
+
+def test_every_allowed_upward_import_exists_and_goes_up():
+    rank = {name: k for k, name in enumerate(LAYERS)}
+    graph = import_graph()
+    stale = [(m, t) for m, t in ALLOWED_UPWARD if t not in graph.get(m, {}) or rank[layer(t)] <= rank[layer(m)]]
+    assert not stale, f"ALLOWED_UPWARD entries that no longer go up (remove them): {stale}"
+
+
+def test_the_graph_sees_function_level_and_package_imports():
+    """The reader itself: a lazy import counts, a TYPE_CHECKING one does not, a submodule runs its package."""
+    graph = import_graph()
+    assert "kgpeft.errors" in graph["kgpeft.utils"]  # module level
+    assert "kgpeft.datasets" in graph["kgpeft.tasks.supersense"]  # runs kgpeft/datasets/__init__.py first
+    assert "kgpeft.datasets.wordnet" in graph["kgpeft.tasks.supersense"]
+    assert "kgpeft.tasks.base" not in graph.get("kgpeft.kge.distillation", {})  # under TYPE_CHECKING
+    assert "kgpeft.pipeline" in graph["kgpeft.cli"]  # inside functions only
+    loops = strongly_connected({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}})
+    assert loops == [["a", "b", "c"]]
