@@ -94,10 +94,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from benchmarks.harness import Benchmark, run_module
 from benchmarks.timing import grouped_ratio_interval, rounds
 from kgpeft import KGLoraConfig, KnowledgeGraph, get_kg_peft_model
+from kgpeft.data import KnowledgeCollator
 from kgpeft.datasets import load
 from kgpeft.linking import align_batch
 from kgpeft.pretrained import packaged_model_path
-from kgpeft.data import KnowledgeCollator
 from kgpeft.retrieval import RetrievalConfig, batch_node_index, format_fact, render_facts
 from kgpeft.selection import rank_facts
 from kgpeft.tuners import KnowledgeBatch
