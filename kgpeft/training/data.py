@@ -25,7 +25,8 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, collate_soft_targets, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, batch_node_index, format_fact, rank_facts, render_facts
-from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
+from kgpeft.tasks.base import TaskExample
+from kgpeft.tasks.types import TASK_TYPES, TaskType
 from kgpeft.tuners import KnowledgeBatch
 from kgpeft.utils import short_repr, surrogate_at
 
