@@ -102,7 +102,7 @@ def base_model(device: str, quantized: bool, smoke: bool):
 
     kwargs: dict[str, Any] = {}
     if quantized:
-        from kgpeft.pipeline.job import quantized_loading
+        from kgpeft.pipeline.base_model import quantized_loading
 
         kwargs.update(quantized_loading("4bit"))
     try:

@@ -54,7 +54,7 @@ from benchmarks.harness import Benchmark
 from kgpeft.evaluation import compute_metrics
 from kgpeft.inference import first_line
 from kgpeft.pipeline import JobConfig, Variant, prepare
-from kgpeft.pipeline.job import lora_rank_for_budget
+from kgpeft.pipeline.variants import lora_rank_for_budget
 from kgpeft.pretrained import packaged_model_path
 from kgpeft.tasks import get_task
 from kgpeft.tuners.targets import resolve_target_modules
@@ -128,9 +128,9 @@ def graph_inputs(graphs: list[Data], dim: int) -> dict[str, torch.Tensor]:
     return {"x": batch.x, "edge_index": batch.edge_index, "batch": batch.batch, "edge_attr": batch.edge_attr}
 
 
-def prepared_split(job, split: str, condition: str, embed: Embedder) -> tuple[list, list[Data], list[str]]:
-    """A split's examples, their PCST graphs and texts, under a knowledge ``condition``."""
-    data = job.dataset(split, PLAIN, with_target=split == "train", condition=condition)
+def prepared_split(job, split: str, control: str, embed: Embedder) -> tuple[list, list[Data], list[str]]:
+    """A split's examples, their PCST graphs and texts, under a knowledge ``control``."""
+    data = job.dataset(split, PLAIN, with_target=split == "train", control=control)
     pruned = [pcst_graph(job.kg, g, e.text, embed) for e, g in zip(data.examples, data.graphs, strict=True)]
     return data.examples, [g for g, _ in pruned], [t for _, t in pruned]
 

@@ -30,9 +30,10 @@ import yaml
 
 from benchmarks.harness import Benchmark
 from benchmarks.main_job import result_rows
+from kgpeft.datasets import load_kg
 from kgpeft.kge import KGEConfig, train_kge
 from kgpeft.kge.distillation import DistillationConfig
-from kgpeft.pipeline import JobConfig, Variant, load_examples, load_kg, run
+from kgpeft.pipeline import JobConfig, Variant, load_examples, run
 
 
 def teacher_file(kg, config_file: Path, cache: Path) -> Path:

@@ -27,7 +27,7 @@ def _row(size: int, max_length: int) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from kgpeft.data import KnowledgeDataset
-    from kgpeft.pipeline import load_kg
+    from kgpeft.datasets import load_kg
     from kgpeft.pretrained import packaged_model_path
     from kgpeft.retrieval import RetrievalConfig
     from kgpeft.tasks import TaskExample

@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from kgpeft import __version__
 from kgpeft.configuration import dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
 from kgpeft.io import file_sha256
@@ -328,6 +329,4 @@ def foreign_entries(folder: Path) -> list[str]:
 
 
 def _version() -> str:
-    from kgpeft import __version__
-
     return __version__

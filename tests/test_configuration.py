@@ -235,7 +235,7 @@ def test_cli_refuses_unbounded_configs_in_one_line(tmp_path, capsys, command):
     path.write_text("max_facts: [" + ", ".join(["x" * 1000] * 1000) + "]\n")  # 1 MB of value
     assert main(["link", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "key 'max_facts' should be int, got ['xxx" in err and len(err) < 300, err
+    assert "`max_facts` in link config should be int, got list ['xxx" in err and len(err) < 300, err
 
 
 @st.composite
@@ -340,8 +340,8 @@ def test_job_config_sections_are_configs():
     config = JobConfig.from_dict(
         {"model": "m", "adapter": {"r": 4}, "training": {"max_steps": 3}, "distillation": {"teacher": "t"}}
     )
-    assert config.adapter_config() == KGLoraConfig(r=4) and config.training_config() == TrainingConfig(max_steps=3)
-    assert config.distillation_config() == DistillationConfig(teacher="t")
+    assert config.adapter == KGLoraConfig(r=4) and config.training == TrainingConfig(max_steps=3)
+    assert config.distillation == DistillationConfig(teacher="t")
     classification = JobConfig.from_dict({"model": "m", "task_type": "classification", "num_labels": 3})
     assert classification.adapter.modules_to_save == ["classifier", "score"]
     with pytest.raises(JobConfigError, match=r"^job\.yaml: adapter: `r` should be a positive integer, got 0\.$"):

@@ -65,7 +65,7 @@ def test_kg_lora_trains_in_bf16_on_cuda(tmp_path, checkpointing):
 def test_4bit_base_under_kg_lora_trains_and_fresh_equals_base():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kgpeft.pipeline.job import quantized_loading
+    from kgpeft.pipeline.base_model import quantized_loading
     from kgpeft.pretrained import packaged_model_path
 
     path = packaged_model_path("SmolLM2-135M-Instruct")

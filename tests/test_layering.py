@@ -15,8 +15,6 @@ import ast
 import collections
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / "kgpeft"
 
 #: The packages (and top-level modules) of kgpeft, bottom to top: each may import those below it.
@@ -49,25 +47,14 @@ LAYERS = [
     "kgpeft.cli",
 ]
 
-_SHIM = "TEMPORARY: the `kgpeft.datasets` task shims, which issue 25's pipeline part deletes (then delete this)"
-
 #: ``(importing module, imported module) -> why``: the imports allowed to go up a layer.
-ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    ("kgpeft.datasets", "kgpeft.tasks"): _SHIM,
-    ("kgpeft.datasets.tasks", "kgpeft.tasks"): _SHIM,
-    ("kgpeft.datasets.tasks", "kgpeft.tasks.base"): _SHIM,
-    ("kgpeft.datasets.tasks", "kgpeft.tasks.gloss_generation"): _SHIM,
-    ("kgpeft.datasets.tasks", "kgpeft.tasks.hypernym_qa"): _SHIM,
-    ("kgpeft.datasets.tasks", "kgpeft.tasks.supersense"): _SHIM,
-    ("kgpeft.kge.job", "kgpeft.pipeline"): "TEMPORARY: `load_kg`, which issue 25's pipeline part moves to "
-    "`kgpeft.datasets` (then delete this)",
-}
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path = ROOT) -> dict[str, Path]:
     mods = {}
-    for path in ROOT.rglob("*.py"):
-        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         mods[".".join(parts)] = path
@@ -103,9 +90,9 @@ def _under_type_checking(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool
     return False
 
 
-def import_graph() -> dict[str, dict[str, int]]:
+def import_graph(root: Path = ROOT) -> dict[str, dict[str, int]]:
     """``graph[a][b]``: a line where module ``a`` imports (runs) module ``b``."""
-    mods = _modules()
+    mods = _modules(root)
     graph: dict[str, dict[str, int]] = collections.defaultdict(dict)
     for module, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -169,11 +156,6 @@ def test_the_layers_name_every_package_once():
     assert {layer(m) for m in _modules()} == set(LAYERS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the loop left to issue 25's pipeline part: kgpeft.datasets (__getattr__, line 52) -> kgpeft.tasks "
-    "-> kgpeft.tasks.registry -> kgpeft.tasks.supersense -> kgpeft.datasets.wordnet (runs kgpeft.datasets)",
-)
 def test_no_import_loop():
     loops = strongly_connected(import_graph())
     assert loops == [], "import loops (modules importing each other, perhaps through others):\n" + "\n".join(
@@ -200,13 +182,30 @@ def test_every_allowed_upward_import_exists_and_goes_up():
     assert not stale, f"ALLOWED_UPWARD entries that no longer go up (remove them): {stale}"
 
 
-def test_the_graph_sees_function_level_and_package_imports():
+def test_the_graph_sees_function_level_and_package_imports(tmp_path):
     """The reader itself: a lazy import counts, a TYPE_CHECKING one does not, a submodule runs its package."""
-    graph = import_graph()
-    assert "kgpeft.errors" in graph["kgpeft.utils"]  # module level
-    assert "kgpeft.datasets" in graph["kgpeft.tasks.supersense"]  # runs kgpeft/datasets/__init__.py first
-    assert "kgpeft.datasets.wordnet" in graph["kgpeft.tasks.supersense"]
-    assert "kgpeft.tasks.base" not in graph.get("kgpeft.kge.distillation", {})  # under TYPE_CHECKING
-    assert "kgpeft.pipeline" in graph["kgpeft.cli"]  # inside functions only
+    files = {
+        "__init__.py": "",
+        "low.py": "from kgpeft.errors import E\n",
+        "errors.py": "",
+        "pkg/__init__.py": "from kgpeft.pkg.inner import x\n",
+        "pkg/inner.py": "x = 1\n",
+        "user.py": (
+            "from typing import TYPE_CHECKING\n"
+            "from kgpeft.pkg.inner import x\n"
+            "if TYPE_CHECKING:\n    from kgpeft import low\n"
+            "def f():\n    from kgpeft import errors\n"
+        ),
+    }
+    for name, text in files.items():
+        (tmp_path / "kgpeft" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "kgpeft" / name).write_text(text)
+    graph = import_graph(tmp_path / "kgpeft")
+    assert "kgpeft.errors" in graph["kgpeft.low"]  # module level
+    assert {"kgpeft.pkg", "kgpeft.pkg.inner"} <= set(graph["kgpeft.user"])  # runs kgpeft/pkg/__init__.py first
+    assert "kgpeft.low" not in graph["kgpeft.user"]  # under TYPE_CHECKING
+    assert "kgpeft.errors" in graph["kgpeft.user"]  # inside a function
+    assert "kgpeft.pkg" not in graph.get("kgpeft.pkg.inner", {})  # a package's own module does not run it again
+    assert "kgpeft.datasets" in import_graph()["kgpeft.tasks.supersense"]  # and on the real tree
     loops = strongly_connected({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}})
     assert loops == [["a", "b", "c"]]

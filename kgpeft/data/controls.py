@@ -108,8 +108,8 @@ class KnowledgeControls:
         """
         if answers is not None and len(answers) != len(rows):
             raise DataError(f"`answers` has {len(answers)} entries for {len(rows)} rows.")
-        if self.task != "causal_lm":  # task-type branch: rows score an answer after the prompt
-            raise DataError(f"`ablated` builds answer-scoring rows of a causal_lm dataset, not {self.task!r}.")
+        if not self.task.target_in_input:  # rows score an answer that continues the prompt
+            raise DataError(f"`ablated` builds answer-scoring rows of a causal_lm dataset, not {self.task.name!r}.")
         examples, mentions, graphs, ranking = [], [], [], []
         for k, (index, entities, triples) in enumerate(rows):
             if not 0 <= index < len(self.examples):

@@ -24,7 +24,8 @@ from kgpeft.kge.distillation import KGETeacher, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact, render_facts
 from kgpeft.selection.ranking import rank_facts
-from kgpeft.tasks.base import TASK_TYPES, TaskExample, TaskType
+from kgpeft.tasks.base import TaskExample
+from kgpeft.tasks.types import TaskType, get_task_type
 from kgpeft.utils import short_repr
 
 #: Characters of a text kept per token of ``max_length``: a longer text is cut to ``max_length *
@@ -43,7 +44,8 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         examples: :class:`~kgpeft.tasks.TaskExample` objects or dicts with the same keys.
         tokenizer: a fast tokenizer (offsets are needed to align tokens to entities).
         kg: the knowledge graph.
-        task: ``"causal_lm"`` (loss on the target tokens only; the prompt is masked),
+        task: a :class:`~kgpeft.tasks.TaskType` or its name: ``"causal_lm"`` (loss on the target
+            tokens only; the prompt is masked), ``"multiple_choice"`` (rows as ``causal_lm``),
             ``"classification"`` or ``"seq2seq"``.
         retrieval: the linking and retrieval settings: link candidates, fan-out, node cap, and
             how many retrieved facts are written into the prompt as text, before the input, as
@@ -68,7 +70,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         tokenizer,
         kg: KnowledgeGraph,
         *,
-        task: TaskType = "causal_lm",
+        task: TaskType | str = "causal_lm",
         retrieval: RetrievalConfig | None = None,
         linker: EntityLinker | None = None,
         retriever: SubgraphRetriever | None = None,
@@ -77,8 +79,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         seed: int = 0,
         teacher: KGETeacher | None = None,
     ) -> None:
-        if task not in TASK_TYPES:
-            raise ValueError(f"`task` should be one of {TASK_TYPES}, got {task!r}.")
+        task = get_task_type(task) if isinstance(task, str) else task
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("`tokenizer` should be a fast tokenizer (offset mappings align tokens to entities).")
         self.examples = [as_example(e, i) for i, e in enumerate(examples)]
@@ -93,9 +94,8 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         self.graphs = self._retrieve(seed)
         self.fact_ranking: list[list[int]] | None = None
         self.teacher = teacher
-        # task-type branch: soft targets are over answer tokens, which a classification row lacks
-        if teacher is not None and not (with_target and task in ("causal_lm", "seq2seq")):
-            raise ValueError("A `teacher` needs `with_target=True` and task 'causal_lm' or 'seq2seq'.")
+        if teacher is not None and not (with_target and task.allows_teacher):
+            raise ValueError(f"A `teacher` needs `with_target=True` and a task with answer tokens, not {task.name!r}.")
         self.soft_targets = self._soft_targets() if teacher is not None else None
         self._features: list[dict[str, Any]] | None = [self._featurize(i) for i in range(len(self.examples))]
 
@@ -103,9 +103,8 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         """Per example, the first token of each teacher candidate's label, and the teacher's scores."""
         targets = self.teacher.soft_targets(self.examples)
         labels = sorted({e for ids, _ in targets for e in ids})
-        # task-type branch: a causal_lm answer follows the prompt after a space
         tokens = first_tokens(
-            self.tokenizer, [self.kg.labels[e] for e in labels], leading_space=self.task == "causal_lm"
+            self.tokenizer, [self.kg.labels[e] for e in labels], leading_space=self.task.label_leading_space
         )
         token_of = dict(zip(labels, tokens, strict=True))
         return [([token_of[e] for e in ids], scores) for ids, scores in targets]
@@ -115,8 +114,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         room = self.max_length * CHARS_PER_TOKEN
         if len(text) <= room:
             return 0, len(text)
-        # task-type branch: a causal_lm prompt loses its start to truncation, others their end
-        return (len(text) - room, len(text)) if self.task == "causal_lm" else (0, room)
+        return (len(text) - room, len(text)) if self.task.truncation_side == "left" else (0, room)
 
     def _link(self, text: str, lo: int, hi: int) -> list[Mention]:
         """What the linker finds in ``text[lo:hi]``, at their places in ``text``."""
@@ -227,7 +225,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
 
     def _featurize_text(self, index: int) -> dict[str, Any]:
         text, mentions = self._prompt(index)
-        if self.task == "causal_lm":  # task-type branch: prompt and target in one sequence, or two
+        if self.task.target_in_input:  # prompt and target in one sequence, or two
             return self._causal_features(index, text, mentions)
         return self._encoder_features(index, text, mentions)
 
@@ -253,7 +251,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             "input_ids": enc["input_ids"],
             "token_entity": align(mentions, enc["offset_mapping"]).tolist(),
         }
-        if self.task == "classification":  # task-type branch: a class label, not answer tokens
+        if self.task.classifier:  # a class label, not answer tokens
             feature["labels"] = example.label
         elif self.with_target:
             answer = example.answer[: self.max_length * CHARS_PER_TOKEN]  # truncation keeps the start

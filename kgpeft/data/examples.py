@@ -12,7 +12,8 @@ from typing import Any
 
 from kgpeft.configuration import check_field_types
 from kgpeft.errors import KGPeftError
-from kgpeft.tasks.base import TaskExample, TaskType
+from kgpeft.tasks.base import TaskExample
+from kgpeft.tasks.types import TaskType
 from kgpeft.utils import short_repr, surrogate_at
 
 
@@ -65,10 +66,9 @@ def _check_fields(example: TaskExample, index: int) -> None:
 def check_example(example: TaskExample, index: int, task: TaskType, with_target: bool) -> None:
     """:func:`as_example`'s checks, and what a ``task`` row needs: a class label, or a string answer."""
     _check_fields(example, index)
-    # task-type branch: a classification row has a label, every other a string answer
-    if task == "classification" and (not isinstance(example.label, int) or example.label < 0):
+    if task.classifier and (not isinstance(example.label, int) or example.label < 0):
         raise DataError(
             f"Row {index}: a classification row needs an integer `label` >= 0, got {short_repr(example.label)}."
         )
-    if task != "classification" and with_target and not isinstance(example.answer, str):
-        raise DataError(f"Row {index}: a {task} row needs a string `answer`, got {short_repr(example.answer)}.")
+    if not task.classifier and with_target and not isinstance(example.answer, str):
+        raise DataError(f"Row {index}: a {task.name} row needs a string `answer`, got {short_repr(example.answer)}.")

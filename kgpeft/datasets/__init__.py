@@ -10,49 +10,26 @@
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
 
-The task builders over WordNet live in :mod:`kgpeft.tasks`; ``kgpeft.datasets.hypernym_qa``,
-``relation_qa``, ``supersense_classification``, ``gloss_generation``, ``TaskExample``, ``split_by_entity``,
-``SUPERSENSES`` and ``MissingKGDataError`` still resolve here, to those.
+:func:`load_kg` reads what a job config's ``kg`` may say: a dataset name, a saved KG folder or a
+triples file. The task builders over WordNet live in :mod:`kgpeft.tasks`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from importlib import resources
 from pathlib import Path
 
-from kgpeft.errors import UnknownDatasetError
-from kgpeft.graph import KnowledgeGraph
-from kgpeft.graph.readers import read_pykeen_folder
+from kgpeft.datasets.synthetic_kg import synthetic
+from kgpeft.datasets.wordnet import WORDNET_FILES, load_wordnet, wordnet_dir
+from kgpeft.errors import KGFileNotFoundError, UnknownDatasetError
+from kgpeft.graph import KnowledgeGraph, read_ntriples, read_pykeen_folder, read_triples
 from kgpeft.io import cache_dir
 
 SHIPPED = ("nations", "kinships", "umls")
-# Names that moved to kgpeft.tasks. They are resolved on first use: kgpeft.tasks reads
-# kgpeft.datasets.wordnet, so importing it while this package loads would be circular.
-_MOVED_TO_TASKS = (
-    "SUPERSENSES",
-    "MissingKGDataError",
-    "TaskExample",
-    "gloss_generation",
-    "hypernym_qa",
-    "relation_qa",
-    "split_by_entity",
-    "supersense_classification",
-)
 DATASETS = (*SHIPPED, "wordnet")
 WORDNET_READER_VERSION = 2  # bump when the WordNet reader changes what it builds
-
-
-def __getattr__(name: str):
-    if name == "synthetic":  # resolved on first use, so that `python -m kgpeft.datasets.synthetic_kg` runs cleanly
-        from kgpeft.datasets.synthetic_kg import synthetic
-
-        return synthetic
-    if name in _MOVED_TO_TASKS:
-        import kgpeft.tasks
-
-        return getattr(kgpeft.tasks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shipped_path(name: str) -> Path:
@@ -78,9 +55,33 @@ def load(name: str, *, cache: bool = True) -> KnowledgeGraph:
     raise UnknownDatasetError(f"Unknown dataset {name!r}; available: {', '.join(DATASETS)}.")
 
 
-def _load_wordnet(cache: bool) -> KnowledgeGraph:
-    from kgpeft.datasets.wordnet import WORDNET_FILES, load_wordnet, wordnet_dir
+def load_kg(name_or_path: str) -> KnowledgeGraph:
+    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder, an N-Triples
+    file (``.nt``) or a triples file (TSV, CSV).
 
+    Raises:
+        KGFileNotFoundError: ``name_or_path`` is neither a dataset nor a file or folder; the message
+            lists the datasets and the closest one.
+    """
+    path = Path(name_or_path)
+    if name_or_path.lower() in DATASETS:
+        return load(name_or_path)
+    if (path / "kg.json").is_file():
+        return KnowledgeGraph.load(path)
+    if path.is_dir():
+        return read_pykeen_folder(path)
+    if not path.exists():
+        close = difflib.get_close_matches(name_or_path.lower(), DATASETS, n=1)
+        raise KGFileNotFoundError(
+            f"KG {name_or_path!r} is neither a file nor a dataset (datasets: {', '.join(DATASETS)})"
+            + (f"; did you mean {close[0]!r}?" if close else ".")
+        )
+    if path.suffix.lower() == ".nt":
+        return read_ntriples(path)
+    return read_triples(path)
+
+
+def _load_wordnet(cache: bool) -> KnowledgeGraph:
     source = wordnet_dir()
     if not cache:
         return load_wordnet(source)
@@ -103,16 +104,9 @@ def _load_wordnet(cache: bool) -> KnowledgeGraph:
 
 __all__ = [
     "DATASETS",
-    "SUPERSENSES",
-    "MissingKGDataError",
-    "TaskExample",
     "cache_dir",
-    "gloss_generation",
-    "hypernym_qa",
     "load",
-    "relation_qa",
+    "load_kg",
     "shipped_path",
-    "split_by_entity",
-    "supersense_classification",
     "synthetic",
 ]

@@ -29,10 +29,10 @@ from torch import Tensor
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 from kgpeft.errors import KGPeftError
+from kgpeft.kge.embeddings import KGEmbeddings
 
 if TYPE_CHECKING:
     from kgpeft.graph import KnowledgeGraph
-    from kgpeft.kge import KGEmbeddings
     from kgpeft.tasks.base import TaskExample
 
 
@@ -133,8 +133,6 @@ class DistillationConfig:
 
     def build_teacher(self, kg: KnowledgeGraph, multiple_choice: bool = False) -> KGETeacher:
         """Load the teacher file (refused unless trained on ``kg``) and wrap it."""
-        from kgpeft.kge import KGEmbeddings
-
         candidates = self.candidates or ("choices" if multiple_choice else "top_k")
         return KGETeacher(
             KGEmbeddings.load(self.teacher, kg),

@@ -6,8 +6,8 @@ A job config names the KG, the file to write and the :class:`~kgpeft.kge.KGEConf
     output: runs/kge/umls.safetensors          # the metrics go next to it: runs/kge/umls.metrics.json
     kge: {model: complex, hidden_channels: 200, reciprocal: true, learning_rate: 0.01, num_epochs: 100}
 
->>> from kgpeft.kge.job import train_job
->>> report = train_job("configs/kge/umls.yaml", {"kge": {"num_epochs": 5}})
+>>> from kgpeft.kge.job import train_kge_job
+>>> report = train_kge_job("configs/kge/umls.yaml", {"kge": {"num_epochs": 5}})
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgpeft.configuration import dataclass_from_dict, field_help, read_yaml
+from kgpeft.datasets import load_kg
 from kgpeft.kge.config import KGEConfig, KGEConfigError
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import RankMetrics, RankResult
@@ -79,7 +80,7 @@ def load_job(
     return job
 
 
-def train_job(
+def train_kge_job(
     config: str | os.PathLike | dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     *,
@@ -90,8 +91,6 @@ def train_job(
     Prints the validation history and the filtered ranks; writes ``output`` and ``output``'s
     ``.metrics.json``, and returns that report.
     """
-    from kgpeft.pipeline import load_kg  # pipeline imports transformers: only when a job runs
-
     job = load_job(config, overrides)
     config = job.kge
     output = ensure_writable(job.output, "`output`", folder=False)  # before the KG is loaded and trained on
@@ -162,14 +161,14 @@ def train_job(
 
 @dataclass
 class KGEEvaluation:
-    """What :func:`evaluate_job` returns: the embeddings, their ranks on the split, and the time ranking took."""
+    """What :func:`evaluate_kge_job` returns: the embeddings, their ranks on the split, and the time ranking took."""
 
     embeddings: KGEmbeddings
     result: RankResult
     seconds: float
 
 
-def evaluate_job(
+def evaluate_kge_job(
     embeddings: str | os.PathLike,
     kg: str,
     split: str = "test",
@@ -183,8 +182,6 @@ def evaluate_job(
         KGEConfigError: ``batch_size`` below 1, or a split the KG does not have.
         EmbeddingFileError: an unreadable file, or embeddings of another KG.
     """
-    from kgpeft.pipeline import load_kg
-
     if batch_size is not None and batch_size < 1:
         raise KGEConfigError(f"`batch_size` should be at least 1, got {batch_size}.")
     graph = load_kg(kg)
@@ -237,4 +234,4 @@ def _metrics_header(first: str, width: int) -> str:
     return f"  {first:<{width}} {'ranks':>7} {'MRR':>7} {'MR':>8} {'Hits@1':>7} {'Hits@3':>7} {'Hits@10':>7}"
 
 
-__all__ = ["KGEEvaluation", "KGEJob", "evaluate_job", "finite", "format_ranks", "load_job", "train_job"]
+__all__ = ["KGEEvaluation", "KGEJob", "evaluate_kge_job", "finite", "format_ranks", "load_job", "train_kge_job"]

@@ -25,6 +25,7 @@ from kgpeft.graph import KnowledgeGraph
 from kgpeft.graph.strings import StringTable, string_table
 from kgpeft.io import cache_dir as default_cache_dir
 from kgpeft.io import file_sha256
+from kgpeft.utils import atomic_folder
 
 FORMAT_VERSION = 1
 # Labels tokenised per tokenizer call.
@@ -111,8 +112,6 @@ def _tensors(ids: np.ndarray, ptr: np.ndarray) -> tuple[Tensor, Tensor]:
 
 
 def _write(folder: Path, ids: np.ndarray, ptr: np.ndarray) -> None:
-    from kgpeft.utils import atomic_folder
-
     with atomic_folder(folder, overwrite=True) as tmp:
         files = {}
         for name, array in (("ids", ids), ("ptr", ptr)):

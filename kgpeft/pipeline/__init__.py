@@ -1,36 +1,39 @@
 """The one road from a job config to numbers: :func:`prepare`, :func:`train_variant`,
 :func:`evaluate_variant`, :func:`run`. ``kgpeft train | evaluate | predict | demo`` and the
-benchmarks that train models all come through here."""
+benchmarks that train models all come through here.
 
-from kgpeft.pipeline.config import TASK_TYPES, JobConfig, JobConfigError, Variant
-from kgpeft.pipeline.job import (
-    Job,
-    TrainedVariant,
-    build_model,
-    evaluate_variant,
-    load_base_model,
-    load_examples,
-    load_kg,
-    load_variant_model,
-    prepare,
-    train_variant,
-)
+- :mod:`~kgpeft.pipeline.config`: :class:`JobConfig` and :class:`Variant`, read from YAML.
+- :mod:`~kgpeft.pipeline.variants`: the variant kinds (``none``, ``lora``, ``kg-lora``) as objects.
+- :mod:`~kgpeft.pipeline.examples`: a job's examples (a registered task or a task file).
+- :mod:`~kgpeft.pipeline.base_model`: the base model's folder checked, then loaded.
+- :mod:`~kgpeft.pipeline.job`: :class:`Job` and :func:`prepare` (with the fact scorer).
+- :mod:`~kgpeft.pipeline.train` and :mod:`~kgpeft.pipeline.evaluate`: one variant trained, loaded, scored.
+- :mod:`~kgpeft.pipeline.run`: every variant under every control, the table and ``results.json``.
+"""
+
+from kgpeft.pipeline.base_model import load_base_model
+from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
+from kgpeft.pipeline.evaluate import evaluate_variant
+from kgpeft.pipeline.examples import load_examples
+from kgpeft.pipeline.job import Job, prepare
 from kgpeft.pipeline.run import JobResults, VariantResult, run, train_job
+from kgpeft.pipeline.train import TrainedVariant, build_model, load_variant_model, train_variant
+from kgpeft.pipeline.variants import VARIANT_KINDS, VariantKind
 
 __all__ = [
-    "TASK_TYPES",
+    "VARIANT_KINDS",
     "Job",
     "JobConfig",
     "JobConfigError",
     "JobResults",
     "TrainedVariant",
     "Variant",
+    "VariantKind",
     "VariantResult",
     "build_model",
     "evaluate_variant",
     "load_base_model",
     "load_examples",
-    "load_kg",
     "load_variant_model",
     "prepare",
     "run",

@@ -2,7 +2,7 @@
 
 A job config names a base model, a knowledge graph and a task, and holds the adapter
 (:class:`~kgpeft.tuners.KGLoraConfig`), retrieval (:class:`~kgpeft.retrieval.RetrievalConfig`),
-fact selection (:class:`~kgpeft.training.fact_selection.FactScorerConfig`) and training
+fact selection (:class:`~kgpeft.selection.FactScorerConfig`) and training
 (:class:`~kgpeft.training.config.TrainingConfig`) settings in sections of the same names, the
 variants to train side by side (:class:`Variant`) and the knowledge controls to evaluate them
 under::
@@ -30,18 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int, read_yaml
-from kgpeft.data import CONTROLS as KNOWLEDGE_CONDITIONS
+from kgpeft.data import CONTROLS
 from kgpeft.kge.distillation import DistillationConfig
+from kgpeft.pipeline.variants import VARIANT_KINDS, VariantKind
 from kgpeft.retrieval.config import RetrievalConfig
 from kgpeft.selection import FactScorerConfig
 from kgpeft.tasks.registry import TASKS
+from kgpeft.tasks.types import TASK_TYPES, TaskType, UnknownTaskTypeError, get_task_type
 from kgpeft.training.config import TrainingConfig
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.utils import check_name
 
-TASK_TYPES = ("causal_lm", "multiple_choice", "classification", "seq2seq")
 QUANTIZATIONS = ("none", "4bit", "8bit")
-ADAPTER_KINDS = ("none", "lora", "kg-lora")
 FACT_SOURCES = ("none", "prior", "selected")
 
 
@@ -60,8 +60,9 @@ class Variant:
     adapter: str = field(
         default="kg-lora",
         metadata={
-            "help": f"One of {ADAPTER_KINDS}: `none` (the base model, untrained), `lora` (plain peft LoRA with a "
-            "trainable-parameter budget matched to the job's KG-LoRA adapter), `kg-lora` (the job's `adapter`)."
+            "help": f"One of {tuple(VARIANT_KINDS)}: "
+            + ", ".join(f"`{kind.name}` ({kind.help})" for kind in VARIANT_KINDS.values())
+            + "."
         },
     )
     facts: str = field(
@@ -89,13 +90,13 @@ class Variant:
     def __post_init__(self) -> None:
         check_field_types(self, JobConfigError)
         check_name(self.name, "`name`", JobConfigError)  # the variant's folder in `training.output_dir`
-        if self.adapter not in ADAPTER_KINDS:
-            raise JobConfigError(f"`adapter` should be one of {ADAPTER_KINDS}, got {self.adapter!r}.")
+        if self.adapter not in VARIANT_KINDS:
+            raise JobConfigError(f"`adapter` should be one of {tuple(VARIANT_KINDS)}, got {self.adapter!r}.")
         if self.facts not in FACT_SOURCES:
             raise JobConfigError(f"`facts` should be one of {FACT_SOURCES}, got {self.facts!r}.")
         if self.num_facts is not None and (not is_int(self.num_facts) or self.num_facts <= 0 or self.facts == "none"):
             raise JobConfigError(f"`num_facts` should be a positive integer with `facts` set, got {self.num_facts!r}.")
-        if self.knowledge and self.adapter != "kg-lora":
+        if self.knowledge and not self.kind.reads_knowledge:
             raise JobConfigError(f"`knowledge` overrides a KG-LoRA adapter; variant {self.name!r} has none.")
         if not 0 <= self.knowledge_dropout < 1:
             raise JobConfigError(f"`knowledge_dropout` should be in [0, 1), got {self.knowledge_dropout!r}.")
@@ -103,9 +104,14 @@ class Variant:
             raise JobConfigError(f"`knowledge_dropout` drops knowledge; variant {self.name!r} reads none.")
 
     @property
+    def kind(self) -> VariantKind:
+        """What ``adapter`` names: how the variant's model is built and loaded, and whether it reads the KG."""
+        return VARIANT_KINDS[self.adapter]
+
+    @property
     def uses_knowledge(self) -> bool:
         """Whether the variant reads the KG: facts in its prompt or a KG-LoRA adapter."""
-        return self.facts != "none" or self.adapter == "kg-lora"
+        return self.facts != "none" or self.kind.reads_knowledge
 
 
 @dataclass
@@ -120,11 +126,7 @@ class JobConfig:
     )
     task_type: str = field(
         default="causal_lm",
-        metadata={
-            "help": "causal_lm (generation, scored by exact match and F1, or ROUGE for glosses), multiple_choice "
-            "(trained as causal_lm on the gold answer, scored by the options' log-likelihood), classification "
-            "(accuracy, macro and micro F1: entity typing for IE) or seq2seq."
-        },
+        metadata={"help": ", ".join(f"{t.name} ({t.help})" for t in TASK_TYPES.values()) + "."},
     )
     num_labels: int | None = field(default=None, metadata={"help": "Classes, for classification."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
@@ -159,7 +161,8 @@ class JobConfig:
     controls: list[str] = field(
         default_factory=lambda: ["correct"],
         metadata={
-            "help": f"Knowledge each variant that reads the KG is evaluated with, from {KNOWLEDGE_CONDITIONS}: its "
+            "help": f"The controls: the knowledge each variant that reads the KG is evaluated with, from "
+            f"{CONTROLS}: its "
             "own, another example's (shuffled), none. Reliance = score(correct) - score(shuffled)."
         },
     )
@@ -173,8 +176,10 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self, JobConfigError)
-        if self.task_type not in TASK_TYPES:
-            raise JobConfigError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        try:
+            get_task_type(self.task_type)
+        except UnknownTaskTypeError as e:
+            raise JobConfigError(str(e)) from None
         for name in ("max_length", "max_new_tokens", "num_labels", "max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value <= 0):
@@ -188,11 +193,9 @@ class JobConfig:
                 "`training.save_best` keeps the adapter that scores best on the valid split every `eval_steps`; "
                 "set `training.eval_steps`."
             )
-        unknown = [c for c in self.controls if c not in KNOWLEDGE_CONDITIONS]
+        unknown = [c for c in self.controls if c not in CONTROLS]
         if unknown or not self.controls:
-            raise JobConfigError(
-                f"`controls` should be a non-empty list from {KNOWLEDGE_CONDITIONS}, got {self.controls!r}."
-            )
+            raise JobConfigError(f"`controls` should be a non-empty list from {CONTROLS}, got {self.controls!r}.")
         names = [v.name for v in self.variants]
         if not names or len(set(names)) != len(names):
             raise JobConfigError(f"`variants` should be a non-empty list with distinct names, got {names}.")
@@ -201,7 +204,7 @@ class JobConfig:
         memory = [
             v.name
             for v in self.variants
-            if v.adapter == "kg-lora" and self.variant_adapter(v).knowledge_mode == "memory"
+            if v.kind.reads_knowledge and self.variant_adapter(v).knowledge_mode == "memory"
         ]
         if memory and self.retrieval.memory_facts == 0:
             raise JobConfigError(
@@ -213,9 +216,8 @@ class JobConfig:
         selected = [v.name for v in self.variants if v.facts == "selected"]
         if selected and self.selection is None:
             raise JobConfigError(f"variants {selected} use `facts: selected`; add a `selection:` section.")
-        if self.task_type == "classification" and self.adapter.modules_to_save is None:
-            # The new classification head trains (peft's names for it).
-            self.adapter = dataclasses.replace(self.adapter, modules_to_save=["classifier", "score"])
+        if self.task_kind.head_modules and self.adapter.modules_to_save is None:  # the new head trains
+            self.adapter = dataclasses.replace(self.adapter, modules_to_save=list(self.task_kind.head_modules))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str | None = None) -> JobConfig:
@@ -236,17 +238,15 @@ class JobConfig:
     def from_yaml(cls, path: str | Path) -> JobConfig:
         return cls.from_dict(read_yaml(path), source=str(path))
 
-    def adapter_config(self) -> KGLoraConfig:
-        return self.adapter
+    @property
+    def task_metric(self) -> str:
+        """The ``compute_metrics`` task its generated outputs are scored with (a task file's: qa)."""
+        return TASKS[self.task].metric if self.task in TASKS else "qa"
 
-    def training_config(self) -> TrainingConfig:
-        return self.training
-
-    def retrieval_config(self) -> RetrievalConfig:
-        return self.retrieval
-
-    def distillation_config(self) -> DistillationConfig | None:
-        return self.distillation
+    @property
+    def task_kind(self) -> TaskType:
+        """What ``task_type`` names: the model class, the rows, the evaluation and the headline metrics."""
+        return TASK_TYPES[self.task_type]
 
     def variant_facts(self, variant: Variant) -> int:
         """How many facts ``variant`` writes into the prompt."""

@@ -18,19 +18,14 @@ from typing import Any
 
 from kgpeft.checkpoint import library_versions
 from kgpeft.pipeline.config import JobConfig
-from kgpeft.pipeline.job import Job, evaluate_variant, hold_output_dir, prepare, train_variant
-from kgpeft.training.checkpoints import ADAPTER_FOLDERS, refuse_foreign_adapter_folder
+from kgpeft.pipeline.evaluate import evaluate_variant
+from kgpeft.pipeline.job import Job, hold_output_dir, prepare
+from kgpeft.pipeline.train import train_variant
+from kgpeft.training.checkpoints import refuse_foreign_adapter_folder
 from kgpeft.utils import atomic_file, writing
 
 #: The report of a job's variants and controls, in ``training.output_dir``.
 RESULTS_FILE = "results.json"
-
-#: The metric each results table leads with, by task type (generation tasks: their task's metric).
-HEADLINE = {
-    "qa": ("exact_match", "token_f1"),
-    "summarization": ("rougeL", "rouge1"),
-    "classification": ("accuracy", "macro_f1"),
-}
 
 
 @dataclass
@@ -69,15 +64,15 @@ class JobResults:
         """The results as a text table: one row per variant and control, scores in %."""
         first, second = self.headline
         lines = [
-            f"{'variant':<18} {'knowledge':<9} {first:>11} {second:>9} {'reliance':>8} {'trainable':>10} "
+            f"{'variant':<18} {'control':<9} {first:>11} {second:>9} {'reliance':>8} {'trainable':>10} "
             f"{'s/step':>7} {'prompt tok':>10}"
         ]
         for v in self.variants:
             reliance = v.reliance(first)
-            for condition, m in v.metrics.items():
-                rel = f"{100 * reliance:8.1f}" if reliance is not None and condition == "correct" else " " * 8
+            for control, m in v.metrics.items():
+                rel = f"{100 * reliance:8.1f}" if reliance is not None and control == "correct" else " " * 8
                 lines.append(
-                    f"{v.name:<18} {condition:<9} {100 * m[first]:11.1f} {100 * m.get(second, 0.0):9.1f} {rel} "
+                    f"{v.name:<18} {control:<9} {100 * m[first]:11.1f} {100 * m.get(second, 0.0):9.1f} {rel} "
                     f"{v.trainable:>10,} {v.seconds_per_step:7.2f} {m['prompt_tokens']:10.1f}"
                 )
         return "\n".join(lines)
@@ -106,16 +101,6 @@ class JobResults:
         }
 
 
-def headline_metrics(config: JobConfig) -> tuple[str, str]:
-    """The two metrics a results table shows for the job's task."""
-    from kgpeft.tasks.registry import TASKS, get_task
-
-    if config.task_type in ("classification", "multiple_choice"):
-        return ("accuracy", "macro_f1") if config.task_type == "classification" else ("accuracy", "accuracy")
-    metric = get_task(config.task).metric if config.task in TASKS else "qa"
-    return HEADLINE.get(metric, HEADLINE["qa"])
-
-
 def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResults:
     """Prepare the job (unless given), train and evaluate every variant under every control, and report.
 
@@ -135,17 +120,16 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
             print(f"\n== {variant.name}: adapter {variant.adapter}, facts {variant.facts}")
             trained = train_variant(job, variant)
             result = VariantResult(variant.name, trained.trainable, trained.seconds, trained.steps)
-            for condition in config.controls if variant.uses_knowledge else ["correct"]:
-                result.metrics[condition] = evaluate_variant(job, variant, trained.model, condition)
+            for control in config.controls if variant.uses_knowledge else ["correct"]:
+                result.metrics[control] = evaluate_variant(job, variant, trained.model, control)
             results.append(result)
-            if variant.adapter == "kg-lora":
-                trained.model.card.update(_card(config, variant, result))
-                adapter = Path(config.training.output_dir) / variant.name / "adapter"
-                with writing(adapter):  # save_pretrained leaves nothing half-written
-                    trained.model.save_pretrained(adapter)
+            variant.kind.save(
+                trained.model, Path(config.training.output_dir) / variant.name, _card(config, variant, result)
+            )
             del trained
         seconds = time.perf_counter() - t0
-        out = JobResults(config, results, headline_metrics(config), seconds, job.splits["test"], job.selection_report)
+        headline = config.task_kind.headline_metrics(config.task_metric)
+        out = JobResults(config, results, headline, seconds, job.splits["test"], job.selection_report)
         print(f"\n{config.task}: {len(job.splits['test'])} held-out examples, scores in %")
         print(out.table())
         folder = Path(config.training.output_dir)
@@ -162,10 +146,8 @@ def _check_variant_folders(config: JobConfig) -> None:
     they reach it, after the variants before it have trained.
     """
     for variant in config.variants:
-        if variant.adapter != "none":
-            saved = (*ADAPTER_FOLDERS, "adapter") if variant.adapter == "kg-lora" else ADAPTER_FOLDERS
-            for name in saved:
-                refuse_foreign_adapter_folder(Path(config.training.output_dir) / variant.name / name)
+        for name in variant.kind.folders:
+            refuse_foreign_adapter_folder(Path(config.training.output_dir) / variant.name / name)
 
 
 def write_results(results: JobResults, path: Path) -> None:
@@ -226,8 +208,8 @@ def _card(config: JobConfig, variant: Any, result: VariantResult) -> dict[str, A
             "trainable_parameters": result.trainable,
         },
         "results": {
-            condition: {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-            for condition, metrics in result.metrics.items()
+            control: {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            for control, metrics in result.metrics.items()
         },
     }
 
@@ -270,13 +252,13 @@ def plot_results(results: JobResults, path: Path) -> None:
         ax1.legend()
     controls = list(dict.fromkeys(c for v in results.variants for c in v.metrics))
     width = 0.8 / len(controls)
-    for k, condition in enumerate(controls):
-        xs = [i + k * width for i, v in enumerate(results.variants) if condition in v.metrics]
-        ys = [100 * v.metrics[condition][first] for v in results.variants if condition in v.metrics]
-        ax2.bar(xs, ys, width, label=condition)
+    for k, control in enumerate(controls):
+        xs = [i + k * width for i, v in enumerate(results.variants) if control in v.metrics]
+        ys = [100 * v.metrics[control][first] for v in results.variants if control in v.metrics]
+        ax2.bar(xs, ys, width, label=control)
     ax2.set_xticks([i + width * (len(controls) - 1) / 2 for i in range(len(results.variants))])
     ax2.set_xticklabels([v.name for v in results.variants], rotation=20, ha="right")
-    ax2.set(ylabel=f"{first} (%)", title=f"{results.config.task}, held-out examples, by knowledge given")
+    ax2.set(ylabel=f"{first} (%)", title=f"{results.config.task}, held-out examples, by control")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

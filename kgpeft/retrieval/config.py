@@ -30,7 +30,7 @@ class RetrievalConfig:
         default_factory=lambda: [16, 8],
         metadata={"help": "Per-hop fan-out caps of subgraph retrieval (-1: all); its length is the number of hops."},
     )
-    max_nodes: int = field(default=64, metadata={"help": "Most subgraph nodes per sample, seeds included."})
+    max_nodes: int = field(default=32, metadata={"help": "Most subgraph nodes per sample, seeds included."})
     max_candidates: int = field(default=1, metadata={"help": "Candidate entities kept per mention when linking."})
     num_facts: int = field(
         default=0, metadata={"help": "Retrieved facts written into the prompt as text, before the input; 0: none."}

@@ -1,7 +1,7 @@
 """KG-grounded tasks: a task is one place (:class:`Task`: builder, task type, metric), looked up by name.
 
-- :mod:`kgpeft.tasks.base`: :class:`TaskExample`, :data:`TASK_TYPES` and the split by entity
-  shared by every task (:func:`split_by_entity`, :func:`entity_split`).
+- :mod:`kgpeft.tasks.base`: :class:`TaskExample` and the split by entity shared by every
+  task (:func:`split_by_entity`, :func:`entity_split`).
 - one module per task over WordNet 3.0: :func:`hypernym_qa` (*What kind of thing is a dog?* →
   *canine*), :func:`relation_qa` (*Name a part of a car.* → *accelerator*, nine relations),
   :func:`supersense_classification` (a sentence's target word → one of the 45
@@ -9,15 +9,15 @@
 - :func:`planted_facts`: a toy KG and questions only one fact answers, with a tiny model to
   train on them in seconds (tests, notebooks, explanations).
 - :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
+- :mod:`kgpeft.tasks.types`: :data:`TASK_TYPES` of :class:`TaskType` (model class, rows, evaluation,
+  headline metrics) and :func:`get_task_type`.
 """
 
 from kgpeft.tasks.base import (
     SPLITS,
-    TASK_TYPES,
     MissingKGDataError,
     Task,
     TaskExample,
-    TaskType,
     entity_split,
     split_by_entity,
 )
@@ -27,6 +27,7 @@ from kgpeft.tasks.planted import PlantedFacts, planted_facts
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
 from kgpeft.tasks.relation_qa import relation_qa
 from kgpeft.tasks.supersense import SUPERSENSE_IDS, SUPERSENSES, supersense_classification, supersense_qa
+from kgpeft.tasks.types import TASK_TYPES, TaskType, UnknownTaskTypeError, get_task_type
 
 __all__ = [
     "SPLITS",
@@ -40,8 +41,10 @@ __all__ = [
     "TaskExample",
     "TaskType",
     "UnknownTaskError",
+    "UnknownTaskTypeError",
     "entity_split",
     "get_task",
+    "get_task_type",
     "gloss_generation",
     "hypernym_qa",
     "planted_facts",

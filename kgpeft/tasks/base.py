@@ -16,15 +16,12 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from math import isclose
-from typing import Literal
 
 from kgpeft.errors import KGPeftError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.tasks.types import get_task_type
 
 SPLITS = ("train", "valid", "test")
-#: How a model is trained on a task's examples: what :class:`~kgpeft.training.KnowledgeDataset` builds.
-TaskType = Literal["causal_lm", "classification", "seq2seq"]
-TASK_TYPES: tuple[str, ...] = ("causal_lm", "classification", "seq2seq")
 POS_WORDS = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
 VOWELS = "aeiou"
 
@@ -248,7 +245,7 @@ class Task:
         name (str): the name a job config gives as ``task``, e.g. ``"hypernym_qa"``.
         builder (Callable): ``builder(kg, *, seed=..., split_fractions=..., max_examples=..., **options)``
             → ``{"train": [...], "valid": [...], "test": [...]}`` lists of :class:`TaskExample`.
-        task_type (str): how a model is trained on it by default: one of :data:`TASK_TYPES`.
+        task_type (str): how a model is trained on it by default: one of :data:`~kgpeft.tasks.types.TASK_TYPES`.
         metric (str): the :func:`~kgpeft.evaluation.compute_metrics` task type its generated
             outputs are scored with (``"qa"``, ``"summarization"``) or, for a classification
             task, ``"classification"``.
@@ -261,13 +258,12 @@ class Task:
 
     name: str
     builder: Callable[..., dict[str, list[TaskExample]]]
-    task_type: TaskType
+    task_type: str
     metric: str
     templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.task_type not in TASK_TYPES:
-            raise ValueError(f"`task_type` should be one of {TASK_TYPES}, got {self.task_type!r}.")
+        get_task_type(self.task_type)  # a known one
         bad = [t for t in self.templates if t.count("{a}") + t.count("{x}") != 1]
         if bad:
             raise ValueError(f"Each template should name the subject once, as {{a}} or {{x}}; got {bad[0]!r}.")

@@ -194,11 +194,30 @@ def test_demo_reads_its_config_from_a_pipe(tmp_path, capsys):
 
 def test_link_prints_mentions_and_facts(tmp_path, capsys):
     config = tmp_path / "link.yaml"
-    config.write_text("kg: nations\nmax_facts: 2\nnum_neighbors: [4]\n")
+    config.write_text("kg: nations\nmax_facts: 2\nretrieval: {num_neighbors: [4]}\n")
     assert main(["link", "--config", str(config), "usa and uk sign a treaty"]) == 0
     out = capsys.readouterr().out
     assert "'usa'" in out and "'uk'" in out
     assert "subgraph:" in out and out.count(" --") == 2
+
+
+def test_link_takes_its_retrieval_defaults_from_retrieval_config_and_options_override_the_file(tmp_path):
+    """`kgpeft link` had its own defaults ([8, 4], 32 nodes, 3 candidates) beside RetrievalConfig's, and a
+    second way from a config file to options (flat keys checked against argparse)."""
+    from kgpeft.cli.link import link_config
+    from kgpeft.cli.parser import build_parser
+    from kgpeft.configuration import ConfigError
+    from kgpeft.retrieval import RetrievalConfig
+
+    assert link_config(build_parser().parse_args(["link"])).retrieval == RetrievalConfig()
+    config = tmp_path / "link.yaml"
+    config.write_text("kg: umls\nretrieval: {max_nodes: 8, num_neighbors: [4]}\n")
+    args = build_parser().parse_args(["link", "--config", str(config), "--max-nodes", "5", "--num-neighbors", "3", "2"])
+    settings = link_config(args)
+    assert (settings.kg, settings.retrieval.max_nodes, settings.retrieval.num_neighbors) == ("umls", 5, [3, 2])
+    config.write_text("num_neighbors: [4]\n")  # a retrieval setting belongs in its section, as in a job config
+    with pytest.raises(ConfigError, match=rf"^{config}: unknown key 'num_neighbors' in link config"):
+        link_config(build_parser().parse_args(["link", "--config", str(config)]))
 
 
 def test_multiple_choice_job(job, tmp_path, capsys):
@@ -363,9 +382,9 @@ def test_lone_surrogate_in_a_task_row_names_the_line(job, tmp_path, capsys, no_l
 def test_text_that_is_not_utf8_is_one_line(job, capsys, monkeypatch, no_loading, argv, stdin, message):
     import io
 
-    import kgpeft.pipeline
+    import kgpeft.cli.link
 
-    monkeypatch.setattr(kgpeft.pipeline, "load_kg", Loaded)  # what `link` loads
+    monkeypatch.setattr(kgpeft.cli.link, "load_kg", Loaded)  # what `link` loads
     if stdin is not None:  # as Python decodes a pipe: surrogateescape under C.UTF-8, strict in other UTF-8 locales
         data = io.BytesIO(b"the dog\n\nthe \xff dog\n")
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(data, encoding="utf-8", errors=stdin))
@@ -427,9 +446,9 @@ def test_full_disk_while_saving_the_adapter_is_one_line(job, capsys, monkeypatch
     ],
 )
 def test_bad_options_are_one_line_before_loading(job, capsys, no_loading, monkeypatch, argv, message):
-    import kgpeft.pipeline
+    import kgpeft.cli.link
 
-    monkeypatch.setattr(kgpeft.pipeline, "load_kg", Loaded)  # what `link` loads
+    monkeypatch.setattr(kgpeft.cli.link, "load_kg", Loaded)  # what `link` loads
     path, _ = job
     assert main([str(path) if a == "JOB" else a for a in argv]) == 2
     err = capsys.readouterr().err
@@ -461,12 +480,12 @@ def test_usage_errors_are_one_line(capsys, argv):
     ],
 )
 def test_every_command_exits_130_on_ctrl_c(job, capsys, monkeypatch, command, argv):
-    import kgpeft.cli
+    import kgpeft.cli.parser
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kgpeft.cli, command, interrupted)
+    monkeypatch.setattr(kgpeft.cli.parser, command, interrupted)
     path, _ = job
     assert main([str(path) if a == "JOB" else a for a in argv]) == 130
     assert capsys.readouterr().err == f"\nkgpeft {' '.join(argv[: 2 if argv[0] == 'kge' else 1])}: interrupted.\n"

@@ -167,7 +167,7 @@ def test_unwritable_output_fails_before_loading_the_kg(config, tmp_path, capsys,
     def load_kg(name):
         raise AssertionError("the KG was loaded before the output was checked")
 
-    monkeypatch.setattr("kgpeft.pipeline.load_kg", load_kg)
+    monkeypatch.setattr("kgpeft.kge.job.load_kg", load_kg)
     assert main(["kge", "train", "--config", str(config), "--output", output, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"error: `output` {output} " in err and ("cannot be written" in err or "is a folder" in err)

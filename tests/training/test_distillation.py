@@ -147,7 +147,7 @@ def test_job_config_distillation_section(tmp_path, kg):
     path = tmp_path / "teacher.safetensors"
     _embeddings(kg).save(path)
     config = JobConfig.from_dict({"model": "m", "distillation": {"teacher": str(path), "weight": 0.3}})
-    dist = config.distillation_config()
+    dist = config.distillation
     assert isinstance(dist, DistillationConfig) and dist.weight == 0.3
     assert dist.build_teacher(kg, multiple_choice=True).candidates == "choices"
     with pytest.raises(JobConfigError, match="did you mean 'temperature'"):

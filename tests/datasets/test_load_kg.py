@@ -3,7 +3,7 @@
 import pytest
 
 from kgpeft import KGFileNotFoundError
-from kgpeft.pipeline import load_kg
+from kgpeft.datasets import load_kg
 
 NT = (
     "<http://ex.org/Paris> <http://ex.org/capitalOf> <http://ex.org/France> .\n"

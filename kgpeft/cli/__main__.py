@@ -1,0 +1,7 @@
+"""``python -m kgpeft.cli``: the ``kgpeft`` command."""
+
+import sys
+
+from kgpeft.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""The job commands: ``kgpeft train | evaluate | predict | explain | demo`` over a job config, and ``info``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from kgpeft.card import adapter_info, render_card
+from kgpeft.cli.link import LinkConfig, check_utf8, link_parts, show_link, texts_of
+from kgpeft.configuration import ConfigError
+from kgpeft.explain import explain, plot_explanation
+from kgpeft.inference import generate_texts, predict_classes
+from kgpeft.pipeline import (
+    Job,
+    JobConfig,
+    Variant,
+    evaluate_variant,
+    load_variant_model,
+    prepare,
+    run,
+    train_job,
+)
+from kgpeft.pipeline.job import hold_output_dir
+from kgpeft.tasks import TASKS, TaskExample
+from kgpeft.utils import ensure_writable
+
+DEMO_SENTENCES = [
+    "The dog chased a cat across the river bank.",
+    "She deposited the money at the bank before lunch.",
+    "A violin is a bowed string instrument.",
+    "The oak tree lost its leaves in autumn.",
+]
+
+
+def job_config(args: argparse.Namespace) -> JobConfig:
+    """``--config`` with ``--seed``, ``--output-dir`` and ``--resume`` laid over it; kept as ``args.job_config``."""
+    config = JobConfig.from_yaml(args.config)
+    overrides = {k: getattr(args, k) for k in ("seed",) if getattr(args, k, None) is not None}
+    training = {}
+    if getattr(args, "output_dir", None) is not None:
+        training["output_dir"] = str(args.output_dir)
+    if getattr(args, "resume", False):
+        training["resume_from_checkpoint"] = "latest"
+    if training:
+        overrides["training"] = dataclasses.replace(config.training, **training)
+    args.job_config = dataclasses.replace(config, **overrides) if overrides else config
+    return args.job_config
+
+
+def _adapter_dir(args: argparse.Namespace) -> Path:
+    """``--adapter``, checked to be a folder before anything loads."""
+    if not args.adapter.is_dir():
+        raise ConfigError(f"--adapter: {args.adapter} is not a folder (one written by save_pretrained).")
+    return args.adapter
+
+
+def _variant(config: JobConfig, name: str | None) -> Variant:
+    """The variant called ``name``, or the job's first variant that reads the KG itself (KG-LoRA)."""
+    if name is not None:
+        for variant in config.variants:
+            if variant.name == name:
+                return variant
+        raise ConfigError(
+            f"--variant: no variant {name!r} in the config; variants: {[v.name for v in config.variants]}"
+        )
+    return next((v for v in config.variants if v.kind.reads_knowledge), config.variants[0])
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    if not Path(args.config).exists():
+        raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
+    config = job_config(args)
+    torch.set_num_threads(args.threads)
+    print("kgpeft demo: link sentences against WordNet 3.0 and retrieve their knowledge subgraphs")
+    link = LinkConfig()
+    show_link(*link_parts(link), DEMO_SENTENCES, link.max_facts)
+    print(f"\nkgpeft demo: {args.config}: {', '.join(v.name for v in config.variants)} on {config.task}")
+    with hold_output_dir(config):  # checked before loading the KG and the model, held until the results are written
+        job = prepare(config)
+        results = run(config, job)
+    names = [v.name for v in results.variants]
+    predictions = {v.name: v.metrics["correct"]["predictions"] for v in results.variants}
+    test = results.examples
+    print(f"\nExamples (question -> gold | {' | '.join(names)}):")
+    for i, e in enumerate(test[:6]):
+        print(f"  {e.text} -> {e.answer} | " + " | ".join(predictions[n][i] for n in names))
+    folder = Path(config.training.output_dir)
+    for variant in config.variants:
+        adapter = folder / variant.name / "adapter"
+        if adapter.is_dir():
+            size = sum(f.stat().st_size for f in adapter.rglob("*") if f.is_file())
+            print(f"{variant.name} adapter saved to {adapter} ({size / 1e6:.2f} MB)")
+    picture = _show_explanations(job, folder)
+    print(f"Results: {folder / 'results.json'}, {folder / 'results.png'}{picture}; total time {results.seconds:.0f} s")
+
+
+def _show_explanations(job: Job, folder: Path, count: int = 2) -> str:
+    """Explain the first KG-LoRA variant's answers to ``count`` held-out questions; draw the first."""
+    variant = next((v for v in job.config.variants if v.kind.reads_knowledge), None)
+    if variant is None or not job.config.task_kind.explainable:
+        return ""
+    model = load_variant_model(job, variant, folder / variant.name / "adapter")
+    data = job.dataset("test", variant, with_target=False)
+    explanations = explain(model, data, list(range(count)), scorer=job.scorer, max_new_tokens=job.config.max_new_tokens)
+    print(
+        f"\nWhich facts drove {variant.name}'s answers (leave-one-out: the answer's log-probability lost without it):"
+    )
+    for e, example in zip(explanations, data.examples[:count], strict=True):
+        print(f"  {e.text} -> {e.answer} (gold: {example.answer})")
+        for fact in e.top_facts(3):
+            print(f"    {fact.leave_one_out:+7.2f}  {fact.text} ({fact.read_as})")
+    path = folder / "explanation.png"
+    try:
+        plot_explanation(explanations[0], path)
+    except ImportError:
+        return ""
+    return f", {path}"
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    train_job(job_config(args))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    config = job_config(args)
+    variant = _variant(config, args.variant)
+    adapter = _adapter_dir(args)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, adapter)
+    controls = config.controls if variant.uses_knowledge else ["correct"]
+    metrics = {c: evaluate_variant(job, variant, model, c, split=args.split) for c in controls}
+    for m in metrics.values():
+        m.pop("predictions")
+    print(json.dumps({args.split: metrics}, indent=2))
+
+
+def _free_text_examples(config: JobConfig, texts: Sequence[str], **fields) -> list[TaskExample]:
+    """A user's texts as examples: read through the task's templates where it has them, so that
+    a question is linked at its subject only, as the training examples were."""
+    task = TASKS.get(config.task)
+    return [task.example(t, **fields) if task is not None else TaskExample(t, **fields) for t in texts]
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    config = job_config(args)
+    variant = _variant(config, args.variant)
+    texts = texts_of(args)
+    adapter = _adapter_dir(args)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, adapter)
+    rows = _free_text_examples(config, texts, label=0)
+    classify = config.task_kind.classifier
+    dataset = job.dataset("test", variant, with_target=classify, examples=rows)
+    if classify:
+        outputs = [str(c) for c in predict_classes(model, dataset).tolist()]
+    else:
+        outputs = generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
+    kg = job.kg
+    for i, (text, output) in enumerate(zip(texts, outputs, strict=True)):
+        print(f"\n{text}")
+        for m in dataset.mentions[i]:
+            print(f"  linked {m.surface!r} -> {kg.labels[m.entity]} [{kg.entity_keys[m.entity]}]")
+        for fact in dataset.facts(i, args.max_facts):
+            print(f"  fact: {fact}")
+        print(f"  answer: {output}")
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    config = job_config(args)
+    variant = _variant(config, args.variant)
+    if not variant.kind.reads_knowledge:
+        raise ConfigError(f"--variant: {variant.name!r} is plain {variant.adapter}; explanations need a KG-LoRA one.")
+    if not config.task_kind.explainable:
+        raise ConfigError(f"`kgpeft explain` explains generated answers (causal_lm tasks), not {config.task_type!r}.")
+    texts = texts_of(args)
+    if args.answer is not None and len(args.answer) != len(texts):
+        raise ConfigError(f"--answer: {len(args.answer)} answers for {len(texts)} texts; give one per text.")
+    check_utf8([(f"--answer {i}", answer) for i, answer in enumerate(args.answer or [], start=1)])
+    if args.plot is not None:
+        ensure_writable(args.plot, "--plot", folder=False)  # before the model loads, not after the work
+    adapter = _adapter_dir(args)
+    job = prepare(config, train_scorer=False)
+    model = load_variant_model(job, variant, adapter)
+    dataset = job.dataset("test", variant, with_target=False, examples=_free_text_examples(config, texts, answer=""))
+    explanations = explain(model, dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
+    if args.plot is not None:
+        for i, e in enumerate(explanations):
+            path = args.plot if len(texts) == 1 else args.plot.with_name(f"{args.plot.stem}-{i + 1}{args.plot.suffix}")
+            plot_explanation(e, path)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in explanations], indent=2))
+        return
+    for e in explanations:
+        print(f"\n{e.summary(args.top)}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    info = adapter_info(args.adapter)
+    print(json.dumps(info, indent=2) if args.json else render_card(info), end="\n" if args.json else "")

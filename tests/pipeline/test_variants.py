@@ -1,0 +1,39 @@
+"""Variant kinds as objects: what a variant's `adapter` names, asked instead of compared."""
+
+import pytest
+
+from kgpeft.pipeline import VARIANT_KINDS, JobConfigError, Variant, VariantKind
+from kgpeft.training.checkpoints import ADAPTER_FOLDERS
+
+
+def test_one_registry_of_variant_kinds():
+    assert list(VARIANT_KINDS) == ["none", "lora", "kg-lora"]
+    assert all(isinstance(k, VariantKind) and k.name == name for name, k in VARIANT_KINDS.items())
+
+
+@pytest.mark.parametrize(
+    ("adapter", "reads", "trains", "folders"),
+    [
+        ("none", False, False, ()),
+        ("lora", False, True, ADAPTER_FOLDERS),
+        ("kg-lora", True, True, (*ADAPTER_FOLDERS, "adapter")),
+    ],
+)
+def test_each_kind_says_what_it_reads_trains_and_writes(adapter, reads, trains, folders):
+    kind = Variant("v", adapter=adapter).kind
+    assert (kind.name, kind.reads_knowledge, kind.trains, kind.folders) == (adapter, reads, trains, folders)
+    assert Variant("v", adapter=adapter).uses_knowledge is reads
+    assert Variant("v", adapter=adapter, facts="prior").uses_knowledge
+
+
+def test_the_config_still_names_the_kind():
+    """Configs and saved runs keep `adapter: kg-lora`; the help lists each kind's meaning."""
+    from kgpeft.configuration import field_help
+
+    assert Variant().adapter == "kg-lora" and Variant().kind is VARIANT_KINDS["kg-lora"]
+    help_ = field_help(Variant)["adapter"]
+    assert all(f"`{name}` ({kind.help})" in help_ for name, kind in VARIANT_KINDS.items())
+    with pytest.raises(JobConfigError, match=r"`adapter` should be one of \('none', 'lora', 'kg-lora'\), got 'qlora'"):
+        Variant("v", adapter="qlora")
+    with pytest.raises(JobConfigError, match="`knowledge` overrides a KG-LoRA adapter; variant 'v' has none"):
+        Variant("v", adapter="lora", knowledge={"r": 2})
