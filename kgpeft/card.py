@@ -28,7 +28,7 @@ CARD_KEYS = {
     "kg_triples": "the knowledge graph's number of triples",
     "task": "the task the adapter was trained for",
     "training": "training settings, e.g. steps, batch size, learning rate, seed",
-    "results": "evaluation results: {condition: {metric: value}}",
+    "results": "evaluation results: {control: {metric: value}}",
 }
 # Adapter settings worth a line in the card (the rest is in kgpeft_config.json).
 _DATASETS = ("nations", "kinships", "umls", "wordnet")  # kgpeft.datasets.DATASETS, without importing it
@@ -114,10 +114,10 @@ def render_card(info: dict[str, Any]) -> str:
     results = info["results"]
     if results:
         metrics = list(dict.fromkeys(m for values in results.values() for m in values))
-        lines += ["| condition | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-        for condition, values in results.items():
-            lines.append(f"| {condition} | " + " | ".join(_cell(values.get(m)) for m in metrics) + " |")
-        lines += ["", "Conditions: the question's own subgraph (`correct`), another question's (`shuffled`), none."]
+        lines += ["| control | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for control, values in results.items():
+            lines.append(f"| {control} | " + " | ".join(_cell(values.get(m)) for m in metrics) + " |")
+        lines += ["", "Controls: the question's own subgraph (`correct`), another question's (`shuffled`), none."]
     else:
         lines.append("Not recorded.")
     if "other" in info:
