@@ -21,7 +21,7 @@ from kgpeft.tuners import KGLoraConfig
 from kgpeft.utils import check_name
 
 LLAMA = ARCHITECTURES[1]
-SMALL = {"r": 2, "graph_channels": 8}
+SMALL = {"r": 2, "graph_channels": 8, "knowledge_mode": "token"}
 
 
 def _model(kg, tokenizer):

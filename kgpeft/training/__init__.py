@@ -2,7 +2,8 @@
 
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
 from kgpeft.training.data import DataError, KnowledgeCollator, KnowledgeDataset, as_example
-from kgpeft.training.trainer import CSVTracker, TrainingDivergedError, TrainResult, evaluate_model, train
+from kgpeft.training.tracking import CSVTracker
+from kgpeft.training.trainer import TrainingDivergedError, TrainResult, evaluate_model, train
 
 __all__ = [
     "CSVTracker",

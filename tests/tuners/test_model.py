@@ -20,7 +20,7 @@ LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
 # Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection and gates,
 # both a graph encoder and a relation decoder; "memory" has memory gates.
 ADAPTERS = {
-    "default": KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5),
+    "default": KGLoraConfig(knowledge_mode="token", r=4, graph_channels=8, relation_loss_weight=0.5),
     "prefix": KGLoraConfig(r=4, graph_channels=8, knowledge_mode="prefix", relation_loss_weight=0.5),
     "memory": KGLoraConfig(r=4, knowledge_mode="memory"),
 }
@@ -212,14 +212,18 @@ def test_a_refused_model_is_left_as_it_was(kg, tokenizer, case):
     inputs["input_ids"] %= model.config.vocab_size
     before, tensors, logits = _untouched_state(model), copy.deepcopy(model.state_dict()), model(**inputs).logits
     with pytest.raises(error, match=message):
-        get_kg_peft_model(model, KGLoraConfig(r=4, **changes), kg, tokenizer if with_tokenizer else None)
+        get_kg_peft_model(
+            model, KGLoraConfig(knowledge_mode="token", r=4, **changes), kg, tokenizer if with_tokenizer else None
+        )
     assert _untouched_state(model) == before
     assert not hasattr(model, "peft_config")
     state = model.state_dict()
     assert state.keys() == tensors.keys() and all(torch.equal(state[k], v) for k, v in tensors.items())
     assert torch.equal(model(**inputs).logits, logits)
     # and it can still be wrapped, into a model that starts as the base model
-    wrapped = get_kg_peft_model(model, KGLoraConfig(r=4, node_features="learned"), kg, tokenizer)
+    wrapped = get_kg_peft_model(
+        model, KGLoraConfig(knowledge_mode="token", r=4, node_features="learned"), kg, tokenizer
+    )
     assert torch.equal(wrapped(**inputs, knowledge=KnowledgeBatch.empty(2, 6)).logits, logits)
 
 
@@ -227,7 +231,7 @@ def test_wrapping_and_loading_show_users_no_futurewarning(kg, tokenizer, tmp_pat
     # peft asks transformers 5 for its deprecated `is_gradient_checkpointing`; pyproject's filter hides that in tests
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(r=4), kg, tokenizer)
+        model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(knowledge_mode="token", r=4), kg, tokenizer)
         model.add_adapter("other", KGLoraConfig(r=4, knowledge_mode="memory"))
         model.save_pretrained(tmp_path / "adapter")
         KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "adapter", kg, tokenizer)

@@ -38,7 +38,9 @@ def _knowledge(kg):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_names_of_a_new_model_are_those_main_saved(case, kg, tokenizer):
     arch, settings = CASES[case]
-    model = get_kg_peft_model(build_model(*ARCH[arch][1:]), KGLoraConfig(r=4, graph_channels=8, **settings), kg, tokenizer)
+    model = get_kg_peft_model(
+        build_model(*ARCH[arch][1:]), KGLoraConfig(r=4, graph_channels=8, **settings), kg, tokenizer
+    )
     expected = EXPECTED[case]
     assert list(model.state_dict()) == expected["state_dict_keys"]
     assert [n for n, p in model.named_parameters() if p.requires_grad] == expected["trainable_parameters"]
