@@ -117,12 +117,17 @@ class KGPeftModel(nn.Module):
         were passed, so no ``loss`` was computed). It is computed here, not by the trainer, because
         under DDP a parameter used outside the forward call (the relation decoder) breaks the
         gradient reduction. The distillation loss is the trainer's
-        (:func:`kgpeft.training.loss.distilled_loss`).
+        (:func:`kgpeft.training.loss.batch_loss`).
         """
         if args:
             kwargs["input_ids"] = args[0]
             if len(args) > 1:
                 raise TypeError("Pass model inputs other than `input_ids` by keyword.")
+        if "distillation" in kwargs:  # the base model would take it silently among its **kwargs
+            raise TypeError(
+                "KGPeftModel.forward takes no `distillation`: the distillation loss is the trainer's; use "
+                "`kgpeft.training.loss.batch_loss(model, batch)`."
+            )
         if not self._adapters_enabled:
             outputs = self.peft_model(**kwargs)
         else:
@@ -151,12 +156,12 @@ class KGPeftModel(nn.Module):
             return self.peft_model.generate(**kwargs)
         state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
         handle = None
-        if state.token_states is not None and not self.is_encoder_decoder:
+        if state.links_tokens and not self.is_encoder_decoder:
             if kwargs.get("use_cache", True):
                 # with a KV cache, steps after the prefill see only generated tokens, linked to nothing
                 handle = self.base_model.register_forward_hook(self.context.after_prefill_hook())
             else:
-                state.extends = True
+                state.extends = True  # only a state that links tokens (`token` mode) has it
         try:
             with self.context.activate(state):
                 return self.peft_model.generate(**kwargs)

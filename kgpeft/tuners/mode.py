@@ -48,6 +48,12 @@ class KnowledgeMode:
         return None
 
     @classmethod
+    def outdated(cls, missing: set[str]) -> str | None:
+        """What a saved adapter lacking the weights ``missing`` (keys of ``kgpeft_model.safetensors``) is, when
+        they say it is this mode's, written by an older kgpeft; ``None`` when they do not."""
+        return None
+
+    @classmethod
     def sites(cls, model: nn.Module) -> list[AttentionSite]:
         """The attention layers the mode reads in ``model`` (none for modes that read none).
 

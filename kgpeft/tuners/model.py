@@ -284,11 +284,10 @@ class KGLoraModel(nn.Module):
         """
         own = set(self.knowledge_state_dict())
         missing = own - set(state)
-        if missing and all(k.startswith("prefix_gates.") for k in missing):
-            raise CheckpointError(
-                f"{source} holds a `prefix` adapter of an older kgpeft, whose soft tokens entered the input and moved "
-                "the text positions; the current `prefix` mode reads them in attention behind gates. Retrain it."
-            )
+        for mode in KNOWLEDGE_MODES.values():
+            outdated = mode.outdated(missing)
+            if outdated is not None:
+                raise CheckpointError(f"{source} holds {outdated}")
         if missing or set(state) - own:
             raise CheckpointError(
                 f"{source} does not fit the config: missing {sorted(own - set(state))[:5]}, "

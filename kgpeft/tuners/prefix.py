@@ -117,6 +117,15 @@ class PrefixMode(KnowledgeMode):
     modules = ("prefix_projections", "prefix_gates")
 
     @classmethod
+    def outdated(cls, missing: set[str]) -> str | None:
+        if missing and all(k.startswith("prefix_gates.") for k in missing):
+            return (
+                "a `prefix` adapter of an older kgpeft, whose soft tokens entered the input and moved the text "
+                "positions; the current `prefix` mode reads them in attention behind gates. Retrain it."
+            )
+        return None
+
+    @classmethod
     def sites(cls, model: nn.Module) -> list[AttentionSite]:
         return prefix_layout(model)
 

@@ -149,11 +149,16 @@ def test_the_trainer_adds_the_weighted_distillation_loss(kg):
 def test_job_config_distillation_section(tmp_path, kg):
     path = tmp_path / "teacher.safetensors"
     _embeddings(kg).save(path)
-    config = JobConfig.from_dict({"model": "m", "distillation": {"teacher": str(path), "weight": 0.3}})
+    adapter = {"knowledge_mode": "token"}
+    config = JobConfig.from_dict(
+        {"model": "m", "adapter": adapter, "distillation": {"teacher": str(path), "weight": 0.3}}
+    )
     dist = config.distillation_config()
     assert isinstance(dist, DistillationConfig) and dist.weight == 0.3
     assert dist.build_teacher(kg, multiple_choice=True).candidates == "choices"
     with pytest.raises(JobConfigError, match="did you mean 'temperature'"):
-        JobConfig.from_dict({"model": "m", "distillation": {"teacher": str(path), "temperture": 1.0}})
+        JobConfig.from_dict(
+            {"model": "m", "adapter": adapter, "distillation": {"teacher": str(path), "temperture": 1.0}}
+        )
     with pytest.raises(JobConfigError, match="'teacher'"):
-        JobConfig.from_dict({"model": "m", "distillation": {"weight": 1.0}})
+        JobConfig.from_dict({"model": "m", "adapter": adapter, "distillation": {"weight": 1.0}})

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
-from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch
+from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch, MemoryState, TokenState
 from kgpeft.tuners.memory import FactMemoryError
 from kgpeft.tuners.prefix import PrefixError
 from kgpeft.tuners.targets import TargetModulesError
@@ -103,17 +103,18 @@ def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
     knowledge = make_knowledge(kg, [[0], [4]], [[-1, 0, -1, -1, -1, -1], [-1, -1, 4, -1, -1, -1]])
     z = model.graph_encoders["default"](knowledge.graph)  # (N, 8)
     state = model.encode_knowledge(knowledge)  # token mode
+    assert isinstance(state, TokenState) and state.links_tokens
     assert state.token_states.shape == (2, 6, 8)
     assert torch.equal(state.token_states[0, 1], z[knowledge.token_node_index[0, 1]])
     assert not state.token_states[0, 0].any(), "an unlinked token gets zeros"
     model.set_adapter("prefix")
     knowledge = make_knowledge(kg, [[0], []], [[-1, 0, -1, -1, -1, -1], [-1] * 6])  # sample 1 has no nodes
     state = model.encode_knowledge(knowledge)
-    assert state.token_states is None and state.node_states is None
+    assert isinstance(state, MemoryState) and not state.links_tokens
     # each of llama's 2 layers projects the 4 soft tokens to its 2 key/value heads of width 8
-    assert [tuple(k.shape) for k in state.prefix.keys] == [(2, 4, 2, 8)] * 2
-    assert [tuple(v.shape) for v in state.prefix.values] == [(2, 4, 2, 8)] * 2
-    assert state.prefix.mask.tolist() == [[True] * 4, [False] * 4], "a sample without nodes has no soft tokens"
+    assert [tuple(k.shape) for k in state.memory.keys] == [(2, 4, 2, 8)] * 2
+    assert [tuple(v.shape) for v in state.memory.values] == [(2, 4, 2, 8)] * 2
+    assert state.memory.mask.tolist() == [[True] * 4, [False] * 4], "a sample without nodes has no soft tokens"
 
 
 def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
@@ -213,7 +214,10 @@ def test_a_refused_model_is_left_as_it_was(kg, tokenizer, case):
     before, tensors, logits = _untouched_state(model), copy.deepcopy(model.state_dict()), model(**inputs).logits
     with pytest.raises(error, match=message):
         get_kg_peft_model(
-            model, KGLoraConfig(knowledge_mode="token", r=4, **changes), kg, tokenizer if with_tokenizer else None
+            model,
+            KGLoraConfig(**{"knowledge_mode": "token", "r": 4, **changes}),
+            kg,
+            tokenizer if with_tokenizer else None,
         )
     assert _untouched_state(model) == before
     assert not hasattr(model, "peft_config")
