@@ -5,7 +5,7 @@ from kgpeft.tuners.cross import CrossFusion, CrossMode, CrossState
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeContext, KnowledgeError, KnowledgeState
 from kgpeft.tuners.memory import MemoryMode, MemoryState
-from kgpeft.tuners.mode import KnowledgeMode
+from kgpeft.tuners.mode import FusionMode, KnowledgeMode
 from kgpeft.tuners.model import KGLoraModel
 from kgpeft.tuners.modes import KNOWLEDGE_MODES
 from kgpeft.tuners.prefix import PrefixError, PrefixMode
@@ -21,6 +21,7 @@ __all__ = [
     "CrossFusion",
     "CrossMode",
     "CrossState",
+    "FusionMode",
     "KGLoraConfig",
     "KGLoraModel",
     "KnowledgeBatch",

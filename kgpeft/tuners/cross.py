@@ -12,9 +12,8 @@ from torch import nn
 from torch_geometric.utils import to_dense_batch
 
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.layer import KnowledgeState, fuse_into_lora
-from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.sites import AttentionSite
+from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.mode import FusionMode
 
 
 @dataclass
@@ -88,20 +87,13 @@ class CrossFusion(nn.Module):
         return f"{type(self).__name__}({self.query.in_features}, {self.key.in_features}, r={self.query.out_features})"
 
 
-class CrossMode(KnowledgeMode):
+class CrossMode(FusionMode):
     name = "cross"
     help = "each token attends over its sample's subgraph nodes and a null slot, in rank space"
-    modules = ("fusions",)
 
     @classmethod
-    def build(
-        cls, tuner: Any, adapter_name: str, config: Any, sites: list[AttentionSite]
-    ) -> list[torch.utils.hooks.RemovableHandle]:
-        def fusion(name: str, lora_a: nn.Module) -> CrossFusion:
-            return CrossFusion(lora_a.in_features, config.graph_channels, config.r)
-
-        tuner.fusions[adapter_name], handles = fuse_into_lora(tuner.base_model, adapter_name, tuner.context, fusion)
-        return handles
+    def fusion(cls, tuner: Any, config: Any, name: str, lora_a: nn.Module) -> CrossFusion:
+        return CrossFusion(lora_a.in_features, config.graph_channels, config.r)
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> CrossState:

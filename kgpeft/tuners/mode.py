@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.layer import KnowledgeState, fuse_into_lora
 from kgpeft.tuners.sites import AttentionSite
 
 
@@ -77,3 +77,24 @@ class KnowledgeMode:
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> KnowledgeState:
         """The state the adapter's layers read in a forward call with ``knowledge``."""
         raise NotImplementedError
+
+
+class FusionMode(KnowledgeMode):
+    """A mode whose knowledge path is a fusion module on each ``lora_A``, in rank space (``token``, ``cross``)."""
+
+    modules = ("fusions",)
+
+    @classmethod
+    def fusion(cls, tuner: Any, config: Any, name: str, lora_a: nn.Module) -> nn.Module | None:
+        """The fusion of the ``lora_A`` of module ``name``; ``None``: that projection gets no knowledge."""
+        raise NotImplementedError
+
+    @classmethod
+    def build(
+        cls, tuner: Any, adapter_name: str, config: Any, sites: list[AttentionSite]
+    ) -> list[torch.utils.hooks.RemovableHandle]:
+        def fusion(name: str, lora_a: nn.Module) -> nn.Module | None:
+            return cls.fusion(tuner, config, name, lora_a)
+
+        tuner.fusions[adapter_name], handles = fuse_into_lora(tuner.base_model, adapter_name, tuner.context, fusion)
+        return handles

@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.layer import KnowledgeError, KnowledgeState, fuse_into_lora, in_decoder
-from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.sites import AttentionSite
+from kgpeft.tuners.layer import KnowledgeError, KnowledgeState, in_decoder
+from kgpeft.tuners.mode import FusionMode
 
 
 @dataclass
@@ -82,22 +81,15 @@ class TokenFusion(nn.Module):
         return f"{type(self).__name__}({self.proj.in_features}, r={self.proj.out_features})"
 
 
-class TokenMode(KnowledgeMode):
+class TokenMode(FusionMode):
     name = "token"
     help = "each token adds the state of the node it is linked to"
-    modules = ("fusions",)
 
     @classmethod
-    def build(
-        cls, tuner: Any, adapter_name: str, config: Any, sites: list[AttentionSite]
-    ) -> list[torch.utils.hooks.RemovableHandle]:
-        def fusion(name: str, lora_a: nn.Module) -> TokenFusion | None:
-            if tuner.is_encoder_decoder and in_decoder(name):
-                return None  # decoder tokens are not the linked input: nothing to fuse there
-            return TokenFusion(config.graph_channels, config.r)
-
-        tuner.fusions[adapter_name], handles = fuse_into_lora(tuner.base_model, adapter_name, tuner.context, fusion)
-        return handles
+    def fusion(cls, tuner: Any, config: Any, name: str, lora_a: nn.Module) -> TokenFusion | None:
+        if tuner.is_encoder_decoder and in_decoder(name):
+            return None  # decoder tokens are not the linked input: nothing to fuse there
+        return TokenFusion(config.graph_channels, config.r)
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> TokenState:
