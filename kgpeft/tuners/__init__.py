@@ -8,7 +8,7 @@ from kgpeft.tuners.memory import MemoryMode, MemoryState
 from kgpeft.tuners.mode import FusionMode, KnowledgeMode
 from kgpeft.tuners.model import KGLoraModel
 from kgpeft.tuners.modes import KNOWLEDGE_MODES
-from kgpeft.tuners.prefix import PrefixError, PrefixMode
+from kgpeft.tuners.prefix import PrefixError, PrefixMode, PrefixState
 from kgpeft.tuners.sites import ATTENTION_TARGET_MODULES, FAMILIES, AttentionSite
 from kgpeft.tuners.targets import TargetModulesError, resolve_target_modules
 from kgpeft.tuners.token import TokenFusion, TokenMode, TokenState
@@ -33,6 +33,7 @@ __all__ = [
     "MemoryState",
     "PrefixError",
     "PrefixMode",
+    "PrefixState",
     "TargetModulesError",
     "TokenFusion",
     "TokenMode",

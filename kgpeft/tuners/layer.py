@@ -40,6 +40,9 @@ class KnowledgeState:
 
     batch_size: int
 
+    #: The fact memory (a :class:`~kgpeft.tuners.memory.FactMemory`) of ``memory`` mode's state, ``None`` for
+    #: the other modes: :func:`kgpeft.explain.explain` reads it of any state.
+    memory: ClassVar[Any] = None
     #: Whether the state links the input's tokens to nodes, so that a generation step that sees
     #: other tokens (generated ones) must not read it as is (see :meth:`unlinked`).
     links_tokens: ClassVar[bool] = False

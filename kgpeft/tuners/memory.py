@@ -295,7 +295,7 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
 
 @dataclass
 class MemoryState(KnowledgeState):
-    """The key/value slots every attention layer reads (``memory`` and ``prefix`` mode); ``None``: plain LoRA."""
+    """The fact slots every attention layer reads; ``None``: plain LoRA."""
 
     memory: FactMemory | None = None
 

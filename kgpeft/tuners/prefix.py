@@ -22,6 +22,7 @@ them (:class:`~kgpeft.tuners.sites.AttentionSite`), with the head counts of the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,7 +31,8 @@ from torch_geometric.utils import to_dense_batch
 
 from kgpeft.errors import KGPeftError
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.memory import FactMemory, MemoryGate, MemoryState
+from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.memory import FactMemory, MemoryGate
 from kgpeft.tuners.mode import KnowledgeMode
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
@@ -67,7 +69,7 @@ def _dtype(module: nn.Module) -> torch.dtype:
 
 
 def prefix_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_active=lambda: True) -> list:
-    """Hooks that let each layer read the soft tokens of ``context.state.memory`` (a :class:`KnowledgeContext`).
+    """Hooks that let each layer read the soft tokens of ``context.state.prefix`` (a :class:`KnowledgeContext`).
 
     A forward hook on each query projection keeps its queries (not those of relative-position
     embeddings, see :meth:`KnowledgeContext.positions`); a pre-hook on the output projection
@@ -81,7 +83,7 @@ def prefix_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
 
     def active_prefix() -> FactMemory | None:
         state = context.state
-        return None if state is None or not is_active() else state.memory
+        return None if state is None or not is_active() else state.prefix
 
     def stash(i: int, site: AttentionSite):
         def hook(module, args, output):
@@ -106,6 +108,13 @@ def prefix_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
         handles.append(site.query.register_forward_hook(stash(i, site)))
         handles.append(site.output.register_forward_pre_hook(read(i, gate)))
     return handles
+
+
+@dataclass
+class PrefixState(KnowledgeState):
+    """Every layer's keys and values of the soft tokens, as slots (a sample without nodes has none)."""
+
+    prefix: FactMemory | None = None
 
 
 class PrefixMode(KnowledgeMode):
@@ -140,7 +149,7 @@ class PrefixMode(KnowledgeMode):
         return prefix_hooks(sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name)
 
     @classmethod
-    def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:
+    def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> PrefixState:
         """Pool each sample's node states into soft tokens and project them with every self-attention's key and
         value projections."""
         b = knowledge.batch_size
@@ -150,4 +159,4 @@ class PrefixMode(KnowledgeMode):
         pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
         config = tuner.kg_configs[adapter_name]
         soft = tuner.prefix_projections[adapter_name](pooled).view(b, config.num_prefix_tokens, -1)
-        return MemoryState(b, encode_prefix(tuner.sites[adapter_name], soft, count.view(b) > 0))
+        return PrefixState(b, encode_prefix(tuner.sites[adapter_name], soft, count.view(b) > 0))

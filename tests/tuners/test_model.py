@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
-from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch, MemoryState, TokenState
+from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch, PrefixState, TokenState
 from kgpeft.tuners.memory import FactMemoryError
 from kgpeft.tuners.prefix import PrefixError
 from kgpeft.tuners.targets import TargetModulesError
@@ -110,11 +110,11 @@ def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
     model.set_adapter("prefix")
     knowledge = make_knowledge(kg, [[0], []], [[-1, 0, -1, -1, -1, -1], [-1] * 6])  # sample 1 has no nodes
     state = model.encode_knowledge(knowledge)
-    assert isinstance(state, MemoryState) and not state.links_tokens
+    assert isinstance(state, PrefixState) and not state.links_tokens and state.memory is None
     # each of llama's 2 layers projects the 4 soft tokens to its 2 key/value heads of width 8
-    assert [tuple(k.shape) for k in state.memory.keys] == [(2, 4, 2, 8)] * 2
-    assert [tuple(v.shape) for v in state.memory.values] == [(2, 4, 2, 8)] * 2
-    assert state.memory.mask.tolist() == [[True] * 4, [False] * 4], "a sample without nodes has no soft tokens"
+    assert [tuple(k.shape) for k in state.prefix.keys] == [(2, 4, 2, 8)] * 2
+    assert [tuple(v.shape) for v in state.prefix.values] == [(2, 4, 2, 8)] * 2
+    assert state.prefix.mask.tolist() == [[True] * 4, [False] * 4], "a sample without nodes has no soft tokens"
 
 
 def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
