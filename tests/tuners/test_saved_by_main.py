@@ -53,4 +53,6 @@ def test_an_adapter_saved_by_main_loads_and_computes_the_same(case, kg, tokenize
     model = KGPeftModel.from_pretrained(build_model(*ARCH[arch][1:]), FIXTURES / case, kg, tokenizer)
     with torch.no_grad():
         logits = model(**make_inputs(), knowledge=_knowledge(kg)).logits
-    assert logits.flatten().tolist() == EXPECTED[case]["logits"]
+    # bit-equal on the machine that wrote them; a tolerance for other CPUs' float rounding (wrong weights
+    # move the logits by far more)
+    torch.testing.assert_close(logits.flatten(), torch.tensor(EXPECTED[case]["logits"]), rtol=1e-5, atol=1e-5)
