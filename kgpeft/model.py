@@ -28,6 +28,7 @@ from kgpeft.checkpoint import (
     PEFT_WEIGHTS_NAME,
     WEIGHTS_NAME,
     CheckpointError,
+    base_model_signature,
     check_adapter_name,
     foreign_entries,
     load_safetensors,
@@ -40,7 +41,6 @@ from kgpeft.configuration import ConfigError
 from kgpeft.errors import OutputPathError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
-from kgpeft.kge.distillation import SoftTargets, distillation_loss
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.model import KGLoraModel
@@ -49,17 +49,48 @@ from kgpeft.utils import atomic_folder, foreign_entries_or_refuse
 __all__ = ["CheckpointError", "KGPeftModel", "get_kg_peft_model"]
 
 
-class KGPeftModel(KGLoraModel):
+class KGPeftModel(nn.Module):
     """A base model whose attention projections carry KG-LoRA adapters fed by a graph encoder.
 
-    Build one with :func:`get_kg_peft_model` (or with the arguments of
+    Build one with :func:`get_kg_peft_model` (the arguments are those of
     :class:`~kgpeft.tuners.model.KGLoraModel`). Only the adapters, the knowledge projections
-    and the graph encoder are trainable; the base model stays frozen. Adapters are added and
-    switched by the tuner it extends, :class:`~kgpeft.tuners.model.KGLoraModel`, whose
-    attributes (``graph_encoders``, ``peft_model``, ...) name the parameters.
+    and the graph encoder are trainable; the base model stays frozen. As peft's ``PeftModel``
+    holds its ``LoraModel``, this holds the tuner, :attr:`tuner`, which adds and switches
+    adapters and encodes the knowledge; attributes it lacks (``peft_model``, ``graph_encoders``,
+    ``set_adapter``, ``active_config``, ...) are the tuner's.
     """
 
-    _adapters_enabled = True  # False inside disable_adapter()
+    def __init__(
+        self,
+        model: nn.Module,
+        config: KGLoraConfig,
+        kg: KnowledgeGraph,
+        tokenizer=None,
+        adapter_name: str = "default",
+        kge_embeddings: torch.Tensor | KGEmbeddings | str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        self.base_signature = base_model_signature(model)  # what a checkpoint of these adapters fits
+        tuner = KGLoraModel(model, config, kg, tokenizer, adapter_name=adapter_name, kge_embeddings=kge_embeddings)
+        # The tuner's modules are registered here under their own names, not under "tuner.": parameter
+        # names (state_dict keys, training checkpoints, the optimizer state) stay those of a model that
+        # was the tuner. The tuner itself is held outside the module tree so that each is counted once.
+        for name, module in tuner.named_children():
+            self.add_module(name, module)
+        object.__setattr__(self, "tuner", tuner)
+        # What the adapter card (README.md of a saved adapter) shows beyond what the model knows of
+        # itself: "task", "training", "results" (see kgpeft.card.CARD_KEYS); JSON values only.
+        self.card: dict[str, Any] = {}
+        self._adapters_enabled = True  # False inside disable_adapter()
+
+    def __getattr__(self, name: str) -> Any:
+        """The tuner's attribute, for what this model does not have itself (as peft's ``PeftModel``)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "tuner":  # not set yet (unpickling): no tuner to ask
+                raise
+            return getattr(self.tuner, name)
 
     @contextmanager
     def disable_adapter(self) -> Iterator[None]:
@@ -76,38 +107,37 @@ class KGPeftModel(KGLoraModel):
         self,
         *args: Any,
         knowledge: KnowledgeBatch | None = None,
-        distillation: SoftTargets | None = None,
         **kwargs: Any,
     ):
         """The base model's forward, with the graph states of ``knowledge`` in the adapters.
 
-        With ``distillation`` (a KGE teacher's soft targets, see
-        :mod:`kgpeft.kge.distillation`), ``loss`` also holds the weighted distillation
-        loss; in training mode with ``relation_loss_weight > 0``, the weighted relation-aware
-        loss (:meth:`relation_loss`). Each term is also returned on its own
-        (``distillation_loss``, ``relation_loss``), and their weighted sum as
-        ``auxiliary_loss`` (also when no ``labels`` were passed, so no ``loss`` was computed).
+        In training mode with ``relation_loss_weight > 0``, ``loss`` also holds the weighted
+        relation-aware loss (:meth:`~kgpeft.tuners.model.KGLoraModel.relation_loss`), also returned
+        on its own (``relation_loss``) and weighted as ``auxiliary_loss`` (also when no ``labels``
+        were passed, so no ``loss`` was computed). It is computed here, not by the trainer, because
+        under DDP a parameter used outside the forward call (the relation decoder) breaks the
+        gradient reduction. The distillation loss is the trainer's
+        (:func:`kgpeft.training.loss.batch_loss`).
         """
         if args:
             kwargs["input_ids"] = args[0]
             if len(args) > 1:
                 raise TypeError("Pass model inputs other than `input_ids` by keyword.")
+        if "distillation" in kwargs:  # the base model would take it silently among its **kwargs
+            raise TypeError(
+                "KGPeftModel.forward takes no `distillation`: the distillation loss is the trainer's; use "
+                "`kgpeft.training.loss.batch_loss(model, batch)`."
+            )
         if not self._adapters_enabled:
             outputs = self.peft_model(**kwargs)
         else:
             state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
             with self.context.activate(state):
                 outputs = self.peft_model(**kwargs)
-        auxiliary = []
-        if distillation is not None:
-            outputs["distillation_loss"] = kd = distillation_loss(outputs.logits, distillation)
-            auxiliary.append(distillation.weight * kd)
         weight = self.active_config.relation_loss_weight
         if self._adapters_enabled and self.training and weight > 0 and knowledge is not None:
             outputs["relation_loss"] = rel = self.relation_loss(knowledge)
-            auxiliary.append(weight * rel)
-        if auxiliary:
-            outputs["auxiliary_loss"] = aux = sum(auxiliary[1:], auxiliary[0])
+            outputs["auxiliary_loss"] = aux = weight * rel
             if outputs.get("loss") is not None:
                 outputs["loss"] = outputs.loss + aux
         return outputs
@@ -126,12 +156,12 @@ class KGPeftModel(KGLoraModel):
             return self.peft_model.generate(**kwargs)
         state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
         handle = None
-        if state.token_states is not None and not self.is_encoder_decoder:
+        if state.links_tokens and not self.is_encoder_decoder:
             if kwargs.get("use_cache", True):
                 # with a KV cache, steps after the prefill see only generated tokens, linked to nothing
                 handle = self.base_model.register_forward_hook(self.context.after_prefill_hook())
             else:
-                state.extends = True
+                state.extends = True  # only a state that links tokens (`token` mode) has it
         try:
             with self.context.activate(state):
                 return self.peft_model.generate(**kwargs)

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kgpeft.tuners.sites import POSITION_METHODS
+
 
 @dataclass
 class _Rows:
@@ -51,8 +53,6 @@ def _bodies(model: nn.Module) -> list[nn.Module]:
     embeddings (DeBERTa), which are no tokens.
     """
     from transformers import PreTrainedModel
-
-    from kgpeft.tuners.layer import POSITION_METHODS
 
     found = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
     innermost = [m for m in found if not any(c is not m and isinstance(c, PreTrainedModel) for c in m.modules())]

@@ -338,11 +338,18 @@ def test_invalid_values_are_config_errors_naming_the_key(build, error, message):
 
 def test_job_config_sections_are_configs():
     config = JobConfig.from_dict(
-        {"model": "m", "adapter": {"r": 4}, "training": {"max_steps": 3}, "distillation": {"teacher": "t"}}
+        {
+            "model": "m",
+            "adapter": {"r": 4, "knowledge_mode": "token"},
+            "training": {"max_steps": 3},
+            "distillation": {"teacher": "t"},
+        }
     )
-    assert config.adapter == KGLoraConfig(r=4) and config.training == TrainingConfig(max_steps=3)
+    assert config.adapter == KGLoraConfig(r=4, knowledge_mode="token") and config.training == TrainingConfig(max_steps=3)
     assert config.distillation == DistillationConfig(teacher="t")
-    classification = JobConfig.from_dict({"model": "m", "task_type": "classification", "num_labels": 3})
+    classification = JobConfig.from_dict(
+        {"model": "m", "adapter": {"knowledge_mode": "token"}, "task_type": "classification", "num_labels": 3}
+    )
     assert classification.adapter.modules_to_save == ["classifier", "score"]
     with pytest.raises(JobConfigError, match=r"^job\.yaml: adapter: `r` should be a positive integer, got 0\.$"):
         JobConfig.from_dict({"model": "m", "adapter": {"r": 0}}, source="job.yaml")
@@ -439,6 +446,7 @@ def job_files(tmp_path, monkeypatch):
     (tmp_path / "teacher.safetensors").write_text("")
     (tmp_path / "task.jsonl").write_text('{"text": "the dog", "answer": "animal", "split": "train"}\n')
     base = {"model": str(tmp_path / "model"), "kg": "tiny", "task": str(tmp_path / "task.jsonl")}
+    base["adapter"] = {"knowledge_mode": "token"}
     base["training"] = {"output_dir": str(tmp_path / "run")}
     return tmp_path, base
 

@@ -21,7 +21,7 @@ from kgpeft.tuners import KGLoraConfig
 from kgpeft.utils import check_name
 
 LLAMA = ARCHITECTURES[1]
-SMALL = {"r": 2, "graph_channels": 8}
+SMALL = {"r": 2, "graph_channels": 8, "knowledge_mode": "token"}
 
 
 def _model(kg, tokenizer):
@@ -159,7 +159,12 @@ def test_a_hand_edited_adapter_name_is_refused_by_info_and_loading(kg, tokenizer
 
 
 def _job(tmp_path, variants):
-    values = {"model": "nowhere", "training": {"output_dir": str(tmp_path / "run")}, "variants": variants}
+    values = {
+        "model": "nowhere",
+        "adapter": {"knowledge_mode": "token"},
+        "training": {"output_dir": str(tmp_path / "run")},
+    }
+    values["variants"] = variants
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -175,7 +180,7 @@ def test_a_variant_name_that_leaves_output_dir_is_refused_before_anything_is_wri
     assert shown in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "logs"], "nothing written"
     with pytest.raises(JobConfigError, match=r"variants\[0\]: `name` should be a file or folder name"):
-        JobConfig.from_dict({"model": "m", "variants": [{"name": name}]})
+        JobConfig.from_dict({"model": "m", "adapter": {"knowledge_mode": "token"}, "variants": [{"name": name}]})
 
 
 def test_output_dir_with_nul_is_one_line(tmp_path, capsys):

@@ -5,7 +5,8 @@ is :mod:`kgpeft.data`'s.
 """
 
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.training.trainer import CSVTracker, TrainingDivergedError, TrainResult, evaluate_model, train
+from kgpeft.training.tracking import CSVTracker
+from kgpeft.training.trainer import TrainingDivergedError, TrainResult, evaluate_model, train
 
 __all__ = [
     "CSVTracker",

@@ -1,4 +1,4 @@
-"""The language-modelling loss computed only where there are labels.
+"""The training losses: the language-modelling loss computed only where there are labels, and distillation.
 
 A causal LM's head maps every position to the whole vocabulary, but a fine-tuning batch
 labels only its answers: on the main job ~4 of ~32 positions, while SmolLM2's 49,152-token
@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from kgpeft.kge.distillation import distillation_loss
 
 _CAUSAL_LM_CLASSES = frozenset(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
 
@@ -59,7 +61,7 @@ def label_positions_loss(model: nn.Module, batch: Mapping[str, Any], head: nn.Mo
     Returns None, having run nothing, when the shortcut does not apply: no ``labels`` of the
     input's shape, ``model`` not a causal LM (``head`` is :func:`causal_lm_head`'s answer when
     given), or a ``distillation`` term that reads every position's logits. The caller then
-    takes ``model(**batch).loss``. Position ``t``'s logits predict label ``t + 1``, as in
+    takes :func:`batch_loss`. Position ``t``'s logits predict label ``t + 1``, as in
     transformers' ``ForCausalLMLoss``; a kgpeft model's weighted relation-aware loss
     (``auxiliary_loss``) is added as its own ``loss`` would.
     """
@@ -125,3 +127,17 @@ def label_logits(
         handle.remove()
     logits = outputs.logits[0]  # (N, V)
     return logits, target[keep].to(logits.device), keep, outputs
+
+
+def batch_loss(model: nn.Module, batch: Mapping[str, Any], head: nn.Module | None = None) -> Tensor:
+    """The training loss of ``batch``: the model's loss, plus the weighted distillation loss of its ``distillation``.
+
+    For a causal LM (``head`` is :func:`causal_lm_head`'s answer) without distillation, the
+    model's head runs only at labelled positions (:func:`label_positions_loss`).
+    """
+    distillation = batch.get("distillation")
+    if distillation is None:
+        loss = label_positions_loss(model, batch, head) if head is not None else None
+        return model(**batch).loss if loss is None else loss
+    outputs = model(**{k: v for k, v in batch.items() if k != "distillation"})
+    return outputs.loss + distillation.weight * distillation_loss(outputs.logits, distillation)

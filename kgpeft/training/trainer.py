@@ -8,10 +8,7 @@ CPU processes joined by gloo (``accelerate launch --cpu`` starts only one, unles
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -21,8 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.tracking import GeneralTracker
-from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, is_tensorboard_available, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
@@ -43,10 +39,9 @@ from kgpeft.training.checkpoints import (
     save_checkpoint,
 )
 from kgpeft.training.config import TrainingConfig, TrainingConfigError
-from kgpeft.training.loss import causal_lm_head, label_positions_loss
+from kgpeft.training.loss import batch_loss, causal_lm_head
+from kgpeft.training.tracking import trackers
 from kgpeft.utils import ensure_writable
-
-METRICS_CSV_NAME = "metrics.csv"
 
 Evaluate = Callable[[nn.Module, Accelerator], dict[str, float]]
 
@@ -70,39 +65,6 @@ class TrainResult:
     best_metric: float | None
     best_step: int | None
     final_dir: Path
-
-
-class CSVTracker(GeneralTracker):
-    """An `accelerate` tracker appending every logged value to ``logging_dir/metrics.csv``.
-
-    The file has the columns ``step,name,value``, one row per value, so evaluation rows and
-    training rows can carry different metrics; ``pandas.read_csv(...).pivot(index="step",
-    columns="name", values="value")`` makes it wide. A resumed run appends to the same file.
-    """
-
-    name = "csv"
-    requires_logging_directory = True
-
-    def __init__(self, logging_dir: str | os.PathLike) -> None:
-        super().__init__()
-        self.path = Path(logging_dir) / METRICS_CSV_NAME
-
-    def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            with self.path.open("w", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow(["step", "name", "value"])
-
-    @property
-    def tracker(self) -> Path:
-        return self.path
-
-    def store_init_configuration(self, values: dict[str, Any]) -> None:
-        self.path.with_name("config.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
-
-    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([step, name, value] for name, value in values.items())
 
 
 def train(
@@ -160,7 +122,7 @@ def train(
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=_resolve_mixed_precision(config.mixed_precision),
-        log_with=_trackers(config, output_dir / "logs"),
+        log_with=trackers(config, output_dir / "logs"),
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         # A batch without linked entities may leave graph-encoder parameters out of the autograd graph.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -168,6 +130,38 @@ def train(
     unpadded = skip_padding(model) if config.skip_padding else nullcontext()
     with claim_output_dir(output_dir, config, accelerator), unpadded:
         return _train(model, train_dataset, collate_fn, config, eval_dataset, evaluate, accelerator, output_dir)
+
+
+@dataclass
+class _Run:
+    """What one call of :func:`train` prepared: the prepared model, data, optimizer and schedule."""
+
+    model: nn.Module
+    train_dataloader: DataLoader
+    eval_dataloader: DataLoader | None
+    generator: torch.Generator  # the training order's, reseeded with seed + epoch at every epoch
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    param_names: list[str]
+    max_steps: int
+
+
+@dataclass
+class _Window:
+    """The training loss and throughput since the last log line, and the loss before it."""
+
+    loss: torch.Tensor
+    batches: int = 0
+    samples: int = 0
+    start: float = 0.0
+    total_loss: torch.Tensor | None = None
+    total_batches: int = 0
+
+    def close(self) -> None:
+        """Add the window to the totals and start a new one."""
+        self.total_loss, self.total_batches = self.total_loss + self.loss, self.total_batches + self.batches
+        self.loss, self.batches, self.samples = torch.zeros_like(self.loss), 0, 0
+        self.start = time.perf_counter()
 
 
 def _train(
@@ -184,7 +178,42 @@ def _train(
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
+    run = _prepare(model, train_dataset, collate_fn, config, eval_dataset, accelerator)
+    if config.save_best and run.eval_dataloader is None and evaluate is None:
+        raise TrainingConfigError("`save_best=True` needs something to evaluate: pass `eval_dataset` or `evaluate`.")
+    accelerator.init_trackers("kgpeft", config=_hparams(config))
+    state = TrainerState()
+    if config.resume_from_checkpoint is not None:
+        checkpoint = find_checkpoint(config.resume_from_checkpoint, output_dir)
+        state = load_checkpoint(
+            checkpoint, accelerator, run.model, run.optimizer, run.scheduler, run.param_names, config
+        )
+        accelerator.print(f"Resumed from {checkpoint} at step {state.global_step}.")
+    window, evaluated_at = _train_steps(run, state, config, evaluate, accelerator, output_dir)
+    if evaluated_at != state.global_step and (run.eval_dataloader is not None or evaluate is not None):
+        _evaluate_and_keep_best(accelerator, run.model, run.eval_dataloader, evaluate, state, config, output_dir)
+    final_dir = output_dir / "final"
+    _check_finite_parameters(run.model, state, output_dir)
+    save_adapter(final_dir, accelerator, run.model, state, config)
+    total_loss, total_batches = window.total_loss + window.loss, window.total_batches + window.batches
+    train_loss = accelerator.reduce(total_loss / max(total_batches, 1), "mean").item()
+    accelerator.print(f"Trained {state.global_step} steps, loss {train_loss:.4f}; adapter saved to {final_dir}.")
+    # Not `end_training()`: it also destroys the process group, which belongs to the script (it may
+    # evaluate next), and destroying it while DDP still holds it can deadlock gloo at teardown.
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    return TrainResult(state.global_step, train_loss, state.metrics, state.best_metric, state.best_step, final_dir)
 
+
+def _prepare(
+    model: nn.Module,
+    train_dataset: Sequence[Any],
+    collate_fn: Callable[[list[Any]], dict[str, Any]],
+    config: TrainingConfig,
+    eval_dataset: Sequence[Any] | None,
+    accelerator: Accelerator,
+) -> _Run:
+    """The data loaders, the AdamW optimizer (weight matrices decayed) and the schedule, prepared by ``accelerator``."""
     # Reseeded with seed + epoch at every epoch, so every process and a resumed run see the same order.
     generator = torch.Generator()
     train_dataloader = DataLoader(
@@ -236,116 +265,120 @@ def _train(
                 generator=torch.Generator(),  # evaluating leaves the training's random stream alone
             )
         )
-    if config.save_best and eval_dataloader is None and evaluate is None:
-        raise TrainingConfigError("`save_best=True` needs something to evaluate: pass `eval_dataset` or `evaluate`.")
-    accelerator.init_trackers("kgpeft", config=_hparams(config))
+    return _Run(model, train_dataloader, eval_dataloader, generator, optimizer, scheduler, param_names, max_steps)
 
-    state = TrainerState()
-    if config.resume_from_checkpoint is not None:
-        checkpoint = find_checkpoint(config.resume_from_checkpoint, output_dir)
-        state = load_checkpoint(checkpoint, accelerator, model, optimizer, scheduler, param_names, config)
-        accelerator.print(f"Resumed from {checkpoint} at step {state.global_step}.")
 
+def _train_steps(
+    run: _Run,
+    state: TrainerState,
+    config: TrainingConfig,
+    evaluate: Evaluate | None,
+    accelerator: Accelerator,
+    output_dir: Path,
+) -> tuple[_Window, int | None]:
+    """Take optimizer steps up to ``run.max_steps``; returns the loss window and the step last evaluated at."""
+    model, optimizer, scheduler, train_dataloader = run.model, run.optimizer, run.scheduler, run.train_dataloader
     progress = tqdm(
-        total=max_steps,
+        total=run.max_steps,
         initial=state.global_step,
         desc="training",
         disable=not (config.progress_bar and accelerator.is_local_main_process),
     )
     head = causal_lm_head(model)  # a causal LM's loss runs its head only where there are labels
-    total_loss, total_batches = torch.zeros((), device=accelerator.device), 0
-    window_loss, window_batches, window_samples = torch.zeros((), device=accelerator.device), 0, 0
-    window_start = time.perf_counter()
+    zero = torch.zeros((), device=accelerator.device)
+    window = _Window(zero.clone(), start=time.perf_counter(), total_loss=zero.clone())
     evaluated_at = None
     epoch, skip = state.epoch, state.batch_in_epoch  # where a resumed run picks up
     if skip >= len(train_dataloader):
         epoch, skip = epoch + 1, 0
-    while state.global_step < max_steps:
-        generator.manual_seed(config.seed + epoch)
+    while state.global_step < run.max_steps:
+        run.generator.manual_seed(config.seed + epoch)
         batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
         for batch_index, batch in enumerate(batches, start=skip):
             with accelerator.accumulate(model):
-                loss = _loss(model, batch, head)
+                loss = batch_loss(model, batch, head)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            window_loss += loss.detach().float()
-            window_batches += 1
-            window_samples += _batch_size(batch)
+            window.loss += loss.detach().float()
+            window.batches += 1
+            window.samples += _batch_size(batch)
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
             state.epoch, state.batch_in_epoch = epoch, batch_index + 1
             progress.update(1)
             # one check per step, agreed by all processes: a NaN on one spreads to all through the gradients
-            if accelerator.reduce((~torch.isfinite(window_loss)).float(), "sum").item():
+            if accelerator.reduce((~torch.isfinite(window.loss)).float(), "sum").item():
                 raise TrainingDivergedError(_diverged("the training loss", state, output_dir))
-
             if state.global_step % config.logging_steps == 0:
-                loss_value = accelerator.reduce(window_loss / window_batches, "mean").item()
-                throughput = window_samples * accelerator.num_processes / (time.perf_counter() - window_start)
-                accelerator.log(
-                    {
-                        "train/loss": loss_value,
-                        "train/learning_rate": scheduler.get_last_lr()[0],
-                        "train/samples_per_second": throughput,
-                        "train/epoch": epoch + state.batch_in_epoch / len(train_dataloader),
-                    },
-                    step=state.global_step,
-                )
+                loss_value, throughput = _log_window(window, state, epoch, run, accelerator)
                 progress.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{throughput:.1f}")
-                total_loss, total_batches = total_loss + window_loss, total_batches + window_batches
-                window_loss, window_batches, window_samples = torch.zeros_like(window_loss), 0, 0
-                window_start = time.perf_counter()
-
             paused = time.perf_counter()
-            if config.eval_steps is not None and state.global_step % config.eval_steps == 0:
-                _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
+            if _evaluate_and_save(run, state, config, evaluate, accelerator, output_dir):
                 evaluated_at = state.global_step
-            if config.save_steps is not None and state.global_step % config.save_steps == 0:
-                _check_finite_parameters(model, state, output_dir)
-                save_checkpoint(
-                    output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}",
-                    accelerator,
-                    model,
-                    optimizer,
-                    scheduler,
-                    param_names,
-                    state,
-                    config,
-                )
-                prune_checkpoints(accelerator, output_dir, config.save_total_limit)
-            window_start += time.perf_counter() - paused  # samples/s counts training time only
-            if state.global_step >= max_steps:
+            window.start += time.perf_counter() - paused  # samples/s counts training time only
+            if state.global_step >= run.max_steps:
                 break
         epoch, skip = epoch + 1, 0
     progress.close()
+    return window, evaluated_at
 
-    if evaluated_at != state.global_step and (eval_dataloader is not None or evaluate is not None):
-        _evaluate_and_keep_best(accelerator, model, eval_dataloader, evaluate, state, config, output_dir)
-    final_dir = output_dir / "final"
-    _check_finite_parameters(model, state, output_dir)
-    save_adapter(final_dir, accelerator, model, state, config)
-    total_loss, total_batches = total_loss + window_loss, total_batches + window_batches
-    train_loss = accelerator.reduce(total_loss / max(total_batches, 1), "mean").item()
-    accelerator.print(f"Trained {state.global_step} steps, loss {train_loss:.4f}; adapter saved to {final_dir}.")
-    # Not `end_training()`: it also destroys the process group, which belongs to the script (it may
-    # evaluate next), and destroying it while DDP still holds it can deadlock gloo at teardown.
-    for tracker in accelerator.trackers:
-        tracker.finish()
-    return TrainResult(state.global_step, train_loss, state.metrics, state.best_metric, state.best_step, final_dir)
+
+def _log_window(
+    window: _Window, state: TrainerState, epoch: int, run: _Run, accelerator: Accelerator
+) -> tuple[float, float]:
+    """Log the window's mean loss, the learning rate, samples/s and the epoch; start a new window.
+
+    Returns the loss and the samples per second logged.
+    """
+    loss_value = accelerator.reduce(window.loss / window.batches, "mean").item()
+    throughput = window.samples * accelerator.num_processes / (time.perf_counter() - window.start)
+    accelerator.log(
+        {
+            "train/loss": loss_value,
+            "train/learning_rate": run.scheduler.get_last_lr()[0],
+            "train/samples_per_second": throughput,
+            "train/epoch": epoch + state.batch_in_epoch / len(run.train_dataloader),
+        },
+        step=state.global_step,
+    )
+    window.close()
+    return loss_value, throughput
+
+
+def _evaluate_and_save(
+    run: _Run,
+    state: TrainerState,
+    config: TrainingConfig,
+    evaluate: Evaluate | None,
+    accelerator: Accelerator,
+    output_dir: Path,
+) -> bool:
+    """Evaluate every ``eval_steps`` and write a resumable checkpoint every ``save_steps``; whether it evaluated."""
+    evaluated = config.eval_steps is not None and state.global_step % config.eval_steps == 0
+    if evaluated:
+        _evaluate_and_keep_best(accelerator, run.model, run.eval_dataloader, evaluate, state, config, output_dir)
+    if config.save_steps is not None and state.global_step % config.save_steps == 0:
+        _check_finite_parameters(run.model, state, output_dir)
+        save_checkpoint(
+            output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}",
+            accelerator,
+            run.model,
+            run.optimizer,
+            run.scheduler,
+            run.param_names,
+            state,
+            config,
+        )
+        prune_checkpoints(accelerator, output_dir, config.save_total_limit)
+    return evaluated
 
 
 # ------------------------------------------------------------------ evaluation
-def _loss(model: nn.Module, batch: dict[str, Any], head: nn.Module | None) -> torch.Tensor:
-    """``model(**batch).loss``; for a causal LM, computed with its head only at labelled positions."""
-    loss = label_positions_loss(model, batch, head) if head is not None else None
-    return model(**batch).loss if loss is None else loss
-
-
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module, accelerator: Accelerator, eval_dataloader: DataLoader | None, evaluate: Evaluate | None
@@ -356,7 +389,7 @@ def evaluate_model(
     if eval_dataloader is not None:
         losses, head = [], causal_lm_head(model)
         for batch in eval_dataloader:
-            loss = _loss(model, batch, head).detach().float()
+            loss = batch_loss(model, batch, head).detach().float()
             losses.append(accelerator.gather_for_metrics(loss.expand(_batch_size(batch))))  # (B,)
         metrics["loss"] = torch.cat(losses).mean().item()
     if evaluate is not None:
@@ -419,14 +452,6 @@ def _resolve_mixed_precision(setting: str) -> str:
     if setting != "auto":
         return setting
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-def _trackers(config: TrainingConfig, logging_dir: Path) -> list[str | GeneralTracker] | None:
-    if "tensorboard" in config.log_with and not is_tensorboard_available():
-        raise TrainingConfigError(
-            "`log_with` includes 'tensorboard', but neither tensorboard nor tensorboardX is installed."
-        )
-    return [CSVTracker(logging_dir) if name == "csv" else name for name in config.log_with] or None
 
 
 def _hparams(config: TrainingConfig) -> dict[str, bool | int | float | str]:

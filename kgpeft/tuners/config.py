@@ -10,10 +10,11 @@ from typing import Any, Literal
 from peft import LoraConfig
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
+from kgpeft.tuners.modes import KNOWLEDGE_MODES as MODES
 
-KnowledgeMode = Literal["token", "cross", "prefix", "memory"]
+KNOWLEDGE_MODES = tuple(MODES)
+KnowledgeMode = Literal[KNOWLEDGE_MODES]
 NodeFeatures = Literal["text", "kge", "learned"]
-KNOWLEDGE_MODES = ("token", "cross", "prefix", "memory")
 NODE_FEATURES = ("text", "kge", "learned")
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
 CONFIG_FORMAT_VERSION = 1
@@ -52,14 +53,11 @@ class KGLoraConfig:
         },
     )
     knowledge_mode: KnowledgeMode = field(
-        default="token",
+        default="memory",
         metadata={
-            "help": "`token`: each token adds the state of the node it is linked to; `cross`: each token attends "
-            "over its sample's subgraph nodes and a null slot, in rank space; `prefix`: pooled graph states "
-            "become soft tokens every self-attention reads beside the text, behind zero-initialised gates (no text "
-            "position moves); `memory`: the selected facts "
-            "(`RetrievalConfig.memory_facts`) become key/value slots of every attention layer, the frozen model's own "
-            "states of the fact text, read behind a zero-initialised gate (no graph encoder in the adapter)."
+            "help": "How the knowledge reaches the model: "
+            + "; ".join(f"`{name}`: {mode.help}" for name, mode in MODES.items())
+            + ". `memory`, the default, is the mode the project measured carrying knowledge."
         },
     )
     graph_channels: int = field(default=128, metadata={"help": "Width of the R-GCN node states (d_graph)."})
@@ -132,11 +130,9 @@ class KGLoraConfig:
             raise KGLoraConfigError(
                 f"`knowledge_mode` should be one of {KNOWLEDGE_MODES}, got {self.knowledge_mode!r}."
             )
-        if self.knowledge_mode == "memory" and self.relation_loss_weight > 0:
-            raise KGLoraConfigError(
-                "`relation_loss_weight` trains the adapter's graph encoder, which `knowledge_mode='memory'` does not "
-                f"have; set it to 0 (got {self.relation_loss_weight!r})."
-            )
+        refused = MODES[self.knowledge_mode].check_config(self)
+        if refused is not None:
+            raise KGLoraConfigError(refused)
         if self.node_features not in NODE_FEATURES:
             raise KGLoraConfigError(f"`node_features` should be one of {NODE_FEATURES}, got {self.node_features!r}.")
         if self.num_bases is not None and self.num_blocks is not None:

@@ -11,18 +11,19 @@ The graph states ``Z`` are set on a :class:`KnowledgeContext` for one forward ca
 
 from __future__ import annotations
 
-import math
+import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.sites import POSITION_METHODS
 
 
 class KnowledgeError(KGPeftError, ValueError):
@@ -31,33 +32,27 @@ class KnowledgeError(KGPeftError, ValueError):
 
 @dataclass
 class KnowledgeState:
-    """Graph states prepared for the adapter layers of one forward call.
+    """What the adapter layers of one forward call read; each knowledge mode has its own subclass.
 
     Attributes:
-        token_states: ``(B, T, d_graph)``: for each input token the state of the node it is
-            linked to, zero where none (``token`` mode). ``None`` when the tokens of this
-            call are not the linked input (decoding steps of ``generate``).
-        node_states: ``(B, M, d_graph)``: each sample's subgraph nodes, padded (``cross`` mode).
-        node_mask: ``(B, M)``: ``True`` for real nodes (``cross`` mode).
-        extends: whether a layer may see more tokens than ``token_states`` covers, the
-            extra (generated) ones linked to nothing: ``generate`` without a KV cache
-            recomputes the prompt plus the tokens generated so far.
-        memory: the per-layer key/value slots of the selected facts (``memory`` mode, a
-            :class:`~kgpeft.tuners.memory.FactMemory`).
-        prefix: the per-layer keys/values of the pooled-graph soft tokens (``prefix`` mode, a
-            :class:`~kgpeft.tuners.memory.FactMemory`).
+        batch_size: the rows the state was prepared for.
     """
 
     batch_size: int
-    token_states: torch.Tensor | None = None
-    node_states: torch.Tensor | None = None
-    node_mask: torch.Tensor | None = None
-    extends: bool = False
-    memory: Any = None
-    prefix: Any = None
+
+    #: The fact memory (a :class:`~kgpeft.tuners.memory.FactMemory`) of ``memory`` mode's state, ``None`` for
+    #: the other modes: :func:`kgpeft.explain.explain` reads it of any state.
+    memory: ClassVar[Any] = None
+    #: Whether the state links the input's tokens to nodes, so that a generation step that sees
+    #: other tokens (generated ones) must not read it as is (see :meth:`unlinked`).
+    links_tokens: ClassVar[bool] = False
 
     def expand_to(self, batch_size: int) -> KnowledgeState:
-        """Repeat each sample for beam search / several return sequences (``B * k`` rows)."""
+        """Repeat each sample for beam search / several return sequences (``B * k`` rows).
+
+        Each tensor field is repeated along its first axis, each field with an ``expand_to`` of
+        its own asked to expand itself; other fields are kept.
+        """
         if batch_size == self.batch_size:
             return self
         if batch_size % self.batch_size:
@@ -66,15 +61,19 @@ class KnowledgeState:
                 f"{batch_size}; pass one knowledge entry per input row."
             )
         k = batch_size // self.batch_size
+        values = {}
+        for f in fields(self)[1:]:
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                value = value.repeat_interleave(k, dim=0)
+            elif hasattr(value, "expand_to"):
+                value = value.expand_to(batch_size)
+            values[f.name] = value
+        return type(self)(batch_size, **values)
 
-        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.repeat_interleave(k, dim=0)
-
-        memory = None if self.memory is None else self.memory.expand_to(batch_size)
-        prefix = None if self.prefix is None else self.prefix.expand_to(batch_size)
-        return KnowledgeState(
-            batch_size, rep(self.token_states), rep(self.node_states), rep(self.node_mask), self.extends, memory, prefix
-        )
+    def unlinked(self) -> KnowledgeState:
+        """The state for tokens linked to nothing (generated ones); the state itself when it links none."""
+        return self
 
 
 class KnowledgeContext:
@@ -115,11 +114,12 @@ class KnowledgeContext:
         """Link the tokens of the rest of the call to nothing, keeping the subgraph's node states.
 
         ``generate`` with a KV cache calls this after the prefill step: the later steps see
-        only generated tokens, which ``token_node_index`` does not cover. The state set by
+        only generated tokens, which ``token_node_index`` does not cover (:meth:`KnowledgeState.unlinked`).
+        The state set by
         :meth:`activate` comes back when its block ends.
         """
-        if self.state is not None and self.state.token_states is not None:
-            self.state = replace(self.state, token_states=None)
+        if self.state is not None:
+            self.state = self.state.unlinked()
 
     def after_prefill_hook(self):
         """A forward hook for the base model that calls :meth:`drop_token_states` after each step."""
@@ -128,106 +128,6 @@ class KnowledgeContext:
             self.drop_token_states()
 
         return hook
-
-
-class TokenFusion(nn.Module):
-    r"""Entity-aligned fusion (as in ERNIE/KnowBERT), in rank space.
-
-    .. math::
-        G(x, Z)_t = P \, z_{\pi(t)}
-
-    where :math:`\pi(t)` is the node linked to token :math:`t` (:math:`z = 0` where none).
-
-    Args:
-        graph_channels (int): width of the node states.
-        r (int): LoRA rank.
-
-    Shapes:
-        - x: ``(B, T, in_features)``; token states ``(B, T, graph_channels)``
-        - output: ``(B, T, r)``
-    """
-
-    def __init__(self, graph_channels: int, r: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(graph_channels, r, bias=False)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.kaiming_uniform_(self.proj.weight, a=math.sqrt(5))
-
-    def forward(self, x: torch.Tensor, state: KnowledgeState) -> torch.Tensor | None:
-        if state.token_states is None:
-            return None
-        z = state.token_states  # (B, T, d_graph)
-        if state.extends and x.dim() == 3 and x.size(1) > z.size(1):
-            z = F.pad(z, (0, 0, 0, x.size(1) - z.size(1)))  # (B, T_x, d_graph)
-        if x.dim() != 3 or z.shape[:2] != x.shape[:2]:
-            raise KnowledgeError(
-                f"`token_node_index` covers {tuple(z.shape[:2])} (batch, tokens), but the layer got inputs of shape "
-                f"{tuple(x.shape[:-1])}; align the index with the same tokenized batch."
-            )
-        return self.proj(z.to(self.proj.weight.dtype))  # (B, T, r)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.proj.in_features}, r={self.proj.out_features})"
-
-
-class CrossFusion(nn.Module):
-    r"""Graph attention in rank space (as in GreaseLM/KG-Adapter).
-
-    Each token attends over its own sample's subgraph nodes plus a learned null slot:
-
-    .. math::
-        G(x, Z) = \mathrm{softmax}\!\left(\frac{(Q x)(K [z_\varnothing; Z])^\top}{\sqrt{r}}\right)
-        [0; V Z]
-
-    The null slot's value is zero, so a sample without nodes (or a token that finds
-    nothing relevant) adds nothing and reduces to plain LoRA.
-
-    Args:
-        in_features (int): width of the layer input ``x``.
-        graph_channels (int): width of the node states.
-        r (int): LoRA rank.
-
-    Shapes:
-        - x: ``(B, T, in_features)``; node states ``(B, M, graph_channels)``
-        - output: ``(B, T, r)``
-    """
-
-    def __init__(self, in_features: int, graph_channels: int, r: int) -> None:
-        super().__init__()
-        self.query = nn.Linear(in_features, r, bias=False)
-        self.key = nn.Linear(graph_channels, r, bias=False)
-        self.value = nn.Linear(graph_channels, r, bias=False)
-        self.null_key = nn.Parameter(torch.empty(r))
-        self.record: list[torch.Tensor] | None = None  # set by kgpeft.explain to keep the attention weights
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for lin in (self.query, self.key, self.value):
-            nn.init.kaiming_uniform_(lin.weight, a=math.sqrt(5))
-        nn.init.zeros_(self.null_key)
-
-    def forward(self, x: torch.Tensor, state: KnowledgeState) -> torch.Tensor | None:
-        if state.node_states is None:
-            return None
-        squeeze = x.dim() == 2  # some layers see (B * T, d); attention needs the batch axis
-        if squeeze:
-            x = x.view(state.batch_size, -1, x.size(-1))
-        z = state.node_states.to(self.key.weight.dtype)  # (B, M, d_graph)
-        b = z.size(0)
-        q = self.query(x)  # (B, T, r)
-        k = torch.cat([self.null_key.expand(b, 1, -1), self.key(z)], dim=1)  # (B, M + 1, r)
-        v = torch.cat([z.new_zeros(b, 1, q.size(-1)), self.value(z)], dim=1)  # (B, M + 1, r)
-        mask = torch.cat([state.node_mask.new_ones(b, 1), state.node_mask], dim=1)  # (B, M + 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :])  # (B, T, r)
-        if self.record is not None:  # an explanation reads each token's attention over the nodes
-            logits = (q @ k.transpose(-1, -2) * q.size(-1) ** -0.5).masked_fill(~mask[:, None, :], float("-inf"))
-            self.record.append(logits.softmax(-1)[..., 1:].detach())  # (B, T, M), the null slot left out
-        return out.reshape(-1, out.size(-1)) if squeeze else out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.query.in_features}, {self.key.in_features}, r={self.query.out_features})"
 
 
 def knowledge_hook(fusion: nn.Module, context: KnowledgeContext):
@@ -244,9 +144,43 @@ def knowledge_hook(fusion: nn.Module, context: KnowledgeContext):
     return hook
 
 
-#: Methods of attention modules that pass relative-position embeddings through the attention
-#: projections (DeBERTa's ``query_proj``/``key_proj``, or ``pos_*_proj``): those calls are no tokens.
-POSITION_METHODS = ("disentangled_attention_bias",)
+_DECODER = re.compile(r"(^|\.)decoder\.")
+# Projections that only ever read relative-position embeddings (DeBERTa's pos_key_proj, pos_query_proj,
+# v1's pos_proj, pos_q_proj): LoRA adapts them, but they see no token to give knowledge to.
+_POSITION_PROJECTION = re.compile(r"(^|\.)pos_\w*proj$")
+
+
+def fuse_into_lora(
+    model: nn.Module,
+    adapter_name: str,
+    context: KnowledgeContext,
+    make_fusion: Callable[[str, nn.Module], nn.Module | None],
+) -> tuple[nn.ModuleDict, list[torch.utils.hooks.RemovableHandle]]:
+    """Give each ``lora_A`` of ``adapter_name`` in ``model`` a knowledge path, ``make_fusion(name, lora_a)``.
+
+    Projections that read only relative positions get none, nor those for which ``make_fusion``
+    returns ``None``.
+
+    Returns:
+        The fusions, keyed by module name with ``__`` for dots (``nn.ModuleDict`` keys cannot hold
+        dots), and the hook handles.
+    """
+    fusions, handles = nn.ModuleDict(), []
+    for name, module in model.named_modules():
+        if not isinstance(module, LoraLayer) or adapter_name not in module.lora_A or _POSITION_PROJECTION.search(name):
+            continue
+        lora_a = module.lora_A[adapter_name]
+        fusion = make_fusion(name, lora_a)
+        if fusion is None:
+            continue
+        fusions[name.replace(".", "__")] = fusion
+        handles.append(lora_a.register_forward_hook(knowledge_hook(fusion, context)))
+    return fusions, handles
+
+
+def in_decoder(name: str) -> bool:
+    """Whether the module ``name`` lies in the decoder of an encoder-decoder."""
+    return bool(_DECODER.search(name))
 
 
 def mark_position_calls(model: nn.Module, context: KnowledgeContext) -> list[nn.Module]:

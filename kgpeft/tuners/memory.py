@@ -19,39 +19,29 @@ per-slot bias, the log-probability the fact scorer gives the slot's fact.
 
 It hooks the attention's query and output projections (``q_proj`` / ``o_proj`` in
 Llama-style models), so the architecture needs separate ones; :func:`attention_layout`
-finds them and refuses others with a message.
+finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others with a message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.knowledge import KnowledgeBatch
+from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.mode import KnowledgeMode
+from kgpeft.tuners.sites import AttentionSite, attention_sites
 
-#: (attention module suffix, query, key, value, output) projection names per family.
-_PROJECTIONS = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj")}
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 class FactMemoryError(KGPeftError, ValueError):
     """The model's attention has no separate query and output projections for memory slots."""
-
-
-@dataclass
-class AttentionSite:
-    """Where one attention layer's projections are, and its head layout."""
-
-    name: str
-    q_proj: nn.Module
-    k_proj: nn.Module
-    v_proj: nn.Module
-    o_proj: nn.Module
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
 
 
 def attention_layout(model: nn.Module) -> list[AttentionSite]:
@@ -60,20 +50,8 @@ def attention_layout(model: nn.Module) -> list[AttentionSite]:
     Raises:
         FactMemoryError: for a model with fused or differently named projections.
     """
-    config = model.config
-    heads = getattr(config, "num_attention_heads", None)
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
-    sites = []
-    for name, module in model.named_modules():
-        suffix = name.rsplit(".", 1)[-1]
-        if suffix not in _PROJECTIONS:
-            continue
-        q, k, v, o = (getattr(module, p, None) for p in _PROJECTIONS[suffix])
-        if None in (q, k, v, o):
-            continue
-        sites.append(AttentionSite(name, q, k, v, o, heads, kv_heads, head_dim))
-    if not sites or heads is None:
+    sites = [site for site in attention_sites(model, "memory", FactMemoryError) if site.paths == _PROJECTIONS]
+    if not sites or getattr(model.config, "num_attention_heads", None) is None:
         raise FactMemoryError(
             f"knowledge_mode='memory' reads facts through separate q_proj/k_proj/v_proj/o_proj attention "
             f"projections (Llama, Mistral, Qwen2, Gemma, ...); {type(model).__name__} has none."
@@ -126,7 +104,7 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
     captured: dict[int, dict[str, Tensor]] = {}
     handles = []
     for i, site in enumerate(sites):
-        for kind, proj in (("k", site.k_proj), ("v", site.v_proj)):
+        for kind, proj in (("k", site.key), ("v", site.value)):
 
             def hook(module, args, output, i=i, kind=kind):
                 captured.setdefault(i, {})[kind] = output
@@ -285,7 +263,7 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
     """
     queries: dict[int, Tensor] = {}
 
-    def active_memory():
+    def active_memory() -> FactMemory | None:
         state = context.state
         return None if state is None or not is_active() else state.memory
 
@@ -310,6 +288,55 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
 
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
-        handles.append(site.q_proj.register_forward_hook(stash(i)))
-        handles.append(site.o_proj.register_forward_pre_hook(read(i, gate)))
+        handles.append(site.query.register_forward_hook(stash(i)))
+        handles.append(site.output.register_forward_pre_hook(read(i, gate)))
     return handles
+
+
+@dataclass
+class MemoryState(KnowledgeState):
+    """The fact slots every attention layer reads; ``None``: plain LoRA."""
+
+    memory: FactMemory | None = None
+
+
+class MemoryMode(KnowledgeMode):
+    name = "memory"
+    help = (
+        "the selected facts (`RetrievalConfig.memory_facts`) become key/value slots of every attention layer, the "
+        "frozen model's own states of the fact text, read behind a zero-initialised gate (no graph encoder in the "
+        "adapter)"
+    )
+    modules = ("memory_gates",)
+    graph_encoder = False
+
+    @classmethod
+    def check_config(cls, config: Any) -> str | None:
+        if config.relation_loss_weight > 0:
+            return (
+                "`relation_loss_weight` trains the adapter's graph encoder, which `knowledge_mode='memory'` does not "
+                f"have; set it to 0 (got {config.relation_loss_weight!r})."
+            )
+        return None
+
+    @classmethod
+    def sites(cls, model: nn.Module) -> list[AttentionSite]:
+        return attention_layout(model)
+
+    @classmethod
+    def build(
+        cls, tuner: Any, adapter_name: str, config: Any, sites: list[AttentionSite]
+    ) -> list[torch.utils.hooks.RemovableHandle]:
+        gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
+        tuner.memory_gates[adapter_name] = gates
+        return memory_hooks(sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name)
+
+    @classmethod
+    def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:
+        """Run the frozen base model (adapters off) over the batch's selected facts, keeping every layer's keys
+        and values as memory slots; no facts: plain LoRA."""
+        if knowledge.fact_ids is None:
+            return MemoryState(knowledge.batch_size)
+        with tuner.peft_model.disable_adapter():
+            memory = encode_memory(tuner.base_model, tuner.sites[adapter_name], knowledge.fact_ids, knowledge.fact_mask)
+        return MemoryState(knowledge.batch_size, memory)

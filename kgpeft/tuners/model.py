@@ -4,14 +4,13 @@ As peft's ``LoraModel`` is to ``PeftModel``, this is the tuner under the user-fa
 :class:`~kgpeft.model.KGPeftModel`: it adds adapters (peft's LoRA weights, the knowledge
 hooks on each ``lora_A`` and one graph encoder per adapter), turns a
 :class:`~kgpeft.tuners.knowledge.KnowledgeBatch` into the state the layers read
-(:meth:`KGLoraModel.encode_knowledge`) and computes the auxiliary relation loss. Running
+(:meth:`KGLoraModel.encode_knowledge`, by its knowledge mode) and computes the auxiliary relation loss. Running
 the model, generating and checkpoint files are the wrapper's.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -19,48 +18,26 @@ from typing import Any
 
 import torch
 from peft import PeftModel, get_peft_model
-from peft.tuners.lora import LoraLayer
 from torch import nn
-from torch_geometric.utils import to_dense_batch
 
-from kgpeft.checkpoint import CheckpointError, base_model_signature, check_adapter_name
+from kgpeft.checkpoint import CheckpointError, check_adapter_name
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
 from kgpeft.nn import GraphEncoder, KGENodeFeatures, LearnedNodeFeatures, RGCNEncoder, TextNodeFeatures
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import (
-    CrossFusion,
     KnowledgeContext,
     KnowledgeError,
     KnowledgeState,
-    TokenFusion,
-    knowledge_hook,
     mark_position_calls,
     unmark_position_calls,
 )
-from kgpeft.tuners.memory import AttentionSite, MemoryGate, attention_layout, encode_memory, memory_hooks
-from kgpeft.tuners.prefix import PrefixSite, encode_prefix, prefix_hooks, prefix_layout
+from kgpeft.tuners.mode import KnowledgeMode
+from kgpeft.tuners.modes import KNOWLEDGE_MODES
+from kgpeft.tuners.sites import AttentionSite
 from kgpeft.tuners.targets import resolve_target_modules, targets_conv1d
 from kgpeft.utils import quiet_checkpointing_deprecation
-
-_DECODER = re.compile(r"(^|\.)decoder\.")
-# Projections that only ever read relative-position embeddings (DeBERTa's pos_key_proj, pos_query_proj,
-# v1's pos_proj, pos_q_proj): LoRA adapts them, but they see no token to give knowledge to.
-_POSITION_PROJECTION = re.compile(r"(^|\.)pos_\w*proj$")
-
-
-def _attention_sites(model: nn.Module, config: KGLoraConfig) -> list[AttentionSite] | list[PrefixSite] | None:
-    """The attention layers ``memory`` and ``prefix`` mode read (``None`` for the other modes).
-
-    Raises:
-        FactMemoryError, PrefixError: for attention the mode cannot read.
-    """
-    if config.knowledge_mode == "memory":
-        return attention_layout(model)
-    if config.knowledge_mode == "prefix":
-        return prefix_layout(model)
-    return None
 
 
 @contextmanager
@@ -90,17 +67,14 @@ def _restored_on_failure(model: nn.Module) -> Iterator[None]:
         raise
 
 
-def _module_key(name: str) -> str:
-    return name.replace(".", "__")  # nn.ModuleDict keys cannot hold dots
-
-
 class KGLoraModel(nn.Module):
     """A base model whose attention projections carry KG-LoRA adapters fed by a graph encoder.
 
-    Each adapter owns one module of every kind in :attr:`KNOWLEDGE_MODULES` that its config
-    needs (a graph encoder always; fusions in ``token`` and ``cross`` mode; a prefix
-    projection and gates in ``prefix`` mode; a relation decoder with ``relation_loss_weight > 0``).
-    Only the active adapter's modules are trainable; the base model stays frozen.
+    Each adapter has a graph encoder (unless its mode reads none), a relation decoder with
+    ``relation_loss_weight > 0``, and the modules its knowledge mode builds
+    (:class:`~kgpeft.tuners.mode.KnowledgeMode`, one file per mode), each kind in an
+    ``nn.ModuleDict`` keyed by adapter name (:attr:`KNOWLEDGE_MODULES`). Only the active
+    adapter's modules are trainable; the base model stays frozen.
 
     Args:
         model (PreTrainedModel): the base model (decoder, encoder or encoder-decoder).
@@ -114,16 +88,14 @@ class KGLoraModel(nn.Module):
     """
 
     #: The per-adapter knowledge modules: attributes holding an ``nn.ModuleDict`` keyed by
-    #: adapter name, named as the prefix of their weights in ``kgpeft_model.safetensors``.
+    #: adapter name, named as the prefix of their weights in ``kgpeft_model.safetensors``: the graph
+    #: encoders, the kinds each knowledge mode builds, the relation decoders.
     #: :meth:`set_adapter`, :meth:`knowledge_state_dict` and
     #: :meth:`load_knowledge_state_dict` all read this one list.
-    KNOWLEDGE_MODULES = (
-        "graph_encoders",
-        "fusions",
-        "prefix_projections",
-        "prefix_gates",
-        "relation_decoders",
-        "memory_gates",
+    KNOWLEDGE_MODULES = tuple(
+        dict.fromkeys(
+            ("graph_encoders", *(k for mode in KNOWLEDGE_MODES.values() for k in mode.modules), "relation_decoders")
+        )
     )
 
     def __init__(
@@ -142,14 +114,11 @@ class KGLoraModel(nn.Module):
         self.context = KnowledgeContext()
         self.kg_configs: dict[str, KGLoraConfig] = {}
         self.target_modules: dict[str, list[str] | str] = {}
-        self.base_signature = base_model_signature(model)  # what a checkpoint of these adapters fits
-        # What the adapter card (README.md of a saved adapter) shows beyond what the model knows of
-        # itself: "task", "training", "results" (see kgpeft.card.CARD_KEYS); JSON values only.
-        self.card: dict[str, Any] = {}
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         for kind in self.KNOWLEDGE_MODULES:
             self.add_module(kind, nn.ModuleDict())
         self._hooks: dict[str, list[torch.utils.hooks.RemovableHandle]] = {}
+        self.sites: dict[str, list[AttentionSite]] = {}  # per adapter, the attention layers its mode reads
         self.peft_model: PeftModel | None = None
         self._base = model
         self.add_adapter(adapter_name, config)
@@ -194,10 +163,11 @@ class KGLoraModel(nn.Module):
         check_adapter_name(adapter_name, "`adapter_name`")
         if adapter_name in self.kg_configs:
             raise ValueError(f"An adapter named {adapter_name!r} exists already.")
+        mode = KNOWLEDGE_MODES[config.knowledge_mode]
         first = self.peft_model is None
         base = self._base if first else self.base_model
         targets = resolve_target_modules(base, config.target_modules)
-        _attention_sites(base, config)  # refuses attention the mode cannot read, before anything is injected
+        mode.sites(base)  # refuses attention the mode cannot read, before anything is injected
         lora_config = config.to_lora_config(targets, fan_in_fan_out=targets_conv1d(base, targets))
         with _restored_on_failure(base) if first else nullcontext():
             if first:
@@ -205,51 +175,19 @@ class KGLoraModel(nn.Module):
                     self.peft_model = get_peft_model(base, lora_config, adapter_name=adapter_name)
             else:
                 self.peft_model.add_adapter(adapter_name, lora_config)
-            sites = _attention_sites(self.base_model, config)  # the same layers, their projections now LoRA's
-            encoder = None if config.knowledge_mode == "memory" else self._make_graph_encoder(config)
+            sites = mode.sites(self.base_model)  # the same layers, their projections now LoRA's
+            encoder = self._make_graph_encoder(config) if mode.graph_encoder else None
         if first:
             del self._base
         self.kg_configs[adapter_name] = config
         self.target_modules[adapter_name] = targets
-        if config.knowledge_mode == "memory":
-            gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
-            self.memory_gates[adapter_name] = gates
-            self._memory_sites = sites
-            self._hooks[adapter_name] = memory_hooks(
-                sites, gates, self.context, lambda: self.active_adapter == adapter_name
-            )
-            self.set_adapter(self.active_adapter)
-            return
-        self.graph_encoders[adapter_name] = encoder
+        self.sites[adapter_name] = sites
+        if encoder is not None:
+            self.graph_encoders[adapter_name] = encoder
         if config.relation_loss_weight > 0:  # DistMult relation vectors over node states, starting as a dot product
             self.relation_decoders[adapter_name] = nn.Embedding(2 * self.kg.num_relations, config.graph_channels)
             nn.init.ones_(self.relation_decoders[adapter_name].weight)
-        fusions = nn.ModuleDict()
-        if config.knowledge_mode == "prefix":  # soft tokens read by every self-attention, behind zero gates
-            self._prefix_sites = sites
-            width = sites[0].width
-            self.prefix_projections[adapter_name] = nn.Linear(config.graph_channels, config.num_prefix_tokens * width)
-            gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
-            self.prefix_gates[adapter_name] = gates
-            handles = prefix_hooks(sites, gates, self.context, lambda: self.active_adapter == adapter_name)
-        else:
-            handles = []
-            for name, module in self.base_model.named_modules():
-                if not isinstance(module, LoraLayer) or adapter_name not in module.lora_A:
-                    continue
-                if _POSITION_PROJECTION.search(name):
-                    continue
-                lora_a = module.lora_A[adapter_name]
-                if config.knowledge_mode == "token":
-                    if self.is_encoder_decoder and _DECODER.search(name):
-                        continue  # decoder tokens are not the linked input: nothing to fuse there
-                    fusion = TokenFusion(config.graph_channels, config.r)
-                else:
-                    fusion = CrossFusion(lora_a.in_features, config.graph_channels, config.r)
-                fusions[_module_key(name)] = fusion
-                handles.append(lora_a.register_forward_hook(knowledge_hook(fusion, self.context)))
-        self.fusions[adapter_name] = fusions
-        self._hooks[adapter_name] = handles
+        self._hooks[adapter_name] = mode.build(self, adapter_name, config, sites)
         self.set_adapter(self.active_adapter)  # peft keeps the first adapter active
 
     def _make_graph_encoder(self, config: KGLoraConfig) -> GraphEncoder:
@@ -346,11 +284,10 @@ class KGLoraModel(nn.Module):
         """
         own = set(self.knowledge_state_dict())
         missing = own - set(state)
-        if missing and all(k.startswith("prefix_gates.") for k in missing):
-            raise CheckpointError(
-                f"{source} holds a `prefix` adapter of an older kgpeft, whose soft tokens entered the input and moved "
-                "the text positions; the current `prefix` mode reads them in attention behind gates. Retrain it."
-            )
+        for mode in KNOWLEDGE_MODES.values():
+            outdated = mode.outdated(missing)
+            if outdated is not None:
+                raise CheckpointError(f"{source} holds {outdated}")
         if missing or set(state) - own:
             raise CheckpointError(
                 f"{source} does not fit the config: missing {sorted(own - set(state))[:5]}, "
@@ -360,35 +297,14 @@ class KGLoraModel(nn.Module):
             modules.load_state_dict({k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")})
 
     # ---------------------------------------------------------------- knowledge
-    def encode_knowledge(self, knowledge: KnowledgeBatch) -> KnowledgeState:
-        """Run the active adapter's graph encoder and lay its states out for the layers.
+    @property
+    def active_mode(self) -> type[KnowledgeMode]:
+        """The knowledge mode of the active adapter."""
+        return KNOWLEDGE_MODES[self.active_config.knowledge_mode]
 
-        In ``prefix`` mode, pool each sample's node states into soft tokens and project them
-        with every self-attention's key and value projections (:mod:`kgpeft.tuners.prefix`).
-        In ``memory`` mode, run the frozen base model (adapters off) over the batch's selected
-        facts instead, keeping every layer's keys and values as memory slots.
-        """
-        config = self.active_config
-        graph = knowledge.graph
-        b = knowledge.batch_size
-        if config.knowledge_mode == "memory":
-            if knowledge.fact_ids is None:
-                return KnowledgeState(b)  # no facts: plain LoRA
-            with self.peft_model.disable_adapter():
-                memory = encode_memory(self.base_model, self._memory_sites, knowledge.fact_ids, knowledge.fact_mask)
-            return KnowledgeState(b, memory=memory)
-        z = self.graph_encoders[self.active_adapter](graph)  # (N, d_graph)
-        if config.knowledge_mode == "token":
-            padded = torch.cat([z, z.new_zeros(1, z.size(1))])  # the last row stands for "no node"
-            index = knowledge.token_node_index
-            return KnowledgeState(b, token_states=padded[index.masked_fill(index < 0, z.size(0))])  # (B, T, d)
-        node_states, node_mask = to_dense_batch(z, graph.batch, batch_size=b)  # (B, M, d), (B, M)
-        if config.knowledge_mode == "prefix":
-            count = node_mask.sum(1, keepdim=True)  # (B, 1)
-            pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
-            soft = self.prefix_projections[self.active_adapter](pooled).view(b, config.num_prefix_tokens, -1)
-            return KnowledgeState(b, prefix=encode_prefix(self._prefix_sites, soft, count.view(b) > 0))
-        return KnowledgeState(b, node_states=node_states, node_mask=node_mask)
+    def encode_knowledge(self, knowledge: KnowledgeBatch) -> KnowledgeState:
+        """The state the active adapter's layers read, from its mode (:meth:`KnowledgeMode.encode`)."""
+        return self.active_mode.encode(self, self.active_adapter, knowledge)
 
     def _check_knowledge(self, knowledge: KnowledgeBatch | None, kwargs: dict[str, Any]) -> KnowledgeBatch:
         if knowledge is None:

@@ -9,58 +9,12 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.sites import ATTENTION_TARGET_MODULES
 
 
 class TargetModulesError(KGPeftError, ValueError):
     """No module of the model matches the adapter's targets."""
 
-
-_QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
-_OUT_PROJ = ("q_proj", "k_proj", "v_proj", "out_proj")
-_BERT = ("query", "key", "value", "attention.output.dense")
-_FUSED = ("query_key_value", "self_attention.dense")
-_GPT2 = ("attn.c_attn", "attn.c_proj")
-_T5 = ("q", "k", "v", "o")
-
-_FAMILIES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
-    (
-        (
-            "llama",
-            "mistral",
-            "mixtral",
-            "qwen2",
-            "qwen2_moe",
-            "qwen3",
-            "gemma",
-            "gemma2",
-            "gemma3_text",
-            "olmo",
-            "olmo2",
-            "granite",
-            "stablelm",
-            "starcoder2",
-            "cohere",
-            "smollm3",
-        ),
-        _QKVO,
-    ),
-    (("phi",), ("q_proj", "k_proj", "v_proj", "self_attn.dense")),
-    (("phi3",), ("qkv_proj", "o_proj")),
-    (("gpt2", "gpt_bigcode"), _GPT2),
-    (("gpt_neox",), ("attention.query_key_value", "attention.dense")),
-    (("gptj",), ("q_proj", "k_proj", "v_proj", "out_proj")),
-    (("falcon", "bloom"), _FUSED),
-    (("opt", "bart", "mbart", "marian", "pegasus", "whisper", "m2m_100"), _OUT_PROJ),
-    (("bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie"), _BERT),
-    (("distilbert",), ("q_lin", "k_lin", "v_lin", "out_lin")),
-    (("t5", "mt5", "umt5"), _T5),
-]
-# The attention projections (query, key, value, output) of each architecture family,
-# as suffixes of module names. peft's own table targets only q and v; KG-LoRA feeds the
-# graph into every projection of attention, so it keeps its own.
-ATTENTION_TARGET_MODULES: dict[str, tuple[str, ...]] = {
-    model_type: targets for model_types, targets in _FAMILIES for model_type in model_types
-}
 
 _LINEAR_TYPES = (nn.Linear, Conv1D)
 

@@ -133,7 +133,9 @@ def test_dataloader_workers_and_unlinked_text_trains(kg, tokenizer):
     batches = list(loader)
     assert len(batches) == 2 and all(b["knowledge"].graph.num_nodes == 0 for b in batches)
     _, config, auto = ARCHITECTURES[1]
-    model = get_kg_peft_model(build_model(config, auto), KGLoraConfig(r=4, graph_channels=16), kg, tokenizer)
+    model = get_kg_peft_model(
+        build_model(config, auto), KGLoraConfig(knowledge_mode="token", r=4, graph_channels=16), kg, tokenizer
+    )
     model.train()
     loss = model(**batches[0]).loss
     loss.backward()

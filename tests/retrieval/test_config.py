@@ -53,7 +53,9 @@ def test_from_dict_names_unknown_keys():
 
 
 def test_job_config_retrieval_section():
-    config = JobConfig.from_dict({"model": "m", "retrieval": {"max_nodes": 32, "num_facts": 2}})
+    config = JobConfig.from_dict(
+        {"model": "m", "adapter": {"knowledge_mode": "token"}, "retrieval": {"max_nodes": 32, "num_facts": 2}}
+    )
     assert config.retrieval == RetrievalConfig(max_nodes=32, num_facts=2)
     with pytest.raises(JobConfigError, match="retrieval: `max_nodes` should be a positive integer, got 0"):
         JobConfig.from_dict({"model": "m", "retrieval": {"max_nodes": 0}})

@@ -26,7 +26,7 @@ FIRST_ENTITY_WORD = 2  # token ids 2..9 ("dog" ... "tree") name entities 0..7 of
 
 def make_model(lora_dropout: float = 0.1):
     _, model_config, auto = ARCHITECTURES[1]  # llama
-    config = KGLoraConfig(r=4, graph_channels=16, lora_dropout=lora_dropout)
+    config = KGLoraConfig(knowledge_mode="token", r=4, graph_channels=16, lora_dropout=lora_dropout)
     return get_kg_peft_model(build_model(model_config, auto), config, tiny_kg(), tokenizer=tiny_tokenizer())
 
 

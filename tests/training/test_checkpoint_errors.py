@@ -56,7 +56,7 @@ def _resume(folder, model=None):
 def test_resume_after_changing_r_names_the_setting(finished_run, tmp_path):
     run = shutil.copytree(finished_run, tmp_path / "run")
     _, model_config, auto = ARCHITECTURES[1]  # as make_model, with r=8 for 4
-    config = KGLoraConfig(r=8, graph_channels=16, lora_dropout=0.1)
+    config = KGLoraConfig(knowledge_mode="token", r=8, graph_channels=16, lora_dropout=0.1)
     model = get_kg_peft_model(build_model(model_config, auto), config, tiny_kg(), tokenizer=tiny_tokenizer())
     with pytest.raises(CheckpointError) as error:
         _resume(run, model)

@@ -21,6 +21,7 @@ from kgpeft.model import get_kg_peft_model
 from kgpeft.pipeline import JobConfig, JobConfigError
 from kgpeft.retrieval import SubgraphRetriever
 from kgpeft.tasks import TaskExample
+from kgpeft.training.loss import batch_loss
 from kgpeft.tuners import KGLoraConfig
 
 ID = {w: i for i, w in enumerate(WORDS)}
@@ -127,30 +128,37 @@ def test_dataset_and_collator_carry_soft_targets_at_the_answer_position(kg):
         KnowledgeDataset(examples, tokenizer, kg, teacher=teacher, with_target=False)
 
 
-def test_model_adds_the_weighted_distillation_loss(kg):
+def test_the_trainer_adds_the_weighted_distillation_loss(kg):
     tokenizer = tiny_tokenizer()
     teacher = KGETeacher(_embeddings(kg), kg, num_candidates=3, weight=0.25)
     examples = [TaskExample("the dog", answer="pet", entity="dog", relations=("is_a",), answer_entities=("pet",))]
     batch = KnowledgeCollator(pad_token_id=0)([_teacher_dataset(kg, tokenizer, teacher, examples)[0]])
-    model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(r=4, graph_channels=8), kg, tokenizer)
-    soft = batch.pop("distillation")
-    plain = model(**batch)
-    with_kd = model(**batch, distillation=soft)
-    kd = distillation_loss(with_kd.logits, soft)
-    assert with_kd.distillation_loss.item() == pytest.approx(kd.item())
-    assert with_kd.loss.item() == pytest.approx(plain.loss.item() + 0.25 * kd.item(), rel=1e-5)
-    with_kd.loss.backward()  # the KD term reaches the adapters
+    model = get_kg_peft_model(
+        build_model(*LLAMA[1:]), KGLoraConfig(knowledge_mode="token", r=4, graph_channels=8), kg, tokenizer
+    )
+    soft = batch["distillation"]
+    plain = model(**{k: v for k, v in batch.items() if k != "distillation"})
+    loss = batch_loss(model, batch)
+    kd = distillation_loss(plain.logits, soft)
+    assert kd.item() > 0
+    assert loss.item() == pytest.approx(plain.loss.item() + 0.25 * kd.item(), rel=1e-5)
+    loss.backward()  # the KD term reaches the adapters
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
 
 
 def test_job_config_distillation_section(tmp_path, kg):
     path = tmp_path / "teacher.safetensors"
     _embeddings(kg).save(path)
-    config = JobConfig.from_dict({"model": "m", "distillation": {"teacher": str(path), "weight": 0.3}})
+    adapter = {"knowledge_mode": "token"}
+    config = JobConfig.from_dict(
+        {"model": "m", "adapter": adapter, "distillation": {"teacher": str(path), "weight": 0.3}}
+    )
     dist = config.distillation
     assert isinstance(dist, DistillationConfig) and dist.weight == 0.3
     assert dist.build_teacher(kg, multiple_choice=True).candidates == "choices"
     with pytest.raises(JobConfigError, match="did you mean 'temperature'"):
-        JobConfig.from_dict({"model": "m", "distillation": {"teacher": str(path), "temperture": 1.0}})
+        JobConfig.from_dict(
+            {"model": "m", "adapter": adapter, "distillation": {"teacher": str(path), "temperture": 1.0}}
+        )
     with pytest.raises(JobConfigError, match="'teacher'"):
-        JobConfig.from_dict({"model": "m", "distillation": {"weight": 1.0}})
+        JobConfig.from_dict({"model": "m", "adapter": adapter, "distillation": {"weight": 1.0}})

@@ -88,7 +88,10 @@ def test_answer_log_likelihoods_of_prompt_answer_rows():
 def test_kgpeft_model_with_knowledge_and_relation_loss():
     kg = tiny_kg()
     model = get_kg_peft_model(
-        build_model(*LLAMA[1:]), KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5), kg, tiny_tokenizer()
+        build_model(*LLAMA[1:]),
+        KGLoraConfig(knowledge_mode="token", r=4, graph_channels=8, relation_loss_weight=0.5),
+        kg,
+        tiny_tokenizer(),
     )
     model.train()
     batch = _labelled(batch_size=2)

@@ -29,7 +29,7 @@ LLAMA = ARCHITECTURES[1]
 
 def _llama(kg, tokenizer, **config):
     _, model_config, auto = LLAMA
-    config = {"r": 4, "graph_channels": 16, **config}
+    config = {"r": 4, "graph_channels": 16, "knowledge_mode": "token", **config}
     return get_kg_peft_model(build_model(model_config, auto), KGLoraConfig(**config), kg, tokenizer=tokenizer)
 
 
@@ -239,7 +239,7 @@ def test_save_replaces_only_an_adapter_folder(kg, tokenizer, tmp_path, monkeypat
     assert file.read_text() == "data"
 
     model.save_pretrained(tmp_path / "ckpt")
-    model.add_adapter("other", KGLoraConfig(r=2, graph_channels=16))
+    model.add_adapter("other", KGLoraConfig(knowledge_mode="token", r=2, graph_channels=16))
     model.save_pretrained(tmp_path / "ckpt")  # an adapter folder (with its subfolders) is replaced
     assert (tmp_path / "ckpt" / "other").is_dir()
     with pytest.raises(OutputPathError, match="ckpt exists; pass overwrite=True"):
@@ -260,7 +260,7 @@ def test_save_replaces_only_an_adapter_folder(kg, tokenizer, tmp_path, monkeypat
 )
 def test_changed_weight_file_is_refused(kg, tokenizer, tmp_path, file):
     model = _llama(kg, tokenizer)
-    model.add_adapter("b", KGLoraConfig(r=2, graph_channels=16))
+    model.add_adapter("b", KGLoraConfig(knowledge_mode="token", r=2, graph_channels=16))
     model.save_pretrained(tmp_path / "ckpt")
     meta = json.loads((tmp_path / "ckpt" / "kgpeft_config.json").read_text())
     assert sorted(meta["sha256"]) == sorted(
@@ -383,7 +383,7 @@ def test_newer_kgpeft_keys_are_ignored_with_a_warning(kg, tokenizer, saved_adapt
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_saved_files_and_folders_honour_the_umask(kg, tokenizer, tmp_path, mask):
     model = _llama(kg, tokenizer)
-    model.add_adapter("b", KGLoraConfig(r=2, graph_channels=16))
+    model.add_adapter("b", KGLoraConfig(knowledge_mode="token", r=2, graph_channels=16))
     old = os.umask(mask)
     try:
         model.save_pretrained(tmp_path / "ckpt")
@@ -408,7 +408,7 @@ def test_config_validation():
 
 def test_text_features_need_a_tokenizer(kg):
     with pytest.raises(ValueError, match="pass `tokenizer=`"):
-        get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(), kg)
+        get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(knowledge_mode="token"), kg)
 
 
 @pytest.mark.parametrize(
@@ -429,7 +429,9 @@ def test_architecture_outside_the_table(kg, tokenizer, config, expected):
     assert config.model_type not in ATTENTION_TARGET_MODULES
     base = build_model(config, AutoModelForCausalLM)
     reference = build_model(config, AutoModelForCausalLM)
-    model = get_kg_peft_model(base, KGLoraConfig(r=4, graph_channels=16), kg, tokenizer=tokenizer)
+    model = get_kg_peft_model(
+        base, KGLoraConfig(knowledge_mode="token", r=4, graph_channels=16), kg, tokenizer=tokenizer
+    )
     assert set(model.target_modules["default"]) == expected
     inputs, knowledge = make_inputs(), _knowledge(kg)
     out = model(**inputs, knowledge=knowledge)
@@ -442,7 +444,7 @@ def test_architecture_outside_the_table(kg, tokenizer, config, expected):
 
 def test_new_classification_head_trains_and_is_saved(kg, tokenizer, tmp_path):
     _, config, auto = next(a for a in ARCHITECTURES if a[0] == "bert")
-    kg_config = KGLoraConfig(r=4, graph_channels=16, modules_to_save=["classifier"])
+    kg_config = KGLoraConfig(knowledge_mode="token", r=4, graph_channels=16, modules_to_save=["classifier"])
     model = get_kg_peft_model(build_model(config, auto), kg_config, kg, tokenizer=tokenizer)
     head = [n for n, p in model.named_parameters() if "classifier" in n and p.requires_grad]
     assert head, "the head is trainable"

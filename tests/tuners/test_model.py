@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
-from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch
+from kgpeft.tuners import KGLoraConfig, KGLoraModel, KnowledgeBatch, PrefixState, TokenState
 from kgpeft.tuners.memory import FactMemoryError
 from kgpeft.tuners.prefix import PrefixError
 from kgpeft.tuners.targets import TargetModulesError
@@ -20,7 +20,7 @@ LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
 # Every kind of knowledge module exists: "default" has fusions, "prefix" a prefix projection and gates,
 # both a graph encoder and a relation decoder; "memory" has memory gates.
 ADAPTERS = {
-    "default": KGLoraConfig(r=4, graph_channels=8, relation_loss_weight=0.5),
+    "default": KGLoraConfig(knowledge_mode="token", r=4, graph_channels=8, relation_loss_weight=0.5),
     "prefix": KGLoraConfig(r=4, graph_channels=8, knowledge_mode="prefix", relation_loss_weight=0.5),
     "memory": KGLoraConfig(r=4, knowledge_mode="memory"),
 }
@@ -103,13 +103,14 @@ def test_encode_knowledge_lays_out_states_per_mode(kg, tokenizer):
     knowledge = make_knowledge(kg, [[0], [4]], [[-1, 0, -1, -1, -1, -1], [-1, -1, 4, -1, -1, -1]])
     z = model.graph_encoders["default"](knowledge.graph)  # (N, 8)
     state = model.encode_knowledge(knowledge)  # token mode
+    assert isinstance(state, TokenState) and state.links_tokens
     assert state.token_states.shape == (2, 6, 8)
     assert torch.equal(state.token_states[0, 1], z[knowledge.token_node_index[0, 1]])
     assert not state.token_states[0, 0].any(), "an unlinked token gets zeros"
     model.set_adapter("prefix")
     knowledge = make_knowledge(kg, [[0], []], [[-1, 0, -1, -1, -1, -1], [-1] * 6])  # sample 1 has no nodes
     state = model.encode_knowledge(knowledge)
-    assert state.token_states is None and state.node_states is None
+    assert isinstance(state, PrefixState) and not state.links_tokens and state.memory is None
     # each of llama's 2 layers projects the 4 soft tokens to its 2 key/value heads of width 8
     assert [tuple(k.shape) for k in state.prefix.keys] == [(2, 4, 2, 8)] * 2
     assert [tuple(v.shape) for v in state.prefix.values] == [(2, 4, 2, 8)] * 2
@@ -212,14 +213,21 @@ def test_a_refused_model_is_left_as_it_was(kg, tokenizer, case):
     inputs["input_ids"] %= model.config.vocab_size
     before, tensors, logits = _untouched_state(model), copy.deepcopy(model.state_dict()), model(**inputs).logits
     with pytest.raises(error, match=message):
-        get_kg_peft_model(model, KGLoraConfig(r=4, **changes), kg, tokenizer if with_tokenizer else None)
+        get_kg_peft_model(
+            model,
+            KGLoraConfig(**{"knowledge_mode": "token", "r": 4, **changes}),
+            kg,
+            tokenizer if with_tokenizer else None,
+        )
     assert _untouched_state(model) == before
     assert not hasattr(model, "peft_config")
     state = model.state_dict()
     assert state.keys() == tensors.keys() and all(torch.equal(state[k], v) for k, v in tensors.items())
     assert torch.equal(model(**inputs).logits, logits)
     # and it can still be wrapped, into a model that starts as the base model
-    wrapped = get_kg_peft_model(model, KGLoraConfig(r=4, node_features="learned"), kg, tokenizer)
+    wrapped = get_kg_peft_model(
+        model, KGLoraConfig(knowledge_mode="token", r=4, node_features="learned"), kg, tokenizer
+    )
     assert torch.equal(wrapped(**inputs, knowledge=KnowledgeBatch.empty(2, 6)).logits, logits)
 
 
@@ -227,7 +235,7 @@ def test_wrapping_and_loading_show_users_no_futurewarning(kg, tokenizer, tmp_pat
     # peft asks transformers 5 for its deprecated `is_gradient_checkpointing`; pyproject's filter hides that in tests
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(r=4), kg, tokenizer)
+        model = get_kg_peft_model(build_model(*LLAMA[1:]), KGLoraConfig(knowledge_mode="token", r=4), kg, tokenizer)
         model.add_adapter("other", KGLoraConfig(r=4, knowledge_mode="memory"))
         model.save_pretrained(tmp_path / "adapter")
         KGPeftModel.from_pretrained(build_model(*LLAMA[1:]), tmp_path / "adapter", kg, tokenizer)

@@ -122,7 +122,9 @@ def test_checkpoint_size_does_not_grow_with_the_kg(smollm2, wordnet, tmp_path):
     )
     sizes = {}
     for name, kg in [("small", small), ("wordnet", wordnet)]:
-        model = get_kg_peft_model(copy.deepcopy(base), KGLoraConfig(r=8, target_modules=QKVO), kg, tokenizer)
+        model = get_kg_peft_model(
+            copy.deepcopy(base), KGLoraConfig(knowledge_mode="token", r=8, target_modules=QKVO), kg, tokenizer
+        )
         model.save_pretrained(tmp_path / name)
         sizes[name] = _size(tmp_path / name)
         weights = (tmp_path / name / "kgpeft_model.safetensors").stat().st_size

@@ -15,7 +15,10 @@ LLAMA = next(a for a in ARCHITECTURES if a[0] == "llama")
 
 def _model(kg, **config):
     return get_kg_peft_model(
-        build_model(*LLAMA[1:]), KGLoraConfig(r=4, graph_channels=8, **config), kg, tiny_tokenizer()
+        build_model(*LLAMA[1:]),
+        KGLoraConfig(knowledge_mode="token", r=4, graph_channels=8, **config),
+        kg,
+        tiny_tokenizer(),
     )
 
 
