@@ -345,7 +345,8 @@ def test_job_config_sections_are_configs():
             "distillation": {"teacher": "t"},
         }
     )
-    assert config.adapter == KGLoraConfig(r=4, knowledge_mode="token") and config.training == TrainingConfig(max_steps=3)
+    assert config.adapter == KGLoraConfig(r=4, knowledge_mode="token")
+    assert config.training == TrainingConfig(max_steps=3)
     assert config.distillation == DistillationConfig(teacher="t")
     classification = JobConfig.from_dict(
         {"model": "m", "adapter": {"knowledge_mode": "token"}, "task_type": "classification", "num_labels": 3}
