@@ -209,3 +209,44 @@ def test_the_graph_sees_function_level_and_package_imports(tmp_path):
     assert "kgpeft.datasets" in import_graph()["kgpeft.tasks.supersense"]  # and on the real tree
     loops = strongly_connected({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}})
     assert loops == [["a", "b", "c"]]
+
+
+#: The most lines a module of kgpeft may have, and the most lines of code (docstring not counted)
+#: a function may have unless its docstring says why it is longer ("Long because ...").
+MAX_FILE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(tree: ast.AST) -> list[tuple[str, int]]:
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        doc = ast.get_docstring(node) or ""
+        first = node.body[1] if doc and len(node.body) > 1 else node.body[0]
+        code = node.end_lineno - first.lineno + 1
+        if code > MAX_FUNCTION_LINES and "Long because" not in doc:
+            out.append((node.name, code))
+    return out
+
+
+def test_no_module_or_function_is_too_long():
+    too_long = []
+    for module, path in sorted(_modules().items()):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > MAX_FILE_LINES:
+            too_long.append(f"{path.relative_to(ROOT.parent)}: {text.count(chr(10))} lines")
+        too_long += [f"{module}.{name}: {n} lines of code" for name, n in _long_functions(ast.parse(text))]
+    assert not too_long, (
+        f"over {MAX_FILE_LINES} lines per module or {MAX_FUNCTION_LINES} per function (split it, or say "
+        "'Long because ...' in the function's docstring):\n" + "\n".join(too_long)
+    )
+
+
+def test_the_length_check_counts_code_not_docstrings():
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES + 1))
+    doc = '    """' + "\n" * 100 + '    """\n'
+    assert _long_functions(ast.parse(f"def f():\n{doc}{body}\n")) == [("f", MAX_FUNCTION_LINES + 1)]
+    assert _long_functions(ast.parse(f"def f():\n{doc}" + "\n".join(body.splitlines()[:-1]) + "\n")) == []
+    reason = '    """Long because one table."""\n'
+    assert _long_functions(ast.parse(f"def f():\n{reason}{body}\n")) == []
