@@ -39,6 +39,7 @@ from kgpeft.tasks.registry import TASKS
 from kgpeft.tasks.types import TASK_TYPES, TaskType, UnknownTaskTypeError, get_task_type
 from kgpeft.training.config import TrainingConfig
 from kgpeft.tuners.config import KGLoraConfig
+from kgpeft.tuners.modes import KNOWLEDGE_MODES
 from kgpeft.utils import check_name
 
 QUANTIZATIONS = ("none", "4bit", "8bit")
@@ -204,7 +205,7 @@ class JobConfig:
         memory = [
             v.name
             for v in self.variants
-            if v.kind.reads_knowledge and self.variant_adapter(v).knowledge_mode == "memory"
+            if v.kind.reads_knowledge and KNOWLEDGE_MODES[self.variant_adapter(v).knowledge_mode].reads_fact_memory
         ]
         if memory and self.retrieval.memory_facts == 0:
             raise JobConfigError(

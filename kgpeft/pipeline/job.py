@@ -2,7 +2,7 @@
 
 :func:`prepare` loads the KG, the task's examples and the base model once, and builds each
 split's dataset once (linking, retrieval, tokenisation); with a ``selection`` section it
-also trains the fact scorer (:func:`prepare`'s last block, :func:`memory_facts`, :data:`SCORER_FILE`).
+also trains the fact scorer (:func:`prepare`'s last block, :data:`SCORER_FILE`).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Job:
             self.config.distillation is not None and split == "train" and with_target and variant.kind.reads_knowledge
         )
         data = self._base_dataset(split, with_target, examples, distill).with_knowledge(control, seed=self.config.seed)
-        memory = memory_facts(self.config, variant)
+        memory = variant.kind.memory_facts(self.config, variant)
         if self.scorer is not None and (variant.facts == "selected" or memory):
             data = data.with_fact_ranking(selection.select_facts(self.scorer, data, self.tokenizer, limit=None))
         num_facts = self.config.variant_facts(variant)
@@ -110,13 +110,6 @@ class Job:
         if variant.knowledge_dropout and split == "train" and with_target and control == "correct":
             data = data.with_knowledge_dropout(variant.knowledge_dropout, seed=self.config.seed)
         return data
-
-
-def memory_facts(config: JobConfig, variant: Variant) -> int:
-    """How many facts ``variant`` reads as memory slots: ``retrieval.memory_facts`` for a memory adapter."""
-    if variant.adapter != "kg-lora" or config.variant_adapter(variant).knowledge_mode != "memory":
-        return 0
-    return config.retrieval.memory_facts
 
 
 #: Where a job keeps its trained fact scorer, inside ``training.output_dir``.

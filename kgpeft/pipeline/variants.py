@@ -19,11 +19,12 @@ from torch import nn
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.training.checkpoints import ADAPTER_FOLDERS
+from kgpeft.tuners.modes import KNOWLEDGE_MODES
 from kgpeft.tuners.targets import resolve_target_modules
 from kgpeft.utils import quiet_checkpointing_deprecation, writing
 
 if TYPE_CHECKING:  # annotations only: the job holds its config, whose variants name these kinds
-    from kgpeft.pipeline.config import Variant
+    from kgpeft.pipeline.config import JobConfig, Variant
     from kgpeft.pipeline.job import Job
 
 
@@ -51,6 +52,10 @@ class VariantKind:
 
     def save(self, model: nn.Module, folder: Path, card: dict[str, Any]) -> None:
         """Save what the trainer did not, in ``folder`` (``output_dir/<variant name>``); ``card``: the results."""
+
+    def memory_facts(self, config: JobConfig, variant: Variant) -> int:
+        """How many facts ``variant``'s model reads as memory slots (0: none)."""
+        return 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -101,6 +106,11 @@ class KGLoraKind(VariantKind):
 
     def load(self, job: Job, adapter_dir: Path) -> nn.Module:
         return KGPeftModel.from_pretrained(copy.deepcopy(job.base), adapter_dir, job.kg, tokenizer=job.tokenizer)
+
+    def memory_facts(self, config: JobConfig, variant: Variant) -> int:
+        """``retrieval.memory_facts`` where the variant's knowledge mode reads facts as memory."""
+        mode = KNOWLEDGE_MODES[config.variant_adapter(variant).knowledge_mode]
+        return config.retrieval.memory_facts if mode.reads_fact_memory else 0
 
     def save(self, model: nn.Module, folder: Path, card: dict[str, Any]) -> None:
         """The adapter with its card, in ``folder/adapter``."""

@@ -309,6 +309,7 @@ class MemoryMode(KnowledgeMode):
     )
     modules = ("memory_gates",)
     graph_encoder = False
+    reads_fact_memory = True
 
     @classmethod
     def check_config(cls, config: Any) -> str | None:

@@ -41,6 +41,8 @@ class KnowledgeMode:
     modules: ClassVar[tuple[str, ...]] = ()
     #: Whether its adapters have a graph encoder (and may have a relation decoder).
     graph_encoder: ClassVar[bool] = True
+    #: Whether it reads the selected facts as memory slots (``RetrievalConfig.memory_facts`` of them).
+    reads_fact_memory: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Any) -> str | None:

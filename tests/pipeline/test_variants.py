@@ -37,3 +37,23 @@ def test_the_config_still_names_the_kind():
         Variant("v", adapter="qlora")
     with pytest.raises(JobConfigError, match="`knowledge` overrides a KG-LoRA adapter; variant 'v' has none"):
         Variant("v", adapter="lora", knowledge={"r": 2})
+
+
+@pytest.mark.parametrize("mode", ["token", "cross", "prefix", "memory"])
+def test_memory_facts_are_read_by_a_kg_lora_variant_whose_mode_reads_fact_memory(mode):
+    from kgpeft.pipeline import JobConfig
+
+    config = JobConfig.from_dict(
+        {
+            "model": "m",
+            "adapter": {"knowledge_mode": mode},
+            "retrieval": {"memory_facts": 3},
+            "variants": [{"name": "plain", "adapter": "lora"}, {"name": "kg", "adapter": "kg-lora"}],
+        }
+    )
+    plain, kg = config.variants
+    assert plain.kind.memory_facts(config, plain) == 0
+    assert kg.kind.memory_facts(config, kg) == (3 if mode == "memory" else 0)
+    # a variant's own `knowledge` section decides for it
+    config.variants[1] = Variant("kg", knowledge={"knowledge_mode": "memory" if mode != "memory" else "token"})
+    assert config.variants[1].kind.memory_facts(config, config.variants[1]) == (0 if mode == "memory" else 3)
