@@ -32,6 +32,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,47 +90,23 @@ def synthetic(
             relations cannot make that many distinct triples.
         FileExistsError: ``path`` exists and ``overwrite`` is off.
     """
-    num_entities = _check_int("num_entities", num_entities, 2)
-    num_relations = _check_int("num_relations", num_relations, 1)
-    num_triples = 4 * num_entities if num_triples is None else _check_int("num_triples", num_triples, 1)
-    aliases_per_entity = _check_int("aliases_per_entity", aliases_per_entity, 0)
-    seed = _check_int("seed", seed, 0)
-    valid_fraction = _check_fraction("valid_fraction", valid_fraction)
-    test_fraction = _check_fraction("test_fraction", test_fraction)
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"`overwrite` should be True or False, got {overwrite!r}.")
-    n, r = num_entities, num_relations
-    n_train, n_valid, n_test = _split_sizes(n, r, num_triples, valid_fraction, test_fraction)
+    parameters = _checked_parameters(
+        num_entities, num_relations, num_triples, aliases_per_entity, seed, valid_fraction, test_fraction, overwrite
+    )
+    n, r = parameters["num_entities"], parameters["num_relations"]
+    num_triples, aliases_per_entity = parameters["num_triples"], parameters["aliases_per_entity"]
+    n_train, n_valid, n_test = _split_sizes(
+        n, r, num_triples, parameters["valid_fraction"], parameters["test_fraction"]
+    )
     target = Path(path)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
 
-    graph_rng, text_rng = np.random.default_rng(seed).spawn(2)
+    graph_rng, text_rng = np.random.default_rng(parameters["seed"]).spawn(2)
     train, valid, test, used_entities, used_relations = draw_triples(
         graph_rng, n, r, n_train, n_valid + n_test, n_valid
     )
-    info = {
-        "generator": "kgpeft.datasets.synthetic",
-        "format_version": FORMAT_VERSION,
-        "parameters": {
-            "num_entities": n,
-            "num_relations": r,
-            "num_triples": num_triples,
-            "aliases_per_entity": aliases_per_entity,
-            "seed": seed,
-            "valid_fraction": valid_fraction,
-            "test_fraction": test_fraction,
-        },
-        "counts": {
-            "entities": n,
-            "relations": r,
-            "triples": {"train": int(train.size), "valid": int(valid.size), "test": int(test.size)},
-            "train_entities": used_entities,
-            "train_relations": used_relations,
-            "aliases": n * aliases_per_entity,
-        },
-        "files": {"train": "train.txt", "valid": "valid.txt", "test": "test.txt", "labels": "entities.tsv"},
-    }
+    info = _info(parameters, (train, valid, test), used_entities, used_relations)
     with atomic_folder(target, overwrite=overwrite) as tmp:
         for name, keys in (("train", train), ("valid", valid), ("test", test)):
             write_triples(tmp / f"{name}.txt", keys, n, r)
@@ -140,6 +117,62 @@ def synthetic(
 
 
 # ---------------------------------------------------------------------------- arguments
+
+
+def _info(
+    parameters: dict[str, Any],
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray],
+    used_entities: int,
+    used_relations: int,
+) -> dict[str, Any]:
+    """What ``synthetic.json`` holds: the generator, the parameters, the counts and the files."""
+    n, aliases_per_entity = parameters["num_entities"], parameters["aliases_per_entity"]
+    train, valid, test = splits
+    return {
+        "generator": "kgpeft.datasets.synthetic",
+        "format_version": FORMAT_VERSION,
+        "parameters": parameters,
+        "counts": {
+            "entities": n,
+            "relations": parameters["num_relations"],
+            "triples": {"train": int(train.size), "valid": int(valid.size), "test": int(test.size)},
+            "train_entities": used_entities,
+            "train_relations": used_relations,
+            "aliases": n * aliases_per_entity,
+        },
+        "files": {"train": "train.txt", "valid": "valid.txt", "test": "test.txt", "labels": "entities.tsv"},
+    }
+
+
+def _checked_parameters(
+    num_entities: Any,
+    num_relations: Any,
+    num_triples: Any,
+    aliases_per_entity: Any,
+    seed: Any,
+    valid_fraction: Any,
+    test_fraction: Any,
+    overwrite: Any,
+) -> dict[str, Any]:
+    """:func:`synthetic`'s arguments, checked, as ``synthetic.json`` records them (``overwrite`` only checked)."""
+    num_entities = _check_int("num_entities", num_entities, 2)
+    num_relations = _check_int("num_relations", num_relations, 1)
+    num_triples = 4 * num_entities if num_triples is None else _check_int("num_triples", num_triples, 1)
+    aliases_per_entity = _check_int("aliases_per_entity", aliases_per_entity, 0)
+    seed = _check_int("seed", seed, 0)
+    valid_fraction = _check_fraction("valid_fraction", valid_fraction)
+    test_fraction = _check_fraction("test_fraction", test_fraction)
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"`overwrite` should be True or False, got {overwrite!r}.")
+    return {
+        "num_entities": num_entities,
+        "num_relations": num_relations,
+        "num_triples": num_triples,
+        "aliases_per_entity": aliases_per_entity,
+        "seed": seed,
+        "valid_fraction": valid_fraction,
+        "test_fraction": test_fraction,
+    }
 
 
 def _check_int(name: str, value, minimum: int) -> int:
