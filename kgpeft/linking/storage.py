@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def settings_meta(max_candidates: int, min_alias_length: int, stopwords: frozens
     }
 
 
-def cache_folder(cache_dir: str | Path, fingerprint: str, settings: dict[str, Any]) -> Path:
+def cache_folder(cache_dir: str | os.PathLike, fingerprint: str, settings: dict[str, Any]) -> Path:
     """The folder of ``cache_dir`` that holds the linker of this KG and these :func:`settings_meta`.
 
     Its name is a digest of the format and its version, the KG's fingerprint and the settings.
