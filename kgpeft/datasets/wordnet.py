@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -135,77 +136,124 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
         return _read_wordnet(root)
 
 
+@dataclass
+class _Synsets:
+    """What the data files say, synset by synset (its entity id is its position) and pointer by pointer."""
+
+    index: dict[str, int] = field(default_factory=dict)  # key -> entity id
+    where: list[tuple[Path, int]] = field(default_factory=list)  # the file and line of each, to report bad pointers
+    labels: list[str] = field(default_factory=list)
+    aliases: list[tuple[str, ...]] = field(default_factory=list)
+    lowered: list[tuple[str, ...]] = field(default_factory=list)  # the names in lower case, as sense keys have them
+    descriptions: list[str] = field(default_factory=list)
+    examples: list[list[str]] = field(default_factory=list)
+    lexnames: list[str] = field(default_factory=list)
+    ss_types: list[str] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)  # the source synset of each pointer
+    pointer_fields: list[str] = field(
+        default_factory=list
+    )  # 4 per pointer: symbol, target offset and pos, source/target
+    rels: list[int] = field(default_factory=list)
+    version: str | None = None
+
+
 def _read_wordnet(root: Path) -> KnowledgeGraph:
-    index: dict[str, int] = {}
-    where: list[tuple[Path, int]] = []  # the file and line of each synset, to report its bad pointers
-    labels: list[str] = []
-    aliases: list[tuple[str, ...]] = []
-    lowered: list[tuple[str, ...]] = []  # the names in lower case, as sense keys have them
-    descriptions: list[str] = []
-    examples: list[list[str]] = []
-    lexnames: list[str] = []
-    ss_types: list[str] = []
-    heads: list[int] = []  # the source synset of each pointer
-    pointer_fields: list[str] = []  # 4 per pointer: symbol, target offset, target pos, source/target
-    rels: list[int] = []
-    version = None
-    relation_id = {name: i for i, name in enumerate(RELATION_KEYS)}
-
+    synsets = _Synsets()
     for pos, name in DATA_FILES.items():
-        file = root / name
-        text = _read_text(file)
-        if version is None and (match := _VERSION.search(text, 0, 4096)):
-            version = match.group(1)
-        symbols = {s: relation_id[r] for s, r in (ADVERB_POINTERS if pos == "r" else POINTERS).items()}
-        first_pointer = len(heads)
-        for lineno, line in _numbered_lines(text):
-            try:
-                offset, lex_filenum, ss_type, words, pointers, gloss = _parse_synset(line, pos)
-            except (ValueError, IndexError) as e:
-                raise KGFormatError(f"malformed synset line ({e})", file, lineno) from None
-            key = f"{offset}-{pos}"
-            entity = len(where)
-            if index.setdefault(key, entity) != entity:
-                first = where[index[key]][1]
-                raise KGFormatError(f"synset {key} appears twice (first on line {first})", file, lineno)
-            where.append((file, lineno))
+        _read_data_file(root / name, pos, synsets)
+    triples, pointer_info = _pointer_triples(synsets)
+    counts, name_counts = _sense_counts(root / SENSE_INDEX, synsets)
+    return KnowledgeGraph(
+        list(synsets.index),
+        RELATION_KEYS,
+        triples,
+        labels=synsets.labels,
+        aliases=synsets.aliases,
+        descriptions=synsets.descriptions,
+        entity_prior=torch.tensor(counts, dtype=torch.float32),
+        name_priors=name_counts,
+        extras={"examples": synsets.examples, "lexname": synsets.lexnames, "pos": synsets.ss_types},
+        info={
+            "name": "WordNet" if synsets.version is None else f"WordNet {synsets.version}",
+            "source": str(root),
+            "num_synsets": len(synsets.where),
+            **pointer_info,
+        },
+    )
 
-            names = list(dict.fromkeys(_lemma(w) for w in words))
-            labels.append(names[0])
-            aliases.append(tuple(names[1:]))
-            lowered.append(tuple(map(str.lower, names)))
-            definition, sep, rest = gloss.partition('; "')
-            descriptions.append(definition.strip())
-            examples.append(_QUOTED.findall('"' + rest) if sep else [])
-            lexnames.append(LEXNAMES[lex_filenum])
-            ss_types.append(ss_type)
 
-            heads.extend([entity] * (len(pointers) // 4))
-            pointer_fields.extend(pointers)
-
-        file_symbols = pointer_fields[4 * first_pointer :: 4]
+def _read_data_file(file: Path, pos: str, synsets: _Synsets) -> None:
+    """Add the synsets of one data file (``pos`` is its part of speech) and their pointers to ``synsets``."""
+    s = synsets
+    text = _read_text(file)
+    if s.version is None and (match := _VERSION.search(text, 0, 4096)):
+        s.version = match.group(1)
+    relation_id = {name: i for i, name in enumerate(RELATION_KEYS)}
+    symbols = {sym: relation_id[r] for sym, r in (ADVERB_POINTERS if pos == "r" else POINTERS).items()}
+    first_pointer = len(s.heads)
+    for lineno, line in _numbered_lines(text):
         try:
-            rels.extend([symbols[s] for s in file_symbols])
-        except KeyError as e:
-            i = first_pointer + file_symbols.index(e.args[0])
-            raise KGFormatError(f"unknown pointer symbol {e.args[0]!r}", *where[heads[i]]) from None
+            offset, lex_filenum, ss_type, words, pointers, gloss = _parse_synset(line, pos)
+        except (ValueError, IndexError) as e:
+            raise KGFormatError(f"malformed synset line ({e})", file, lineno) from None
+        key = f"{offset}-{pos}"
+        entity = len(s.where)
+        if s.index.setdefault(key, entity) != entity:
+            first = s.where[s.index[key]][1]
+            raise KGFormatError(f"synset {key} appears twice (first on line {first})", file, lineno)
+        s.where.append((file, lineno))
 
-    tail_keys = [f"{o}-{_KEY_POS[p]}" for o, p in zip(pointer_fields[1::4], pointer_fields[2::4], strict=True)]
-    tails = [index.get(k, -1) for k in tail_keys]
+        names = list(dict.fromkeys(_lemma(w) for w in words))
+        s.labels.append(names[0])
+        s.aliases.append(tuple(names[1:]))
+        s.lowered.append(tuple(map(str.lower, names)))
+        definition, sep, rest = gloss.partition('; "')
+        s.descriptions.append(definition.strip())
+        s.examples.append(_QUOTED.findall('"' + rest) if sep else [])
+        s.lexnames.append(LEXNAMES[lex_filenum])
+        s.ss_types.append(ss_type)
+
+        s.heads.extend([entity] * (len(pointers) // 4))
+        s.pointer_fields.extend(pointers)
+
+    file_symbols = s.pointer_fields[4 * first_pointer :: 4]
+    try:
+        s.rels.extend([symbols[sym] for sym in file_symbols])
+    except KeyError as e:
+        i = first_pointer + file_symbols.index(e.args[0])
+        raise KGFormatError(f"unknown pointer symbol {e.args[0]!r}", *s.where[s.heads[i]]) from None
+
+
+def _pointer_triples(synsets: _Synsets) -> tuple[torch.Tensor, dict[str, int]]:
+    """The ``(3, E)`` triples of the pointers, in file order, self-loops and repeats dropped, and their counts."""
+    s = synsets
+    tail_keys = [f"{o}-{_KEY_POS[p]}" for o, p in zip(s.pointer_fields[1::4], s.pointer_fields[2::4], strict=True)]
+    tails = [s.index.get(k, -1) for k in tail_keys]
     if -1 in tails:
         i = tails.index(-1)
-        raise KGFormatError(f"pointer to synset {tail_keys[i]}, which is in no data file", *where[heads[i]])
-    num_lexical = len(heads) - pointer_fields[3::4].count("0000")
-    h, r, t = np.array(heads, dtype=np.int64), np.array(rels, dtype=np.int64), np.array(tails, dtype=np.int64)
+        raise KGFormatError(f"pointer to synset {tail_keys[i]}, which is in no data file", *s.where[s.heads[i]])
+    num_lexical = len(s.heads) - s.pointer_fields[3::4].count("0000")
+    h, r, t = np.array(s.heads, dtype=np.int64), np.array(s.rels, dtype=np.int64), np.array(tails, dtype=np.int64)
     not_loop = h != t
     h, r, t = h[not_loop], r[not_loop], t[not_loop]
-    _, first = np.unique((h * len(RELATION_KEYS) + r) * len(where) + t, return_index=True)
+    _, first = np.unique((h * len(RELATION_KEYS) + r) * len(s.where) + t, return_index=True)
     first.sort()  # keep triples in file order
     triples = torch.from_numpy(np.stack([h[first], r[first], t[first]]))  # (3, E)
+    info = {
+        "num_pointers": len(s.heads),
+        "num_semantic_pointers": len(s.heads) - num_lexical,
+        "num_lexical_pointers": num_lexical,
+        "self_loops_dropped": len(s.heads) - len(h),
+        "duplicates_dropped": len(h) - len(first),
+        "num_triples": len(first),
+    }
+    return triples, info
 
-    counts = [1] * len(where)
-    name_counts = [[1] * (1 + len(a)) for a in aliases]
-    sense_file = root / SENSE_INDEX
+
+def _sense_counts(sense_file: Path, synsets: _Synsets) -> tuple[list[int], list[list[int]]]:
+    """One plus the tag counts in ``index.sense``: of each synset, and of each of its names."""
+    counts = [1] * len(synsets.where)
+    name_counts = [[1] * (1 + len(a)) for a in synsets.aliases]
     for lineno, line in _numbered_lines(_read_text(sense_file)):
         fields = line.split()
         lemma, _, lex_sense = fields[0].partition("%")
@@ -214,12 +262,12 @@ def _read_wordnet(root: Path) -> KnowledgeGraph:
             raise KGFormatError(
                 "malformed sense line (expected 'sense_key offset sense_number tag_cnt')", sense_file, lineno
             )
-        entity = index.get(f"{fields[1]}-{pos}")
+        entity = synsets.index.get(f"{fields[1]}-{pos}")
         if entity is None:
             raise KGFormatError(f"sense of synset {fields[1]}-{pos}, which is in no data file", sense_file, lineno)
         count = int(fields[3])
         counts[entity] += count
-        lemma, names = lemma.replace("_", " "), lowered[entity]
+        lemma, names = lemma.replace("_", " "), synsets.lowered[entity]
         matches = names.count(lemma)
         if matches == 1:
             name_counts[entity][names.index(lemma)] += count
@@ -231,29 +279,7 @@ def _read_wordnet(root: Path) -> KnowledgeGraph:
             for j, name in enumerate(names):
                 if name == lemma:
                     name_counts[entity][j] += count
-
-    return KnowledgeGraph(
-        list(index),
-        RELATION_KEYS,
-        triples,
-        labels=labels,
-        aliases=aliases,
-        descriptions=descriptions,
-        entity_prior=torch.tensor(counts, dtype=torch.float32),
-        name_priors=name_counts,
-        extras={"examples": examples, "lexname": lexnames, "pos": ss_types},
-        info={
-            "name": "WordNet" if version is None else f"WordNet {version}",
-            "source": str(root),
-            "num_synsets": len(where),
-            "num_pointers": len(heads),
-            "num_semantic_pointers": len(heads) - num_lexical,
-            "num_lexical_pointers": num_lexical,
-            "self_loops_dropped": len(heads) - len(h),
-            "duplicates_dropped": len(h) - len(first),
-            "num_triples": len(first),
-        },
-    )
+    return counts, name_counts
 
 
 def _read_text(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Knowledge graphs: the data model and its readers."""
 
-from kgpeft.graph.knowledge_graph import CSRAdjacency, KnowledgeGraph
+from kgpeft.graph.adjacency import CSRAdjacency
+from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.graph.readers import read_entity_labels, read_ntriples, read_pykeen_folder, read_triples
 
 __all__ = [

@@ -1,49 +1,26 @@
-"""The :class:`KnowledgeGraph` data model: vocabularies, triples, splits and adjacency."""
+"""The :class:`KnowledgeGraph` data model: vocabularies, names, triples and splits.
+
+Its saved folder is :mod:`kgpeft.graph.storage`'s, and its adjacency and PyG views are
+:mod:`kgpeft.graph.adjacency`'s.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
-from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.errors import KGFormatError
+from kgpeft.graph.adjacency import CSRAdjacency, build_csr, pyg_data
+from kgpeft.graph.storage import FORMAT_NAME, SavedFolder, write_files, writing_folder
 from kgpeft.graph.strings import RaggedStrings, StringTable, ragged_strings, string_table
-from kgpeft.utils import atomic_folder, foreign_entries_or_refuse, paused_gc
-
-FORMAT_NAME = "kgpeft.knowledge_graph"
-# Version 2 keeps the vocabularies, labels, aliases and descriptions as UTF-8 string tables
-# (``strings.<column>.data.npy`` and ``.offsets.npy``) instead of JSON lists, so that a
-# memory-mapped load reads none of them until they are used. Version 1 still loads.
-FORMAT_VERSION = 2
-# The string columns version 2 writes as tables, besides ``aliases`` (a table plus row pointers).
-_STRING_COLUMNS = ("entity_keys", "relation_keys", "labels", "descriptions")
-META_FILE = "kg.json"
-
-
-class CSRAdjacency(NamedTuple):
-    """Both-direction adjacency in compressed sparse row form.
-
-    Row ``v`` holds the edges leaving ``v``: ``col[rowptr[v]:rowptr[v + 1]]`` are their
-    targets, ``edge_type`` their relation ids (a triple ``(h, r, t)`` gives the edge
-    ``h -> t`` of type ``r`` and the edge ``t -> h`` of type ``r + num_relations``), and
-    ``edge_id`` the column of the triple in :attr:`KnowledgeGraph.triples`.
-    Within a row, edges are sorted by target, then type.
-
-    Shapes: ``rowptr (|V| + 1,)``, ``col``, ``edge_type``, ``edge_id`` ``(2 |E|,)``.
-    """
-
-    rowptr: torch.Tensor
-    col: torch.Tensor
-    edge_type: torch.Tensor
-    edge_id: torch.Tensor
 
 
 def _as_triples(triples: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -150,24 +127,7 @@ class KnowledgeGraph:
         self._name_prior_values: np.ndarray | None = None
         self._name_priors: list[tuple[float, ...]] | None = None
         if name_priors is not None:
-            self._name_priors = [tuple(map(float, p)) for p in name_priors]
-            if len(self._name_priors) != n:
-                raise ValueError(f"`name_priors` should have one entry per entity ({n}), got {len(self._name_priors)}.")
-            for i, (p, a) in enumerate(zip(self._name_priors, self.aliases, strict=True)):
-                if len(p) != 1 + len(a):
-                    raise ValueError(
-                        f"`name_priors[{i}]` should have one prior per name of entity {self.entity_keys[i]!r} "
-                        f"({1 + len(a)}: its label and {len(a)} aliases), got {len(p)}."
-                    )
-            self._name_prior_values = np.fromiter(
-                (v for p in self._name_priors for v in p), dtype=np.float64, count=n + _num_aliases(self.aliases)
-            )
-            if not (self._name_prior_values >= 0).all():  # also catches NaN
-                i = next(i for i, p in enumerate(self._name_priors) if not all(v >= 0 for v in p))
-                raise ValueError(
-                    f"`name_priors[{i}]` should be non-negative, got {self._name_priors[i]} "
-                    f"for entity {self.entity_keys[i]!r}."
-                )
+            self._set_name_priors(name_priors)
 
         self.triples = _as_triples(triples, "triples")
         self.splits: dict[str, torch.Tensor] = {k: _as_triples(v, f"splits[{k!r}]") for k, v in (splits or {}).items()}
@@ -176,6 +136,28 @@ class KnowledgeGraph:
         self.info: dict[str, Any] = dict(info or {})
         self._csr: CSRAdjacency | None = None
         self._fingerprint: str | None = None
+
+    def _set_name_priors(self, name_priors: Sequence[Sequence[float]]) -> None:
+        """Keep ``name_priors`` as tuples and flat, checked against the names."""
+        n = self.num_entities
+        self._name_priors = [tuple(map(float, p)) for p in name_priors]
+        if len(self._name_priors) != n:
+            raise ValueError(f"`name_priors` should have one entry per entity ({n}), got {len(self._name_priors)}.")
+        for i, (p, a) in enumerate(zip(self._name_priors, self.aliases, strict=True)):
+            if len(p) != 1 + len(a):
+                raise ValueError(
+                    f"`name_priors[{i}]` should have one prior per name of entity {self.entity_keys[i]!r} "
+                    f"({1 + len(a)}: its label and {len(a)} aliases), got {len(p)}."
+                )
+        self._name_prior_values = np.fromiter(
+            (v for p in self._name_priors for v in p), dtype=np.float64, count=n + _num_aliases(self.aliases)
+        )
+        if not (self._name_prior_values >= 0).all():  # also catches NaN
+            i = next(i for i, p in enumerate(self._name_priors) if not all(v >= 0 for v in p))
+            raise ValueError(
+                f"`name_priors[{i}]` should be non-negative, got {self._name_priors[i]} "
+                f"for entity {self.entity_keys[i]!r}."
+            )
 
     def _check_ids(self, t: torch.Tensor, name: str) -> None:
         if t.numel() == 0:
@@ -255,7 +237,7 @@ class KnowledgeGraph:
     def csr(self) -> CSRAdjacency:
         """The both-direction adjacency (see :class:`CSRAdjacency`), built once and cached."""
         if self._csr is None:
-            self._csr = _build_csr(self.triples, self.num_entities, self.num_relations)
+            self._csr = build_csr(self.triples, self.num_entities, self.num_relations)
         return self._csr
 
     @property
@@ -277,22 +259,8 @@ class KnowledgeGraph:
         With ``add_inverse=True`` every triple also gives its reverse edge, typed
         ``r + num_relations``, exactly the edges of :meth:`csr`.
         """
-        from torch_geometric.data import Data
-
-        if add_inverse:
-            csr = self.csr()
-            src = torch.repeat_interleave(torch.arange(self.num_entities), csr.rowptr.diff())
-            edge_index, edge_type = torch.stack([src, csr.col]), csr.edge_type
-            num_edge_types = 2 * self.num_relations
-        else:
-            edge_index, edge_type = self.triples[[0, 2]], self.triples[1]
-            num_edge_types = self.num_relations
-        return Data(
-            edge_index=edge_index,
-            edge_type=edge_type,
-            num_nodes=self.num_entities,
-            num_relations=num_edge_types,
-        )
+        csr = self.csr() if add_inverse else None
+        return pyg_data(self.triples, csr, self.num_entities, self.num_relations)
 
     def __repr__(self) -> str:
         splits = f", splits={{{', '.join(f'{k}: {v.size(1)}' for k, v in self.splits.items())}}}" if self.splits else ""
@@ -320,24 +288,13 @@ class KnowledgeGraph:
                 KG's (without ``force``); the message names up to 5 of them.
             FileExistsError: ``path`` exists and ``overwrite`` is ``False``.
         """
-        target = Path(path)
-        others = foreign_entries_or_refuse(
-            target,
-            _foreign_entries,
-            force,
-            writer="KnowledgeGraph.save",
-            owner="a saved knowledge graph's",
-            thing="the KG",
-        )
-        with atomic_folder(target, overwrite, keep=others) as tmp:
+        with writing_folder(Path(path), overwrite, force) as tmp:
             arrays = {"triples": self.triples, **{f"split.{k}": v for k, v in self.splits.items()}}
             arrays.update({f"csr.{k}": v for k, v in self.csr()._asdict().items()})
             if self.entity_prior is not None:
                 arrays["entity_prior"] = self.entity_prior
             if self._name_prior_values is not None:
                 arrays["name_priors"] = torch.from_numpy(self._name_prior_values)
-            for name, tensor in arrays.items():
-                np.save(tmp / f"{name}.npy", tensor.numpy(), allow_pickle=False)
             columns: dict[str, StringTable] = {
                 "entity_keys": string_table(self.entity_keys),
                 "relation_keys": string_table(self.relation_keys),
@@ -349,26 +306,20 @@ class KnowledgeGraph:
             aliases = ragged_strings(self.aliases)
             if aliases.num_strings:
                 columns["aliases"] = aliases.strings
-                np.save(tmp / "aliases.rowptr.npy", aliases.rowptr, allow_pickle=False)
-            for name, table in columns.items():
-                np.save(tmp / f"strings.{name}.data.npy", table.data, allow_pickle=False)
-                np.save(tmp / f"strings.{name}.offsets.npy", table.offsets, allow_pickle=False)
-            meta = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "fingerprint": self.fingerprint,
-                "num_entities": self.num_entities,
-                "num_relations": self.num_relations,
-                # Checked on load instead of recomputing the fingerprint from every key.
-                "strings": {name: table.digest() for name, table in columns.items()},
-                "extras": self.extras,
-                "splits": list(self.splits),
-                "has_entity_prior": self.entity_prior is not None,
-                "has_name_priors": self._name_prior_values is not None,
-                "info": self.info,
-            }
-            with open(tmp / META_FILE, "w", encoding="utf-8") as f:
-                json.dump(meta, f, ensure_ascii=False)
+            write_files(
+                tmp,
+                arrays,
+                columns,
+                aliases.rowptr if aliases.num_strings else None,
+                fingerprint=self.fingerprint,
+                num_entities=self.num_entities,
+                num_relations=self.num_relations,
+                extras=self.extras,
+                splits=list(self.splits),
+                has_entity_prior=self.entity_prior is not None,
+                has_name_priors=self._name_prior_values is not None,
+                info=self.info,
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike, mmap: bool = False) -> KnowledgeGraph:
@@ -380,56 +331,9 @@ class KnowledgeGraph:
         KG larger than memory can still be retrieved from. Version 1 folders (JSON
         vocabularies) still load.
         """
-        path = Path(path)
-        meta_path = path / META_FILE
-        if not meta_path.is_file():
-            raise KGFileNotFoundError(f"No saved knowledge graph at {path} (missing {META_FILE}).")
-        try:
-            with paused_gc(), open(meta_path, encoding="utf-8") as f:
-                meta = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise KGFormatError(f"not valid JSON ({e})", meta_path) from None
-        if meta.get("format") != FORMAT_NAME:
-            raise KGFormatError(f"not a saved kgpeft knowledge graph (format={meta.get('format')!r})", meta_path)
-        if meta.get("version", 0) > FORMAT_VERSION:
-            raise KGFormatError(
-                f"written by a newer kgpeft (format version {meta['version']}, this one reads <= {FORMAT_VERSION})",
-                meta_path,
-            )
-
-        def np_array(name: str) -> np.ndarray:
-            file = path / f"{name}.npy"
-            try:
-                return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-            except FileNotFoundError:
-                raise KGFileNotFoundError(f"Saved knowledge graph {path} is missing {file.name}.") from None
-            except ValueError as e:
-                raise KGFormatError(f"unreadable array ({e})", file) from None
-
-        def array(name: str) -> torch.Tensor:
-            a = np_array(name)
-            with warnings.catch_warnings():
-                # torch warns that a read-only map is not writable; kgpeft never writes KG arrays.
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.from_numpy(a)
-
-        if meta.get("version", 1) >= 2:
-            columns = {}
-            for name, digest in meta["strings"].items():
-                table = StringTable(np_array(f"strings.{name}.data"), np_array(f"strings.{name}.offsets"))
-                if table.digest() != digest:
-                    raise KGFormatError(
-                        f"the {name} do not match their stored digest (file corrupted?)",
-                        path / f"strings.{name}.data.npy",
-                    )
-                columns[name] = table
-            if "aliases" in columns:
-                columns["aliases"] = RaggedStrings(columns["aliases"], np_array("aliases.rowptr"))
-            if len(columns["entity_keys"]) != meta["num_entities"]:
-                raise KGFormatError("entity keys do not match the entity count (file corrupted?)", meta_path)
-            strings = {"labels": None, "aliases": None, "descriptions": None, **columns}
-        else:
-            strings = {k: meta[k] for k in ("entity_keys", "relation_keys", "labels", "aliases", "descriptions")}
+        folder = SavedFolder(Path(path), mmap)
+        meta, array = folder.meta, folder.array
+        strings = folder.string_columns()
         kg = cls(
             strings.pop("entity_keys"),
             strings.pop("relation_keys"),
@@ -440,38 +344,21 @@ class KnowledgeGraph:
             info=meta["info"],
             **strings,
         )
-        if meta.get("version", 1) >= 2:
+        if folder.version >= 2:
             # The key tables match their digests, taken when the fingerprint was computed.
             kg._fingerprint = meta["fingerprint"]
         elif kg.fingerprint != meta["fingerprint"]:
-            raise KGFormatError("vocabulary does not match the stored fingerprint (file corrupted?)", meta_path)
+            raise KGFormatError("vocabulary does not match the stored fingerprint (file corrupted?)", folder.meta_path)
         if meta.get("has_name_priors", False):  # absent from KGs saved before name priors existed
             kg._name_prior_values = array("name_priors").numpy()
             if kg._name_prior_values.shape != (kg.num_entities + _num_aliases(kg.aliases),):
-                raise KGFormatError("name priors do not match the names (file corrupted?)", path / "name_priors.npy")
+                raise KGFormatError(
+                    "name priors do not match the names (file corrupted?)", folder.path / "name_priors.npy"
+                )
         kg._csr = CSRAdjacency(**{k: array(f"csr.{k}") for k in CSRAdjacency._fields})
         if kg._csr.rowptr.numel() != kg.num_entities + 1 or kg._csr.col.numel() != 2 * kg.num_triples:
-            raise KGFormatError("adjacency does not match the triples (file corrupted?)", path)
+            raise KGFormatError("adjacency does not match the triples (file corrupted?)", folder.path)
         return kg
-
-
-# The arrays KnowledgeGraph.save writes, besides one "split.<name>" per split.
-_ARRAY_NAMES = frozenset(
-    {
-        "triples",
-        "entity_prior",
-        "name_priors",
-        "aliases.rowptr",
-        *(f"csr.{k}" for k in CSRAdjacency._fields),
-        *(f"strings.{c}.{part}" for c in (*_STRING_COLUMNS, "aliases") for part in ("data", "offsets")),
-    }
-)
-
-
-def _is_saved_kg_file(name: str) -> bool:
-    """Whether :meth:`KnowledgeGraph.save` writes a file of this name."""
-    stem = name.removesuffix(".npy")
-    return name == META_FILE or (name.endswith(".npy") and (stem in _ARRAY_NAMES or stem.startswith("split.")))
 
 
 def _column(strings: Sequence[str]) -> Sequence[str]:
@@ -507,40 +394,3 @@ def _fingerprint(entity_keys: Sequence[str], relation_keys: Sequence[str]) -> st
         h.update(b"]")
     h.update(b"]")
     return h.hexdigest()
-
-
-def _foreign_entries(folder: Path) -> list[str]:
-    """The entries of ``folder`` that no :meth:`KnowledgeGraph.save` wrote, so that saving there would lose them.
-
-    None in a missing or empty folder, nor in a saved KG's folder (a ``kg.json`` of this
-    format and the KG's arrays); every entry of any other folder.
-    """
-    if not folder.is_dir():
-        return []
-    names = sorted(p.name for p in folder.iterdir())
-    try:
-        with paused_gc(), open(folder / META_FILE, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        meta = None
-    if not (isinstance(meta, dict) and meta.get("format") == FORMAT_NAME):
-        return names
-    return [name for name in names if not (_is_saved_kg_file(name) and (folder / name).is_file())]
-
-
-def _build_csr(triples: torch.Tensor, num_entities: int, num_relations: int) -> CSRAdjacency:
-    h, r, t = triples.numpy()
-    e = h.size
-    src = np.concatenate([h, t])
-    dst = np.concatenate([t, h])
-    typ = np.concatenate([r, r + num_relations])
-    eid = np.concatenate([np.arange(e), np.arange(e)])
-    order = np.lexsort((typ, dst, src))  # by src, then dst, then type
-    rowptr = np.zeros(num_entities + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=num_entities), out=rowptr[1:])
-    return CSRAdjacency(
-        rowptr=torch.from_numpy(rowptr),
-        col=torch.from_numpy(dst[order]),
-        edge_type=torch.from_numpy(typ[order]),
-        edge_id=torch.from_numpy(eid[order]),
-    )

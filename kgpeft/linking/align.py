@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from kgpeft.linking.entity_linker import Mention
+from kgpeft.linking.matcher import Mention
 
 _Offsets = torch.Tensor | Sequence[Sequence[int]]
 

@@ -318,9 +318,9 @@ def test_any_ntriples_file_reads_or_names_file_and_line(fuzz_dir, content):
 @pytest.mark.parametrize("flush", [2, 1 << 16])
 def test_streamed_read_equals_an_in_memory_read(tmp_path, monkeypatch, flush):
     """The streaming readers give exactly the KG built from whole-file lists of strings."""
-    from kgpeft.graph import readers
+    from kgpeft.graph.readers import labels
 
-    monkeypatch.setattr(readers, "_FLUSH", flush)  # several string-table chunks per column
+    monkeypatch.setattr(labels, "_FLUSH", flush)  # several string-table chunks per column
     rows = {
         "train": [("q1", "p1", "q2"), ("q2", "p2", "q3"), ("q3", "p1", "q1"), ("q1", "p1", "q2"), ("q4", "p3", "q2")],
         "valid": [("q2", "p1", "q4")],

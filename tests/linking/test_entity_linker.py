@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 from kgpeft import KnowledgeGraph
 from kgpeft.datasets.wordnet import load_wordnet, wordnet_dir
 from kgpeft.errors import LinkerFileError, OutputPathError
-from kgpeft.linking import ENGLISH_STOPWORDS, EntityLinker, Mention, entity_linker, normalize
+from kgpeft.linking import (
+    ENGLISH_STOPWORDS,
+    EntityLinker,
+    Mention,
+    alias_tables,
+    entity_linker,
+    matcher,
+    normalize,
+    storage,
+)
 
 
 def make_kg(
@@ -464,7 +473,7 @@ def test_save_load_round_trip(saved_kg, tmp_path):
         linker = EntityLinker(saved_kg, **options)
         linker.save(tmp_path / "linker", overwrite=True)
         assert sorted(p.name for p in (tmp_path / "linker").iterdir()) == sorted(
-            ["linker.json", *(f"{n}.npy" for n in entity_linker._ARRAY_NAMES)]
+            ["linker.json", *(f"{n}.npy" for n in alias_tables.ARRAY_NAMES)]
         )
         loaded = EntityLinker.load(tmp_path / "linker", saved_kg)
         assert repr(loaded) == repr(linker)
@@ -536,7 +545,7 @@ def test_load_refuses_corrupted_or_newer_files(saved_kg, tmp_path):
 
     meta_path = folder / "linker.json"
     meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**meta, "version": entity_linker.FORMAT_VERSION + 1}))
+    meta_path.write_text(json.dumps({**meta, "version": storage.FORMAT_VERSION + 1}))
     with pytest.raises(LinkerFileError, match="written by a newer kgpeft"):
         EntityLinker.load(folder, saved_kg)
     meta_path.write_text(json.dumps({**meta, "num_aliases": meta["num_aliases"] + 1}))
@@ -564,8 +573,8 @@ def test_cached_builds_then_reuses(saved_kg, tmp_path, monkeypatch):
         raise AssertionError("built again")
 
     with monkeypatch.context() as m:
-        m.setattr(entity_linker, "normalize", refuse)
-        m.setattr(entity_linker, "_build_tables", refuse)
+        m.setattr(alias_tables, "normalize", refuse)
+        m.setattr(entity_linker, "build_tables", refuse)
         loaded = EntityLinker.cached(saved_kg, cache_dir=tmp_path, **options)
     assert loaded.link_batch(SAVED_TEXTS) == expected and loaded.max_candidates == 2
     assert list(tmp_path.iterdir()) == [folder]
@@ -598,10 +607,10 @@ def test_cached_defaults_to_the_dataset_cache(saved_kg, tmp_path, monkeypatch):
 
 def test_link_with_a_small_memo(saved_kg, monkeypatch):
     expected = EntityLinker(saved_kg).link_batch(SAVED_TEXTS)
-    monkeypatch.setattr(entity_linker, "_MEMO_SIZE", 2)
+    monkeypatch.setattr(matcher, "_MEMO_SIZE", 2)
     linker = EntityLinker(saved_kg)
     assert linker.link_batch(SAVED_TEXTS * 2) == expected * 2
-    assert sum(entry is not None for entry in linker._memo) <= 2
+    assert sum(entry is not None for entry in linker._matcher._memo) <= 2
 
 
 def test_link_batch_in_several_searches(saved_kg, monkeypatch):

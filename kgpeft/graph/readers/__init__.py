@@ -1,0 +1,45 @@
+"""Readers that turn KG files into a :class:`KnowledgeGraph`.
+
+Every reader checks each line and raises :class:`~kgpeft.errors.KGFormatError` naming the
+file and 1-based line of the first bad one (wrong column count, empty field, bad
+encoding). Blank lines and a leading UTF-8 byte order mark are skipped. Repeated triples
+are dropped, counted in ``kg.info["duplicates_dropped"]`` and reported with a warning;
+nothing else is dropped.
+
+The triple and label readers stream: each line becomes ids in flat integer arrays and
+labels, aliases and descriptions go straight into UTF-8 string tables
+(:class:`~kgpeft.graph.strings.StringTable`), so that reading holds one Python object per
+distinct key (the vocabulary), not per line or per name.
+
+The readers, one module per format: :mod:`~kgpeft.graph.readers.tabular` (TSV/CSV triples
+and PyKEEN split folders), :mod:`~kgpeft.graph.readers.labels` (entity labels files) and
+:mod:`~kgpeft.graph.readers.ntriples`; :mod:`~kgpeft.graph.readers.lines` reads and checks
+lines, and :mod:`~kgpeft.graph.readers.building` turns what was read into the KG.
+"""
+
+from kgpeft.graph.readers.labels import read_entity_labels
+from kgpeft.graph.readers.lines import PathLike
+from kgpeft.graph.readers.ntriples import (
+    ALIAS_PREDICATES,
+    DESCRIPTION_PREDICATES,
+    LABEL_PREDICATES,
+    RDFS,
+    SKOS,
+    read_ntriples,
+)
+from kgpeft.graph.readers.tabular import SPLIT_FILES, UnknownPolicy, read_pykeen_folder, read_triples
+
+__all__ = [
+    "ALIAS_PREDICATES",
+    "DESCRIPTION_PREDICATES",
+    "LABEL_PREDICATES",
+    "RDFS",
+    "SKOS",
+    "SPLIT_FILES",
+    "PathLike",
+    "UnknownPolicy",
+    "read_entity_labels",
+    "read_ntriples",
+    "read_pykeen_folder",
+    "read_triples",
+]
