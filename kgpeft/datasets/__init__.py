@@ -5,7 +5,7 @@
 - ``"nations"``, ``"kinships"``, ``"umls"``: the standard link-prediction benchmarks,
   shipped inside kgpeft as train/valid/test splits (copied from PyKEEN, MIT licence).
 - :func:`synthetic` writes a synthetic KG of any size (power-law degrees, WordNet-word
-  labels and aliases) for scale benchmarks; see :mod:`kgpeft.datasets.synthetic_kg`.
+  labels and aliases) for scale benchmarks; see :mod:`kgpeft.datasets.synthetic_graph`.
 - ``"wordnet"``: WordNet 3.0 read from the system database (Debian packages
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
@@ -21,7 +21,7 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from kgpeft.datasets.synthetic_kg import synthetic
+from kgpeft.datasets.synthetic_graph import synthetic
 from kgpeft.datasets.wordnet import WORDNET_FILES, load_wordnet, wordnet_dir
 from kgpeft.errors import KGFileNotFoundError, UnknownDatasetError
 from kgpeft.graph import KnowledgeGraph, read_ntriples, read_pykeen_folder, read_triples

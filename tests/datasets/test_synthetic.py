@@ -127,3 +127,18 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _main([str(tmp_path / "kg"), "--entities", "200"])  # exists
     assert "exists" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_without_runpy_warning(tmp_path):
+    """The module run as ``__main__`` is not one ``kgpeft.datasets`` has imported (runpy would warn)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "kgpeft.datasets.synthetic_kg", str(tmp_path / "kg"), "--entities", "50"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "entities:  50" in done.stdout
