@@ -6,7 +6,7 @@ facts include one joining the question's linked entity and a gold answer ("answe
 recall@k"), for
 
 - ``prior``: the data path's default order (facts touching a linked entity first, then retrieval order),
-- ``scorer``: :class:`kgpeft.nn.FactScorer` trained on the training questions' answer entities
+- ``scorer``: :class:`kgpeft.selection.FactScorer` trained on the training questions' answer entities
   (the ``answers`` objective, ``selection:`` settings of the config),
 
 and the share of questions whose subgraph holds a gold answer at all (the ceiling). A cheap,

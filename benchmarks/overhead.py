@@ -22,7 +22,7 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
 - ``lora+facts`` and ``memory``: the main job's design against its reference. Each text's
   first 2 facts (``rank_facts`` over its subgraph) are written before it (``"Facts: a; b.\\n"``,
   masked from the loss, so the same text tokens are labelled) for plain LoRA, and handed to
-  KG-LoRA in ``memory`` mode as key/value slots; :class:`~kgpeft.training.KnowledgeCollator` batches
+  KG-LoRA in ``memory`` mode as key/value slots; :class:`~kgpeft.data.KnowledgeCollator` batches
   both, as in training. ``memory`` is compared both with ``lora``
   (the same prompt tokens) and with ``lora+facts`` (the same facts), every other variant with ``lora``.
 
@@ -197,7 +197,7 @@ def make_inputs(args: argparse.Namespace, repeats: int = 1) -> Inputs:
 def with_facts(kg, tokenizer, texts, enc, offsets, knowledge: KnowledgeBatch, collator: Collator):
     """The batch with each text's first ``NUM_FACTS`` facts (``rank_facts``) written before it, its
     prefix masked from the loss, and the knowledge with the same facts as memory slots: the features
-    of both batched by :class:`~kgpeft.training.KnowledgeCollator`, as in training (the prompts
+    of both batched by :class:`~kgpeft.data.KnowledgeCollator`, as in training (the prompts
     left-padded, so every text ends at the same position)."""
     graphs = knowledge.graph.to_data_list()
     mentions = collator.linker.link_batch(texts)

@@ -1,7 +1,7 @@
 """Peak memory of building one dataset row from a long text, the way a task file's row is built.
 
 Loads the main job's KG (WordNet), linker and tokenizer (SmolLM2), then, in a fresh process per
-text size, builds a :class:`~kgpeft.training.KnowledgeDataset` of one ``causal_lm`` row whose text
+text size, builds a :class:`~kgpeft.data.KnowledgeDataset` of one ``causal_lm`` row whose text
 is that many characters of English prose (WordNet's example sentences, repeated) and prints
 the peak resident memory the row added over the loaded KG and linker (``ru_maxrss``). Nothing
 is asserted.

@@ -1,4 +1,4 @@
-"""The names of :func:`~kgpeft.datasets.synthetic_kg.synthetic`'s entities: labels, aliases and descriptions.
+"""The names of :func:`~kgpeft.datasets.synthetic_graph.synthetic`'s entities: labels, aliases and descriptions.
 
 Labels are one to three words (mostly two, e.g. ``"amber falcon"``) from the WordNet word list
 shipped in ``data/synthetic_words.txt``, drawn by a seeded popularity order; aliases are

@@ -1,4 +1,4 @@
-"""The triples of :func:`~kgpeft.datasets.synthetic_kg.synthetic`: power-law degrees, no self-loops, no repeats.
+"""The triples of :func:`~kgpeft.datasets.synthetic_graph.synthetic`: power-law degrees, no self-loops, no repeats.
 
 Heads, tails and relations are drawn from Zipf-like distributions over random orders of the
 entities and relations, first so that every entity and relation has a training triple, then
