@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 
-from kgpeft.cli.job import cmd_demo, cmd_evaluate, cmd_explain, cmd_info, cmd_predict, cmd_train
-from kgpeft.cli.kge import cmd_kge_evaluate, cmd_kge_train
-from kgpeft.cli.link import LINK_RETRIEVAL, LinkConfig, cmd_link
+from kgpeft.cli.link import LINK_RETRIEVAL, LinkConfig
 from kgpeft.configuration import field_help
 from kgpeft.kge import KGEConfig
 from kgpeft.kge.job import KGEJob
@@ -21,6 +21,16 @@ RESUME_HELP = (
     "continue from the newest checkpoint-* of each variant (training.resume_from_checkpoint: latest); "
     "a variant without one starts over"
 )
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace], None]:
+    """The command ``kgpeft.cli.<module>.<name>``, imported when it runs: building the parser (``kgpeft --help``,
+    a usage error) need not load the pipeline, the model stack and the explainer behind the job commands."""
+
+    def command(args: argparse.Namespace) -> None:
+        getattr(importlib.import_module(f"kgpeft.cli.{module}"), name)(args)
+
+    return command
 
 
 def add_config_options(
@@ -72,7 +82,7 @@ def _add_kge_parsers(sub) -> None:
     p.add_argument("--output", help=job_help["output"])
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     add_config_options(p, KGEConfig, "kge.", "KGEConfig settings (override the config file's kge: section)")
-    p.set_defaults(func=cmd_kge_train, command="kge train")
+    p.set_defaults(func=_command("kge", "cmd_kge_train"), command="kge train")
 
     p = kge_sub.add_parser(
         "evaluate",
@@ -86,7 +96,7 @@ def _add_kge_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, help="queries scored at once (default: the training config's)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ... (default: auto)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.set_defaults(func=cmd_kge_evaluate, config=None, command="kge evaluate")
+    p.set_defaults(func=_command("kge", "cmd_kge_evaluate"), config=None, command="kge evaluate")
 
 
 def _add_link_parser(sub) -> None:
@@ -100,7 +110,7 @@ def _add_link_parser(sub) -> None:
     add_config_options(p, LinkConfig, "", "settings")
     add_config_options(p, RetrievalConfig, "retrieval.", "RetrievalConfig settings", only=LINK_RETRIEVAL)
     p.add_argument("text", nargs="*", help="texts to link")
-    p.set_defaults(func=cmd_link)
+    p.set_defaults(func=_command("link", "cmd_link"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,13 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=_command("job", "cmd_demo"))
 
     for name, func, help_ in [
-        ("train", cmd_train, "train a KG-LoRA adapter as a job config says"),
-        ("evaluate", cmd_evaluate, "evaluate a saved adapter on the job's task"),
-        ("predict", cmd_predict, "show linked entities, retrieved facts and the answer for texts"),
-        ("explain", cmd_explain, "which nodes and facts drove the answer: leave-one-out, gradients, attention"),
+        ("train", "cmd_train", "train a KG-LoRA adapter as a job config says"),
+        ("evaluate", "cmd_evaluate", "evaluate a saved adapter on the job's task"),
+        ("predict", "cmd_predict", "show linked entities, retrieved facts and the answer for texts"),
+        ("explain", "cmd_explain", "which nodes and facts drove the answer: leave-one-out, gradients, attention"),
     ]:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
@@ -149,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--plot", type=Path, help="draw the subgraph coloured by leave-one-out to this PNG")
         if name in ("predict", "explain"):
             p.add_argument("text", nargs="*", help="texts (default: standard input)")
-        p.set_defaults(func=func)
+        p.set_defaults(func=_command("job", func))
     p = sub.add_parser(
         "info",
         help="show a saved adapter's card: base model, KG and fingerprint, mode, task, training, results",
@@ -158,6 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("adapter", type=Path, help="a folder written by save_pretrained")
     p.add_argument("--json", action="store_true", help="print the card's contents as JSON")
-    p.set_defaults(func=cmd_info, config=None)
+    p.set_defaults(func=_command("job", "cmd_info"), config=None)
     _add_kge_parsers(sub)
     return parser

@@ -480,12 +480,14 @@ def test_usage_errors_are_one_line(capsys, argv):
     ],
 )
 def test_every_command_exits_130_on_ctrl_c(job, capsys, monkeypatch, command, argv):
-    import kgpeft.cli.parser
+    import importlib
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kgpeft.cli.parser, command, interrupted)
+    # the parser imports each command's module when the command runs: patch it there
+    home = "link" if command == "cmd_link" else "kge" if command.startswith("cmd_kge") else "job"
+    monkeypatch.setattr(importlib.import_module(f"kgpeft.cli.{home}"), command, interrupted)
     path, _ = job
     assert main([str(path) if a == "JOB" else a for a in argv]) == 130
     assert capsys.readouterr().err == f"\nkgpeft {' '.join(argv[: 2 if argv[0] == 'kge' else 1])}: interrupted.\n"
