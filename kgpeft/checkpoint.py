@@ -171,7 +171,7 @@ def write_checkpoint_config(
     """
     meta = {
         "format_version": FORMAT_VERSION,
-        "kgpeft_version": _version(),
+        "kgpeft_version": __version__,
         "kg_fingerprint": kg.fingerprint,
         "kg_size": {"num_entities": kg.num_entities, "num_relations": kg.num_relations},
         "base_model": base_signature,
@@ -214,7 +214,7 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"`format_version` in {file} should be int, got {type(version).__name__} {version!r}.")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {version}; this kgpeft ({_version()}) reads up to "
+            f"{path} has checkpoint format version {version}; this kgpeft ({__version__}) reads up to "
             f"{FORMAT_VERSION}. Upgrade kgpeft."
         )
     known = {f.name for f in dataclasses.fields(CheckpointMeta)}
@@ -233,7 +233,7 @@ def written_by_newer_kgpeft(meta: dict[str, Any], file: Path) -> bool:
     """Whether the checkpoint config ``meta`` (read from ``file``) was saved by a newer kgpeft than this one."""
     saved = meta.get("kgpeft_version", "0")
     try:
-        return Version(saved) > Version(_version())
+        return Version(saved) > Version(__version__)
     except (InvalidVersion, TypeError):
         raise CheckpointError(
             f"`kgpeft_version` in {file} should be a version such as '0.1.0', got {saved!r}."
@@ -326,7 +326,3 @@ def foreign_entries(folder: Path) -> list[str]:
         if not (name in ADAPTER_FILES and (folder / name).is_file())
         and not (name in adapters and (folder / name).is_dir())
     ]
-
-
-def _version() -> str:
-    return __version__

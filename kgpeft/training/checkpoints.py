@@ -51,7 +51,6 @@ from kgpeft.io import file_sha256
 from kgpeft.training.config import TrainingConfig
 from kgpeft.utils import foreign_entries_or_refuse, replace_folder, writing
 
-STATE_NAME = TRAINER_STATE_NAME
 PARAMS_NAME = "trainable_params.safetensors"
 OPTIMIZER_NAME = "optimizer.safetensors"
 OPTIMIZER_GROUPS_NAME = "optimizer.json"
@@ -92,7 +91,7 @@ class TrainerState:
             "config": config.to_dict(),
             "sha256": digests or {},
         }
-        _write_json(folder / STATE_NAME, values)
+        _write_json(folder / TRAINER_STATE_NAME, values)
 
 
 def is_sharded(accelerator: Accelerator) -> bool:
@@ -214,7 +213,7 @@ def load_checkpoint(
         )
 
     digests = saved["sha256"]
-    weights = load_safetensors(folder / PARAMS_NAME, digests.get(PARAMS_NAME), folder / STATE_NAME)
+    weights = load_safetensors(folder / PARAMS_NAME, digests.get(PARAMS_NAME), folder / TRAINER_STATE_NAME)
     if set(weights) != set(param_names):
         raise CheckpointError(
             f"{folder / PARAMS_NAME} does not fit the model's trainable parameters: missing "
@@ -246,7 +245,7 @@ def load_checkpoint(
         raise CheckpointError(f"{folder / OPTIMIZER_GROUPS_NAME}: the optimizer's parameters differ from the model's.")
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in load_safetensors(
-        folder / OPTIMIZER_NAME, digests.get(OPTIMIZER_NAME), folder / STATE_NAME
+        folder / OPTIMIZER_NAME, digests.get(OPTIMIZER_NAME), folder / TRAINER_STATE_NAME
     ).items():
         name, what = key.rsplit(".", 1)
         optim_state.setdefault(index[name], {})[what] = value
@@ -288,7 +287,7 @@ def read_trainer_state(folder: Path) -> tuple[TrainerState, dict[str, Any]]:
         CheckpointError: it is not a JSON object, lacks a key, holds a value of the wrong type, or was
             written by a newer kgpeft; the message names the file and the key.
     """
-    file = folder / STATE_NAME
+    file = folder / TRAINER_STATE_NAME
     saved = _read_json(file)
     if not isinstance(saved, dict):
         raise CheckpointError(f"{file}: expected a JSON object, got a JSON {type(saved).__name__}.")
@@ -417,8 +416,8 @@ def find_checkpoint(where: str, output_dir: Path) -> Path:
             raise KGFileNotFoundError(f"`resume_from_checkpoint='latest'`, but {output_dir} holds no checkpoint-*.")
         return found[-1]
     folder = Path(where)
-    if not (folder / STATE_NAME).is_file():
-        raise KGFileNotFoundError(f"No resumable checkpoint at {folder} (missing {STATE_NAME}).")
+    if not (folder / TRAINER_STATE_NAME).is_file():
+        raise KGFileNotFoundError(f"No resumable checkpoint at {folder} (missing {TRAINER_STATE_NAME}).")
     return folder
 
 

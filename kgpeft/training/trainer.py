@@ -195,8 +195,8 @@ def _train(
     final_dir = output_dir / "final"
     _check_finite_parameters(run.model, state, output_dir)
     save_adapter(final_dir, accelerator, run.model, state, config)
-    total_loss, total_batches = window.total_loss + window.loss, window.total_batches + window.batches
-    train_loss = accelerator.reduce(total_loss / max(total_batches, 1), "mean").item()
+    window.close()
+    train_loss = accelerator.reduce(window.total_loss / max(window.total_batches, 1), "mean").item()
     accelerator.print(f"Trained {state.global_step} steps, loss {train_loss:.4f}; adapter saved to {final_dir}.")
     # Not `end_training()`: it also destroys the process group, which belongs to the script (it may
     # evaluate next), and destroying it while DDP still holds it can deadlock gloo at teardown.
