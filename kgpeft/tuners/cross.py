@@ -9,11 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.utils import to_dense_batch
 
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
-from kgpeft.tuners.mode import FusionMode
+from kgpeft.tuners.mode import FusionMode, node_states
 
 
 @dataclass
@@ -97,6 +96,5 @@ class CrossMode(FusionMode):
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> CrossState:
-        z = tuner.graph_encoders[adapter_name](knowledge.graph)  # (N, d_graph)
-        node_states, node_mask = to_dense_batch(z, knowledge.graph.batch, batch_size=knowledge.batch_size)
-        return CrossState(knowledge.batch_size, node_states, node_mask)  # (B, M, d), (B, M)
+        states, mask = node_states(tuner, adapter_name, knowledge)
+        return CrossState(knowledge.batch_size, states, mask)  # (B, M, d), (B, M)

@@ -35,9 +35,7 @@ from kgpeft.errors import KGPeftError
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.sites import AttentionSite, attention_sites
-
-_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+from kgpeft.tuners.sites import QKVO, AttentionSite, attention_sites
 
 
 class FactMemoryError(KGPeftError, ValueError):
@@ -50,7 +48,7 @@ def attention_layout(model: nn.Module) -> list[AttentionSite]:
     Raises:
         FactMemoryError: for a model with fused or differently named projections.
     """
-    sites = [site for site in attention_sites(model, "memory", FactMemoryError) if site.paths == _PROJECTIONS]
+    sites = [site for site in attention_sites(model, "memory", FactMemoryError) if site.paths == QKVO]
     if not sites or getattr(model.config, "num_attention_heads", None) is None:
         raise FactMemoryError(
             f"knowledge_mode='memory' reads facts through separate q_proj/k_proj/v_proj/o_proj attention "

@@ -22,10 +22,18 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch_geometric.utils import to_dense_batch
 
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState, fuse_into_lora
 from kgpeft.tuners.sites import AttentionSite
+
+
+def node_states(tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The adapter's graph encoder over ``knowledge``'s subgraphs: each sample's node states, padded to
+    ``(B, M, d_graph)``, and their mask ``(B, M)`` (the modes that read nodes: ``cross``, ``prefix``)."""
+    z = tuner.graph_encoders[adapter_name](knowledge.graph)  # (N, d_graph)
+    return to_dense_batch(z, knowledge.graph.batch, batch_size=knowledge.batch_size)
 
 
 class KnowledgeMode:

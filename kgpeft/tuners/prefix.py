@@ -27,13 +27,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_batch
 
 from kgpeft.errors import KGPeftError
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.memory import FactMemory, MemoryGate
-from kgpeft.tuners.mode import KnowledgeMode
+from kgpeft.tuners.mode import KnowledgeMode, node_states
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
@@ -153,10 +152,9 @@ class PrefixMode(KnowledgeMode):
         """Pool each sample's node states into soft tokens and project them with every self-attention's key and
         value projections."""
         b = knowledge.batch_size
-        z = tuner.graph_encoders[adapter_name](knowledge.graph)  # (N, d_graph)
-        node_states, node_mask = to_dense_batch(z, knowledge.graph.batch, batch_size=b)  # (B, M, d), (B, M)
-        count = node_mask.sum(1, keepdim=True)  # (B, 1)
-        pooled = node_states.sum(1) / count.clamp(min=1)  # (B, d_graph)
+        states, mask = node_states(tuner, adapter_name, knowledge)  # (B, M, d), (B, M)
+        count = mask.sum(1, keepdim=True)  # (B, 1)
+        pooled = states.sum(1) / count.clamp(min=1)  # (B, d_graph)
         config = tuner.kg_configs[adapter_name]
         soft = tuner.prefix_projections[adapter_name](pooled).view(b, config.num_prefix_tokens, -1)
         return PrefixState(b, encode_prefix(tuner.sites[adapter_name], soft, count.view(b) > 0))

@@ -40,7 +40,8 @@ class Family:
     fused: tuple[str, str, str] | None = None
 
 
-_QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
+#: The separate query/key/value/output projections of the Llama family (what memory mode reads).
+QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
 _OUT_PROJ = ("q_proj", "k_proj", "v_proj", "out_proj")
 _GPT2 = ("attn.c_attn", "attn.c_proj")
 _FUSED = ("query_key_value", "self_attention.dense")
@@ -65,7 +66,7 @@ FAMILIES: tuple[Family, ...] = (
             "cohere",
             "smollm3",
         ),
-        _QKVO,
+        QKVO,
     ),
     Family(("phi",), ("q_proj", "k_proj", "v_proj", "self_attn.dense")),
     Family(("phi3",), ("qkv_proj", "o_proj"), ("qkv_proj", "o_proj", "blocks")),
@@ -93,7 +94,7 @@ _FUSED_BY_TYPE = {model_type: family.fused for family in FAMILIES if family.fuse
 SELF_ATTENTION = ("self_attn", "attn", "attention", "SelfAttention", "self_attention")
 #: Separate (query, key, value, output) projections, as paths inside the attention module, of any family.
 SEPARATE = (
-    _QKVO,
+    QKVO,
     _OUT_PROJ,
     ("q_proj", "k_proj", "v_proj", "dense"),
     ("q_lin", "k_lin", "v_lin", "out_lin"),
