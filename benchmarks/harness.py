@@ -34,7 +34,9 @@ from typing import Any
 
 import torch
 
+from benchmarks.report import SCHEMA
 from kgpeft.checkpoint import library_versions
+from kgpeft.utils import atomic_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -108,7 +110,7 @@ class Benchmark:
         Written to a temporary file first and then renamed, so an earlier results file is never
         left half-written.
         """
-        clash = sorted(set(extra) & {"name", "args", "versions", "started", "seconds", "rows"})
+        clash = sorted(set(extra) & set(SCHEMA))
         if clash:
             raise ValueError(
                 f"Benchmark.write: {clash} are the results file's own keys; name the extra entries otherwise."
@@ -123,10 +125,8 @@ class Benchmark:
             "rows": self.rows,
         }
         path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        part.write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
-        part.replace(path)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
         print(f"written: {path}", flush=True)
         return path
 
