@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "kgpeft"
@@ -110,6 +111,12 @@ def import_graph(root: Path = ROOT) -> dict[str, dict[str, int]]:
     return graph
 
 
+@functools.cache
+def kgpeft_graph() -> dict[str, dict[str, int]]:
+    """:func:`import_graph` of the kgpeft tree, read once for all the tests (they only read it)."""
+    return import_graph()
+
+
 def strongly_connected(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     """The import loops: strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -157,7 +164,7 @@ def test_the_layers_name_every_package_once():
 
 
 def test_no_import_loop():
-    loops = strongly_connected(import_graph())
+    loops = strongly_connected(kgpeft_graph())
     assert loops == [], "import loops (modules importing each other, perhaps through others):\n" + "\n".join(
         " <-> ".join(loop) for loop in loops
     )
@@ -166,7 +173,7 @@ def test_no_import_loop():
 def test_no_import_goes_up_a_layer_without_a_reason():
     rank = {name: k for k, name in enumerate(LAYERS)}
     upward = {}
-    for module, targets in import_graph().items():
+    for module, targets in kgpeft_graph().items():
         for target, line in targets.items():
             if rank[layer(target)] > rank[layer(module)] and (module, target) not in ALLOWED_UPWARD:
                 upward[(module, target)] = line
@@ -177,7 +184,7 @@ def test_no_import_goes_up_a_layer_without_a_reason():
 
 def test_every_allowed_upward_import_exists_and_goes_up():
     rank = {name: k for k, name in enumerate(LAYERS)}
-    graph = import_graph()
+    graph = kgpeft_graph()
     stale = [(m, t) for m, t in ALLOWED_UPWARD if t not in graph.get(m, {}) or rank[layer(t)] <= rank[layer(m)]]
     assert not stale, f"ALLOWED_UPWARD entries that no longer go up (remove them): {stale}"
 
@@ -206,7 +213,7 @@ def test_the_graph_sees_function_level_and_package_imports(tmp_path):
     assert "kgpeft.low" not in graph["kgpeft.user"]  # under TYPE_CHECKING
     assert "kgpeft.errors" in graph["kgpeft.user"]  # inside a function
     assert "kgpeft.pkg" not in graph.get("kgpeft.pkg.inner", {})  # a package's own module does not run it again
-    assert "kgpeft.datasets" in import_graph()["kgpeft.tasks.supersense"]  # and on the real tree
+    assert "kgpeft.datasets" in kgpeft_graph()["kgpeft.tasks.supersense"]  # and on the real tree
     loops = strongly_connected({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}})
     assert loops == [["a", "b", "c"]]
 
