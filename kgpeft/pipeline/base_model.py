@@ -98,10 +98,11 @@ def quantized_loading(quantization: str) -> dict:
     return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
 
 
-def load_base_model(config: JobConfig):
-    """``(model, tokenizer)`` for the job's base model, offline."""
+def load_base_model(config: JobConfig, folder: Path | None = None):
+    """``(model, tokenizer)`` for the job's base model, offline; ``folder``: what :func:`check_model_folder`
+    returned for ``config``, when the caller checked it already (its headers are not read twice)."""
     auto = getattr(transformers, config.task_kind.model_class)
-    path = check_model_folder(config) or packaged_model_path(config.model)
+    path = folder or check_model_folder(config) or packaged_model_path(config.model)
     kwargs = {"num_labels": config.num_labels} if config.task_kind.classifier else {}
     if config.quantization != "none":
         kwargs.update(quantized_loading(config.quantization))

@@ -39,7 +39,6 @@ from kgpeft.tasks.registry import TASKS
 from kgpeft.tasks.types import TASK_TYPES, TaskType, UnknownTaskTypeError, get_task_type
 from kgpeft.training.config import TrainingConfig
 from kgpeft.tuners.config import KGLoraConfig
-from kgpeft.tuners.modes import KNOWLEDGE_MODES
 from kgpeft.utils import check_name
 
 QUANTIZATIONS = ("none", "4bit", "8bit")
@@ -202,11 +201,7 @@ class JobConfig:
             raise JobConfigError(f"`variants` should be a non-empty list with distinct names, got {names}.")
         for variant in self.variants:
             self.variant_adapter(variant)  # each variant's KG-LoRA settings are valid
-        memory = [
-            v.name
-            for v in self.variants
-            if v.kind.reads_knowledge and KNOWLEDGE_MODES[self.variant_adapter(v).knowledge_mode].reads_fact_memory
-        ]
+        memory = [v.name for v in self.variants if v.kind.reads_fact_memory(self, v)]
         if memory and self.retrieval.memory_facts == 0:
             raise JobConfigError(
                 f"variants {memory} read facts as memory (`knowledge_mode: memory`); set `retrieval.memory_facts` > 0."

@@ -140,7 +140,7 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     there (``False``: evaluating a finished job).
     """
     # What is quick to check comes before what is slow to load: the model folder, a task file's rows.
-    check_model_folder(config)
+    folder = check_model_folder(config)
     _check_files(config)
     splits = None if config.task in TASKS else load_examples(config)
     _check_training_examples(config, splits, train_scorer)
@@ -148,7 +148,7 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     if splits is None:
         splits = load_examples(config, kg)
         _check_training_examples(config, splits, train_scorer)
-    base, tokenizer = load_base_model(config)
+    base, tokenizer = load_base_model(config, folder)
     job = Job(config, kg, base, tokenizer, splits)
     if config.selection is not None:
         path = Path(config.training.output_dir) / SCORER_FILE

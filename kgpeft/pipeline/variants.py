@@ -53,9 +53,13 @@ class VariantKind:
     def save(self, model: nn.Module, folder: Path, card: dict[str, Any]) -> None:
         """Save what the trainer did not, in ``folder`` (``output_dir/<variant name>``); ``card``: the results."""
 
+    def reads_fact_memory(self, config: JobConfig, variant: Variant) -> bool:
+        """Whether ``variant``'s model reads the selected facts as memory slots."""
+        return False
+
     def memory_facts(self, config: JobConfig, variant: Variant) -> int:
         """How many facts ``variant``'s model reads as memory slots (0: none)."""
-        return 0
+        return config.retrieval.memory_facts if self.reads_fact_memory(config, variant) else 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -80,11 +84,11 @@ class LoraKind(VariantKind):
 
     def build(self, job: Job, variant: Variant) -> nn.Module:
         config = job.config
-        torch.manual_seed(config.seed)  # the same initial adapter whichever variants ran before
         adapter = config.variant_adapter(variant)
         targets = resolve_target_modules(job.base, adapter.target_modules)
         r = lora_rank_for_budget(job.base, targets, job.kg_lora_budget())
-        torch.manual_seed(config.seed)  # the budget's reference model drew from the generator
+        # the same initial adapter whichever variants ran before (and the budget's reference model drew)
+        torch.manual_seed(config.seed)
         lora = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, modules_to_save=adapter.modules_to_save)
         with quiet_checkpointing_deprecation():
             return get_peft_model(copy.deepcopy(job.base), lora)
@@ -107,10 +111,9 @@ class KGLoraKind(VariantKind):
     def load(self, job: Job, adapter_dir: Path) -> nn.Module:
         return KGPeftModel.from_pretrained(copy.deepcopy(job.base), adapter_dir, job.kg, tokenizer=job.tokenizer)
 
-    def memory_facts(self, config: JobConfig, variant: Variant) -> int:
-        """``retrieval.memory_facts`` where the variant's knowledge mode reads facts as memory."""
-        mode = KNOWLEDGE_MODES[config.variant_adapter(variant).knowledge_mode]
-        return config.retrieval.memory_facts if mode.reads_fact_memory else 0
+    def reads_fact_memory(self, config: JobConfig, variant: Variant) -> bool:
+        """Whether the variant's knowledge mode reads facts as memory."""
+        return KNOWLEDGE_MODES[config.variant_adapter(variant).knowledge_mode].reads_fact_memory
 
     def save(self, model: nn.Module, folder: Path, card: dict[str, Any]) -> None:
         """The adapter with its card, in ``folder/adapter``."""

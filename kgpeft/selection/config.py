@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kgpeft.configuration import ConfigError, check_field_types
+from kgpeft.configuration import ConfigError, check_field_types, is_int
 from kgpeft.errors import KGPeftError
 
 #: What the scorer learns from: the task's answer entities, or the answer's likelihood under the LM.
@@ -44,7 +44,7 @@ class FactScorerConfig:
             raise FactScorerConfigError(f"`objective` should be one of {OBJECTIVES}, got {self.objective!r}.")
         for name in ("hidden_channels", "num_layers", "max_steps", "batch_size", "num_candidates"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise FactScorerConfigError(f"`{name}` should be a positive integer, got {value!r}.")
         if not 0 <= self.seed < 2**32:
             raise FactScorerConfigError(f"`seed` should be in [0, 2**32), got {self.seed!r}.")

@@ -57,3 +57,29 @@ def test_memory_facts_are_read_by_a_kg_lora_variant_whose_mode_reads_fact_memory
     # a variant's own `knowledge` section decides for it
     config.variants[1] = Variant("kg", knowledge={"knowledge_mode": "memory" if mode != "memory" else "token"})
     assert config.variants[1].kind.memory_facts(config, config.variants[1]) == (0 if mode == "memory" else 3)
+
+
+def test_prepare_reads_a_model_folders_headers_once(tmp_path, monkeypatch):
+    """`prepare` checks the model folder before the slow loads and hands the checked folder on."""
+    from kgpeft.pipeline import JobConfig, base_model, job
+
+    calls = []
+    checked = tmp_path / "model"
+
+    def check(config):
+        calls.append(config.model)
+        return checked
+
+    def loaded(config, folder=None):
+        assert folder == checked
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(job, "check_model_folder", check)
+    monkeypatch.setattr(base_model, "check_model_folder", check)
+    monkeypatch.setattr(job, "load_base_model", loaded)
+    monkeypatch.setattr(job, "load_kg", lambda name: None)
+    monkeypatch.setattr(job, "load_examples", lambda config, kg=None: {"train": [1], "valid": [], "test": []})
+    config = JobConfig.from_dict({"model": str(checked), "task": "hypernym_qa", "retrieval": {"memory_facts": 2}})
+    with pytest.raises(RuntimeError, match="loaded"):
+        job.prepare(config)
+    assert calls == [str(checked)]
