@@ -18,6 +18,7 @@ import torch
 
 from kgpeft.errors import KGFileNotFoundError, KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
+from kgpeft.graph.readers.building import dedupe_triples
 from kgpeft.utils import paused_gc
 
 DEFAULT_DIR = "/usr/share/wordnet"
@@ -236,16 +237,15 @@ def _pointer_triples(synsets: _Synsets) -> tuple[torch.Tensor, dict[str, int]]:
     h, r, t = np.array(s.heads, dtype=np.int64), np.array(s.rels, dtype=np.int64), np.array(tails, dtype=np.int64)
     not_loop = h != t
     h, r, t = h[not_loop], r[not_loop], t[not_loop]
-    _, first = np.unique((h * len(RELATION_KEYS) + r) * len(s.where) + t, return_index=True)
-    first.sort()  # keep triples in file order
-    triples = torch.from_numpy(np.stack([h[first], r[first], t[first]]))  # (3, E)
+    kept, duplicates = dedupe_triples(np.stack([h, r, t]), len(s.where), len(RELATION_KEYS))  # in file order
+    triples = torch.from_numpy(kept)  # (3, E)
     info = {
         "num_pointers": len(s.heads),
         "num_semantic_pointers": len(s.heads) - num_lexical,
         "num_lexical_pointers": num_lexical,
         "self_loops_dropped": len(s.heads) - len(h),
-        "duplicates_dropped": len(h) - len(first),
-        "num_triples": len(first),
+        "duplicates_dropped": duplicates,
+        "num_triples": kept.shape[1],
     }
     return triples, info
 

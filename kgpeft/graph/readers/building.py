@@ -54,7 +54,7 @@ class Vocab:
         return StringTable.from_strings(self.index)
 
 
-def _dedupe(triples: np.ndarray, num_entities: int, num_relations: int) -> tuple[np.ndarray, int]:
+def dedupe_triples(triples: np.ndarray, num_entities: int, num_relations: int) -> tuple[np.ndarray, int]:
     """Drop repeated columns of a ``(3, E)`` array, keeping first occurrences in order."""
     h, r, t = triples.astype(np.int64)
     key = (h * num_relations + r) * num_entities + t
@@ -76,7 +76,7 @@ def finish(
     splits, dropped = {}, {}
     for name, ids in split_ids.items():
         ids = np.asarray(ids, dtype=np.int64).reshape(-1, 3).T if isinstance(ids, list) else ids
-        splits[name], dropped[name] = _dedupe(ids, n, r)
+        splits[name], dropped[name] = dedupe_triples(ids, n, r)
     if any(dropped.values()):
         warnings.warn(
             f"Dropped repeated triples: {', '.join(f'{k}: {v}' for k, v in dropped.items() if v)}.", stacklevel=3
