@@ -47,6 +47,9 @@ VARIANTS = {
     "lora+facts4": Variant("lora+facts4", adapter="lora", facts="prior", num_facts=4),
     "graph+facts2": Variant("graph+facts2", adapter="lora", facts="selected", num_facts=2),
     "memory": Variant("memory", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}),
+    "memory+pos": Variant(
+        "memory+pos", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_positions": "prefix"}
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),

@@ -103,6 +103,16 @@ class KGLoraConfig:
         },
     )
 
+    memory_positions: Literal["none", "prefix"] = field(
+        default="none",
+        metadata={
+            "help": "Where `memory` mode's slots sit for the rotary position embedding: `none`, queries and slot keys "
+            "unrotated (a slot is read as if at the reading token's own position); `prefix`, each slot keeps the "
+            "position it would have if the facts were text just before the prompt (keys at -n..-1, queries at "
+            "their own positions), so attention can tell which fact token follows which."
+        },
+    )
+
     def __post_init__(self) -> None:
         check_field_types(self, KGLoraConfigError)
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
@@ -120,6 +130,8 @@ class KGLoraConfig:
                 raise KGLoraConfigError(f"`{name}` should be in [0, 1), got {value!r}.")
         if not 0.0 < self.relation_holdout < 1.0:
             raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
+        if self.memory_positions not in ("none", "prefix"):
+            raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
         if not self.memory_gate_scale > 0:
             raise KGLoraConfigError(f"`memory_gate_scale` should be positive, got {self.memory_gate_scale!r}.")
         if not self.relation_loss_weight >= 0:

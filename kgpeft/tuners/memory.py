@@ -129,6 +129,47 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
     return FactMemory(keys, values, fact_mask.reshape(b, f * length))
 
 
+def rotary_embedding(model: nn.Module) -> nn.Module:
+    """The module that gives ``model``'s rotary ``(cos, sin)`` for position ids (``LlamaRotaryEmbedding``, ...).
+
+    Raises:
+        FactMemoryError: a model without one (``memory_positions='prefix'`` needs it).
+    """
+    for module in model.modules():
+        if type(module).__name__.endswith("RotaryEmbedding") and hasattr(module, "inv_freq"):
+            return module
+    raise FactMemoryError(
+        f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and "
+        f"{type(model).__name__} has none; use memory_positions='none'."
+    )
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary embedding of ``x (B, n, H, d)`` at the positions of ``cos, sin (B or 1, n, d_rot)``, as Llama
+    applies it (halves rotated; a partial rotary, ``d_rot < d``, leaves the last dimensions as they are)."""
+    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
+    d_rot = cos.size(-1)
+    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
+    half = d_rot // 2
+    turned = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
+
+
+def prefix_positions(mask: Tensor) -> Tensor:
+    """Each slot's position ``(B, M)`` were its sample's real slots text just before the prompt's first token
+    (position 0): the last real slot at -1, the first at ``-n``."""
+    counts = mask.long().cumsum(-1)
+    return counts - 1 - counts[:, -1:]
+
+
+def place_as_prefix(memory: FactMemory, rotary: nn.Module) -> FactMemory:
+    """``memory`` with every layer's keys rotated to :func:`prefix_positions` of its slots."""
+    if not memory.keys:
+        return memory
+    cos, sin = rotary(memory.keys[0], prefix_positions(memory.mask))
+    return FactMemory([rotate(k, cos, sin) for k in memory.keys], memory.values, memory.mask, memory.bias)
+
+
 def _heads(slots: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
     """Slots ``(B, M, H_kv, d)`` repeated for each query head that reads them: ``(B, H, M, d)``."""
     return slots.to(dtype).repeat_interleave(num_heads // slots.size(2), dim=2).transpose(1, 2)
@@ -246,7 +287,9 @@ class MemoryGate(nn.Module):
         return f"{type(self).__name__}(num_heads={self.gate.numel()}, scale={self.scale})"
 
 
-def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_active=lambda: True) -> list:
+def memory_hooks(
+    sites: list[AttentionSite], gates: nn.ModuleList, context, is_active=lambda: True, attentions: list | None = None
+) -> list:
     """Hooks that let each layer read the memory of ``context.state`` (a :class:`KnowledgeContext`).
 
     A forward hook on each query projection keeps its output; a pre-hook on the output
@@ -254,12 +297,15 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
     with memory, both do nothing. The memory lives in the context's state, so gradient
     checkpointing replays it when it recomputes a layer.
 
-    ``is_active()`` says whether these gates' adapter is the one running.
+    ``is_active()`` says whether these gates' adapter is the one running. With ``attentions`` (the
+    attention module of each site), queries are rotated to their own positions, with the rotary
+    ``position_embeddings`` each attention call receives, to read slots placed by :func:`place_as_prefix`.
 
     Returns:
         The hook handles, to remove them.
     """
     queries: dict[int, Tensor] = {}
+    rotations: dict[int, tuple[Tensor, Tensor]] = {}
 
     def active_memory() -> FactMemory | None:
         state = context.state
@@ -272,12 +318,22 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
 
         return hook
 
+    def positions(i: int):
+        def hook(module, args, kwargs):
+            if active_memory() is not None:
+                rotations[i] = kwargs["position_embeddings"]
+
+        return hook
+
     def read(i: int, gate: MemoryGate):
         def hook(module, args):
             memory = active_memory()
             q = queries.pop(i, None)
+            rotation = rotations.pop(i, None)
             if memory is None or q is None:
                 return None
+            if attentions is not None:
+                q = rotate(q.unflatten(-1, (gate.gate.numel(), -1)), *rotation).flatten(-2)
             (x,) = args
             memory = memory.expand_to(x.size(0))
             return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
@@ -288,6 +344,8 @@ def memory_hooks(sites: list[AttentionSite], gates: nn.ModuleList, context, is_a
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
         handles.append(site.query.register_forward_hook(stash(i)))
         handles.append(site.output.register_forward_pre_hook(read(i, gate)))
+        if attentions is not None:
+            handles.append(attentions[i].register_forward_pre_hook(positions(i), with_kwargs=True))
     return handles
 
 
@@ -328,7 +386,11 @@ class MemoryMode(KnowledgeMode):
     ) -> list[torch.utils.hooks.RemovableHandle]:
         gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
         tuner.memory_gates[adapter_name] = gates
-        return memory_hooks(sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name)
+        attentions = None
+        if config.memory_positions == "prefix":
+            rotary_embedding(tuner.base_model)  # refuse a model without one before training
+            attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
+        return memory_hooks(sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name, attentions)
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:
@@ -338,4 +400,6 @@ class MemoryMode(KnowledgeMode):
             return MemoryState(knowledge.batch_size)
         with tuner.peft_model.disable_adapter():
             memory = encode_memory(tuner.base_model, tuner.sites[adapter_name], knowledge.fact_ids, knowledge.fact_mask)
+        if tuner.kg_configs[adapter_name].memory_positions == "prefix":
+            memory = place_as_prefix(memory, rotary_embedding(tuner.base_model))
         return MemoryState(knowledge.batch_size, memory)

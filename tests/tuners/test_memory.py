@@ -14,7 +14,12 @@ from kgpeft.tuners.config import KGLoraConfigError
 from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
 
 MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma"}
-CASES = [pytest.param(n, c, a, id=n) for n, c, a in ARCHITECTURES if n in MEMORY_ARCHS]
+CASES = [
+    pytest.param(n, c, a, positions, id=f"{n}-{positions}")
+    for n, c, a in ARCHITECTURES
+    if n in MEMORY_ARCHS
+    for positions in ("none", "prefix")
+]
 
 
 def _facts(knowledge, with_facts=(True, False)):
@@ -26,10 +31,11 @@ def _facts(knowledge, with_facts=(True, False)):
     return dataclasses.replace(knowledge, fact_ids=ids, fact_mask=mask)
 
 
-def _wrap(config, auto, kg, tokenizer):
+def _wrap(config, auto, kg, tokenizer, positions="none"):
     base = build_model(config, auto)
     reference = copy.deepcopy(base)
-    model = get_kg_peft_model(base, KGLoraConfig(r=4, knowledge_mode="memory"), kg, tokenizer=tokenizer)
+    adapter = KGLoraConfig(r=4, knowledge_mode="memory", memory_positions=positions)
+    model = get_kg_peft_model(base, adapter, kg, tokenizer=tokenizer)
     return model, reference
 
 
@@ -46,18 +52,18 @@ def _perturb(model: KGPeftModel):
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
 
 
-@pytest.mark.parametrize(("name", "config", "auto"), CASES)
-def test_fresh_memory_adapter_equals_base(name, config, auto, kg, tokenizer):
-    model, reference = _wrap(config, auto, kg, tokenizer)
+@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
+def test_fresh_memory_adapter_equals_base(name, config, auto, positions, kg, tokenizer):
+    model, reference = _wrap(config, auto, kg, tokenizer, positions)
     inputs = make_inputs()
     got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
     assert torch.allclose(got, reference(**inputs).logits, atol=1e-6), "gates and lora_B start at zero"
     assert not model.graph_encoders, "memory mode has no graph encoder"
 
 
-@pytest.mark.parametrize(("name", "config", "auto"), CASES)
-def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, kg, tokenizer):
-    model, _ = _wrap(config, auto, kg, tokenizer)
+@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
+def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, positions, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer, positions)
     _perturb(model)
     inputs = make_inputs()
     knowledge = _knowledge(kg, inputs)
@@ -66,12 +72,16 @@ def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto,
     assert torch.allclose(got[1], plain[1], atol=1e-6), "sample 1 has no facts: plain LoRA"
     assert (got[0] - plain[0]).abs().max() > 1e-3, "sample 0 reads its facts"
     other = dataclasses.replace(knowledge, fact_ids=knowledge.fact_ids.flip(1), fact_mask=knowledge.fact_mask.flip(1))
-    assert torch.allclose(model(**inputs, knowledge=other).logits, got, atol=1e-5), "slots have no order"
+    flipped = model(**inputs, knowledge=other).logits
+    if positions == "none":
+        assert torch.allclose(flipped, got, atol=1e-5), "slots have no order"
+    else:
+        assert (flipped[0] - got[0]).abs().max() > 1e-4, "slots placed as a prefix: the facts' order is read"
 
 
-@pytest.mark.parametrize(("name", "config", "auto"), CASES)
-def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, kg, tokenizer):
-    model, _ = _wrap(config, auto, kg, tokenizer)
+@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
+def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, positions, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer, positions)
     model.train()
     _perturb(model)
     inputs = make_inputs()
@@ -83,9 +93,9 @@ def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, kg, toke
     assert gates and all(p.grad.abs().sum() > 0 for p in gates)
 
 
-@pytest.mark.parametrize(("name", "config", "auto"), CASES)
-def test_memory_save_load_and_generate(name, config, auto, kg, tokenizer, tmp_path):
-    model, reference = _wrap(config, auto, kg, tokenizer)
+@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
+def test_memory_save_load_and_generate(name, config, auto, positions, kg, tokenizer, tmp_path):
+    model, reference = _wrap(config, auto, kg, tokenizer, positions)
     _perturb(model)
     model.eval()
     inputs = make_inputs()
@@ -100,9 +110,10 @@ def test_memory_save_load_and_generate(name, config, auto, kg, tokenizer, tmp_pa
     assert loaded.context.state is None
 
 
-def test_memory_survives_gradient_checkpointing(kg, tokenizer):
+@pytest.mark.parametrize("positions", ["none", "prefix"])
+def test_memory_survives_gradient_checkpointing(kg, tokenizer, positions):
     _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
-    model, _ = _wrap(config, auto, kg, tokenizer)
+    model, _ = _wrap(config, auto, kg, tokenizer, positions)
     _perturb(model)
     model.train()
     inputs = make_inputs()
@@ -196,3 +207,37 @@ def test_gate_read_is_bit_identical_to_autograd_and_keeps_only_the_softmax(with_
     assert grad_q[2].abs().sum() == 0 and grad_q[0].abs().sum() > 0
     # kept for backward: the softmax (B, H, T, M) and the slots, not the (B, H, T, d) read nor the query
     assert kept < ref_kept - b * 4 * t * d
+
+
+def test_prefix_slots_meet_the_queries_as_the_fact_text_before_the_prompt(kg, tokenizer):
+    """memory_positions='prefix': in the first layer (whose inputs are the embeddings in both runs), each head's
+    attention over the slots is the base model's attention from the prompt to the same fact written just before
+    it, renormalised over the fact's tokens; with 'none' it is not."""
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"  # to return attention weights
+    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
+    text = build_model(config, auto)(
+        input_ids=torch.cat([fact, prompt], 1),
+        attention_mask=torch.ones(1, 9, dtype=torch.long),
+        output_attentions=True,
+    )
+    to_fact = text.attentions[0][0, :, 5:, :5]  # (H, prompt, fact)
+    want = (to_fact / to_fact.sum(-1, keepdim=True)).mean(0)
+    got = {}
+    for positions in ("none", "prefix"):
+        model, _ = _wrap(config, auto, kg, tokenizer, positions)
+        gates = model.memory_gates["default"]
+        with torch.no_grad():
+            for gate in gates:
+                gate.gate.fill_(0.05)  # every head's gate equally open; LoRA still zero: the base model's queries
+            gates[0].record = []
+        inputs = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt)}
+        knowledge = make_knowledge(kg, [[0]], torch.full(prompt.shape, -1))
+        knowledge = dataclasses.replace(
+            knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool)
+        )
+        model(**inputs, knowledge=knowledge)
+        got[positions] = gates[0].record[0][0] / torch.tanh(torch.tensor(gates[0].scale * 0.05))  # (prompt, slots)
+    torch.testing.assert_close(got["prefix"], want, atol=1e-5, rtol=1e-4)
+    assert (got["none"] - want).abs().max() > 1e-3
