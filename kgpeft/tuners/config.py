@@ -113,6 +113,16 @@ class KGLoraConfig:
         },
     )
 
+    memory_softmax: Literal["own", "shared"] = field(
+        default="own",
+        metadata={
+            "help": "How `memory` mode's slots share attention with the text: `own`, a softmax of their own added "
+            "behind the gate (LLaMA-Adapter); `shared`, one softmax over the slots and the text, as if the facts "
+            "were a key/value prefix (needs memory_positions='prefix'), the gate moving from the model's own "
+            "attention (closed) to the joint one (open)."
+        },
+    )
+
     def __post_init__(self) -> None:
         check_field_types(self, KGLoraConfigError)
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
@@ -132,6 +142,13 @@ class KGLoraConfig:
             raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
         if self.memory_positions not in ("none", "prefix"):
             raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
+        if self.memory_softmax not in ("own", "shared"):
+            raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")
+        if self.memory_softmax == "shared" and self.memory_positions != "prefix":
+            raise KGLoraConfigError(
+                "`memory_softmax='shared'` reads the slots in the text's softmax, at the positions of a prefix: set "
+                f"memory_positions='prefix' too (got {self.memory_positions!r})."
+            )
         if not self.memory_gate_scale > 0:
             raise KGLoraConfigError(f"`memory_gate_scale` should be positive, got {self.memory_gate_scale!r}.")
         if not self.relation_loss_weight >= 0:

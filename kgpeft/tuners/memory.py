@@ -35,6 +35,7 @@ from kgpeft.errors import KGPeftError
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.mode import KnowledgeMode
+from kgpeft.tuners.shared_softmax import shared_read, text_keys, text_mask
 from kgpeft.tuners.sites import QKVO, AttentionSite, attention_sites
 
 
@@ -288,7 +289,12 @@ class MemoryGate(nn.Module):
 
 
 def memory_hooks(
-    sites: list[AttentionSite], gates: nn.ModuleList, context, is_active=lambda: True, attentions: list | None = None
+    sites: list[AttentionSite],
+    gates: nn.ModuleList,
+    context,
+    is_active=lambda: True,
+    attentions: list | None = None,
+    shared: bool = False,
 ) -> list:
     """Hooks that let each layer read the memory of ``context.state`` (a :class:`KnowledgeContext`).
 
@@ -299,53 +305,71 @@ def memory_hooks(
 
     ``is_active()`` says whether these gates' adapter is the one running. With ``attentions`` (the
     attention module of each site), queries are rotated to their own positions, with the rotary
-    ``position_embeddings`` each attention call receives, to read slots placed by :func:`place_as_prefix`.
+    ``position_embeddings`` each attention call receives, to read slots placed by :func:`place_as_prefix`;
+    ``shared`` (which needs them) reads the slots in the text's softmax
+    (:mod:`kgpeft.tuners.shared_softmax`), from the keys, mask and cache of the call.
 
     Returns:
         The hook handles, to remove them.
     """
     queries: dict[int, Tensor] = {}
-    rotations: dict[int, tuple[Tensor, Tensor]] = {}
+    keys: dict[int, Tensor] = {}
+    calls: dict[int, dict[str, Any]] = {}
 
     def active_memory() -> FactMemory | None:
         state = context.state
         return None if state is None or not is_active() else state.memory
 
-    def stash(i: int):
+    def stash(i: int, store: dict[int, Tensor]):
         def hook(module, args, output):
             if active_memory() is not None:
-                queries[i] = output
+                store[i] = output
 
         return hook
 
-    def positions(i: int):
+    def attention_call(i: int):
         def hook(module, args, kwargs):
             if active_memory() is not None:
-                rotations[i] = kwargs["position_embeddings"]
+                calls[i] = {**kwargs, "module": module}
 
         return hook
 
-    def read(i: int, gate: MemoryGate):
+    def read(i: int, site: AttentionSite, gate: MemoryGate):
         def hook(module, args):
             memory = active_memory()
-            q = queries.pop(i, None)
-            rotation = rotations.pop(i, None)
+            q, k, call = queries.pop(i, None), keys.pop(i, None), calls.pop(i, None)
             if memory is None or q is None:
                 return None
-            if attentions is not None:
-                q = rotate(q.unflatten(-1, (gate.gate.numel(), -1)), *rotation).flatten(-2)
             (x,) = args
             memory = memory.expand_to(x.size(0))
-            return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
+            if attentions is None:
+                return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
+            q = rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), *call["position_embeddings"])
+            if not shared:
+                return (
+                    x + gate(q.flatten(-2), memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),
+                )
+            text = text_keys(site, call, k, rotate)
+            mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
+            scaling = getattr(call["module"], "scaling", site.head_dim**-0.5)
+            opened = torch.tanh(gate.scale * gate.gate)
+            change, share = shared_read(
+                q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, scaling
+            )
+            if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
+                gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
+            return (x + change.to(x.dtype),)
 
         return hook
 
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
-        handles.append(site.query.register_forward_hook(stash(i)))
-        handles.append(site.output.register_forward_pre_hook(read(i, gate)))
+        handles.append(site.query.register_forward_hook(stash(i, queries)))
+        handles.append(site.output.register_forward_pre_hook(read(i, site, gate)))
         if attentions is not None:
-            handles.append(attentions[i].register_forward_pre_hook(positions(i), with_kwargs=True))
+            handles.append(attentions[i].register_forward_pre_hook(attention_call(i), with_kwargs=True))
+        if shared:
+            handles.append(site.key.register_forward_hook(stash(i, keys)))
     return handles
 
 
@@ -390,7 +414,10 @@ class MemoryMode(KnowledgeMode):
         if config.memory_positions == "prefix":
             rotary_embedding(tuner.base_model)  # refuse a model without one before training
             attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
-        return memory_hooks(sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name, attentions)
+        shared = config.memory_softmax == "shared"
+        return memory_hooks(
+            sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name, attentions, shared
+        )
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:

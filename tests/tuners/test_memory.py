@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
@@ -14,11 +15,9 @@ from kgpeft.tuners.config import KGLoraConfigError
 from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
 
 MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma"}
+READS = {"own": ("none", "own"), "prefix": ("prefix", "own"), "shared": ("prefix", "shared")}
 CASES = [
-    pytest.param(n, c, a, positions, id=f"{n}-{positions}")
-    for n, c, a in ARCHITECTURES
-    if n in MEMORY_ARCHS
-    for positions in ("none", "prefix")
+    pytest.param(n, c, a, read, id=f"{n}-{read}") for n, c, a in ARCHITECTURES if n in MEMORY_ARCHS for read in READS
 ]
 
 
@@ -31,10 +30,11 @@ def _facts(knowledge, with_facts=(True, False)):
     return dataclasses.replace(knowledge, fact_ids=ids, fact_mask=mask)
 
 
-def _wrap(config, auto, kg, tokenizer, positions="none"):
+def _wrap(config, auto, kg, tokenizer, read="own"):
     base = build_model(config, auto)
     reference = copy.deepcopy(base)
-    adapter = KGLoraConfig(r=4, knowledge_mode="memory", memory_positions=positions)
+    positions, softmax = READS[read]
+    adapter = KGLoraConfig(r=4, knowledge_mode="memory", memory_positions=positions, memory_softmax=softmax)
     model = get_kg_peft_model(base, adapter, kg, tokenizer=tokenizer)
     return model, reference
 
@@ -52,18 +52,18 @@ def _perturb(model: KGPeftModel):
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
 
 
-@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
-def test_fresh_memory_adapter_equals_base(name, config, auto, positions, kg, tokenizer):
-    model, reference = _wrap(config, auto, kg, tokenizer, positions)
+@pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
+def test_fresh_memory_adapter_equals_base(name, config, auto, read, kg, tokenizer):
+    model, reference = _wrap(config, auto, kg, tokenizer, read)
     inputs = make_inputs()
     got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
     assert torch.allclose(got, reference(**inputs).logits, atol=1e-6), "gates and lora_B start at zero"
     assert not model.graph_encoders, "memory mode has no graph encoder"
 
 
-@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
-def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, positions, kg, tokenizer):
-    model, _ = _wrap(config, auto, kg, tokenizer, positions)
+@pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
+def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, read, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     _perturb(model)
     inputs = make_inputs()
     knowledge = _knowledge(kg, inputs)
@@ -73,15 +73,15 @@ def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto,
     assert (got[0] - plain[0]).abs().max() > 1e-3, "sample 0 reads its facts"
     other = dataclasses.replace(knowledge, fact_ids=knowledge.fact_ids.flip(1), fact_mask=knowledge.fact_mask.flip(1))
     flipped = model(**inputs, knowledge=other).logits
-    if positions == "none":
+    if read == "own":
         assert torch.allclose(flipped, got, atol=1e-5), "slots have no order"
     else:
         assert (flipped[0] - got[0]).abs().max() > 1e-4, "slots placed as a prefix: the facts' order is read"
 
 
-@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
-def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, positions, kg, tokenizer):
-    model, _ = _wrap(config, auto, kg, tokenizer, positions)
+@pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
+def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, read, kg, tokenizer):
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     model.train()
     _perturb(model)
     inputs = make_inputs()
@@ -93,9 +93,9 @@ def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, position
     assert gates and all(p.grad.abs().sum() > 0 for p in gates)
 
 
-@pytest.mark.parametrize(("name", "config", "auto", "positions"), CASES)
-def test_memory_save_load_and_generate(name, config, auto, positions, kg, tokenizer, tmp_path):
-    model, reference = _wrap(config, auto, kg, tokenizer, positions)
+@pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
+def test_memory_save_load_and_generate(name, config, auto, read, kg, tokenizer, tmp_path):
+    model, reference = _wrap(config, auto, kg, tokenizer, read)
     _perturb(model)
     model.eval()
     inputs = make_inputs()
@@ -110,10 +110,10 @@ def test_memory_save_load_and_generate(name, config, auto, positions, kg, tokeni
     assert loaded.context.state is None
 
 
-@pytest.mark.parametrize("positions", ["none", "prefix"])
-def test_memory_survives_gradient_checkpointing(kg, tokenizer, positions):
+@pytest.mark.parametrize("read", list(READS))
+def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
     _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
-    model, _ = _wrap(config, auto, kg, tokenizer, positions)
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     _perturb(model)
     model.train()
     inputs = make_inputs()
@@ -225,8 +225,8 @@ def test_prefix_slots_meet_the_queries_as_the_fact_text_before_the_prompt(kg, to
     to_fact = text.attentions[0][0, :, 5:, :5]  # (H, prompt, fact)
     want = (to_fact / to_fact.sum(-1, keepdim=True)).mean(0)
     got = {}
-    for positions in ("none", "prefix"):
-        model, _ = _wrap(config, auto, kg, tokenizer, positions)
+    for read in ("own", "prefix"):
+        model, _ = _wrap(config, auto, kg, tokenizer, read)
         gates = model.memory_gates["default"]
         with torch.no_grad():
             for gate in gates:
@@ -238,6 +238,33 @@ def test_prefix_slots_meet_the_queries_as_the_fact_text_before_the_prompt(kg, to
             knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool)
         )
         model(**inputs, knowledge=knowledge)
-        got[positions] = gates[0].record[0][0] / torch.tanh(torch.tensor(gates[0].scale * 0.05))  # (prompt, slots)
+        got[read] = gates[0].record[0][0] / torch.tanh(torch.tensor(gates[0].scale * 0.05))  # (prompt, slots)
     torch.testing.assert_close(got["prefix"], want, atol=1e-5, rtol=1e-4)
-    assert (got["none"] - want).abs().max() > 1e-3
+    assert (got["own"] - want).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2", "gemma"])
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(name, attention, padded, kg, tokenizer):
+    """memory_softmax='shared' with every gate open and LoRA at zero: the prompt's logits are the base model's
+    with the fact's text before the prompt, in every layer, not only the first (the slots are the fact's own
+    keys and values, at a prefix's positions, in the text's softmax); with generation's left padding too."""
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == name)
+    config = copy.deepcopy(config)
+    config._attn_implementation = attention
+    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
+    base = build_model(config, auto)
+    text = base(input_ids=torch.cat([fact, prompt], 1), attention_mask=torch.ones(1, 9, dtype=torch.long))
+    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    with torch.no_grad():
+        for gate in model.memory_gates["default"]:
+            gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+    inputs = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt)}
+    if padded:  # two pad tokens on the left, as batched generation pads
+        inputs = {"input_ids": F.pad(prompt, (2, 0)), "attention_mask": F.pad(inputs["attention_mask"], (2, 0))}
+        inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    knowledge = make_knowledge(kg, [[0]], torch.full(inputs["input_ids"].shape, -1))
+    knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
+    got = model(**inputs, knowledge=knowledge).logits[:, -4:]
+    torch.testing.assert_close(got, text.logits[:, 5:], atol=1e-4, rtol=1e-4)
