@@ -50,6 +50,11 @@ VARIANTS = {
     "memory+pos": Variant(
         "memory+pos", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_positions": "prefix"}
     ),
+    "memory+shared": Variant(
+        "memory+shared",
+        adapter="kg-lora",
+        knowledge={"knowledge_mode": "memory", "memory_positions": "prefix", "memory_softmax": "shared"},
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),
