@@ -268,3 +268,12 @@ def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(na
     knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
     got = model(**inputs, knowledge=knowledge).logits[:, -4:]
     torch.testing.assert_close(got, text.logits[:, 5:], atol=1e-4, rtol=1e-4)
+
+
+def test_shared_softmax_needs_prefix_positions_and_values_are_checked():
+    with pytest.raises(KGLoraConfigError, match="memory_positions='prefix'"):
+        KGLoraConfig(knowledge_mode="memory", memory_softmax="shared")
+    with pytest.raises(KGLoraConfigError, match="`memory_positions` should be 'none' or 'prefix'"):
+        KGLoraConfig(knowledge_mode="memory", memory_positions="before")
+    with pytest.raises(KGLoraConfigError, match="`memory_softmax` should be 'own' or 'shared'"):
+        KGLoraConfig(knowledge_mode="memory", memory_softmax="joint")
