@@ -55,6 +55,19 @@ VARIANTS = {
         adapter="kg-lora",
         knowledge={"knowledge_mode": "memory", "memory_positions": "prefix", "memory_softmax": "shared"},
     ),
+    "memory+shared+adapter": Variant(
+        "memory+shared+adapter",
+        adapter="kg-lora",
+        knowledge={
+            "knowledge_mode": "memory",
+            "memory_positions": "prefix",
+            "memory_softmax": "shared",
+            "memory_encoder": "adapter",
+        },
+    ),
+    "memory+adapter": Variant(
+        "memory+adapter", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_encoder": "adapter"}
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),

@@ -123,6 +123,15 @@ class KGLoraConfig:
         },
     )
 
+    memory_encoder: Literal["base", "adapter"] = field(
+        default="base",
+        metadata={
+            "help": "Which model turns `memory` mode's facts into slots: `base`, the frozen base model (adapters "
+            "off); `adapter`, the model with this adapter's LoRA on (as facts written into the prompt are read), "
+            "without gradient through the facts."
+        },
+    )
+
     def __post_init__(self) -> None:
         check_field_types(self, KGLoraConfigError)
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
@@ -142,6 +151,8 @@ class KGLoraConfig:
             raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
         if self.memory_positions not in ("none", "prefix"):
             raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
+        if self.memory_encoder not in ("base", "adapter"):
+            raise KGLoraConfigError(f"`memory_encoder` should be 'base' or 'adapter', got {self.memory_encoder!r}.")
         if self.memory_softmax not in ("own", "shared"):
             raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")
         if self.memory_softmax == "shared" and self.memory_positions != "prefix":

@@ -24,6 +24,7 @@ finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others w
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -425,8 +426,9 @@ class MemoryMode(KnowledgeMode):
         and values as memory slots; no facts: plain LoRA."""
         if knowledge.fact_ids is None:
             return MemoryState(knowledge.batch_size)
-        with tuner.peft_model.disable_adapter():
+        config = tuner.kg_configs[adapter_name]
+        with tuner.peft_model.disable_adapter() if config.memory_encoder == "base" else nullcontext():
             memory = encode_memory(tuner.base_model, tuner.sites[adapter_name], knowledge.fact_ids, knowledge.fact_mask)
-        if tuner.kg_configs[adapter_name].memory_positions == "prefix":
+        if config.memory_positions == "prefix":
             memory = place_as_prefix(memory, rotary_embedding(tuner.base_model))
         return MemoryState(knowledge.batch_size, memory)

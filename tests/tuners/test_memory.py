@@ -15,7 +15,12 @@ from kgpeft.tuners.config import KGLoraConfigError
 from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
 
 MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma"}
-READS = {"own": ("none", "own"), "prefix": ("prefix", "own"), "shared": ("prefix", "shared")}
+READS = {
+    "own": {},
+    "prefix": {"memory_positions": "prefix"},
+    "shared": {"memory_positions": "prefix", "memory_softmax": "shared"},
+    "adapter": {"memory_positions": "prefix", "memory_softmax": "shared", "memory_encoder": "adapter"},
+}
 CASES = [
     pytest.param(n, c, a, read, id=f"{n}-{read}") for n, c, a in ARCHITECTURES if n in MEMORY_ARCHS for read in READS
 ]
@@ -33,8 +38,7 @@ def _facts(knowledge, with_facts=(True, False)):
 def _wrap(config, auto, kg, tokenizer, read="own"):
     base = build_model(config, auto)
     reference = copy.deepcopy(base)
-    positions, softmax = READS[read]
-    adapter = KGLoraConfig(r=4, knowledge_mode="memory", memory_positions=positions, memory_softmax=softmax)
+    adapter = KGLoraConfig(r=4, knowledge_mode="memory", **READS[read])
     model = get_kg_peft_model(base, adapter, kg, tokenizer=tokenizer)
     return model, reference
 
