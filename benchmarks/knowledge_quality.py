@@ -68,6 +68,26 @@ VARIANTS = {
     "memory+adapter": Variant(
         "memory+adapter", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_encoder": "adapter"}
     ),
+    "memory+shared+gate100": Variant(
+        "memory+shared+gate100",
+        adapter="kg-lora",
+        knowledge={
+            "knowledge_mode": "memory",
+            "memory_positions": "prefix",
+            "memory_softmax": "shared",
+            "memory_gate_scale": 100.0,
+        },
+    ),
+    "memory+shared+open": Variant(
+        "memory+shared+open",
+        adapter="kg-lora",
+        knowledge={
+            "knowledge_mode": "memory",
+            "memory_positions": "prefix",
+            "memory_softmax": "shared",
+            "memory_gate_opening": 0.99,
+        },
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),

@@ -132,6 +132,15 @@ class KGLoraConfig:
         },
     )
 
+    memory_gate_opening: float = field(
+        default=0.0,
+        metadata={
+            "help": "`memory` mode's initial gate opening tanh(scale * g) in [0, 1): 0, a fresh adapter is exactly "
+            "the base model; near 1 with memory_softmax='shared', a fresh adapter reads its facts as the base model "
+            "reads them written before the prompt."
+        },
+    )
+
     def __post_init__(self) -> None:
         check_field_types(self, KGLoraConfigError)
         positive = ("r", "lora_alpha", "graph_channels", "num_graph_layers", "num_prefix_tokens")
@@ -151,6 +160,8 @@ class KGLoraConfig:
             raise KGLoraConfigError(f"`relation_holdout` should be in (0, 1), got {self.relation_holdout!r}.")
         if self.memory_positions not in ("none", "prefix"):
             raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
+        if not 0.0 <= self.memory_gate_opening < 1.0:
+            raise KGLoraConfigError(f"`memory_gate_opening` should be in [0, 1), got {self.memory_gate_opening!r}.")
         if self.memory_encoder not in ("base", "adapter"):
             raise KGLoraConfigError(f"`memory_encoder` should be 'base' or 'adapter', got {self.memory_encoder!r}.")
         if self.memory_softmax not in ("own", "shared"):

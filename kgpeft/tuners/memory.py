@@ -24,6 +24,7 @@ finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others w
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -260,14 +261,15 @@ class MemoryGate(nn.Module):
         - output: ``(B, T, H * d_h)``
     """
 
-    def __init__(self, num_heads: int, scale: float = 1.0) -> None:
+    def __init__(self, num_heads: int, scale: float = 1.0, opening: float = 0.0) -> None:
         super().__init__()
         self.scale = scale
-        self.gate = nn.Parameter(torch.zeros(num_heads))
+        self.opening = opening
+        self.gate = nn.Parameter(torch.full((num_heads,), math.atanh(opening) / scale))
         self.record: list[Tensor] | None = None  # set by kgpeft.explain to keep the gated attention weights
 
     def reset_parameters(self) -> None:
-        nn.init.zeros_(self.gate)
+        nn.init.constant_(self.gate, math.atanh(self.opening) / self.scale)
 
     def forward(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None) -> Tensor:
         b, t, _ = q.shape
@@ -409,7 +411,9 @@ class MemoryMode(KnowledgeMode):
     def build(
         cls, tuner: Any, adapter_name: str, config: Any, sites: list[AttentionSite]
     ) -> list[torch.utils.hooks.RemovableHandle]:
-        gates = nn.ModuleList([MemoryGate(site.num_heads, config.memory_gate_scale) for site in sites])
+        gates = nn.ModuleList(
+            [MemoryGate(site.num_heads, config.memory_gate_scale, config.memory_gate_opening) for site in sites]
+        )
         tuner.memory_gates[adapter_name] = gates
         attentions = None
         if config.memory_positions == "prefix":

@@ -281,3 +281,14 @@ def test_shared_softmax_needs_prefix_positions_and_values_are_checked():
         KGLoraConfig(knowledge_mode="memory", memory_positions="before")
     with pytest.raises(KGLoraConfigError, match="`memory_softmax` should be 'own' or 'shared'"):
         KGLoraConfig(knowledge_mode="memory", memory_softmax="joint")
+    with pytest.raises(KGLoraConfigError, match="`memory_gate_opening` should be in"):
+        KGLoraConfig(knowledge_mode="memory", memory_gate_opening=1.0)
+
+
+def test_gate_opening_sets_the_fresh_gates():
+    gate = MemoryGate(num_heads=3, scale=20.0, opening=0.75)
+    torch.testing.assert_close(torch.tanh(gate.scale * gate.gate), torch.full((3,), 0.75))
+    with torch.no_grad():
+        gate.gate.zero_()
+    gate.reset_parameters()
+    torch.testing.assert_close(torch.tanh(gate.scale * gate.gate), torch.full((3,), 0.75))
