@@ -25,6 +25,7 @@ from torch_geometric.utils import scatter
 
 from kgpeft.selection.scorer import FactScorer, pooled_questions, segment_log_softmax
 from kgpeft.tuners.knowledge import KnowledgeBatch
+from kgpeft.tuners.layer import KnowledgeError
 
 #: The rank key of a padding candidate (no edge): after every fact.
 _NO_FACT = torch.iinfo(torch.long).max
@@ -36,6 +37,12 @@ def candidate_scores(scorer: FactScorer, knowledge: KnowledgeBatch) -> tuple[Ten
     fall as in :func:`~kgpeft.selection.top_facts`; and its log-probability (its edges' probabilities summed)."""
     candidates, graph = knowledge.candidates, knowledge.graph
     b, c = candidates.triples.shape
+    if candidates.edge_candidate.numel() != graph.edge_index.size(1) or candidates.seed_mask.numel() != graph.num_nodes:
+        raise KnowledgeError(
+            f"`candidates` describe {candidates.edge_candidate.numel()} edges and {candidates.seed_mask.numel()} "
+            f"nodes, but the graph has {graph.edge_index.size(1)} and {graph.num_nodes}: build both with one "
+            "KnowledgeCollator call."
+        )
     questions = zip(candidates.question_ids, candidates.question_mask, strict=True)
     scores = scorer(graph, candidates.seed_mask, pooled_questions(scorer, [ids[mask] for ids, mask in questions]))
     edge_batch = graph.batch[graph.edge_index[0]]  # (E,)

@@ -118,11 +118,15 @@ def test_task_loss_trains_the_scorer_through_beta(kg, tokenizer):
     assert scorer["fact_scorer.rgcn.convs.0.root"].grad.abs().sum() > 0, "the gradient reaches the R-GCN"
 
 
-def test_without_a_scorer_candidates_are_refused(kg, tokenizer):
+def test_candidates_without_a_scorer_or_of_another_batch_are_refused(kg, tokenizer):
     model, _ = _model(kg, tokenizer)
     model.fact_scorer = None
     batch = _batch(_dataset(kg, tokenizer).with_fact_candidates())
     with pytest.raises(KnowledgeError, match="attach_fact_scorer"):
+        model(**batch)
+    model, _ = _model(kg, tokenizer)
+    batch["knowledge"].candidates.seed_mask = batch["knowledge"].candidates.seed_mask[:-1]
+    with pytest.raises(KnowledgeError, match="one KnowledgeCollator call"):
         model(**batch)
 
 
