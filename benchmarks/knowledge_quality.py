@@ -11,6 +11,9 @@ with these variants on the same data, steps and seed:
   subgraph, conditioned on the question) ranks first;
 - ``memory``: KG-LoRA ``knowledge_mode: memory``, the scorer's 2 facts as key/value slots, nothing in
   the prompt (graph only);
+- ``memory+joint`` / ``memory+joint-from-staged``: the same, its fact scorer trained with the adapter from the
+  task loss (fresh, or from the staged scorer): it picks each batch's memory facts and its log-probabilities
+  bias the attention to their slots; the scorer's answer-fact recall before and after is printed;
 - ``memory+facts2``: the same adapter, and the 2 selected facts in the prompt too;
 - ``memory+drop20`` / ``graph+facts2+drop20``: the same, trained with knowledge dropout (a fifth of
   the training questions without knowledge), so that they still answer when given none;
@@ -88,6 +91,15 @@ VARIANTS = {
             "memory_gate_opening": 0.99,
         },
     ),
+    "memory+joint": Variant(
+        "memory+joint", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}, scorer_training="joint"
+    ),
+    "memory+joint-from-staged": Variant(
+        "memory+joint-from-staged",
+        adapter="kg-lora",
+        knowledge={"knowledge_mode": "memory"},
+        scorer_training="joint-from-staged",
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),
@@ -116,11 +128,15 @@ def config_for(base: JobConfig, task: str, seed: int, variants: list[str], outpu
 
 
 def summary(runs: dict[int, dict], metric: str) -> list[str]:
-    """Mean and min..max over seeds, per variant and control."""
+    """Mean and min..max over seeds, per variant and control; a joint scorer's recall before and after."""
     lines = []
     first = next(iter(runs.values()))
     for v in first["variants"]:
         name = v["name"]
+        recalls = [next(x for x in r["variants"] if x["name"] == name).get("scorer_recall") for r in runs.values()]
+        if all(recalls):
+            before, after = (statistics.mean(100 * r[k] for r in recalls) for k in ("before", "after"))
+            lines.append(f"  {name:<15} {'recall':<9} {before:6.1f} -> {after:.1f} (the scorer's answer facts)")
         for control in v["metrics"]:
             values = [
                 100 * next(x for x in r["variants"] if x["name"] == name)["metrics"][control][metric]
@@ -148,6 +164,8 @@ def benchmark() -> Benchmark:
     )
     parser.add_argument("--scorer-steps", type=int, help="replace the fact scorer's training steps")
     parser.add_argument("--memory-facts", type=int, help="replace `retrieval.memory_facts` (slots per question)")
+    parser.add_argument("--eval-examples", type=int, help="replace `max_eval_examples` (held-out questions)")
+    parser.add_argument("--train-examples", type=int, help="replace `max_train_examples`")
     return bench
 
 
@@ -164,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         base = dataclasses.replace(base, selection=selection)
     if args.memory_facts is not None:
         base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, memory_facts=args.memory_facts))
+    for name in ("eval_examples", "train_examples"):
+        if getattr(args, name) is not None:
+            base = dataclasses.replace(base, **{f"max_{name}": getattr(args, name)})
     report = []
     for task in args.tasks:
         runs = {}

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 CONFIG_NAME = "kgpeft_config.json"
 WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+#: The fact scorer a ``memory`` adapter trained with (``FactScorerConfig.training: joint``), beside its weights.
+SCORER_NAME = "fact_scorer.safetensors"
 #: What the trainer writes beside each adapter it saves (kgpeft.training.checkpoints).
 TRAINER_STATE_NAME = "trainer_state.json"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
@@ -46,7 +48,7 @@ FORMAT_VERSION = 1
 LIBRARIES = ("kgpeft", "torch", "transformers", "peft", "torch-geometric", "accelerate", "safetensors")
 #: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
 ADAPTER_FILES = frozenset(
-    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, "adapter_config.json", "README.md", TRAINER_STATE_NAME}
+    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, SCORER_NAME, "adapter_config.json", "README.md", TRAINER_STATE_NAME}
 )
 
 

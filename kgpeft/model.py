@@ -26,6 +26,7 @@ from kgpeft.card import write_card
 from kgpeft.checkpoint import (
     CONFIG_NAME,
     PEFT_WEIGHTS_NAME,
+    SCORER_NAME,
     WEIGHTS_NAME,
     CheckpointError,
     base_model_signature,
@@ -41,8 +42,10 @@ from kgpeft.configuration import ConfigError
 from kgpeft.errors import OutputPathError
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge import KGEmbeddings
+from kgpeft.selection import FactScorer, load_fact_scorer, save_fact_scorer, select_memory_facts
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.knowledge import KnowledgeBatch
+from kgpeft.tuners.layer import KnowledgeError
 from kgpeft.tuners.model import KGLoraModel
 from kgpeft.utils import atomic_folder, foreign_entries_or_refuse
 
@@ -82,6 +85,33 @@ class KGPeftModel(nn.Module):
         # itself: "task", "training", "results" (see kgpeft.card.CARD_KEYS); JSON values only.
         self.card: dict[str, Any] = {}
         self._adapters_enabled = True  # False inside disable_adapter()
+        self.fact_scorer: FactScorer | None = None  # picks the memory facts per batch (attach_fact_scorer)
+
+    def attach_fact_scorer(self, scorer: FactScorer) -> None:
+        """Train ``scorer`` with the adapter and let it pick each batch's memory facts from ``knowledge.candidates``.
+
+        The scorer (built by :func:`~kgpeft.selection.build_fact_scorer`, which gives it its ``config``)
+        becomes a trainable part of this model (:mod:`kgpeft.selection.joint`): its log-probability of
+        each fact biases the attention to the fact's memory slots, so the task loss trains it; it is
+        saved with the adapter (``fact_scorer.safetensors``) and loaded back with it.
+        """
+        if not hasattr(scorer, "config"):
+            raise TypeError(
+                "attach_fact_scorer takes a scorer from kgpeft.selection.build_fact_scorer (with `config`)."
+            )
+        scorer.requires_grad_(True)
+        self.fact_scorer = scorer
+
+    def _select_facts(self, knowledge: KnowledgeBatch | None) -> KnowledgeBatch | None:
+        """``knowledge`` with the fact scorer's memory facts when it carries candidates to pick from."""
+        if knowledge is None or knowledge.candidates is None:
+            return knowledge
+        if self.fact_scorer is None:
+            raise KnowledgeError(
+                "`knowledge` carries fact candidates (a dataset `with_fact_candidates()`) for a fact scorer to pick "
+                "memory facts from, but the model has none: attach one with `attach_fact_scorer`."
+            )
+        return select_memory_facts(self.fact_scorer, knowledge)
 
     def __getattr__(self, name: str) -> Any:
         """The tuner's attribute, for what this model does not have itself (as peft's ``PeftModel``)."""
@@ -131,7 +161,7 @@ class KGPeftModel(nn.Module):
         if not self._adapters_enabled:
             outputs = self.peft_model(**kwargs)
         else:
-            state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
+            state = self.encode_knowledge(self._check_knowledge(self._select_facts(knowledge), kwargs))
             with self.context.activate(state):
                 outputs = self.peft_model(**kwargs)
         weight = self.active_config.relation_loss_weight
@@ -154,7 +184,7 @@ class KGPeftModel(nn.Module):
             kwargs["input_ids"] = args[0]
         if not self._adapters_enabled:
             return self.peft_model.generate(**kwargs)
-        state = self.encode_knowledge(self._check_knowledge(knowledge, kwargs))
+        state = self.encode_knowledge(self._check_knowledge(self._select_facts(knowledge), kwargs))
         handle = None
         if state.links_tokens and not self.is_encoder_decoder:
             if kwargs.get("use_cache", True):
@@ -250,6 +280,8 @@ class KGPeftModel(nn.Module):
         with atomic_folder(target, keep=others) as tmp:
             self.peft_model.save_pretrained(str(tmp), state_dict=peft_state)
             save_file(knowledge, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            if self.fact_scorer is not None:
+                save_fact_scorer(self.fact_scorer, self.fact_scorer.config, self.kg, tmp / SCORER_NAME)
             write_checkpoint_config(
                 tmp,
                 self.kg,
@@ -341,11 +373,24 @@ class KGPeftModel(nn.Module):
                     f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}."
                 )
         self.load_knowledge_state_dict(knowledge, source=path / WEIGHTS_NAME)
+        if (path / SCORER_NAME).is_file():
+            self._load_fact_scorer(path / SCORER_NAME, load, tokenizer)
         self.set_adapter(meta["active_adapter"] or first)
         if not is_trainable:
             self.eval()
             self.requires_grad_(False)
         return self
+
+    def _load_fact_scorer(self, file: Path, check: Any, tokenizer) -> None:
+        """Attach the fact scorer saved with the adapter, its bytes checked first (``check``: the digest check)."""
+        if tokenizer is None:
+            raise CheckpointError(
+                f"{file}: the adapter was trained with a fact scorer, which needs the base model's "
+                "tokenizer to read entity labels; pass `tokenizer=` to from_pretrained."
+            )
+        check(file)
+        self.attach_fact_scorer(load_fact_scorer(file, self.kg, tokenizer, self.base_model.get_input_embeddings()))
+        self.fact_scorer.to(self.base_model.get_input_embeddings().weight.device)
 
 
 # The adapter settings that size its tensors, named when a saved tensor does not fit them.

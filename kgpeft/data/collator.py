@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 
 from kgpeft.kge.distillation import collate_soft_targets
 from kgpeft.retrieval import batch_node_index
-from kgpeft.tuners import KnowledgeBatch
+from kgpeft.tuners import FactCandidates, KnowledgeBatch
 
 
 @dataclass
@@ -59,15 +59,35 @@ class KnowledgeCollator:
             graph = Batch.from_data_list([f["graph"] for f in features])
             token_entity = self._pad([f["token_entity"] for f in features], -1)  # (B, T) entity ids
             index = batch_node_index(graph, torch.arange(len(features))[:, None], token_entity)  # (B, T) node rows
-            batch["knowledge"] = KnowledgeBatch(graph, index, *self._facts(features))
+            knowledge = KnowledgeBatch(graph, index)
+            if "candidate_ids" in features[0]:
+                knowledge.candidates = self._candidates(features)
+            elif "fact_ids" in features[0]:
+                knowledge.fact_ids, knowledge.fact_mask = self._facts([f["fact_ids"] for f in features])
+            batch["knowledge"] = knowledge
         return batch
 
+    def _candidates(self, features: Sequence[dict[str, Any]]) -> FactCandidates:
+        """The batch's candidate facts, their edges, linked nodes and questions (``with_fact_candidates``)."""
+        ids, mask = self._facts([f["candidate_ids"] for f in features])
+        triples = torch.full(ids.shape[:2], -1, dtype=torch.long)
+        for b, f in enumerate(features):
+            triples[b, : len(f["candidate_triples"])] = torch.as_tensor(f["candidate_triples"], dtype=torch.long)
+        questions = [f["question_ids"] for f in features]
+        return FactCandidates(
+            token_ids=ids,
+            token_mask=mask,
+            triples=triples,
+            edge_candidate=torch.tensor([c for f in features for c in f["edge_candidate"]], dtype=torch.long),
+            seed_mask=torch.tensor([s for f in features for s in f["seed_nodes"]], dtype=torch.bool),
+            question_ids=self._pad(questions, 0),
+            question_mask=self._pad([[1] * len(q) for q in questions], 0).bool(),
+            limit=features[0]["memory_facts"],
+        )
+
     @staticmethod
-    def _facts(features: Sequence[dict[str, Any]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(fact_ids (B, F, L), fact_mask (B, F, L))`` of the memory facts, or ``(None, None)``."""
-        if "fact_ids" not in features[0]:
-            return None, None
-        rows = [f["fact_ids"] for f in features]
+    def _facts(rows: Sequence[Sequence[Sequence[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids (B, F, L), mask (B, F, L))`` of each sample's facts' tokens, padded (at least one of each)."""
         num, length = max(1, max(len(r) for r in rows)), max(1, max((len(x) for r in rows for x in r), default=1))
         ids = torch.zeros(len(rows), num, length, dtype=torch.long)
         mask = torch.zeros(len(rows), num, length, dtype=torch.bool)

@@ -24,6 +24,7 @@ from kgpeft.kge.distillation import KGETeacher, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact, render_facts
 from kgpeft.selection.ranking import rank_facts
+from kgpeft.selection.scorer import question_token_ids
 from kgpeft.tasks.base import TaskExample
 from kgpeft.tasks.types import TaskType, get_task_type
 from kgpeft.utils import short_repr
@@ -93,6 +94,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         self.mentions = [self._mentions(e) for e in self.examples]
         self.graphs = self._retrieve(seed)
         self.fact_ranking: list[list[int]] | None = None
+        self.fact_candidates = False
         self.teacher = teacher
         if teacher is not None and not (with_target and task.allows_teacher):
             raise ValueError(f"A `teacher` needs `with_target=True` and a task with answer tokens, not {task.name!r}.")
@@ -186,6 +188,16 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             raise DataError(f"`ranking` has {len(ranking)} rows but the dataset has {len(self.examples)} examples.")
         return self._replace(fact_ranking=[list(r) for r in ranking])
 
+    def with_fact_candidates(self) -> KnowledgeDataset:
+        """A copy whose memory facts a model's fact scorer picks per batch (joint training).
+
+        Each example carries every fact of its subgraph, tokenised once (at most
+        ``retrieval.max_fact_tokens`` tokens each), its linked nodes and its question's tokens, instead
+        of the ``retrieval.memory_facts`` facts of its ranking; the collator gives them to the model
+        as :class:`~kgpeft.tuners.FactCandidates`.
+        """
+        return self._replace(fact_candidates=True)
+
     def with_retrieval(self, retrieval: RetrievalConfig) -> KnowledgeDataset:
         """A copy that writes facts as ``retrieval`` says (``num_facts``, ``memory_facts``, ``fact_format``).
 
@@ -216,12 +228,32 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
 
     def _featurize(self, index: int) -> dict[str, Any]:
         feature = self._featurize_text(index)
-        if self.retrieval.memory_facts:
+        if self.fact_candidates:
+            feature.update(self._candidate_features(index))
+        elif self.retrieval.memory_facts:
             triples = self.ranked_facts(index)[: self.retrieval.memory_facts]
             texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
             feature["fact_ids"] = [i[: self.retrieval.max_fact_tokens] for i in ids]
         return feature
+
+    def _candidate_features(self, index: int) -> dict[str, Any]:
+        """Example ``index``'s subgraph facts (distinct triples in edge order) as tokens, each edge's fact,
+        its linked nodes and its question's tokens: what a fact scorer picks memory facts with."""
+        graph, seeds = self.graphs[index], {m.entity for m in self.mentions[index]}
+        edge_ids = graph.edge_id.tolist()
+        triples = list(dict.fromkeys(edge_ids))
+        column = {t: c for c, t in enumerate(triples)}
+        texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        return {
+            "candidate_triples": triples,
+            "candidate_ids": [i[: self.retrieval.max_fact_tokens] for i in ids],
+            "edge_candidate": [column[t] for t in edge_ids],
+            "seed_nodes": [n in seeds for n in graph.n_id.tolist()],
+            "question_ids": question_token_ids(self.tokenizer, self.examples[index].text),
+            "memory_facts": self.retrieval.memory_facts,
+        }
 
     def _featurize_text(self, index: int) -> dict[str, Any]:
         text, mentions = self._prompt(index)

@@ -34,7 +34,7 @@ from kgpeft.data import CONTROLS
 from kgpeft.kge.distillation import DistillationConfig
 from kgpeft.pipeline.variants import VARIANT_KINDS, VariantKind
 from kgpeft.retrieval.config import RetrievalConfig
-from kgpeft.selection import FactScorerConfig
+from kgpeft.selection import TRAINING_MODES, FactScorerConfig
 from kgpeft.tasks.registry import TASKS
 from kgpeft.tasks.types import TASK_TYPES, TaskType, UnknownTaskTypeError, get_task_type
 from kgpeft.training.config import TrainingConfig
@@ -79,6 +79,13 @@ class Variant:
         default_factory=dict,
         metadata={"help": "KGLoraConfig settings that replace the job's for this variant (e.g. knowledge_mode)."},
     )
+    scorer_training: str | None = field(
+        default=None,
+        metadata={
+            "help": f"How a `memory` variant's fact scorer trains, one of {TRAINING_MODES} (see `selection.training`, "
+            "which it replaces for this variant)."
+        },
+    )
     knowledge_dropout: float = field(
         default=0.0,
         metadata={
@@ -98,6 +105,8 @@ class Variant:
             raise JobConfigError(f"`num_facts` should be a positive integer with `facts` set, got {self.num_facts!r}.")
         if self.knowledge and not self.kind.reads_knowledge:
             raise JobConfigError(f"`knowledge` overrides a KG-LoRA adapter; variant {self.name!r} has none.")
+        if self.scorer_training is not None and self.scorer_training not in TRAINING_MODES:
+            raise JobConfigError(f"`scorer_training` should be one of {TRAINING_MODES}, got {self.scorer_training!r}.")
         if not 0 <= self.knowledge_dropout < 1:
             raise JobConfigError(f"`knowledge_dropout` should be in [0, 1), got {self.knowledge_dropout!r}.")
         if self.knowledge_dropout and not self.uses_knowledge:
@@ -212,8 +221,37 @@ class JobConfig:
         selected = [v.name for v in self.variants if v.facts == "selected"]
         if selected and self.selection is None:
             raise JobConfigError(f"variants {selected} use `facts: selected`; add a `selection:` section.")
+        self._check_scorer_training()
         if self.task_kind.head_modules and self.adapter.modules_to_save is None:  # the new head trains
             self.adapter = dataclasses.replace(self.adapter, modules_to_save=list(self.task_kind.head_modules))
+
+    def _check_scorer_training(self) -> None:
+        """A variant's own ``scorer_training`` needs a ``selection`` section and a model that reads memory."""
+        for variant in self.variants:
+            if variant.scorer_training is None:
+                continue
+            if self.selection is None:
+                raise JobConfigError(f"variants: {variant.name}: `scorer_training` needs a `selection:` section.")
+            if not variant.kind.reads_fact_memory(self, variant):
+                raise JobConfigError(
+                    f"variants: {variant.name}: `scorer_training` trains the fact scorer with a `memory` adapter; "
+                    "this variant reads no memory (set `knowledge: {knowledge_mode: memory}`, or drop the key)."
+                )
+
+    def scorer_training(self, variant: Variant) -> str:
+        """How ``variant``'s fact scorer trains: its ``scorer_training`` or ``selection.training`` for a variant
+        reading memory with a ``selection`` section, else ``staged`` (prompt facts come from the staged scorer)."""
+        if self.selection is None or not variant.kind.reads_fact_memory(self, variant):
+            return "staged"
+        return variant.scorer_training or self.selection.training
+
+    def needs_staged_scorer(self) -> bool:
+        """Whether the job trains the staged scorer: it has a ``selection`` section and not every variant that
+        reads selected facts trains a fresh scorer of its own (``joint``)."""
+        users = [v for v in self.variants if v.facts == "selected" or v.kind.reads_fact_memory(self, v)]
+        return self.selection is not None and not (
+            users and all(v.facts != "selected" and self.scorer_training(v) == "joint" for v in users)
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str | None = None) -> JobConfig:

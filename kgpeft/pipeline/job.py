@@ -93,7 +93,9 @@ class Job:
         ``examples`` (optional) replaces the split's examples (e.g. multiple-choice options). A
         KG-LoRA variant's training data carries the KGE teacher's soft targets when the job has
         a ``distillation`` section. With a trained fact scorer, a variant's facts follow its
-        ranking when they are ``selected`` or read as memory (then its prompt facts too). A
+        ranking when they are ``selected`` or read as memory (then its prompt facts too); a variant
+        whose scorer trains jointly (:meth:`~kgpeft.pipeline.JobConfig.scorer_training`) gets every
+        subgraph fact as a candidate, for its model's own scorer to pick (``with_fact_candidates``). A
         variant's ``knowledge_dropout`` empties the knowledge of that share of its training examples.
         """
         distill = (
@@ -101,12 +103,15 @@ class Job:
         )
         data = self._base_dataset(split, with_target, examples, distill).with_knowledge(control, seed=self.config.seed)
         memory = variant.kind.memory_facts(self.config, variant)
-        if self.scorer is not None and (variant.facts == "selected" or memory):
+        joint = self.config.scorer_training(variant) != "staged"  # the model's own scorer picks its memory facts
+        if self.scorer is not None and (variant.facts == "selected" or (memory and not joint)):
             data = data.with_fact_ranking(selection.select_facts(self.scorer, data, self.tokenizer, limit=None))
         num_facts = self.config.variant_facts(variant)
         if num_facts or memory:
             retrieval = dataclasses.replace(data.retrieval, num_facts=num_facts, memory_facts=memory)
             data = data.with_retrieval(retrieval)
+        if joint:
+            data = data.with_fact_candidates()
         if variant.knowledge_dropout and split == "train" and with_target and control == "correct":
             data = data.with_knowledge_dropout(variant.knowledge_dropout, seed=self.config.seed)
         return data
@@ -135,7 +140,8 @@ def hold_output_dir(config: JobConfig) -> AbstractContextManager[None]:
 def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     """Load the KG, the examples and the base model; with a ``selection`` section, the fact scorer.
 
-    The scorer is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
+    The (staged) scorer, unless every variant reading selected facts trains its own (``joint``),
+    is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
     (``train_scorer=True``, holding the folder meanwhile: :func:`hold_output_dir`), or read back from
     there (``False``: evaluating a finished job).
     """
@@ -150,7 +156,7 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
         _check_training_examples(config, splits, train_scorer)
     base, tokenizer = load_base_model(config, folder)
     job = Job(config, kg, base, tokenizer, splits)
-    if config.selection is not None:
+    if config.needs_staged_scorer():
         path = Path(config.training.output_dir) / SCORER_FILE
         if train_scorer:
             with hold_output_dir(config):  # held already inside `run`; here for a caller that prepares alone

@@ -37,6 +37,8 @@ class VariantResult:
     train_seconds: float
     steps: int
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A jointly trained fact scorer's answer-fact recall on the test split, before and after training.
+    scorer_recall: dict[str, float] | None = None
 
     @property
     def seconds_per_step(self) -> float:
@@ -93,6 +95,7 @@ class JobResults:
                     "train_seconds": v.train_seconds,
                     "steps": v.steps,
                     "reliance": v.reliance(self.headline[0]),
+                    **({"scorer_recall": v.scorer_recall} if v.scorer_recall is not None else {}),
                     "metrics": {c: {k: x for k, x in m.items() if k != "predictions"} for c, m in v.metrics.items()},
                     "predictions": {c: m["predictions"] for c, m in v.metrics.items()},
                 }
@@ -120,6 +123,9 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
             print(f"\n== {variant.name}: adapter {variant.adapter}, facts {variant.facts}")
             trained = train_variant(job, variant)
             result = VariantResult(variant.name, trained.trainable, trained.seconds, trained.steps)
+            if trained.scorer_recall is not None:
+                result.scorer_recall = trained.scorer_recall
+                print(f"{variant.name}: fact scorer's answer-fact recall (test): {json.dumps(trained.scorer_recall)}")
             for control in config.controls if variant.uses_knowledge else ["correct"]:
                 result.metrics[control] = evaluate_variant(job, variant, trained.model, control)
             results.append(result)

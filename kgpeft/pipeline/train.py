@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
+from kgpeft import selection
 from kgpeft.data import KnowledgeCollator
 from kgpeft.errors import KGFileNotFoundError
 from kgpeft.pipeline.config import Variant
@@ -37,11 +38,14 @@ class TrainedVariant:
     seconds: float
     steps: int
     output_dir: Path | None
+    #: A jointly trained fact scorer's answer-fact recall on the test split, ``{"before": ..., "after": ...}``.
+    scorer_recall: dict[str, float] | None = None
 
 
 def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     """Build and train ``variant`` with the job's training settings, in ``output_dir/<variant name>``."""
     model = build_model(job, variant)
+    recall = _attach_joint_scorer(job, variant, model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if not variant.kind.trains:
         return TrainedVariant(variant, model, 0, 0.0, 0, None)
@@ -60,4 +64,29 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.kind.reads_knowledge)
     t0 = time.perf_counter()
     result = train(model, train_ds, collator, training, eval_dataset=valid_ds)
-    return TrainedVariant(variant, model, trainable, time.perf_counter() - t0, result.global_step, output_dir)
+    seconds = time.perf_counter() - t0
+    if recall is not None:
+        recall["after"] = _test_recall(job, model.fact_scorer)
+    return TrainedVariant(variant, model, trainable, seconds, result.global_step, output_dir, recall)
+
+
+def _attach_joint_scorer(job: Job, variant: Variant, model: nn.Module) -> dict[str, float] | None:
+    """Give a variant whose scorer trains jointly its scorer: fresh (``joint``) or the staged one's copy
+    (``joint-from-staged``), reading the model's own embedding; returns its test recall before training."""
+    mode = job.config.scorer_training(variant)
+    if mode == "staged":
+        return None
+    scorer = selection.build_fact_scorer(
+        job.kg, job.tokenizer, model.base_model.get_input_embeddings(), job.config.selection
+    )
+    if mode == "joint-from-staged":
+        scorer.load_state_dict(job.scorer.state_dict())
+    recall = {"before": _test_recall(job, scorer)}
+    model.attach_fact_scorer(scorer)
+    return recall
+
+
+def _test_recall(job: Job, scorer: nn.Module) -> float:
+    """How often ``scorer``'s top ``retrieval.memory_facts`` facts of a test question include an answer fact."""
+    test = job._base_dataset("test", with_target=False)
+    return selection.answer_fact_recall(scorer, test, job.tokenizer, job.config.retrieval.memory_facts)

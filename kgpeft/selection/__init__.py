@@ -8,12 +8,21 @@ r"""Fact selection: which of a retrieved subgraph's facts the prompt (or a ``mem
   likelihood of the answer under the frozen LM).
 - :mod:`kgpeft.selection.ranking`: :func:`rank_facts` (the prior order: facts touching a linked
   entity first), :func:`select_facts` (the scorer's), :func:`fact_probabilities`, :func:`fact_recall`.
+- :mod:`kgpeft.selection.joint`: :func:`select_memory_facts`, the scorer picking and weighing a
+  ``memory`` adapter's facts per batch when the two train together (``FactScorerConfig.training``).
 - :mod:`kgpeft.selection.serialization`: :func:`save_fact_scorer` / :func:`load_fact_scorer`.
 
 How a fact is written as text (:func:`~kgpeft.retrieval.format_fact`) stays in :mod:`kgpeft.retrieval`.
 """
 
-from kgpeft.selection.config import OBJECTIVES, FactScorerConfig, FactScorerConfigError, FactScorerError
+from kgpeft.selection.config import (
+    OBJECTIVES,
+    TRAINING_MODES,
+    FactScorerConfig,
+    FactScorerConfigError,
+    FactScorerError,
+)
+from kgpeft.selection.joint import candidate_scores, select_memory_facts, selected_triples
 from kgpeft.selection.objectives import answer_fact_loss, answer_log_likelihoods, marginal_fact_loss, train_fact_scorer
 from kgpeft.selection.ranking import (
     answer_fact_recall,
@@ -23,12 +32,19 @@ from kgpeft.selection.ranking import (
     select_facts,
     top_facts,
 )
-from kgpeft.selection.scorer import FactScorer, build_fact_scorer, question_vectors, segment_log_softmax
+from kgpeft.selection.scorer import (
+    FactScorer,
+    build_fact_scorer,
+    question_token_ids,
+    question_vectors,
+    segment_log_softmax,
+)
 from kgpeft.selection.serialization import SCORER_FORMAT, load_fact_scorer, save_fact_scorer
 
 __all__ = [
     "OBJECTIVES",
     "SCORER_FORMAT",
+    "TRAINING_MODES",
     "FactScorer",
     "FactScorerConfig",
     "FactScorerConfigError",
@@ -37,15 +53,19 @@ __all__ = [
     "answer_fact_recall",
     "answer_log_likelihoods",
     "build_fact_scorer",
+    "candidate_scores",
     "fact_probabilities",
     "fact_recall",
     "load_fact_scorer",
     "marginal_fact_loss",
+    "question_token_ids",
     "question_vectors",
     "rank_facts",
     "save_fact_scorer",
     "segment_log_softmax",
     "select_facts",
+    "select_memory_facts",
+    "selected_triples",
     "top_facts",
     "train_fact_scorer",
 ]

@@ -9,6 +9,8 @@ from kgpeft.errors import KGPeftError
 
 #: What the scorer learns from: the task's answer entities, or the answer's likelihood under the LM.
 OBJECTIVES = ("answers", "marginal")
+#: How the scorer of a ``memory`` adapter trains: apart and first, with the adapter from the task loss, or both.
+TRAINING_MODES = ("staged", "joint", "joint-from-staged")
 
 
 class FactScorerError(KGPeftError, ValueError):
@@ -37,9 +39,21 @@ class FactScorerConfig:
     batch_size: int = field(default=32, metadata={"help": "Questions per scorer step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate of the scorer."})
     seed: int = field(default=0, metadata={"help": "Initialisation and batch order."})
+    training: str = field(
+        default="staged",
+        metadata={
+            "help": f"One of {TRAINING_MODES}: `staged`: the scorer trains first, with `objective`, and ranks each "
+            "example's facts once; `joint`: a fresh scorer trains with each `memory` adapter from the task loss "
+            "(its log-probability of each fact biases the attention to the fact's slots) and picks the memory facts "
+            "of every batch; `joint-from-staged`: staged first, then joint. `selected` prompt facts come from the "
+            "staged scorer."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self, FactScorerConfigError)
+        if self.training not in TRAINING_MODES:
+            raise FactScorerConfigError(f"`training` should be one of {TRAINING_MODES}, got {self.training!r}.")
         if self.objective not in OBJECTIVES:
             raise FactScorerConfigError(f"`objective` should be one of {OBJECTIVES}, got {self.objective!r}.")
         for name in ("hidden_channels", "num_layers", "max_steps", "batch_size", "num_candidates"):

@@ -107,24 +107,36 @@ def segment_log_softmax(scores: Tensor, segment: Tensor, num_segments: int) -> T
 
 
 def build_fact_scorer(kg: KnowledgeGraph, tokenizer, embedding: nn.Embedding, config: FactScorerConfig) -> FactScorer:
-    """A fresh scorer reading entity labels through ``embedding`` (the base model's, frozen)."""
+    """A fresh scorer reading entity labels through ``embedding`` (the base model's, frozen); its ``config``
+    attribute is ``config``."""
     torch.manual_seed(config.seed)
     features = TextNodeFeatures(kg, tokenizer, embedding, config.hidden_channels)
-    return FactScorer(
+    scorer = FactScorer(
         features,
         num_relations=2 * kg.num_relations,
         question_channels=embedding.embedding_dim,
         hidden_channels=config.hidden_channels,
         num_layers=config.num_layers,
     )
+    scorer.config = config  # what an adapter that holds it saves beside its weights
+    return scorer
+
+
+def question_token_ids(tokenizer, text: str) -> list[int]:
+    """The tokens a question vector pools: ``text``'s, without special tokens (one token 0 for none)."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] or [0]
+
+
+def pooled_questions(scorer: FactScorer, ids: list[Tensor]) -> Tensor:
+    """``(B, d_model)``: the mean frozen input embedding of each question's token ids ``ids[b]`` (non-empty)."""
+    weight = scorer.features.embedding.weight.detach()
+    offsets = torch.tensor([0, *[len(i) for i in ids[:-1]]]).cumsum(0)
+    return nn.functional.embedding_bag(torch.cat(ids).to(weight.device), weight, offsets.to(weight.device))
 
 
 def question_vectors(scorer: FactScorer, tokenizer, texts: list[str]) -> Tensor:
     """``(B, d_model)``: the mean frozen input embedding of each question's tokens."""
-    weight = scorer.features.embedding.weight.detach()
-    ids = [torch.tensor(tokenizer(t, add_special_tokens=False)["input_ids"] or [0]) for t in texts]
-    offsets = torch.tensor([0, *[len(i) for i in ids[:-1]]]).cumsum(0)
-    return nn.functional.embedding_bag(torch.cat(ids).to(weight.device), weight, offsets.to(weight.device))
+    return pooled_questions(scorer, [torch.tensor(question_token_ids(tokenizer, t)) for t in texts])
 
 
 def fact_batch(dataset, indices: list[int], kg: KnowledgeGraph) -> tuple[Batch, Tensor, Tensor]:

@@ -2,7 +2,7 @@
 
 from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.tuners.cross import CrossFusion, CrossMode, CrossState
-from kgpeft.tuners.knowledge import KnowledgeBatch
+from kgpeft.tuners.knowledge import FactCandidates, KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeContext, KnowledgeError, KnowledgeState
 from kgpeft.tuners.memory import MemoryMode, MemoryState
 from kgpeft.tuners.mode import FusionMode, KnowledgeMode
@@ -21,6 +21,7 @@ __all__ = [
     "CrossFusion",
     "CrossMode",
     "CrossState",
+    "FactCandidates",
     "FusionMode",
     "KGLoraConfig",
     "KGLoraModel",

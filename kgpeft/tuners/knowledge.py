@@ -11,6 +11,40 @@ from kgpeft.tuners.layer import KnowledgeError
 
 
 @dataclass
+class FactCandidates:
+    """Every fact a batch's subgraphs hold, tokenised once, for a fact scorer to choose the memory facts from.
+
+    A model with a fact scorer attached (:meth:`~kgpeft.KGPeftModel.attach_fact_scorer`, trained
+    jointly with a ``memory`` adapter) scores the subgraph's edges, picks each sample's ``limit``
+    best facts and reads them as memory slots, each slot biased by its fact's log-probability:
+    picking is indexing into this table, nothing is tokenised per step.
+
+    Args:
+        token_ids (Tensor): ``(B, C, L)`` token ids of each sample's ``C`` candidate facts (its
+            subgraph's distinct triples, in edge order).
+        token_mask (Tensor): ``(B, C, L)``, ``True`` for real tokens; a candidate of none is none.
+        triples (Tensor): ``(B, C)`` the triple id of each candidate, ``-1`` for padding.
+        edge_candidate (Tensor): ``(E,)`` each edge of the batch's graph: its triple's candidate column.
+        seed_mask (Tensor): ``(N,)`` the graph's nodes the text is linked to.
+        question_ids (Tensor): ``(B, Q)`` the question's token ids; ``question_mask (B, Q)`` the real ones.
+        limit (int): facts read per sample (``RetrievalConfig.memory_facts``).
+    """
+
+    token_ids: torch.Tensor
+    token_mask: torch.Tensor
+    triples: torch.Tensor
+    edge_candidate: torch.Tensor
+    seed_mask: torch.Tensor
+    question_ids: torch.Tensor
+    question_mask: torch.Tensor
+    limit: int
+
+    def to(self, device: torch.device | str) -> FactCandidates:
+        tensors = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return FactCandidates(**tensors, limit=self.limit)
+
+
+@dataclass
 class KnowledgeBatch:
     """The retrieved subgraphs of a batch and where its tokens are linked to.
 
@@ -24,12 +58,18 @@ class KnowledgeBatch:
         fact_ids (Tensor, optional): ``(B, F, L)`` token ids of up to ``F`` selected facts per
             sample, ``L`` tokens each, for ``knowledge_mode="memory"``. (default: none)
         fact_mask (Tensor, optional): ``(B, F, L)``, ``True`` for real fact tokens. (default: none)
+        fact_bias (Tensor, optional): ``(B, F)`` an additive attention bias on every memory slot of
+            each fact: the fact scorer's log-probability of it. (default: none)
+        candidates (FactCandidates, optional): the facts a model's fact scorer chooses ``fact_ids``
+            from, in place of ``fact_ids``. (default: none)
     """
 
     graph: Batch
     token_node_index: torch.Tensor
     fact_ids: torch.Tensor | None = None
     fact_mask: torch.Tensor | None = None
+    fact_bias: torch.Tensor | None = None
+    candidates: FactCandidates | None = None
 
     @classmethod
     def empty(cls, batch_size: int, seq_len: int, device: torch.device | str | None = None) -> KnowledgeBatch:
@@ -53,7 +93,12 @@ class KnowledgeBatch:
             return None if t is None else t.to(device)
 
         return KnowledgeBatch(
-            self.graph.to(device), self.token_node_index.to(device), move(self.fact_ids), move(self.fact_mask)
+            self.graph.to(device),
+            self.token_node_index.to(device),
+            move(self.fact_ids),
+            move(self.fact_mask),
+            move(self.fact_bias),
+            None if self.candidates is None else self.candidates.to(device),
         )
 
     def validate(self, num_entities: int, batch_size: int | None = None, seq_len: int | None = None) -> None:
@@ -82,6 +127,12 @@ class KnowledgeBatch:
             raise KnowledgeError(
                 f"`fact_ids` and `fact_mask` should both have shape (B, F, L) with B = {index.size(0)}, got "
                 f"{tuple(self.fact_ids.shape)} and {tuple(self.fact_mask.shape)}."
+            )
+        if self.fact_bias is not None and (self.fact_ids is None or self.fact_bias.shape != self.fact_ids.shape[:2]):
+            want = "(B, F) of `fact_ids`" if self.fact_ids is None else str(tuple(self.fact_ids.shape[:2]))
+            raise KnowledgeError(
+                f"`fact_bias` should have one bias per fact of `fact_ids`, shape {want}, got "
+                f"{tuple(self.fact_bias.shape)}."
             )
         num_nodes = graph.n_id.numel()
         if index.numel() and (int(index.min()) < -1 or int(index.max()) >= num_nodes):

@@ -278,7 +278,8 @@ class MemoryGate(nn.Module):
         mask = mask[:, None, None, :]  # (B, 1, 1, M)
         has_slots = mask.any(-1, keepdim=True).to(q.dtype)  # (B, 1, 1, 1): a sample without slots reads nothing
         gate = torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (1, H, 1, 1)
-        frozen_memory = not (keys.requires_grad or values.requires_grad)
+        # the custom backward gives no gradient to the slots nor to a bias (the fact scorer's, trained jointly)
+        frozen_memory = not (keys.requires_grad or values.requires_grad or (bias is not None and bias.requires_grad))
         if self.record is None and frozen_memory and torch.is_grad_enabled():
             out = _GatedRead.apply(q, keys, values, mask, bias, has_slots, gate)  # (B, H, T, d)
         else:
@@ -427,12 +428,14 @@ class MemoryMode(KnowledgeMode):
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:
         """Run the frozen base model (adapters off) over the batch's selected facts, keeping every layer's keys
-        and values as memory slots; no facts: plain LoRA."""
+        and values as memory slots, each biased by its fact's ``fact_bias``; no facts: plain LoRA."""
         if knowledge.fact_ids is None:
             return MemoryState(knowledge.batch_size)
         config = tuner.kg_configs[adapter_name]
         with tuner.peft_model.disable_adapter() if config.memory_encoder == "base" else nullcontext():
             memory = encode_memory(tuner.base_model, tuner.sites[adapter_name], knowledge.fact_ids, knowledge.fact_mask)
+        if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
+            memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)
         if config.memory_positions == "prefix":
             memory = place_as_prefix(memory, rotary_embedding(tuner.base_model))
         return MemoryState(knowledge.batch_size, memory)

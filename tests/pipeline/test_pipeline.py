@@ -290,3 +290,45 @@ def test_quantization_is_checked_and_needs_bitsandbytes_and_a_gpu(files, tmp_pat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(JobConfigError, match="needs a CUDA GPU"):
         load_base_model(config)
+
+
+def test_joint_variants_train_their_scorer_and_evaluate_with_it(files, tmp_path):
+    from kgpeft.pipeline.job import SCORER_FILE
+    from kgpeft.selection import answer_fact_recall
+
+    variants = [
+        {"name": "joint", "adapter": "kg-lora", "scorer_training": "joint"},
+        {"name": "from-staged", "adapter": "kg-lora", "scorer_training": "joint-from-staged"},
+    ]
+    config = _config(files, tmp_path, variants=variants, controls=["correct", "none"])
+    job = prepare(config)
+    results = run(config, job=job, plot=False)
+    test = job._base_dataset("test", with_target=False)
+    staged = answer_fact_recall(job.scorer, test, job.tokenizer, 2)
+    for result, variant in zip(results.variants, config.variants, strict=True):
+        assert set(result.scorer_recall) == {"before", "after"}
+        folder = tmp_path / "run" / variant.name / "adapter"
+        assert (folder / "fact_scorer.safetensors").is_file(), "the scorer is saved with the adapter"
+        loaded = variant.kind.load(job, folder)
+        assert loaded.fact_scorer is not None
+        for control in ("correct", "none"):
+            again = evaluate_variant(job, variant, loaded, control)
+            assert again["predictions"] == result.metrics[control]["predictions"], "a saved joint adapter reproduces"
+        data = job.dataset("train", variant, with_target=True)
+        assert data.fact_candidates, "its memory facts are picked by its own scorer, per batch"
+    assert results.variants[1].scorer_recall["before"] == staged, "joint-from-staged starts from the staged scorer"
+    assert results.to_dict()["variants"][0]["scorer_recall"] == results.variants[0].scorer_recall
+
+    only_joint = _config(files, tmp_path / "j", variants=variants[:1], controls=["correct"])
+    assert not only_joint.needs_staged_scorer() and config.needs_staged_scorer()
+    assert prepare(only_joint).scorer is None and not (tmp_path / "j" / "run" / SCORER_FILE).exists()
+    assert _config(files, tmp_path).scorer_training(Variant("m", adapter="kg-lora")) == "staged", "the default"
+
+
+def test_scorer_training_is_checked(files, tmp_path):
+    with pytest.raises(JobConfigError, match="`scorer_training` should be one of"):
+        Variant("m", adapter="kg-lora", scorer_training="together")
+    with pytest.raises(JobConfigError, match="reads no memory"):
+        _config(files, tmp_path, variants=[{"name": "l", "adapter": "lora", "scorer_training": "joint"}])
+    with pytest.raises(JobConfigError, match="needs a `selection:` section"):
+        _config(files, tmp_path, selection=None, variants=[{"name": "m", "scorer_training": "joint"}])
