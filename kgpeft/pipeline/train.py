@@ -6,6 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -37,6 +38,7 @@ class TrainedVariant:
     seconds: float
     steps: int
     output_dir: Path | None
+    truncation: dict[str, Any] | None = None  # what the token budgets cut of its training rows
 
 
 def train_variant(job: Job, variant: Variant) -> TrainedVariant:
@@ -56,8 +58,11 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
             resume = None
     training = dataclasses.replace(job.config.training, output_dir=str(output_dir), resume_from_checkpoint=resume)
     train_ds = job.dataset("train", variant, with_target=True)
+    truncation = train_ds.truncation()
+    truncation.report(f"{variant.name}, train")
     valid_ds = job.dataset("valid", variant, with_target=True) if training.eval_steps and job.splits["valid"] else None
     collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.kind.reads_knowledge)
     t0 = time.perf_counter()
     result = train(model, train_ds, collator, training, eval_dataset=valid_ds)
-    return TrainedVariant(variant, model, trainable, time.perf_counter() - t0, result.global_step, output_dir)
+    seconds = time.perf_counter() - t0
+    return TrainedVariant(variant, model, trainable, seconds, result.global_step, output_dir, truncation.to_dict())
