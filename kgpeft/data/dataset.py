@@ -101,7 +101,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         self.soft_targets = self._soft_targets() if teacher is not None else None
         self._features: list[dict[str, Any]] | None = None
         self._cuts: list[RowCuts] = []
-        self.features  # noqa: B018 -- tokenised now, as the class promises: later reads are cached
+        self._featurize_all()
 
     def _soft_targets(self) -> list[tuple[list[int], list[float]]]:
         """Per example, the first token of each teacher candidate's label, and the teacher's scores."""
@@ -225,15 +225,20 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
     def features(self) -> list[dict[str, Any]]:
         """Per example, its token ids, labels, token-to-entity links and (memory) fact ids."""
         if self._features is None:
-            rows = [self._featurize(i) for i in range(len(self.examples))]
-            self._features, self._cuts = [f for f, _ in rows], [c for _, c in rows]
+            self._featurize_all()
         return self._features
 
     def truncation(self) -> Truncation:
         """How many prompts, targets and memory facts ``max_length`` and ``retrieval.max_fact_tokens`` cut,
         and how many of those cuts removed the question's text or an answer's name."""
-        self.features  # noqa: B018 -- the cuts are counted while tokenising
+        if self._features is None:
+            self._featurize_all()
         return Truncation.of(self._cuts, self.max_length, self.retrieval.max_fact_tokens)
+
+    def _featurize_all(self) -> None:
+        """Tokenise every example, counting what the token limits cut."""
+        rows = [self._featurize(i) for i in range(len(self.examples))]
+        self._features, self._cuts = [f for f, _ in rows], [c for _, c in rows]
 
     def _featurize(self, index: int) -> tuple[dict[str, Any], RowCuts]:
         feature, cuts = self._featurize_text(index)
