@@ -1,11 +1,11 @@
 """A job's token budgets, ``max_length`` and ``retrieval.max_fact_tokens``: as set, or derived from its own data.
 
-A budget left unset is derived from the job's training examples and the facts their subgraphs
-offer (the facts the job can select), so that no training row is cut: ``max_length`` from the
-longest training row written with its ``k`` longest facts as text (``k``: the most facts a variant
-writes into its prompt) and its answer, ``max_fact_tokens`` from the longest fact; each rounded up
-to a multiple of :data:`MULTIPLE` and capped by the base model's positions. Rows are padded to the
-longest in their batch, so a budget costs nothing until a row uses it.
+A budget left unset is derived from the job's examples and the facts their subgraphs offer (the
+facts the job can select), so that no row of the job is cut: ``max_length`` from the longest row
+(a training row with its answer, an evaluation prompt) written with its ``k`` longest facts as text
+(``k``: the most facts a variant writes into its prompt), ``max_fact_tokens`` from the longest
+fact; each rounded up to a multiple of :data:`MULTIPLE` and capped by the base model's positions.
+Rows are padded to the longest in their batch, so a budget costs nothing until a row uses it.
 
 A training job writes the budgets it used to ``training.output_dir/budgets.json``
 (:data:`BUDGETS_FILE`); evaluating or predicting with that job's adapters reads them back, so the
@@ -78,30 +78,42 @@ def round_up(tokens: int, cap: int | None) -> int:
     return min(value, cap) if cap is not None else value
 
 
-def derive_budgets(config: JobConfig, probe: KnowledgeDataset, cap: int | None) -> Budgets:
-    """``config``'s budgets, those it leaves unset derived from ``probe``: its training rows, linked and
-    retrieved, built with no cut (``max_length`` at ``cap``, no ``max_fact_tokens``)."""
+def derive_budgets(config: JobConfig, probes: list[KnowledgeDataset], cap: int | None) -> Budgets:
+    """``config``'s budgets, those it leaves unset derived from ``probes``: the job's rows, linked and retrieved,
+    tokenised with no cut (``max_length`` at ``cap``, no ``max_fact_tokens``).
+
+    ``max_fact_tokens`` covers the longest fact of their subgraphs (every fact a row can select);
+    ``max_length`` the longest row written with its ``k`` longest facts as text (``k``: the most facts
+    a variant writes into its prompt).
+    """
     given = given_budgets(config)
-    kg, style = probe.kg, probe.retrieval.fact_format
-    triples = sorted({t for graph in probe.graphs for t in graph.edge_id.tolist()})
-    ids = probe.tokenizer([format_fact(kg, t, style) for t in triples], add_special_tokens=False)["input_ids"]
+    triples = sorted({t for probe in probes for graph in probe.graphs for t in graph.edge_id.tolist()})
+    kg, style, tokenizer = probes[0].kg, probes[0].retrieval.fact_format, probes[0].tokenizer
+    ids = tokenizer([format_fact(kg, t, style) for t in triples], add_special_tokens=False)["input_ids"]
     length = dict(zip(triples, map(len, ids), strict=True))
     values, derived = dict(given), {}
-    longest = max(length.values(), default=1)
     if given["max_fact_tokens"] is None:
+        longest = max(length.values(), default=1)
         values["max_fact_tokens"] = round_up(longest, cap)
-        derived["max_fact_tokens"] = f"derived: the longest of {len(triples):,} facts its training rows can select"
+        derived["max_fact_tokens"] = f"derived: the longest of {len(triples):,} facts its rows can select"
         derived["max_fact_tokens"] += f" has {longest} tokens"
     if given["max_length"] is None:
         k = max(config.variant_facts(v) for v in config.variants)
-        rows = probe
+        rows = probes
         if k:  # each row with the k longest facts it can select, written as text
-            ranking = [sorted(g.edge_id.unique().tolist(), key=lambda t: -length[t]) for g in probe.graphs]
-            rows = probe.with_fact_ranking(ranking).with_retrieval(dataclasses.replace(probe.retrieval, num_facts=k))
-        tokens = max((_row_tokens(f) for f in rows.features), default=1)
+            with_facts = dataclasses.replace(probes[0].retrieval, num_facts=k)
+            rows = [
+                p.with_fact_ranking(
+                    [sorted(g.edge_id.unique().tolist(), key=lambda t: -length[t]) for g in p.graphs]
+                ).with_retrieval(with_facts)
+                for p in probes
+            ]
+        tokens = max((_row_tokens(f) for data in rows for f in data.features), default=1)
         values["max_length"] = round_up(tokens, cap)
         facts = f" with its {k} longest facts as text" if k else ""
-        derived["max_length"] = f"derived: the longest of {len(rows):,} training rows{facts} has {tokens} tokens"
+        count = sum(len(data) for data in rows)
+        derived["max_length"] = f"derived: the longest of {count:,} rows (training rows with answers){facts}"
+        derived["max_length"] += f" has {tokens} tokens"
     for name, value in values.items():
         if name in derived and cap is not None and value == cap:
             derived[name] += f", cut to the model's {cap} positions"

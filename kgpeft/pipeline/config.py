@@ -135,8 +135,9 @@ class JobConfig:
         default=None,
         metadata={
             "help": "Most tokens per example (prompt, facts as text and answer); a longer prompt loses its start "
-            "(counted and reported). Unset: derived from the training examples with their longest facts (the "
-            "longest, rounded up to a multiple of 8, at most the model's positions)."
+            "(counted and reported). Unset: derived from the job's rows (training rows with their answers, "
+            "evaluation prompts) with their longest facts as text (the longest, rounded up to a multiple of 8, at "
+            "most the model's positions)."
         },
     )
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})

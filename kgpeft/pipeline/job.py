@@ -94,8 +94,8 @@ class Job:
 
     def settle_budgets(self, train: bool) -> Budgets:
         """Set :attr:`budgets`: the config's, those it leaves unset read from the job's ``budgets.json``
-        (``train=False``: the adapters' own) or derived from the training rows (``train=True``, then written
-        there); the training split's dataset is built on the way and kept."""
+        (``train=False``: the adapters' own) or derived from the job's rows (``train=True``, then written
+        there; :meth:`_derive_budgets`)."""
         config = self.config
         path = Path(config.training.output_dir) / BUDGETS_FILE
         given = (config.max_length, config.retrieval.max_fact_tokens)
@@ -103,22 +103,29 @@ class Job:
         if None not in given:
             budgets = Budgets(*given)
         elif budgets is None:
-            # Built with no cut (the model's positions, no fact budget), then cut to the budgets it gives.
-            cap = max_positions(self.base)
-            train_rows = self.splits["train"]
-            rows = train_rows or [*self.splits["valid"], *self.splits["test"]]
-            probe = self._new_dataset(rows, bool(train_rows), cap or PROBE_LENGTH)
-            budgets = derive_budgets(config, probe, cap)
-            if train_rows:
-                retrieval = dataclasses.replace(probe.retrieval, max_fact_tokens=budgets.max_fact_tokens)
-                self._datasets[("train", True, False)] = probe.with_retrieval(retrieval).with_max_length(
-                    budgets.max_length
-                )
+            budgets = self._derive_budgets()
             if train:
                 with hold_output_dir(config):
                     write_budgets(budgets, path)
         self.budgets = budgets
         print(f"budgets: {budgets.describe()}")
+        return budgets
+
+    def _derive_budgets(self) -> Budgets:
+        """The budgets derived from every split's rows (:func:`~kgpeft.pipeline.budgets.derive_budgets`): each
+        split is linked and retrieved once, tokenised with no cut (at the model's positions, no fact budget),
+        and kept, cut to the budgets, as its dataset (the training rows with their answers, the others
+        without: the prompts of generation)."""
+        cap = max_positions(self.base)
+        probes = {
+            (split, split == "train", False): self._new_dataset(rows, split == "train", cap or PROBE_LENGTH)
+            for split, rows in self.splits.items()
+            if rows
+        }
+        budgets = derive_budgets(self.config, list(probes.values()), cap)
+        for key, probe in probes.items():
+            retrieval = dataclasses.replace(probe.retrieval, max_fact_tokens=budgets.max_fact_tokens)
+            self._datasets[key] = probe.with_retrieval(retrieval).with_max_length(budgets.max_length)
         return budgets
 
     def dataset(

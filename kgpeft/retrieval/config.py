@@ -46,7 +46,7 @@ class RetrievalConfig:
         default=None,
         metadata={
             "help": "Most tokens of one memory fact; a longer one loses its end (counted and reported). Unset: a job "
-            "derives it from the facts its training examples can select (the longest, rounded up to a multiple of "
+            "derives it from the facts its examples can select (the longest, rounded up to a multiple of "
             "8); a dataset outside a job cuts no fact."
         },
     )

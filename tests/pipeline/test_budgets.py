@@ -67,7 +67,7 @@ def test_unset_budgets_are_derived_so_that_no_long_label_is_cut(files, tmp_path,
         and "has 28 tokens" in budgets.derived["max_fact_tokens"]
     )
     assert (
-        "budgets: max_length 64 (derived: the longest of 3 training rows with its 2 longest facts"
+        "budgets: max_length 64 (derived: the longest of 5 rows (training rows with answers) with its 2 longest facts"
         in capsys.readouterr().out
     )
     for split, with_target in (("train", True), ("test", False)):
