@@ -9,6 +9,7 @@ needed: the question's own text, or an answer's name that a fact held.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -94,13 +95,14 @@ class Truncation:
         return "; ".join(parts)
 
     def report(self, where: str) -> None:
-        """Print the counts when anything was cut; warn when a cut removed the question or an answer's name.
+        """Print the counts (on stderr) when anything was cut; warn when a cut removed the question or an answer's
+        name.
 
         ``where`` names the data in the messages, e.g. ``"kg-lora, train"``.
         """
         if not (self.prompts or self.targets or self.facts):
             return
-        print(f"truncation ({where}): {self.summary()}")
+        print(f"truncation ({where}): {self.summary()}", file=sys.stderr)
         if self.harmful:
             warnings.warn(
                 f"{where}: token limits cut knowledge from {self.harmful} rows or facts ({self.summary()}); e.g. "

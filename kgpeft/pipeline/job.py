@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,8 @@ class Job:
                 with hold_output_dir(config):
                     write_budgets(budgets, path)
         self.budgets = budgets
-        print(f"budgets: {budgets.describe()}")
+        # On stderr, as the truncation counts: `kgpeft evaluate` and `explain --json` write JSON on stdout.
+        print(f"budgets: {budgets.describe()}", file=sys.stderr)
         return budgets
 
     def _derive_budgets(self) -> Budgets:

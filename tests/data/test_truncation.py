@@ -61,7 +61,7 @@ def test_a_prompt_loses_its_facts_block_then_its_question(long_kg, tokenizer, ca
     assert _counts(data.with_max_length(2)) == {**expected, "prompts": 1, "prompt_answers": 1, "questions": 1}
     with pytest.warns(UserWarning, match=r"from 2 rows or facts .*row 0 'the dog' lost 'Facts: dog is a"):
         data.with_max_length(2).truncation().report("train")
-    assert "truncation (train): 1 of 1 prompts cut to `max_length` (2) (1 lost question text" in capsys.readouterr().out
+    assert "truncation (train): 1 of 1 prompts cut to `max_length` (2) (1 lost question text" in capsys.readouterr().err
     long_text = "the dog " * 200  # more characters than the window of `max_length` 8 links: its start is gone
     assert _counts(_dataset(long_kg, tokenizer, [TaskExample(long_text, answer="x")], max_length=8))["questions"] == 1
 

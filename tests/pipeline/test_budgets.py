@@ -68,7 +68,7 @@ def test_unset_budgets_are_derived_so_that_no_long_label_is_cut(files, tmp_path,
     )
     assert (
         "budgets: max_length 64 (derived: the longest of 5 rows (training rows with answers) with its 2 longest facts"
-        in capsys.readouterr().out
+        in capsys.readouterr().err
     )
     for split, with_target in (("train", True), ("test", False)):
         for variant in (MEMORY, FACTS):
@@ -118,7 +118,7 @@ def test_evaluating_a_saved_job_reads_the_budgets_it_trained_with(files, tmp_pat
     path.write_text(json.dumps({"max_length": 40, "max_fact_tokens": 16}))  # as if the KG had changed since
     job = prepare(config, train_scorer=False)
     assert (job.budgets.max_length, job.budgets.max_fact_tokens) == (40, 16)
-    assert f"max_length 40 (read from {path})" in capsys.readouterr().out
+    assert f"max_length 40 (read from {path})" in capsys.readouterr().err
     assert job.dataset("test", MEMORY, with_target=False).retrieval.max_fact_tokens == 16
     given = _config(files, tmp_path, max_length=24)
     assert prepare(given, train_scorer=False).budgets.max_length == 24, "a set budget is kept as given"
