@@ -11,6 +11,7 @@ features; :class:`~kgpeft.data.KnowledgeCollator` batches them. Its knowledge co
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch_geometric.data import Data
 
 from kgpeft.data.controls import KnowledgeControls
 from kgpeft.data.examples import DataError, as_example, check_example
+from kgpeft.data.truncation import RowCuts, Truncation, describe, lost_answer
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
@@ -99,7 +101,9 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         if teacher is not None and not (with_target and task.allows_teacher):
             raise ValueError(f"A `teacher` needs `with_target=True` and a task with answer tokens, not {task.name!r}.")
         self.soft_targets = self._soft_targets() if teacher is not None else None
-        self._features: list[dict[str, Any]] | None = [self._featurize(i) for i in range(len(self.examples))]
+        self._features: list[dict[str, Any]] | None = None
+        self._cuts: list[RowCuts] = []
+        self._featurize_all()
 
     def _soft_targets(self) -> list[tuple[list[int], list[float]]]:
         """Per example, the first token of each teacher candidate's label, and the teacher's scores."""
@@ -212,6 +216,16 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
                 )
         return self._replace(retrieval=retrieval)
 
+    def with_max_length(self, max_length: int) -> KnowledgeDataset:
+        """A copy whose rows are cut to ``max_length`` tokens; the links and subgraphs stay this dataset's.
+
+        A job builds its training data once at a generous length, derives its budget from it
+        (:mod:`kgpeft.pipeline.budgets`), then cuts the rows to that budget with this.
+        """
+        if not isinstance(max_length, int) or max_length <= 0:
+            raise DataError(f"`max_length` should be a positive integer, got {max_length!r}.")
+        return self._replace(max_length=max_length)
+
     def _replace(self, **attributes: Any) -> KnowledgeDataset:
         new = copy.copy(self)
         for name, value in attributes.items():
@@ -223,19 +237,28 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
     def features(self) -> list[dict[str, Any]]:
         """Per example, its token ids, labels, token-to-entity links and (memory) fact ids."""
         if self._features is None:
-            self._features = [self._featurize(i) for i in range(len(self.examples))]
+            self._featurize_all()
         return self._features
 
-    def _featurize(self, index: int) -> dict[str, Any]:
-        feature = self._featurize_text(index)
+    def truncation(self) -> Truncation:
+        """How many prompts, targets and memory facts ``max_length`` and ``retrieval.max_fact_tokens`` cut,
+        and how many of those cuts removed the question's text or an answer's name."""
+        if self._features is None:
+            self._featurize_all()
+        return Truncation.of(self._cuts, self.max_length, self.retrieval.max_fact_tokens)
+
+    def _featurize_all(self) -> None:
+        """Tokenise every example, counting what the token limits cut."""
+        rows = [self._featurize(i) for i in range(len(self.examples))]
+        self._features, self._cuts = [f for f, _ in rows], [c for _, c in rows]
+
+    def _featurize(self, index: int) -> tuple[dict[str, Any], RowCuts]:
+        feature, cuts = self._featurize_text(index)
         if self.fact_candidates:
             feature.update(self._candidate_features(index))
         elif self.retrieval.memory_facts:
-            triples = self.ranked_facts(index)[: self.retrieval.memory_facts]
-            texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
-            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-            feature["fact_ids"] = [i[: self.retrieval.max_fact_tokens] for i in ids]
-        return feature
+            feature["fact_ids"], cuts = self._memory_facts(index, cuts)
+        return feature, cuts
 
     def _candidate_features(self, index: int) -> dict[str, Any]:
         """Example ``index``'s subgraph facts (distinct triples in edge order) as tokens, each edge's fact,
@@ -255,15 +278,34 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             "memory_facts": self.retrieval.memory_facts,
         }
 
-    def _featurize_text(self, index: int) -> dict[str, Any]:
-        text, mentions = self._prompt(index)
-        if self.task.target_in_input:  # prompt and target in one sequence, or two
-            return self._causal_features(index, text, mentions)
-        return self._encoder_features(index, text, mentions)
+    def _memory_facts(self, index: int, cuts: RowCuts) -> tuple[list[list[int]], RowCuts]:
+        """The token ids of example ``index``'s memory facts, each cut to ``max_fact_tokens``, and ``cuts``
+        with those cuts counted."""
+        triples = self.ranked_facts(index)[: self.retrieval.memory_facts]
+        texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
+        if not texts:
+            return [], cuts
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        limit, answers = self.retrieval.max_fact_tokens, self.examples[index].answers
+        cut = [k for k, ids in enumerate(enc["input_ids"]) if limit is not None and len(ids) > limit]
+        lost = [k for k in cut if lost_answer(answers, texts[k], texts[k][: enc["offset_mapping"][k][limit - 1][1]])]
+        example = cuts.example
+        if lost and example is None:
+            example = describe(index, self.examples[index].text, f"the end of the memory fact {texts[lost[0]]!r}")
+        cuts = dataclasses.replace(
+            cuts, facts=len(cut), fact_answers=len(lost), memory_facts=len(texts), example=example
+        )
+        return [ids[:limit] for ids in enc["input_ids"]], cuts
 
-    def _prompt(self, index: int) -> tuple[str, list[Mention]]:
-        """Example ``index``'s text as the model reads it (its window, the facts block before it), and
-        its mentions at their places in that text."""
+    def _featurize_text(self, index: int) -> tuple[dict[str, Any], RowCuts]:
+        text, mentions, start = self._prompt(index)
+        if self.task.target_in_input:  # prompt and target in one sequence, or two
+            return self._causal_features(index, text, mentions, start)
+        return self._encoder_features(index, text, mentions, start)
+
+    def _prompt(self, index: int) -> tuple[str, list[Mention], int]:
+        """Example ``index``'s text as the model reads it (its window, the facts block before it), its
+        mentions at their places in that text, and where the question starts (after the facts block)."""
         example, mentions = self.examples[index], self.mentions[index]
         lo, hi = self._window(example.text)
         text, shift = example.text[lo:hi], -lo
@@ -273,9 +315,26 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             text, shift = prefix + text, len(prefix) - lo
         if shift:
             mentions = [m._replace(start=m.start + shift, end=m.end + shift) for m in mentions]
-        return text, mentions
+        return text, mentions, shift + lo
 
-    def _encoder_features(self, index: int, text: str, mentions: list[Mention]) -> dict[str, Any]:
+    def _prompt_cuts(self, index: int, text: str, start: int, kept: tuple[int, int] | None) -> RowCuts:
+        """What example ``index``'s prompt ``text`` (its question from ``start``) lost when only its
+        characters ``kept`` (``[lo, hi)``; ``None``: no token cut) reached the model, and what its window
+        (:meth:`_window`) left out of the example's text."""
+        example = self.examples[index]
+        windowed = len(text) - start < len(example.text)
+        if kept is None and not windowed:
+            return RowCuts()
+        lo, hi = kept if kept is not None else (0, len(text))
+        question = windowed or lo > start or hi < len(text)
+        answer = lost_answer(example.answers, text[:start], text[lo:hi])
+        lost = text[:lo] if lo else text[hi:]
+        shown = describe(index, example.text, lost or "the text its window left out") if question or answer else None
+        return RowCuts(prompt=True, question=question, prompt_answer=answer, example=shown)
+
+    def _encoder_features(
+        self, index: int, text: str, mentions: list[Mention], start: int
+    ) -> tuple[dict[str, Any], RowCuts]:
         """A ``classification`` or ``seq2seq`` row: the prompt's tokens, and a class or the answer's tokens."""
         example, tok = self.examples[index], self.tokenizer
         enc = tok(text, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
@@ -283,15 +342,22 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             "input_ids": enc["input_ids"],
             "token_entity": align(mentions, enc["offset_mapping"]).tolist(),
         }
+        kept = (0, max((e for _, e in enc["offset_mapping"]), default=0)) if enc.encodings[0].overflowing else None
+        cuts = self._prompt_cuts(index, text, start, kept)
         if self.task.classifier:  # a class label, not answer tokens
             feature["labels"] = example.label
         elif self.with_target:
             answer = example.answer[: self.max_length * CHARS_PER_TOKEN]  # truncation keeps the start
-            feature["labels"] = tok(answer, truncation=True, max_length=self.max_length)["input_ids"]
+            labels = tok(answer, truncation=True, max_length=self.max_length)
+            feature["labels"] = labels["input_ids"]
+            if labels.encodings[0].overflowing or len(answer) < len(example.answer):
+                cuts = dataclasses.replace(cuts, target=True)
             self._add_soft_targets(feature, index, position=0)
-        return feature
+        return feature, cuts
 
-    def _causal_features(self, index: int, text: str, mentions: list[Mention]) -> dict[str, Any]:
+    def _causal_features(
+        self, index: int, text: str, mentions: list[Mention], start: int
+    ) -> tuple[dict[str, Any], RowCuts]:
         """A ``causal_lm`` row: the prompt's last tokens then the answer's, the loss on the answer only."""
         example, tok = self.examples[index], self.tokenizer
         target_ids: list[int] = []
@@ -312,6 +378,8 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         enc = tok(text, return_offsets_mapping=True)
         # A long prompt loses its start; only the tokens kept are aligned to the mentions.
         prompt_ids, offsets = enc["input_ids"][-keep:], enc["offset_mapping"][-keep:]
+        kept = (offsets[0][0], len(text)) if len(enc["input_ids"]) > keep else None
+        cuts = self._prompt_cuts(index, text, start, kept)
         token_entity = align(mentions, offsets).tolist()
         feature = {
             "input_ids": prompt_ids + target_ids,
@@ -319,7 +387,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
             "token_entity": token_entity + [-1] * len(target_ids),
         }
         self._add_soft_targets(feature, index, position=len(prompt_ids) - 1)  # logits there predict the answer
-        return feature
+        return feature, cuts
 
     def _add_soft_targets(self, feature: dict[str, Any], index: int, position: int) -> None:
         if self.soft_targets is not None:

@@ -6,6 +6,8 @@ benchmarks that train models all come through here.
 - :mod:`~kgpeft.pipeline.variants`: the variant kinds (``none``, ``lora``, ``kg-lora``) as objects.
 - :mod:`~kgpeft.pipeline.examples`: a job's examples (a registered task or a task file).
 - :mod:`~kgpeft.pipeline.base_model`: the base model's folder checked, then loaded.
+- :mod:`~kgpeft.pipeline.budgets`: the token budgets (``max_length``, ``retrieval.max_fact_tokens``),
+  derived from the job's rows unless set, and ``budgets.json``.
 - :mod:`~kgpeft.pipeline.job`: :class:`Job` and :func:`prepare` (with the fact scorer).
 - :mod:`~kgpeft.pipeline.train` and :mod:`~kgpeft.pipeline.evaluate`: one variant trained, loaded, scored.
 - :mod:`~kgpeft.pipeline.run`: every variant under every control, the table and ``results.json``.

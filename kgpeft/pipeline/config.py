@@ -140,7 +140,15 @@ class JobConfig:
     num_labels: int | None = field(default=None, metadata={"help": "Classes, for classification."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Sample at most this many."})
-    max_length: int = field(default=64, metadata={"help": "Most tokens per example."})
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens per example (prompt, facts as text and answer); a longer prompt loses its start "
+            "(counted and reported). Unset: derived from the job's rows (training rows with their answers, "
+            "evaluation prompts) with their longest facts as text (the longest, rounded up to a multiple of 8, at "
+            "most the model's positions)."
+        },
+    )
     max_new_tokens: int = field(default=16, metadata={"help": "Generated tokens at evaluation."})
     seed: int = field(default=0, metadata={"help": "Sampling and retrieval seed."})
     quantization: str = field(

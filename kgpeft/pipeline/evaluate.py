@@ -27,10 +27,18 @@ Scored = tuple[KnowledgeDataset, list, dict[str, Any]]
 def evaluate_variant(
     job: Job, variant: Variant, model: nn.Module, control: str = "correct", split: str = "test"
 ) -> dict[str, Any]:
-    """The task's metrics of ``model`` on ``split`` under a knowledge ``control``, with the predictions."""
+    """The task's metrics of ``model`` on ``split`` under a knowledge ``control``, with the predictions and
+    what the token budgets cut of the rows (``truncation``: :class:`~kgpeft.data.truncation.Truncation`'s counts)."""
     score = EVALUATIONS[job.config.task_kind.evaluation]
     data, predictions, metrics = score(job, variant, model, control, split)
-    return {**metrics, "prompt_tokens": mean_prompt_tokens(data), "predictions": predictions}
+    truncation = data.truncation()
+    truncation.report(f"{variant.name}, {split}, {control}")
+    return {
+        **metrics,
+        "prompt_tokens": mean_prompt_tokens(data),
+        "predictions": predictions,
+        "truncation": truncation.to_dict(),
+    }
 
 
 def _classify(job: Job, variant: Variant, model: nn.Module, control: str, split: str) -> Scored:

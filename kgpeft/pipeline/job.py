@@ -1,14 +1,16 @@
 """What every variant of a job shares: :class:`Job` and :func:`prepare`, which builds it.
 
-:func:`prepare` loads the KG, the task's examples and the base model once, and builds each
-split's dataset once (linking, retrieval, tokenisation); with a ``selection`` section it
-also trains the fact scorer (:func:`prepare`'s last block, :data:`SCORER_FILE`).
+:func:`prepare` loads the KG, the task's examples and the base model once, settles the job's
+token budgets (:mod:`kgpeft.pipeline.budgets`), and builds each split's dataset once (linking,
+retrieval, tokenisation); with a ``selection`` section it also trains the fact scorer
+(:func:`prepare`'s last block, :data:`SCORER_FILE`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from kgpeft.datasets import load_kg
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pipeline.base_model import check_model_folder, load_base_model
+from kgpeft.pipeline.budgets import BUDGETS_FILE, Budgets, derive_budgets, max_positions, read_budgets, write_budgets
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.pipeline.examples import load_examples
 from kgpeft.tasks.registry import TASKS
@@ -34,7 +37,8 @@ class Job:
     """What every variant of a job shares: the KG, the examples, the base model and the datasets.
 
     Build it with :func:`prepare`. Datasets are linked, retrieved and tokenised once per
-    split; the facts, fact ranking and knowledge control of a variant derive from them.
+    split, cut to the job's ``budgets``; the facts, fact ranking and knowledge control of a
+    variant derive from them.
     """
 
     config: JobConfig
@@ -44,6 +48,7 @@ class Job:
     splits: dict[str, list]
     scorer: nn.Module | None = None
     selection_report: dict[str, Any] | None = None
+    budgets: Budgets | None = None
     _datasets: dict[tuple, KnowledgeDataset] = field(default_factory=dict, repr=False)
     _kg_lora_budget: int | None = field(default=None, repr=False)
 
@@ -64,20 +69,66 @@ class Job:
         teacher = None
         if distill:
             teacher = config.distillation.build_teacher(self.kg, config.task_kind.choices)
-        dataset = KnowledgeDataset(
-            self.splits[split] if examples is None else examples,
+        rows = self.splits[split] if examples is None else examples
+        dataset = self._new_dataset(rows, with_target, self.budgets.max_length, teacher)
+        if examples is None:
+            self._datasets[key] = dataset
+        return dataset
+
+    def _new_dataset(self, examples: list, with_target: bool, max_length: int, teacher: Any = None) -> KnowledgeDataset:
+        """``examples`` linked, retrieved and tokenised, with no facts yet, cut to ``max_length``."""
+        config = self.config
+        max_fact_tokens = self.budgets.max_fact_tokens if self.budgets is not None else None
+        return KnowledgeDataset(
+            examples,
             self.tokenizer,
             self.kg,
             task=config.task_kind,
-            retrieval=dataclasses.replace(config.retrieval, num_facts=0, memory_facts=0),
-            max_length=config.max_length,
+            retrieval=dataclasses.replace(
+                config.retrieval, num_facts=0, memory_facts=0, max_fact_tokens=max_fact_tokens
+            ),
+            max_length=max_length,
             with_target=with_target,
             seed=config.seed,
             teacher=teacher,
         )
-        if examples is None:
-            self._datasets[key] = dataset
-        return dataset
+
+    def settle_budgets(self, train: bool) -> Budgets:
+        """Set :attr:`budgets`: the config's, those it leaves unset read from the job's ``budgets.json``
+        (``train=False``: the adapters' own) or derived from the job's rows (``train=True``, then written
+        there; :meth:`_derive_budgets`)."""
+        config = self.config
+        path = Path(config.training.output_dir) / BUDGETS_FILE
+        given = (config.max_length, config.retrieval.max_fact_tokens)
+        budgets = None if train else read_budgets(path, config)
+        if None not in given:
+            budgets = Budgets(*given)
+        elif budgets is None:
+            budgets = self._derive_budgets()
+            if train:
+                with hold_output_dir(config):
+                    write_budgets(budgets, path)
+        self.budgets = budgets
+        # On stderr, as the truncation counts: `kgpeft evaluate` and `explain --json` write JSON on stdout.
+        print(f"budgets: {budgets.describe()}", file=sys.stderr)
+        return budgets
+
+    def _derive_budgets(self) -> Budgets:
+        """The budgets derived from every split's rows (:func:`~kgpeft.pipeline.budgets.derive_budgets`): each
+        split is linked and retrieved once, tokenised with no cut (at the model's positions, no fact budget),
+        and kept, cut to the budgets, as its dataset (the training rows with their answers, the others
+        without: the prompts of generation)."""
+        cap = max_positions(self.base)
+        probes = {
+            (split, split == "train", False): self._new_dataset(rows, split == "train", cap or PROBE_LENGTH)
+            for split, rows in self.splits.items()
+            if rows
+        }
+        budgets = derive_budgets(self.config, list(probes.values()), cap)
+        for key, probe in probes.items():
+            retrieval = dataclasses.replace(probe.retrieval, max_fact_tokens=budgets.max_fact_tokens)
+            self._datasets[key] = probe.with_retrieval(retrieval).with_max_length(budgets.max_length)
+        return budgets
 
     def dataset(
         self,
@@ -119,6 +170,9 @@ class Job:
 
 #: Where a job keeps its trained fact scorer, inside ``training.output_dir``.
 SCORER_FILE = "fact_scorer.safetensors"
+#: The length a job's training rows are first tokenised at, to derive its budgets, for a model that
+#: names no maximum of positions.
+PROBE_LENGTH = 1 << 15
 
 
 def hold_output_dir(config: JobConfig) -> AbstractContextManager[None]:
@@ -143,7 +197,8 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     The (staged) scorer, unless every variant reading selected facts trains its own (``joint``),
     is trained on the training split and saved to ``output_dir/fact_scorer.safetensors``
     (``train_scorer=True``, holding the folder meanwhile: :func:`hold_output_dir`), or read back from
-    there (``False``: evaluating a finished job).
+    there (``False``: evaluating a finished job); so are the budgets the config leaves unset
+    (:meth:`Job.settle_budgets`).
     """
     # What is quick to check comes before what is slow to load: the model folder, a task file's rows.
     folder = check_model_folder(config)
@@ -156,6 +211,7 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
         _check_training_examples(config, splits, train_scorer)
     base, tokenizer = load_base_model(config, folder)
     job = Job(config, kg, base, tokenizer, splits)
+    job.settle_budgets(train=train_scorer)
     if config.needs_staged_scorer():
         path = Path(config.training.output_dir) / SCORER_FILE
         if train_scorer:

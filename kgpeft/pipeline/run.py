@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kgpeft.checkpoint import library_versions
+from kgpeft.pipeline.budgets import Budgets
 from kgpeft.pipeline.config import JobConfig
 from kgpeft.pipeline.evaluate import evaluate_variant
 from kgpeft.pipeline.job import Job, hold_output_dir, prepare
@@ -26,6 +27,8 @@ from kgpeft.utils import atomic_file, writing
 
 #: The report of a job's variants and controls, in ``training.output_dir``.
 RESULTS_FILE = "results.json"
+#: What an evaluation returns beside its metrics, kept apart from them in ``results.json``.
+_APART = ("predictions", "truncation")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class VariantResult:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: A jointly trained fact scorer's answer-fact recall on the test split, before and after training.
     scorer_recall: dict[str, float] | None = None
+    truncation: dict[str, dict[str, Any]] = field(default_factory=dict)  # "train" and each control: the cuts
 
     @property
     def seconds_per_step(self) -> float:
@@ -61,6 +65,7 @@ class JobResults:
     seconds: float
     examples: list = field(default_factory=list, repr=False)
     selection: dict[str, Any] | None = None
+    budgets: dict[str, Any] | None = None
 
     def table(self) -> str:
         """The results as a text table: one row per variant and control, scores in %."""
@@ -88,6 +93,7 @@ class JobResults:
             "headline": list(self.headline),
             "versions": library_versions(),
             "selection": self.selection,
+            "budgets": self.budgets,
             "variants": [
                 {
                     "name": v.name,
@@ -96,8 +102,9 @@ class JobResults:
                     "steps": v.steps,
                     "reliance": v.reliance(self.headline[0]),
                     **({"scorer_recall": v.scorer_recall} if v.scorer_recall is not None else {}),
-                    "metrics": {c: {k: x for k, x in m.items() if k != "predictions"} for c, m in v.metrics.items()},
+                    "metrics": {c: {k: x for k, x in m.items() if k not in _APART} for c, m in v.metrics.items()},
                     "predictions": {c: m["predictions"] for c, m in v.metrics.items()},
+                    "truncation": v.truncation,
                 }
                 for v in self.variants
             ],
@@ -126,16 +133,19 @@ def run(config: JobConfig, job: Job | None = None, plot: bool = True) -> JobResu
             if trained.scorer_recall is not None:
                 result.scorer_recall = trained.scorer_recall
                 print(f"{variant.name}: fact scorer's answer-fact recall (test): {json.dumps(trained.scorer_recall)}")
+            if trained.truncation is not None:
+                result.truncation["train"] = trained.truncation
             for control in config.controls if variant.uses_knowledge else ["correct"]:
                 result.metrics[control] = evaluate_variant(job, variant, trained.model, control)
+                result.truncation[control] = result.metrics[control]["truncation"]
             results.append(result)
-            variant.kind.save(
-                trained.model, Path(config.training.output_dir) / variant.name, _card(config, variant, result)
-            )
+            card = _card(config, variant, result, job.budgets)
+            variant.kind.save(trained.model, Path(config.training.output_dir) / variant.name, card)
             del trained
         seconds = time.perf_counter() - t0
         headline = config.task_kind.headline_metrics(config.task_metric)
-        out = JobResults(config, results, headline, seconds, job.splits["test"], job.selection_report)
+        budgets = job.budgets.to_dict()
+        out = JobResults(config, results, headline, seconds, job.splits["test"], job.selection_report, budgets)
         print(f"\n{config.task}: {len(job.splits['test'])} held-out examples, scores in %")
         print(out.table())
         folder = Path(config.training.output_dir)
@@ -197,8 +207,9 @@ def _read_results(path: Path) -> dict[str, Any] | None:
     return report
 
 
-def _card(config: JobConfig, variant: Any, result: VariantResult) -> dict[str, Any]:
-    """What the saved adapter's card records of the job: task, training settings, test results per control."""
+def _card(config: JobConfig, variant: Any, result: VariantResult, budgets: Budgets) -> dict[str, Any]:
+    """What the saved adapter's card records of the job: task, training settings (the token budgets its rows
+    were cut to among them), test results per control."""
     training = config.training
     return {
         "base_model": config.model,
@@ -212,6 +223,8 @@ def _card(config: JobConfig, variant: Any, result: VariantResult) -> dict[str, A
             "seed": config.seed,
             "prompt_facts": variant.facts,
             "trainable_parameters": result.trainable,
+            "max_length": budgets.max_length,
+            "max_fact_tokens": budgets.max_fact_tokens,
         },
         "results": {
             control: {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -40,6 +41,7 @@ class TrainedVariant:
     output_dir: Path | None
     #: A jointly trained fact scorer's answer-fact recall on the test split, ``{"before": ..., "after": ...}``.
     scorer_recall: dict[str, float] | None = None
+    truncation: dict[str, Any] | None = None  # what the token budgets cut of its training rows
 
 
 def train_variant(job: Job, variant: Variant) -> TrainedVariant:
@@ -60,6 +62,8 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
             resume = None
     training = dataclasses.replace(job.config.training, output_dir=str(output_dir), resume_from_checkpoint=resume)
     train_ds = job.dataset("train", variant, with_target=True)
+    truncation = train_ds.truncation()
+    truncation.report(f"{variant.name}, train")
     valid_ds = job.dataset("valid", variant, with_target=True) if training.eval_steps and job.splits["valid"] else None
     collator = KnowledgeCollator(job.tokenizer.pad_token_id, with_knowledge=variant.kind.reads_knowledge)
     t0 = time.perf_counter()
@@ -67,7 +71,9 @@ def train_variant(job: Job, variant: Variant) -> TrainedVariant:
     seconds = time.perf_counter() - t0
     if recall is not None:
         recall["after"] = _test_recall(job, model.fact_scorer)
-    return TrainedVariant(variant, model, trainable, seconds, result.global_step, output_dir, recall)
+    return TrainedVariant(
+        variant, model, trainable, seconds, result.global_step, output_dir, recall, truncation.to_dict()
+    )
 
 
 def _attach_joint_scorer(job: Job, variant: Variant, model: nn.Module) -> dict[str, float] | None:

@@ -42,7 +42,14 @@ class RetrievalConfig:
             "prompt); 0: none."
         },
     )
-    max_fact_tokens: int = field(default=24, metadata={"help": "Most tokens of one memory fact."})
+    max_fact_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens of one memory fact; a longer one loses its end (counted and reported). Unset: a job "
+            "derives it from the facts its examples can select (the longest, rounded up to a multiple of "
+            "8); a dataset outside a job cuts no fact."
+        },
+    )
     fact_format: str = field(
         default="sentence",
         metadata={
@@ -71,8 +78,10 @@ class RetrievalConfig:
             value = getattr(self, name)
             if not is_int(value) or value < 0:
                 raise RetrievalConfigError(f"`{name}` should be a non-negative integer, got {value!r}.")
-        if not is_int(self.max_fact_tokens) or self.max_fact_tokens <= 0:
-            raise RetrievalConfigError(f"`max_fact_tokens` should be a positive integer, got {self.max_fact_tokens!r}.")
+        if self.max_fact_tokens is not None and (not is_int(self.max_fact_tokens) or self.max_fact_tokens <= 0):
+            raise RetrievalConfigError(
+                f"`max_fact_tokens` should be a positive integer or unset, got {self.max_fact_tokens!r}."
+            )
         if not isinstance(self.fact_format, str):
             raise RetrievalConfigError(f"`fact_format` should be a string, got {self.fact_format!r}.")
         try:

@@ -62,7 +62,8 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
     adapter = f"{values['training']['output_dir']}/kg-lora/final"
     assert main(["evaluate", "--config", str(path), "--adapter", adapter]) == 0
     metrics = json.loads(capsys.readouterr().out)["test"]["correct"]
-    assert set(metrics) == {"exact_match", "token_f1", "prompt_tokens"} and 0 <= metrics["exact_match"] <= 1
+    assert set(metrics) == {"exact_match", "token_f1", "prompt_tokens", "truncation"}
+    assert 0 <= metrics["exact_match"] <= 1 and metrics["truncation"]["prompts"] == 0
     assert main(["predict", "--config", str(path), "--adapter", adapter, "the dog"]) == 0
     out = capsys.readouterr().out
     assert "linked 'dog' -> dog [dog]" in out and "fact: dog is_a animal" in out.replace(" is a ", " is_a ")
