@@ -17,7 +17,16 @@ TripleSpec = torch.Tensor | np.ndarray | Sequence[Sequence[int | str]]
 
 class KGEditError(KGPeftError, ValueError):
     """An edit of a knowledge graph cannot be applied: it names an unknown entity or relation, removes a
-    triple that is not there, adds one that already is, or adds an entity whose key is taken."""
+    triple that is not there, adds one that already is, or adds an entity whose key is taken.
+
+    ``what`` (``"add"``, ``"remove"`` or ``"entities"``) and ``index`` locate the faulty item in the
+    arguments of :meth:`~kgpeft.graph.KnowledgeGraph.edit` where there is one, so that a caller reading
+    edits from a file can name its line; ``reason`` is the message without that location.
+    """
+
+    def __init__(self, reason: str, what: str | None = None, index: int | None = None) -> None:
+        self.reason, self.what, self.index = reason, what, index
+        super().__init__(reason if index is None else f"`{what}[{index}]`: {reason}")
 
 
 def triple_ids(
@@ -43,21 +52,21 @@ def triple_ids(
         rows, lookups = [], (entity_id, relation_id, entity_id)
         for i, row in enumerate(triples):
             if isinstance(row, str) or len(row) != 3:
-                raise KGEditError(f"`{what}[{i}]` should be a (head, relation, tail) triple, got {row!r}.")
+                raise KGEditError(f"should be a (head, relation, tail) triple, got {row!r}.", what, i)
             try:
                 rows.append(
                     [lookup(x) if isinstance(x, str) else int(x) for x, lookup in zip(row, lookups, strict=True)]
                 )
             except KeyError as e:
-                raise KGEditError(f"`{what}[{i}]` {tuple(row)!r}: {e.args[0]}") from None
+                raise KGEditError(f"{e.args[0].rstrip('.')} in {tuple(row)!r}.", what, i) from None
             except (TypeError, ValueError):
-                raise KGEditError(f"`{what}[{i}]` should hold ids or keys, got {tuple(row)!r}.") from None
+                raise KGEditError(f"should hold ids or keys, got {tuple(row)!r}.", what, i) from None
         ids = np.array(rows, dtype=np.int64).reshape(-1, 3).T
     for row, name, bound in ((0, "head", num_entities), (1, "relation", num_relations), (2, "tail", num_entities)):
         bad = (ids[row] < 0) | (ids[row] >= bound)
         if bad.any():
             i = int(bad.argmax())
-            raise KGEditError(f"`{what}` triple {i} has {name} id {ids[row, i]}, but there are {bound} {name}s.")
+            raise KGEditError(f"{name} id {ids[row, i]} is out of range: there are {bound} {name}s.", what, i)
     return ids
 
 
@@ -76,29 +85,24 @@ def edited_triples(
 
     Raises:
         KGEditError: a triple to remove is not in ``triples``, a triple to add already is (after the
-            removals), or one is given twice.
+            removals), or one is given twice; located at the first such item.
     """
     shape = (num_entities, num_relations, num_entities)
     old = triples.numpy()
     old_key, add_key, remove_key = (np.ravel_multi_index(tuple(t), shape) for t in (old, add, remove))
     for what, ids, key in (("remove", remove, remove_key), ("add", add, add_key)):
-        _, first, count = np.unique(key, return_index=True, return_counts=True)
-        if (count > 1).any():
-            i = int(first[count > 1].min())
-            raise KGEditError(f"`{what}` holds the triple {describe(ids[:, i])} more than once.")
+        order = np.argsort(key, kind="stable")
+        repeat = order[1:][key[order][1:] == key[order][:-1]]
+        if repeat.size:
+            i = int(repeat.min())
+            raise KGEditError(f"the triple {describe(ids[:, i])} is given twice.", what, i)
     missing = ~np.isin(remove_key, old_key)
     if missing.any():
         i = int(missing.argmax())
-        raise KGEditError(
-            f"Cannot remove the triple {describe(remove[:, i])}: it is not in the graph"
-            + (f" (nor are {int(missing.sum()) - 1} other triples of `remove`)." if missing.sum() > 1 else ".")
-        )
+        raise KGEditError(f"Cannot remove the triple {describe(remove[:, i])}: it is not in the graph.", "remove", i)
     keep = ~np.isin(old_key, remove_key)
     present = np.isin(add_key, old_key[keep])
     if present.any():
         i = int(present.argmax())
-        raise KGEditError(
-            f"Cannot add the triple {describe(add[:, i])}: it is already in the graph"
-            + (f" (as are {int(present.sum()) - 1} other triples of `add`)." if present.sum() > 1 else ".")
-        )
+        raise KGEditError(f"Cannot add the triple {describe(add[:, i])}: it is already in the graph.", "add", i)
     return torch.from_numpy(np.concatenate([old[:, keep], add], axis=1))

@@ -316,9 +316,9 @@ class KnowledgeGraph:
 
     def _add_entities(self, entities: Mapping[str, str]) -> None:
         """Append ``entities`` (key to label) to every per-entity column of this (copied) KG."""
-        taken = [key for key in entities if key in self._entity_index]
-        if taken:
-            raise KGEditError(f"Cannot add entity {taken[0]!r}: the KG has an entity of that key.")
+        for i, key in enumerate(entities):
+            if key in self._entity_index:
+                raise KGEditError(f"Cannot add entity {key!r}: the KG has an entity of that key.", "entities", i)
         k = len(entities)
         self.entity_keys = self.entity_keys + list(entities)
         self.labels = list(self.labels) + list(entities.values())

@@ -106,31 +106,48 @@ def test_entities_of_a_loaded_kg(kg, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "message", "located"),
     [
         (
             {"remove": [("a", "knows", "b")]},
             r"Cannot remove the triple \('a', 'knows', 'b'\): it is not in the graph\.",
+            ("remove", 0),
         ),
         (
-            {"remove": [("a", "knows", "b"), ("b", "knows", "a")]},
-            r"\('a', 'knows', 'b'\): it is not in the graph \(nor are 1 other",
+            {"remove": [("a", "likes", "b"), ("b", "knows", "a")]},
+            r"\('b', 'knows', 'a'\): it is not in the graph",
+            ("remove", 1),
         ),
-        ({"add": [("a", "likes", "b")]}, r"Cannot add the triple \('a', 'likes', 'b'\): it is already in the graph"),
-        ({"add": [("a", "knows", "b"), (0, 1, 1)]}, r"`add` holds the triple \('a', 'knows', 'b'\) more than once"),
-        ({"remove": [("a", "likes", "b")] * 2}, r"`remove` holds the triple .* more than once"),
-        ({"add": [("a", "hates", "b")]}, r"`add\[0\]` \('a', 'hates', 'b'\): Unknown relation key 'hates'"),
-        ({"add": [("a", "likes", "zed")]}, r"Unknown entity key 'zed'"),
-        ({"add": [(0, 0, 9)]}, r"`add` triple 0 has tail id 9, but there are 5 tails"),
-        ({"add": [("a", "likes")]}, r"`add\[0\]` should be a \(head, relation, tail\) triple"),
-        ({"add": torch.zeros(2, 1, dtype=torch.long)}, r"`add` should be a \(3, E\) integer array"),
-        ({"entities": {"a": "Another"}}, r"Cannot add entity 'a': the KG has an entity of that key"),
+        (
+            {"add": [("a", "likes", "b")]},
+            r"Cannot add the triple \('a', 'likes', 'b'\): it is already in the graph",
+            ("add", 0),
+        ),
+        (
+            {"add": [("b", "knows", "a"), ("a", "knows", "b"), (0, 1, 1)]},
+            r"the triple \('a', 'knows', 'b'\) is given twice",
+            ("add", 2),
+        ),
+        ({"remove": [("a", "likes", "b")] * 2}, r"the triple .* is given twice", ("remove", 1)),
+        ({"add": [("a", "hates", "b")]}, r"Unknown relation key 'hates' in \('a', 'hates', 'b'\)\.$", ("add", 0)),
+        ({"add": [("a", "likes", "c"), ("a", "likes", "zed")]}, r"Unknown entity key 'zed'", ("add", 1)),
+        ({"add": [(0, 0, 9)]}, r"tail id 9 is out of range: there are 5 tails", ("add", 0)),
+        ({"add": [("a", "likes")]}, r"should be a \(head, relation, tail\) triple", ("add", 0)),
+        ({"add": torch.zeros(2, 1, dtype=torch.long)}, r"`add` should be a \(3, E\) integer array", (None, None)),
+        (
+            {"entities": {"f": "F", "a": "Another"}},
+            r"Cannot add entity 'a': the KG has an entity of that key",
+            ("entities", 1),
+        ),
     ],
 )
-def test_bad_edits_are_named(kg, kwargs, message):
-    with pytest.raises(KGEditError, match=message):
+def test_bad_edits_are_named_and_located(kg, kwargs, message, located):
+    with pytest.raises(KGEditError, match=message) as info:
         kg.edit(**kwargs)
-    assert isinstance(KGEditError("x"), ValueError)
+    assert (info.value.what, info.value.index) == located
+    if located[1] is not None:
+        assert str(info.value) == f"`{located[0]}[{located[1]}]`: {info.value.reason}"
+    assert isinstance(info.value, ValueError)
 
 
 def test_remove_then_add_the_same_triple_moves_it_last(kg):
