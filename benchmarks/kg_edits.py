@@ -140,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     by_name = {v.name: v for v in config.variants}
     for spec in args.variants:
         name, _, facts = spec.partition(":")
-        variant = by_name[name] if not facts else dataclasses.replace(by_name[name], name=spec, facts=facts)
+        # a variant's name is a folder name, so no ':'
+        variant = (
+            by_name[name] if not facts else dataclasses.replace(by_name[name], name=f"{name}@{facts}", facts=facts)
+        )
         folder = next(
             args.demo_output / name / f for f in ("adapter", "final") if (args.demo_output / name / f).is_dir()
         )
