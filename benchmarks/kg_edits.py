@@ -15,9 +15,11 @@ On the main job's trained output (``make demo``'s ``demo_output/``: the adapters
 ``old`` is the share still giving the original answer. Locality: ``--locality`` other held-out
 questions (the validation split), never edited; of those whose retrieved subgraph is unchanged by
 the edits (``local``, a count), the share whose prediction is unchanged. Each variant runs under
-the knowledge controls (``--controls``: another question's knowledge, ``shuffled``, follows no
-edit); plain ``lora`` reads no knowledge and is the control variant. ``lora+facts:selected``
-reads the ``lora+facts`` adapter with the fact scorer's facts as text instead of the prior ones.
+the knowledge controls (``--controls``; with another question's knowledge, ``shuffled``, an answer
+should follow no edit; locality still counts by each question's own subgraph); plain ``lora``
+reads no knowledge and is the control variant. ``lora+facts:selected`` reads the ``lora+facts``
+adapter with the fact scorer's facts as text instead of the prior ones. The job's seed (the
+config's) drew the adapters' training and their questions' split, so it is the only seed.
 
     python -m benchmarks.kg_edits                                   # demo_output/, 200 + 200 questions
     python -m benchmarks.kg_edits --demo-output runs/demo --questions 40 --locality 40
@@ -42,7 +44,8 @@ KINDS = ("counterfactual", "add", "remove")
 
 
 def benchmark() -> Benchmark:
-    bench = Benchmark("kg_edits", __doc__, config="configs/demo.yaml", threads=2, one_seed=True)
+    # No --seeds: the adapters were trained on the config's seed, which also draws its questions' split.
+    bench = Benchmark("kg_edits", __doc__, config="configs/demo.yaml", seeds=None, threads=2)
     parser = bench.parser
     parser.add_argument("--demo-output", type=Path, default=Path("demo_output"), help="a trained main job's output")
     parser.add_argument("--questions", type=int, default=200, help="held-out questions edited (the test split's first)")
@@ -92,6 +95,8 @@ def plan_edits(kg: KnowledgeGraph, examples: Sequence, seed: int) -> list[EditPl
         free = [pool[j] for j in order if not taken & {n.lower() for n in kg.names(pool[j])}]
         if lexname is not None:
             free.sort(key=lambda b: lexname[b] != lexname[pool[i]])  # stable: the same lexname first
+        if not free:
+            raise ValueError(f"{e.id}: every other question's answer is also a name of its own answers.")
         new.append(free[0])
         relation.append(int(old[i][1, 0]))
     subjects = [kg.entity_id(e.entity) for e in examples]
@@ -125,17 +130,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Edits the KG three ways, evaluates every variant and control on each edited KG and on the original."""
     bench = benchmark()
     args = bench.parse(argv)
-    (seed,) = args.seeds
     config = JobConfig.from_yaml(args.config)
     config = dataclasses.replace(
-        config, seed=seed, training=dataclasses.replace(config.training, output_dir=str(args.demo_output))
+        config, training=dataclasses.replace(config.training, output_dir=str(args.demo_output))
     )
     job = prepare(config, train_scorer=False)  # reads the trained fact scorer; writes nothing
     edited_examples = job.splits["test"][: args.questions]
     local_examples = job.splits["valid"][: args.locality]
     n = len(edited_examples)
     job.splits["test"] = [*edited_examples, *local_examples]  # one evaluation reads both
-    plans = plan_edits(job.kg, edited_examples, seed)
+    plans = plan_edits(job.kg, edited_examples, config.seed)
     variants, models = {}, {}
     by_name = {v.name: v for v in config.variants}
     for spec in args.variants:
