@@ -328,3 +328,16 @@ def test_edits_change_only_the_subgraphs_that_read_an_edited_row():
         assert len(untouched) > n // 4
         changed = [i for i in untouched if before[i] != after[i]]
         assert not changed, f"{len(changed)} of {len(untouched)} untouched subgraphs changed ({num_neighbors})"
+
+
+def test_a_ranked_row_is_a_bottom_k_sample_stable_under_edits_of_its_other_edges(star):
+    """Hub 0's ten leaves, four drawn (a ranked row): removing an undrawn leaf keeps the draw; a new leaf
+    either is not drawn or takes the place of one drawn leaf, the others staying."""
+    for seed in range(20):
+        drawn = set(SubgraphRetriever(star, [4], seed=seed)([[0]]).n_id[1:].tolist())
+        undrawn = min(set(range(1, 11)) - drawn)
+        fewer = star.edit(remove=[(0, 0, undrawn)])
+        assert set(SubgraphRetriever(fewer, [4], seed=seed)([[0]]).n_id[1:].tolist()) == drawn
+        more = star.edit(entities={"e11": "e11"}, add=[(0, 0, 11)])
+        now = set(SubgraphRetriever(more, [4], seed=seed)([[0]]).n_id[1:].tolist())
+        assert now == drawn or (11 in now and len(now & drawn) == 3)
