@@ -188,7 +188,8 @@ class SubgraphRetriever:
         parts = [(whole[owner], pos)]
 
         owner, pos = _ranges(start[ranked], deg[ranked])
-        order = np.lexsort((pos, self._edge_key(node[ranked][owner], pos, stream), owner))
+        # lexsort is stable: repeated edges (same target and type) keep their CSR order
+        order = np.lexsort((self._edge_key(node[ranked], owner, pos, stream), owner))
         keep = order[_rank_in_group(owner[order]) < fanout]
         parts.append((ranked[owner[keep]], pos[keep]))
 
@@ -204,14 +205,15 @@ class SubgraphRetriever:
             parts.append((np.repeat(floyd, fanout), (start[floyd, None] + offset).reshape(-1)))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _edge_key(self, node: np.ndarray, pos: np.ndarray, stream: np.uint64) -> np.ndarray:
-        """The random key of the edge at CSR position ``pos`` of ``node``'s row: a hash of the stream, the row's
-        entity, and the edge's target and type, so that no edit elsewhere in the graph (which moves CSR
+    def _edge_key(self, node: np.ndarray, owner: np.ndarray, pos: np.ndarray, stream: np.uint64) -> np.ndarray:
+        """The random key of the edge at CSR position ``pos`` of row ``node[owner]``: a hash of the stream, the
+        row's entity, and the edge's target and type, so that no edit elsewhere in the graph (which moves CSR
         positions) changes it; a row keeps the ``f`` smallest keys (a bottom-k sample)."""
+        row = _splitmix64(stream ^ node.astype(np.uint64))  # one key per row
         edge = self._col[pos].astype(np.uint64) * np.uint64(self._num_edge_types) + self._edge_type[pos].astype(
             np.uint64
         )
-        return _splitmix64(_splitmix64(stream ^ node.astype(np.uint64)) ^ _splitmix64(edge))
+        return _splitmix64(row[owner] ^ _splitmix64(edge))
 
     def _hub_edges(
         self,
