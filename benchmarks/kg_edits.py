@@ -164,13 +164,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{'variant':<22} {'control':<9} {'edit':<15} {'success':>8} {'new':>6} {'old':>6} {'locality':>8} {'local':>6}"
     )
     for spec, (variant, model) in variants.items():
-        controls = args.controls if variant.kind.reads_knowledge or variant.facts != "none" else ["correct"]
-        for control in controls:
+        reads_graph = variant.kind.reads_knowledge or variant.facts != "none"
+        for control in args.controls if reads_graph else ["correct"]:
             before = evaluate_variant(job, variant, model, control)["predictions"]
             old = [exact_match(p, list(e.accepted_answers)) for p, e in zip(before, edited_examples, strict=False)]
             bench.add(table="before", variant=spec, control=control, questions=n, answer_em=share(old))
             for plan in plans:
-                after = evaluate_variant(jobs[plan.kind], variant, model, control)["predictions"]
+                # a variant that reads no knowledge reads no graph: its answers are those before the edits
+                after = (
+                    evaluate_variant(jobs[plan.kind], variant, model, control)["predictions"] if reads_graph else before
+                )
                 row = measure(plan, edited_examples, before, after, keys["original"], keys[plan.kind])
                 bench.add(table="edits", variant=spec, control=control, edit=plan.kind, **row)
                 print(
