@@ -1,4 +1,4 @@
-"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge``.
+"""The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge | kg``.
 
 A config file holds the same settings as the command-line options, in the sections of its
 config dataclass (``retrieval: {max_candidates: 3}``); options given on the command line win.
@@ -9,6 +9,7 @@ An unknown key or a value of the wrong type is an error naming the key.
 - :mod:`~kgpeft.cli.job`: the job commands (``train``, ``evaluate``, ``predict``, ``explain``, ``demo``, ``info``).
 - :mod:`~kgpeft.cli.link`: ``kgpeft link`` and what it shares with the demo.
 - :mod:`~kgpeft.cli.kge`: ``kgpeft kge train | evaluate`` (:mod:`kgpeft.kge.job`).
+- :mod:`~kgpeft.cli.kg`: ``kgpeft kg edit`` (:meth:`kgpeft.graph.KnowledgeGraph.edit` from a file of edits).
 """
 
 from kgpeft.cli.main import main

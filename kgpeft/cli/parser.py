@@ -16,7 +16,9 @@ from kgpeft.kge import KGEConfig
 from kgpeft.kge.job import KGEJob
 from kgpeft.retrieval import RetrievalConfig
 
-DESCRIPTION = "The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge``."
+DESCRIPTION = (
+    "The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge | kg``."
+)
 RESUME_HELP = (
     "continue from the newest checkpoint-* of each variant (training.resume_from_checkpoint: latest); "
     "a variant without one starts over"
@@ -99,6 +101,23 @@ def _add_kge_parsers(sub) -> None:
     p.set_defaults(func=_command("kge", "cmd_kge_evaluate"), config=None, command="kge evaluate")
 
 
+def _add_kg_parsers(sub) -> None:
+    kg = sub.add_parser("kg", help="work on a knowledge graph: edit")
+    kg_sub = kg.add_subparsers(dest="kg_command", required=True)
+    p = kg_sub.add_parser(
+        "edit",
+        help="write an edited copy of a KG: triples added and removed, new entities",
+        description="Apply the edits of a TSV or JSON Lines file (one a line: `add|remove HEAD RELATION TAIL` or "
+        "`entity KEY LABEL`, keys tab-separated) to a KG and save the result as a KG folder, which --kg and a job's "
+        "kg: load. Every other column (labels, aliases, priors, extras, splits) is kept.",
+    )
+    p.add_argument("--kg", required=True, help="a dataset name, a saved KG folder or a triples file")
+    p.add_argument("--edits", type=Path, required=True, help="the edits: a .tsv, or .jsonl/.json (JSON Lines)")
+    p.add_argument("--output", type=Path, required=True, help="the folder to write the edited KG to")
+    p.add_argument("--overwrite", action="store_true", help="replace a saved KG already at --output")
+    p.set_defaults(func=_command("kg", "cmd_kg_edit"), config=None, command="kg edit")
+
+
 def _add_link_parser(sub) -> None:
     p = sub.add_parser(
         "link",
@@ -170,4 +189,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the card's contents as JSON")
     p.set_defaults(func=_command("job", "cmd_info"), config=None)
     _add_kge_parsers(sub)
+    _add_kg_parsers(sub)
     return parser

@@ -6,6 +6,7 @@ Its saved folder is :mod:`kgpeft.graph.storage`'s, and its adjacency and PyG vie
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import torch
 
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.adjacency import CSRAdjacency, build_csr, pyg_data
+from kgpeft.graph.edits import KGEditError, TripleSpec, edited_triples, triple_ids
 from kgpeft.graph.storage import FORMAT_NAME, SavedFolder, write_files, writing_folder
 from kgpeft.graph.strings import RaggedStrings, StringTable, ragged_strings, string_table
 
@@ -261,6 +263,81 @@ class KnowledgeGraph:
         """
         csr = self.csr() if add_inverse else None
         return pyg_data(self.triples, csr, self.num_entities, self.num_relations)
+
+    # ------------------------------------------------------------------- edits
+    def edit(
+        self,
+        *,
+        add: TripleSpec | None = None,
+        remove: TripleSpec | None = None,
+        entities: Mapping[str, str] | None = None,
+    ) -> KnowledgeGraph:
+        """A copy of the KG with triples removed and added, and new entities; the KG itself is unchanged.
+
+        Every other column (labels, aliases, descriptions, priors, extras, splits, info) is kept as
+        it is. New entities come after the old ones (no old id moves) with their label and no
+        aliases, an empty description, ``None`` in each extra column and a prior of 0; the
+        fingerprint then changes, so adapters trained on this KG refuse the copy. The kept triples
+        keep their order and the added ones follow, each only once; :attr:`splits` are not edited
+        (they are evaluation sets, not what retrieval reads).
+
+        Example:
+            >>> kg2 = kg.edit(remove=[("n02084071", "hypernym", "n01317541")],
+            ...               add=[("n02084071", "hypernym", "n02083346")])  # doctest: +SKIP
+
+        Args:
+            add (Tensor or Sequence, optional): triples to add, a ``(3, E)`` id tensor or array, or
+                ``(head, relation, tail)`` rows of ids or keys (keys of ``entities`` included).
+            remove (Tensor or Sequence, optional): triples to remove (every copy), in the same forms;
+                removals come before additions.
+            entities (Mapping[str, str], optional): new entities, key to label.
+
+        Raises:
+            KGEditError: an unknown key or id, a triple removed that is not in the graph or added that
+                already is, a triple given twice, or a new entity key that is taken; the message names it.
+        """
+        kg = copy.copy(self)
+        kg.extras = {k: list(v) for k, v in self.extras.items()}
+        kg.splits, kg.info = dict(self.splits), copy.deepcopy(self.info)
+        if entities:
+            kg._add_entities(entities)
+        ids = {
+            what: triple_ids(spec, what, kg.entity_id, kg.relation_id, kg.num_entities, kg.num_relations)
+            for what, spec in (("add", add), ("remove", remove))
+        }
+        if ids["add"].size or ids["remove"].size:
+            kg.triples = edited_triples(
+                self.triples, ids["add"], ids["remove"], kg.num_entities, kg.num_relations, kg._describe
+            )
+            kg._csr = None
+        elif entities:
+            kg._csr = None  # one row more per new entity
+        return kg
+
+    def _add_entities(self, entities: Mapping[str, str]) -> None:
+        """Append ``entities`` (key to label) to every per-entity column of this (copied) KG."""
+        for i, key in enumerate(entities):
+            if key in self._entity_index:
+                raise KGEditError(f"Cannot add entity {key!r}: the KG has an entity of that key.", "entities", i)
+        k = len(entities)
+        self.entity_keys = self.entity_keys + list(entities)
+        self.labels = list(self.labels) + list(entities.values())
+        self.aliases = [*map(tuple, self.aliases), *[()] * k]
+        if self.descriptions is not None:
+            self.descriptions = list(self.descriptions) + [""] * k
+        self.extras = {name: column + [None] * k for name, column in self.extras.items()}
+        if self.entity_prior is not None:
+            self.entity_prior = torch.cat([self.entity_prior, torch.zeros(k)])
+        if self._name_prior_values is not None:
+            self._name_prior_values = np.concatenate([self._name_prior_values, np.zeros(k)])
+            self._name_priors = None
+        self._entity_index_ = None
+        self._fingerprint = None
+
+    def _describe(self, triple: np.ndarray) -> str:
+        """A triple of ids as its keys, e.g. ``('dog', 'hypernym', 'canine')``."""
+        h, r, t = (int(x) for x in triple)
+        return repr((self.entity_keys[h], self.relation_keys[r], self.entity_keys[t]))
 
     def __repr__(self) -> str:
         splits = f", splits={{{', '.join(f'{k}: {v.size(1)}' for k, v in self.splits.items())}}}" if self.splits else ""

@@ -54,18 +54,23 @@ class SubgraphRetriever:
     ``max_nodes`` keeps all of them and gains no neighbours. An empty seed set gives a
     sample with no nodes.
 
-    Randomness is counter-based (a SplitMix64 hash of the seed, the hop, the entity and
-    its CSR position), not a stateful generator: a sample depends only on its own seed
-    set and ``seed``, never on the rest of the batch, and identical seed sets give
-    identical subgraphs. Pass a new ``seed`` (e.g. the epoch) for fresh samples.
+    Randomness is counter-based (a SplitMix64 hash of the seed, the hop, the row's entity
+    and the edge's target and type), not a stateful generator: a sample depends only on
+    its own seed set and ``seed``, never on the rest of the batch, and identical seed sets
+    give identical subgraphs. Pass a new ``seed`` (e.g. the epoch) for fresh samples. Nor
+    does a sample depend on the rest of the graph: the draws from a row read only that
+    row, so an edit of the KG (:meth:`KnowledgeGraph.edit`) changes a subgraph only if an
+    edited triple touches one of its nodes. A row of :math:`d \le f^2` edges keeps the
+    :math:`f` edges of smallest hash (a bottom-k sample: adding or removing one of its
+    edges changes the rank of that edge alone).
 
     .. note::
         A capped row of degree :math:`d > f^2` draws its :math:`f` edges by Floyd's
         algorithm in :math:`O(f^2)` without reading the row, so hubs cost no more than
-        ordinary nodes during expansion. Collecting the induced edges reads the rows of
-        the kept nodes whole up to :data:`HUB_DEGREE` edges, and binary-searches longer
-        rows (sorted by target) for the sample's other nodes, so retrieval time does not
-        grow with the hubs, nor with the KG.
+        ordinary nodes during expansion; an edit of such a row re-draws all its :math:`f`
+        edges. Collecting the induced edges reads the rows of the kept nodes whole up to
+        :data:`HUB_DEGREE` edges, and binary-searches longer rows (sorted by target) for the
+        sample's other nodes, so retrieval time does not grow with the hubs, nor with the KG.
 
     Args:
         kg (KnowledgeGraph): the graph to retrieve from; its :meth:`~KnowledgeGraph.csr`
@@ -106,6 +111,7 @@ class SubgraphRetriever:
         self._col = csr.col.numpy()
         self._edge_type = csr.edge_type.numpy()
         self._edge_id = csr.edge_id.numpy()
+        self._num_edge_types = 2 * kg.num_relations
 
     @property
     def num_hops(self) -> int:
@@ -172,8 +178,8 @@ class SubgraphRetriever:
         deg = self._rowptr[node + 1] - start
         if fanout < 0:
             return _ranges(start, deg)
-        # Three regimes by cost: take the whole row, rank a row of <= f^2 edges by random
-        # keys, or let Floyd's algorithm pick f offsets of a bigger row without reading it.
+        # Three regimes by cost: take the whole row, keep the f smallest random keys of a row of
+        # <= f^2 edges, or let Floyd's algorithm pick f offsets of a bigger row without reading it.
         whole = np.flatnonzero(deg <= fanout)
         ranked = np.flatnonzero((deg > fanout) & (deg <= fanout * fanout))
         floyd = np.flatnonzero(deg > max(fanout, fanout * fanout))
@@ -182,7 +188,8 @@ class SubgraphRetriever:
         parts = [(whole[owner], pos)]
 
         owner, pos = _ranges(start[ranked], deg[ranked])
-        order = np.lexsort((_splitmix64(stream ^ pos.astype(np.uint64)), owner))
+        # lexsort is stable: repeated edges (same target and type) keep their CSR order
+        order = np.lexsort((self._edge_key(node[ranked], owner, pos, stream), owner))
         keep = order[_rank_in_group(owner[order]) < fanout]
         parts.append((ranked[owner[keep]], pos[keep]))
 
@@ -197,6 +204,16 @@ class SubgraphRetriever:
                 offset[:, i] = np.where(taken, j, t)
             parts.append((np.repeat(floyd, fanout), (start[floyd, None] + offset).reshape(-1)))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _edge_key(self, node: np.ndarray, owner: np.ndarray, pos: np.ndarray, stream: np.uint64) -> np.ndarray:
+        """The random key of the edge at CSR position ``pos`` of row ``node[owner]``: a hash of the stream, the
+        row's entity, and the edge's target and type, so that no edit elsewhere in the graph (which moves CSR
+        positions) changes it; a row keeps the ``f`` smallest keys (a bottom-k sample)."""
+        row = _splitmix64(stream ^ node.astype(np.uint64))  # one key per row
+        edge = self._col[pos].astype(np.uint64) * np.uint64(self._num_edge_types) + self._edge_type[pos].astype(
+            np.uint64
+        )
+        return _splitmix64(row[owner] ^ _splitmix64(edge))
 
     def _hub_edges(
         self,

@@ -287,3 +287,57 @@ def test_hub_rows_searched_give_the_same_batch_as_rows_read_whole(real, monkeypa
     assert int((real.degree > hub_degree).sum()) > 0 and whole.edge_index.size(1) > 0
     for name in ("n_id", "edge_index", "edge_type", "edge_id", "hop", "batch", "ptr"):
         assert torch.equal(whole[name], searched[name]), name
+
+
+def _subgraphs(kg: KnowledgeGraph, retriever: SubgraphRetriever) -> list[tuple]:
+    """Each entity's subgraph as (nodes and hops, edges as (source, target, type, triple)), triples named by
+    their (head, relation, tail) ids, not their column, which an edit elsewhere may move."""
+    batch = retriever([[s] for s in range(kg.num_entities)])
+    out = []
+    for i in range(kg.num_entities):
+        data = batch.get_example(i)
+        src, dst = data.n_id[data.edge_index]
+        edges = torch.stack([src, dst, data.edge_type, *kg.triples[:, data.edge_id]]).T.tolist()
+        out.append((data.n_id.tolist(), data.hop.tolist(), sorted(map(tuple, edges))))
+    return out
+
+
+def test_edits_change_only_the_subgraphs_that_read_an_edited_row():
+    """Sampling is seeded by each row's own entity and edges, not by CSR positions that any edit shifts: a
+    subgraph none of whose nodes is an endpoint of an edited triple reads no edited row, so it stays as it was."""
+    rng = np.random.default_rng(0)
+    n, e = 3000, 9000
+    weight = 1.0 / np.arange(1, n + 1) ** 0.75  # power-law heads: hubs (Floyd), mid rows (ranked), leaves (whole)
+    triples = np.unique(
+        np.stack([rng.choice(n, e, p=weight / weight.sum()), rng.integers(0, 4, e), rng.permutation(n * 4)[:e] % n]),
+        axis=1,
+    )
+    kg = KnowledgeGraph([f"e{i}" for i in range(n)], [f"r{i}" for i in range(4)], torch.from_numpy(triples))
+    removed = rng.choice(kg.num_triples, 20, replace=False)
+    added = np.stack([rng.integers(0, n, 20), rng.integers(0, 4, 20), rng.integers(0, n, 20)])
+    added = added[
+        :, ~np.isin(np.ravel_multi_index(tuple(added), (n, 4, n)), np.ravel_multi_index(tuple(triples), (n, 4, n)))
+    ]
+    edited = kg.edit(remove=kg.triples[:, removed], add=added)
+    touched = set(kg.triples[:, removed][[0, 2]].flatten().tolist()) | set(added[[0, 2]].flatten().tolist())
+    for num_neighbors in ([4, 3], [6]):
+        retriever = SubgraphRetriever(kg, num_neighbors, max_nodes=16, seed=3)
+        before = _subgraphs(kg, retriever)
+        after = _subgraphs(edited, SubgraphRetriever(edited, num_neighbors, max_nodes=16, seed=3))
+        untouched = [i for i, (nodes, _, _) in enumerate(before) if not touched.intersection(nodes)]
+        assert len(untouched) > n // 4
+        changed = [i for i in untouched if before[i] != after[i]]
+        assert not changed, f"{len(changed)} of {len(untouched)} untouched subgraphs changed ({num_neighbors})"
+
+
+def test_a_ranked_row_is_a_bottom_k_sample_stable_under_edits_of_its_other_edges(star):
+    """Hub 0's ten leaves, four drawn (a ranked row): removing an undrawn leaf keeps the draw; a new leaf
+    either is not drawn or takes the place of one drawn leaf, the others staying."""
+    for seed in range(20):
+        drawn = set(SubgraphRetriever(star, [4], seed=seed)([[0]]).n_id[1:].tolist())
+        undrawn = min(set(range(1, 11)) - drawn)
+        fewer = star.edit(remove=[(0, 0, undrawn)])
+        assert set(SubgraphRetriever(fewer, [4], seed=seed)([[0]]).n_id[1:].tolist()) == drawn
+        more = star.edit(entities={"e11": "e11"}, add=[(0, 0, 11)])
+        now = set(SubgraphRetriever(more, [4], seed=seed)([[0]]).n_id[1:].tolist())
+        assert now == drawn or (11 in now and len(now & drawn) == 3)

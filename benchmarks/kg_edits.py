@@ -1,0 +1,221 @@
+"""Edit the graph, not the model: do trained adapters answer from an edited KG, and only where it was edited?
+
+On the main job's trained output (``make demo``'s ``demo_output/``: the adapters of ``lora``,
+``lora+facts`` and ``kg-lora``, and ``fact_scorer.safetensors``), no retraining, the first
+``--questions`` held-out (test) questions are edited in three ways, each a KG of its own
+(:meth:`kgpeft.graph.KnowledgeGraph.edit`):
+
+- ``counterfactual``: the subject's hypernym facts are replaced by one naming another edited
+  question's answer (of the same lexname where one is free, never a name of the subject's own
+  answers); success: the answer is the new entity's name;
+- ``add``: that fact is added beside the subject's own; success: the answer names one of the
+  subject's hypernyms in the edited graph (``new``: the added one);
+- ``remove``: the subject's hypernym facts are removed; success: the old answer is no longer given.
+
+``old`` is the share still giving the original answer. Locality: ``--locality`` other held-out
+questions (the validation split), never edited; of those whose retrieved subgraph is unchanged by
+the edits (``local``, a count), the share whose prediction is unchanged. Each variant runs under
+the knowledge controls (``--controls``; with another question's knowledge, ``shuffled``, an answer
+should follow no edit; locality still counts by each question's own subgraph); plain ``lora``
+reads no knowledge and is the control variant. ``lora+facts:selected`` reads the ``lora+facts``
+adapter with the fact scorer's facts as text instead of the prior ones. The job's seed (the
+config's) drew the adapters' training and their questions' split, so it is the only seed.
+
+    python -m benchmarks.kg_edits                                   # demo_output/, 200 + 200 questions
+    python -m benchmarks.kg_edits --demo-output runs/demo --questions 40 --locality 40
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.harness import Benchmark
+from kgpeft.evaluation.qa import exact_match
+from kgpeft.graph import KnowledgeGraph
+from kgpeft.pipeline import Job, JobConfig, Variant, evaluate_variant, load_variant_model, prepare
+
+KINDS = ("counterfactual", "add", "remove")
+
+
+def benchmark() -> Benchmark:
+    # No --seeds: the adapters were trained on the config's seed, which also draws its questions' split.
+    bench = Benchmark("kg_edits", __doc__, config="configs/demo.yaml", seeds=None, threads=2)
+    parser = bench.parser
+    parser.add_argument("--demo-output", type=Path, default=Path("demo_output"), help="a trained main job's output")
+    parser.add_argument("--questions", type=int, default=200, help="held-out questions edited (the test split's first)")
+    parser.add_argument("--locality", type=int, default=200, help="held-out questions never edited (validation split)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["kg-lora", "lora+facts", "lora+facts:selected", "lora"],
+        help="the config's variants; NAME:selected reads NAME's adapter with the fact scorer's facts as text",
+    )
+    parser.add_argument("--controls", nargs="+", default=["correct", "shuffled"], help="knowledge controls")
+    return bench
+
+
+@dataclasses.dataclass
+class EditPlan:
+    """One kind of edit of every edited question: the triples removed and added, and the answers it asks for."""
+
+    kind: str
+    remove: np.ndarray  # (3, R)
+    add: np.ndarray  # (3, A)
+    targets: list[list[str]]  # per edited question, the answers that follow the edit
+
+
+def answer_triples(kg: KnowledgeGraph, example) -> np.ndarray:
+    """The columns of ``kg.triples`` that join the example's subject to one of its answers by its relations."""
+    h, r, t = kg.triples.numpy()
+    relations = [kg.relation_id(name) for name in example.relations]
+    answers = [kg.entity_id(key) for key in example.answer_entities]
+    return np.flatnonzero((h == kg.entity_id(example.entity)) & np.isin(r, relations) & np.isin(t, answers))
+
+
+def plan_edits(kg: KnowledgeGraph, examples: Sequence, seed: int) -> list[EditPlan]:
+    """The counterfactual, add and remove edits of ``examples`` (see the module docstring)."""
+    lexname = kg.extras.get("lexname")
+    columns = [answer_triples(kg, e) for e in examples]
+    for e, cols in zip(examples, columns, strict=True):
+        if not cols.size:
+            raise ValueError(f"{e.id}: no triple of the KG joins {e.entity!r} to its answers {e.answer_entities}.")
+    old = [kg.triples[:, cols].numpy() for cols in columns]
+    pool = [kg.entity_id(e.answer_entities[0]) for e in examples]
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    new, relation = [], []
+    for i, e in enumerate(examples):
+        taken = {a.lower() for a in e.accepted_answers} | {kg.labels[kg.entity_id(e.entity)].lower()}
+        free = [pool[j] for j in order if not taken & {n.lower() for n in kg.names(pool[j])}]
+        if lexname is not None:
+            free.sort(key=lambda b: lexname[b] != lexname[pool[i]])  # stable: the same lexname first
+        if not free:
+            raise ValueError(f"{e.id}: every other question's answer is also a name of its own answers.")
+        new.append(free[0])
+        relation.append(int(old[i][1, 0]))
+    subjects = [kg.entity_id(e.entity) for e in examples]
+    added = np.array([subjects, relation, new], dtype=np.int64).reshape(3, -1)
+    removed = np.concatenate(old, axis=1)
+    own = [list(e.accepted_answers) for e in examples]
+    names = [list(kg.names(b)) for b in new]
+    return [
+        EditPlan("counterfactual", removed, added, names),
+        EditPlan("add", np.zeros((3, 0), dtype=np.int64), added, [o + n for o, n in zip(own, names, strict=True)]),
+        EditPlan("remove", removed, np.zeros((3, 0), dtype=np.int64), own),
+    ]
+
+
+def subgraph_keys(job: Job, variant: Variant) -> list[tuple]:
+    """Each test example's retrieved subgraph: its nodes and its edges, triples named by ids, not by column."""
+    data = job.dataset("test", variant, with_target=False)
+    keys = []
+    for graph in data.graphs:
+        src, dst = graph.n_id[graph.edge_index]
+        edges = torch.stack([src, dst, graph.edge_type, *job.kg.triples[:, graph.edge_id]]).T.tolist()
+        keys.append((graph.n_id.tolist(), sorted(map(tuple, edges))))
+    return keys
+
+
+def share(flags: Sequence[bool]) -> float | None:
+    return 100 * sum(flags) / len(flags) if flags else None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Edits the KG three ways, evaluates every variant and control on each edited KG and on the original."""
+    bench = benchmark()
+    args = bench.parse(argv)
+    config = JobConfig.from_yaml(args.config)
+    config = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, output_dir=str(args.demo_output))
+    )
+    job = prepare(config, train_scorer=False)  # reads the trained fact scorer; writes nothing
+    edited_examples = job.splits["test"][: args.questions]
+    local_examples = job.splits["valid"][: args.locality]
+    n = len(edited_examples)
+    job.splits["test"] = [*edited_examples, *local_examples]  # one evaluation reads both
+    plans = plan_edits(job.kg, edited_examples, config.seed)
+    variants, models = {}, {}
+    by_name = {v.name: v for v in config.variants}
+    for spec in args.variants:
+        name, _, facts = spec.partition(":")
+        # a variant's name is a folder name, so no ':'
+        variant = (
+            by_name[name] if not facts else dataclasses.replace(by_name[name], name=f"{name}@{facts}", facts=facts)
+        )
+        folder = next(
+            args.demo_output / name / f for f in ("adapter", "final") if (args.demo_output / name / f).is_dir()
+        )
+        if folder not in models:
+            models[folder] = load_variant_model(job, variant, folder)
+        variants[spec] = (variant, models[folder])
+    jobs = {"original": job}
+    for plan in plans:
+        jobs[plan.kind] = dataclasses.replace(job, kg=job.kg.edit(remove=plan.remove, add=plan.add), _datasets={})
+    any_variant = next(iter(variants.values()))[0]
+    keys = {kind: subgraph_keys(j, any_variant) for kind, j in jobs.items()}
+    print(f"{n} edited and {len(local_examples)} locality questions; {args.demo_output}")
+    print(
+        f"{'variant':<22} {'control':<9} {'edit':<15} {'success':>8} {'new':>6} {'old':>6} {'locality':>8} {'local':>6}"
+    )
+    for spec, (variant, model) in variants.items():
+        reads_graph = variant.kind.reads_knowledge or variant.facts != "none"
+        for control in args.controls if reads_graph else ["correct"]:
+            before = evaluate_variant(job, variant, model, control)["predictions"]
+            old = [exact_match(p, list(e.accepted_answers)) for p, e in zip(before, edited_examples, strict=False)]
+            bench.add(table="before", variant=spec, control=control, questions=n, answer_em=share(old))
+            for plan in plans:
+                # a variant that reads no knowledge reads no graph: its answers are those before the edits
+                after = (
+                    evaluate_variant(jobs[plan.kind], variant, model, control)["predictions"] if reads_graph else before
+                )
+                row = measure(plan, edited_examples, before, after, keys["original"], keys[plan.kind])
+                bench.add(table="edits", variant=spec, control=control, edit=plan.kind, **row)
+                print(
+                    f"{spec:<22} {control:<9} {plan.kind:<15} {_pct(row['success'])} {_pct(row['new'], 6)} "
+                    f"{_pct(row['old'], 6)} {_pct(row['locality'])} {row['local']:>6}",
+                    flush=True,
+                )
+    bench.write(args)
+
+
+def measure(
+    plan: EditPlan, examples: Sequence, before: list[str], after: list[str], keys: list, edited_keys: list
+) -> dict:
+    """Edit success, the share still giving the old answer and locality, in %."""
+    n = len(examples)
+    old = [exact_match(p, list(e.accepted_answers)) == 1 for p, e in zip(after[:n], examples, strict=True)]
+    follows = [exact_match(p, t) == 1 for p, t in zip(after[:n], plan.targets, strict=True)]
+    if plan.kind == "remove":
+        follows = [not o for o in old]
+    new = None
+    if plan.kind == "add":
+        new = share(
+            [
+                exact_match(p, t[len(e.accepted_answers) :]) == 1
+                for p, t, e in zip(after[:n], plan.targets, examples, strict=True)
+            ]
+        )
+    local = [i for i in range(n, len(before)) if keys[i] == edited_keys[i]]
+    return {
+        "success": share(follows),
+        "new": new,
+        "old": share(old),
+        "locality": share([before[i] == after[i] for i in local]),
+        "local": len(local),
+        "locality_questions": len(before) - n,
+        "edited": n,
+    }
+
+
+def _pct(value: float | None, width: int = 8) -> str:
+    return f"{value:{width}.1f}" if value is not None else " " * (width - 1) + "-"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Triple edits of :meth:`KnowledgeGraph.edit <kgpeft.graph.KnowledgeGraph.edit>`: resolving triples given by
+ids or keys, and removing and adding them with every mistake named (a triple removed that is not there, one
+added that already is)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from kgpeft.errors import KGPeftError
+
+# Triples given as a (3, E) id tensor or array, or as (head, relation, tail) rows of ids or keys.
+TripleSpec = torch.Tensor | np.ndarray | Sequence[Sequence[int | str]]
+
+
+class KGEditError(KGPeftError, ValueError):
+    """An edit of a knowledge graph cannot be applied: it names an unknown entity or relation, removes a
+    triple that is not there, adds one that already is, or adds an entity whose key is taken.
+
+    ``what`` (``"add"``, ``"remove"`` or ``"entities"``) and ``index`` locate the faulty item in the
+    arguments of :meth:`~kgpeft.graph.KnowledgeGraph.edit` where there is one, so that a caller reading
+    edits from a file can name its line; ``reason`` is the message without that location.
+    """
+
+    def __init__(self, reason: str, what: str | None = None, index: int | None = None) -> None:
+        self.reason, self.what, self.index = reason, what, index
+        super().__init__(reason if index is None else f"`{what}[{index}]`: {reason}")
+
+
+def triple_ids(
+    triples: TripleSpec | None,
+    what: str,
+    entity_id: Callable[[str], int],
+    relation_id: Callable[[str], int],
+    num_entities: int,
+    num_relations: int,
+) -> np.ndarray:
+    """``triples`` as a ``(3, E)`` int64 array of ids: a tensor or array as given, rows of ids or keys resolved.
+
+    ``what`` names the argument in errors (``"add"``, ``"remove"``).
+    """
+    if triples is None:
+        return np.zeros((3, 0), dtype=np.int64)
+    if isinstance(triples, torch.Tensor | np.ndarray):
+        ids = np.asarray(triples.cpu() if isinstance(triples, torch.Tensor) else triples)
+        if ids.ndim != 2 or ids.shape[0] != 3 or (ids.size and ids.dtype.kind not in "iu"):
+            raise KGEditError(f"`{what}` should be a (3, E) integer array of ids, got {ids.dtype} {ids.shape}.")
+        ids = ids.astype(np.int64)
+    else:
+        rows, lookups = [], (entity_id, relation_id, entity_id)
+        for i, row in enumerate(triples):
+            if isinstance(row, str) or len(row) != 3:
+                raise KGEditError(f"should be a (head, relation, tail) triple, got {row!r}.", what, i)
+            try:
+                rows.append(
+                    [lookup(x) if isinstance(x, str) else int(x) for x, lookup in zip(row, lookups, strict=True)]
+                )
+            except KeyError as e:
+                raise KGEditError(f"{e.args[0].rstrip('.')} in {tuple(row)!r}.", what, i) from None
+            except (TypeError, ValueError):
+                raise KGEditError(f"should hold ids or keys, got {tuple(row)!r}.", what, i) from None
+        ids = np.array(rows, dtype=np.int64).reshape(-1, 3).T
+    for row, name, bound in ((0, "head", num_entities), (1, "relation", num_relations), (2, "tail", num_entities)):
+        bad = (ids[row] < 0) | (ids[row] >= bound)
+        if bad.any():
+            i = int(bad.argmax())
+            raise KGEditError(f"{name} id {ids[row, i]} is out of range: there are {bound} {name}s.", what, i)
+    return ids
+
+
+def edited_triples(
+    triples: torch.Tensor,
+    add: np.ndarray,
+    remove: np.ndarray,
+    num_entities: int,
+    num_relations: int,
+    describe: Callable[[np.ndarray], str],
+) -> torch.Tensor:
+    """``triples`` without every copy of the ``remove`` triples, then the ``add`` triples appended.
+
+    The kept triples keep their order, so an edit moves no other triple's column but past a removed one.
+    ``describe`` names a ``(3,)`` id triple in errors.
+
+    Raises:
+        KGEditError: a triple to remove is not in ``triples``, a triple to add already is (after the
+            removals), or one is given twice; located at the first such item.
+    """
+    shape = (num_entities, num_relations, num_entities)
+    old = triples.numpy()
+    old_key, add_key, remove_key = (np.ravel_multi_index(tuple(t), shape) for t in (old, add, remove))
+    for what, ids, key in (("remove", remove, remove_key), ("add", add, add_key)):
+        order = np.argsort(key, kind="stable")
+        repeat = order[1:][key[order][1:] == key[order][:-1]]
+        if repeat.size:
+            i = int(repeat.min())
+            raise KGEditError(f"the triple {describe(ids[:, i])} is given twice.", what, i)
+    missing = ~np.isin(remove_key, old_key)
+    if missing.any():
+        i = int(missing.argmax())
+        raise KGEditError(f"Cannot remove the triple {describe(remove[:, i])}: it is not in the graph.", "remove", i)
+    keep = ~np.isin(old_key, remove_key)
+    present = np.isin(add_key, old_key[keep])
+    if present.any():
+        i = int(present.argmax())
+        raise KGEditError(f"Cannot add the triple {describe(add[:, i])}: it is already in the graph.", "add", i)
+    return torch.from_numpy(np.concatenate([old[:, keep], add], axis=1))

@@ -1,0 +1,140 @@
+"""``kgpeft kg edit``: edits read from TSV and JSON Lines files, a saved KG written, every bad line named."""
+
+import json
+
+import pytest
+import torch
+
+from kgpeft import KnowledgeGraph
+from kgpeft.cli import main
+
+
+@pytest.fixture
+def saved(tmp_path):
+    kg = KnowledgeGraph(
+        ["a", "b", "c", "d"],
+        ["likes", "knows"],
+        torch.tensor([[0, 1, 0], [0, 0, 1], [1, 2, 2]]),
+        labels=["Alice", "Bob", "Carol", "Dave"],
+        aliases=[("Ally",), (), ("Caz",), ()],
+        entity_prior=torch.tensor([1.0, 2.0, 3.0, 4.0]),
+        name_priors=[(3, 1), (2.5,), (0.5, 4.0), (0.0,)],
+        extras={"kind": ["p", "p", "p", "q"]},
+    )
+    kg.save(tmp_path / "kg")
+    return tmp_path / "kg"
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _edit(tmp_path, saved, text, name="edits.tsv", *more):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return main(
+        ["kg", "edit", "--kg", str(saved), "--edits", str(tmp_path / name), "--output", str(tmp_path / "out"), *more]
+    )
+
+
+def test_tsv_edits_give_a_saved_kg_with_every_other_column(tmp_path, saved, capsys):
+    before = _files(saved)
+    text = "# counterfactual\nremove\ta\tlikes\tb\n\nadd\ta\tlikes\td\nentity\tx:e\tEve\nadd\tx:e\tknows\ta\n"
+    assert _edit(tmp_path, saved, text) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'out'}: 4 triples (1 removed, 2 added), 5 entities (1 new)\n"
+    original, edited = KnowledgeGraph.load(saved), KnowledgeGraph.load(tmp_path / "out")
+    assert edited.triples.tolist() == [[1, 0, 0, 4], [0, 1, 0, 1], [2, 2, 3, 0]]
+    assert list(edited.labels) == [*original.labels, "Eve"] and edited.aliases[0] == ("Ally",)
+    assert edited.name_priors == [*original.name_priors, (0.0,)] and edited.extras["kind"] == ["p", "p", "p", "q", None]
+    assert edited.entity_prior.tolist() == [1.0, 2.0, 3.0, 4.0, 0.0]
+    assert _files(saved) == before  # the input is untouched
+
+
+def test_jsonl_edits(tmp_path, saved):
+    records = [
+        {"op": "remove", "head": "b", "relation": "likes", "tail": "c"},
+        {"op": "add", "head": "d", "relation": "knows", "tail": "c"},
+    ]
+    assert _edit(tmp_path, saved, "\n".join(map(json.dumps, records)) + "\n", "edits.jsonl") == 0
+    assert KnowledgeGraph.load(tmp_path / "out").triples.tolist() == [[0, 0, 3], [0, 1, 1], [1, 2, 2]]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "edits.tsv",
+            "add\ta\tlikes\td\nmove\ta\tlikes\tb\n",
+            "edits.tsv:2: unknown op 'move'; use one of add, remove, entity",
+        ),
+        ("edits.tsv", "add a likes d\n", "edits.tsv:1: unknown op 'add a likes d'"),
+        (
+            "edits.tsv",
+            "\nadd\ta\tlikes\n",
+            "edits.tsv:2: `add` takes 3 tab-separated fields (head, relation, tail), got 2",
+        ),
+        (
+            "edits.tsv",
+            "add\ta\t\td\n",
+            "edits.tsv:1: `add` takes 3 tab-separated fields (head, relation, tail), got 3 with an empty one",
+        ),
+        (
+            "edits.tsv",
+            "add\ta\tlikes\td\n# x\nremove\ta\tknows\tb\n",
+            "edits.tsv:3: Cannot remove the triple ('a', 'knows', 'b'): it is not in the graph.",
+        ),
+        (
+            "edits.tsv",
+            "add\ta\tlikes\tb\n",
+            "edits.tsv:1: Cannot add the triple ('a', 'likes', 'b'): it is already in the graph.",
+        ),
+        (
+            "edits.tsv",
+            "add\ta\tlikes\td\nadd\ta\tlikes\td\n",
+            "edits.tsv:2: the triple ('a', 'likes', 'd') is given twice.",
+        ),
+        ("edits.tsv", "add\ta\thates\td\n", "edits.tsv:1: Unknown relation key 'hates' in ('a', 'hates', 'd')."),
+        (
+            "edits.tsv",
+            "entity\tx\tX\nentity\tb\tB\n",
+            "edits.tsv:2: Cannot add entity 'b': the KG has an entity of that key.",
+        ),
+        ("edits.tsv", "entity\tx\tX\nentity\tx\tY\n", "edits.tsv:2: entity 'x' is added twice (first on line 1)"),
+        ("edits.jsonl", '{"op": "add", "head": "a"}\n', "edits.jsonl:1: `add` takes the keys op, head, relation, tail"),
+        ("edits.json", '[{"op": "add",\n "head": "a"}]\n', "edits.json:1: not valid JSON"),
+        ("edits.jsonl", '\n["add", "a", "likes", "d"]\n', "edits.jsonl:2: an edit should be an object with an op in"),
+    ],
+)
+def test_bad_lines_are_named_and_nothing_is_written(tmp_path, saved, capsys, name, text, message):
+    assert _edit(tmp_path, saved, text, name) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgpeft kg edit: error: {tmp_path}/{message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_is_checked_before_loading(tmp_path, saved, capsys):
+    (tmp_path / "edits.tsv").write_text("add\ta\tlikes\td\n")
+    argv = ["kg", "edit", "--kg", str(saved), "--edits", str(tmp_path / "edits.tsv")]
+    before = _files(saved)
+    assert main([*argv, "--output", str(saved), "--overwrite"]) == 2
+    assert "is the input KG's folder; write the edited KG to another folder" in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 0
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 2
+    assert "exists; pass --overwrite to replace the saved KG there" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([*argv, "--output", str(tmp_path), "--overwrite"]) == 2  # a folder of the user's files is kept
+    assert (tmp_path / "notes.txt").read_text() == "mine" and "kgpeft kg edit: error: " in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "notes.txt" / "x")]) == 2
+    assert _files(saved) == before
+    assert main([*argv, "--output", str(tmp_path / "out"), "--overwrite"]) == 0
+
+
+def test_a_dataset_by_name(tmp_path, capsys):
+    (tmp_path / "edits.tsv").write_text("remove\tbrazil\tintergovorgs\tusa\n")
+    assert (
+        main(
+            ["kg", "edit", "--kg", "nations", "--edits", str(tmp_path / "edits.tsv"), "--output", str(tmp_path / "out")]
+        )
+        == 0
+    )
+    edited = KnowledgeGraph.load(tmp_path / "out")
+    assert "(1 removed, 0 added)" in capsys.readouterr().out and edited.info["name"] == "nations"
