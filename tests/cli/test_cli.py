@@ -110,7 +110,7 @@ def test_demo_prints_explanations_and_draws_one(job, capsys):
     ("change", "message"),
     [
         ({"lerning_rate": 1}, "unknown key 'lerning_rate' in job config; known keys: model, kg"),
-        ({"max_length": "long"}, "`max_length` in job config should be int, got str 'long'"),
+        ({"max_length": "long"}, "`max_length` in job config should be int or None, got str 'long'"),
         ({"max_length": 0}, "`max_length` should be a positive integer, got 0"),
         ({"task_type": "regression"}, "`task_type` should be one of .*, got 'regression'"),
         ({"adapter": {"rank": 4}}, "unknown key 'rank' in adapter; known keys: r, lora_alpha"),
