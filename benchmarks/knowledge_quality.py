@@ -100,6 +100,17 @@ VARIANTS = {
         knowledge={"knowledge_mode": "memory"},
         scorer_training="joint-from-staged",
     ),
+    "memory+shared+open+joint-from-staged": Variant(
+        "memory+shared+open+joint-from-staged",
+        adapter="kg-lora",
+        knowledge={
+            "knowledge_mode": "memory",
+            "memory_positions": "prefix",
+            "memory_softmax": "shared",
+            "memory_gate_opening": 0.99,
+        },
+        scorer_training="joint-from-staged",
+    ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
     ),
