@@ -43,73 +43,37 @@ from benchmarks.main_job import result_rows
 from kgpeft.pipeline import JobConfig, Variant, run
 from kgpeft.selection import FactScorerConfig
 
+#: The memory design read as a prefix in the text's softmax (README: "Why memory reads worse than text").
+SHARED = {"memory_positions": "prefix", "memory_softmax": "shared"}
+
+
+def _memory(name: str, scorer_training: str | None = None, **settings) -> Variant:
+    """A KG-LoRA memory variant with these ``KGLoraConfig`` settings."""
+    return Variant(
+        name, adapter="kg-lora", knowledge={"knowledge_mode": "memory", **settings}, scorer_training=scorer_training
+    )
+
+
 VARIANTS = {
     "base": Variant("base", adapter="none"),
     "lora": Variant("lora", adapter="lora"),
     "lora+facts2": Variant("lora+facts2", adapter="lora", facts="prior", num_facts=2),
     "lora+facts4": Variant("lora+facts4", adapter="lora", facts="prior", num_facts=4),
     "graph+facts2": Variant("graph+facts2", adapter="lora", facts="selected", num_facts=2),
-    "memory": Variant("memory", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}),
-    "memory+pos": Variant(
-        "memory+pos", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_positions": "prefix"}
-    ),
-    "memory+shared": Variant(
-        "memory+shared",
-        adapter="kg-lora",
-        knowledge={"knowledge_mode": "memory", "memory_positions": "prefix", "memory_softmax": "shared"},
-    ),
-    "memory+shared+adapter": Variant(
-        "memory+shared+adapter",
-        adapter="kg-lora",
-        knowledge={
-            "knowledge_mode": "memory",
-            "memory_positions": "prefix",
-            "memory_softmax": "shared",
-            "memory_encoder": "adapter",
-        },
-    ),
-    "memory+adapter": Variant(
-        "memory+adapter", adapter="kg-lora", knowledge={"knowledge_mode": "memory", "memory_encoder": "adapter"}
-    ),
-    "memory+shared+gate100": Variant(
-        "memory+shared+gate100",
-        adapter="kg-lora",
-        knowledge={
-            "knowledge_mode": "memory",
-            "memory_positions": "prefix",
-            "memory_softmax": "shared",
-            "memory_gate_scale": 100.0,
-        },
-    ),
-    "memory+shared+open": Variant(
-        "memory+shared+open",
-        adapter="kg-lora",
-        knowledge={
-            "knowledge_mode": "memory",
-            "memory_positions": "prefix",
-            "memory_softmax": "shared",
-            "memory_gate_opening": 0.99,
-        },
-    ),
-    "memory+joint": Variant(
-        "memory+joint", adapter="kg-lora", knowledge={"knowledge_mode": "memory"}, scorer_training="joint"
-    ),
-    "memory+joint-from-staged": Variant(
-        "memory+joint-from-staged",
-        adapter="kg-lora",
-        knowledge={"knowledge_mode": "memory"},
-        scorer_training="joint-from-staged",
-    ),
-    "memory+shared+open+joint-from-staged": Variant(
+    "memory": _memory("memory"),
+    "memory+pos": _memory("memory+pos", memory_positions="prefix"),
+    "memory+shared": _memory("memory+shared", **SHARED),
+    "memory+shared+adapter": _memory("memory+shared+adapter", **SHARED, memory_encoder="adapter"),
+    "memory+adapter": _memory("memory+adapter", memory_encoder="adapter"),
+    "memory+shared+gate100": _memory("memory+shared+gate100", **SHARED, memory_gate_scale=100.0),
+    "memory+shared+open": _memory("memory+shared+open", **SHARED, memory_gate_opening=0.99),
+    "memory+joint": _memory("memory+joint", scorer_training="joint"),
+    "memory+joint-from-staged": _memory("memory+joint-from-staged", scorer_training="joint-from-staged"),
+    "memory+shared+open+joint-from-staged": _memory(
         "memory+shared+open+joint-from-staged",
-        adapter="kg-lora",
-        knowledge={
-            "knowledge_mode": "memory",
-            "memory_positions": "prefix",
-            "memory_softmax": "shared",
-            "memory_gate_opening": 0.99,
-        },
         scorer_training="joint-from-staged",
+        **SHARED,
+        memory_gate_opening=0.99,
     ),
     "memory+facts2": Variant(
         "memory+facts2", adapter="kg-lora", facts="selected", num_facts=2, knowledge={"knowledge_mode": "memory"}
