@@ -12,10 +12,13 @@ the result enters through the layer's output projection behind a per-head gate:
 
 as LLaMA-Adapter's zero-initialised gated attention does. The gate :math:`g` starts at
 zero, so a fresh adapter computes exactly the base model; a sample without memory slots
-adds exactly nothing (plain LoRA). Queries and memory keys are taken before the rotary
-position embedding: slots carry no position of the text (their dot products are those of
-two tokens at the same position), so no text position moves. :math:`\beta` is an optional
-per-slot bias, the log-probability the fact scorer gives the slot's fact.
+adds exactly nothing (plain LoRA). By default queries and memory keys are taken before the
+rotary position embedding: slots carry no position of the text (their dot products are those
+of two tokens at the same position), so no text position moves. ``memory_positions='prefix'``
+places them where the fact's tokens would sit as text just before the prompt, and
+``memory_softmax='shared'`` reads them in the text's own softmax
+(:mod:`kgpeft.tuners.shared_softmax`). :math:`\beta` is an optional per-slot bias, the
+log-probability the fact scorer gives the slot's fact (fed when the scorer trains jointly).
 
 It hooks the attention's query and output projections (``q_proj`` / ``o_proj`` in
 Llama-style models), so the architecture needs separate ones; :func:`attention_layout`
