@@ -40,7 +40,7 @@ from kgpeft.errors import KGPeftError
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import shared_read, text_keys, text_mask
+from kgpeft.tuners.shared_softmax import rotate, shared_read, text_keys, text_mask
 from kgpeft.tuners.sites import QKVO, AttentionSite, attention_sites
 
 
@@ -148,17 +148,6 @@ def rotary_embedding(model: nn.Module) -> nn.Module:
         f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and "
         f"{type(model).__name__} has none; use memory_positions='none'."
     )
-
-
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """The rotary embedding of ``x (B, n, H, d)`` at the positions of ``cos, sin (B or 1, n, d_rot)``, as Llama
-    applies it (halves rotated; a partial rotary, ``d_rot < d``, leaves the last dimensions as they are)."""
-    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
-    d_rot = cos.size(-1)
-    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
-    half = d_rot // 2
-    turned = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
-    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
 
 
 def prefix_positions(mask: Tensor) -> Tensor:
@@ -295,6 +284,30 @@ class MemoryGate(nn.Module):
         return f"{type(self).__name__}(num_heads={self.gate.numel()}, scale={self.scale})"
 
 
+def _shared_read(
+    site: AttentionSite,
+    gate: MemoryGate,
+    call: dict[str, Any],
+    q: Tensor,
+    k: Tensor,
+    x: Tensor,
+    memory: FactMemory,
+    i: int,
+) -> Tensor:
+    """Layer ``i``'s change to the attention output ``x`` when its slots share the text's softmax, from the rotated
+    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``."""
+    text = text_keys(site, call, k)
+    mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
+    scaling = getattr(call["module"], "scaling", site.head_dim**-0.5)
+    opened = torch.tanh(gate.scale * gate.gate)
+    change, share = shared_read(
+        q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, scaling
+    )
+    if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
+        gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
+    return change
+
+
 def memory_hooks(
     sites: list[AttentionSite],
     gates: nn.ModuleList,
@@ -349,23 +362,12 @@ def memory_hooks(
                 return None
             (x,) = args
             memory = memory.expand_to(x.size(0))
-            if attentions is None:
-                return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
-            q = rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), *call["position_embeddings"])
-            if not shared:
-                return (
-                    x + gate(q.flatten(-2), memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),
-                )
-            text = text_keys(site, call, k, rotate)
-            mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
-            scaling = getattr(call["module"], "scaling", site.head_dim**-0.5)
-            opened = torch.tanh(gate.scale * gate.gate)
-            change, share = shared_read(
-                q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, scaling
-            )
-            if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
-                gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
-            return (x + change.to(x.dtype),)
+            if attentions is not None:
+                q = rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), *call["position_embeddings"])
+                if shared:
+                    return (x + _shared_read(site, gate, call, q, k, x, memory, i).to(x.dtype),)
+                q = q.flatten(-2)
+            return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
 
         return hook
 

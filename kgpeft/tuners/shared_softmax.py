@@ -29,11 +29,22 @@ from torch import Tensor
 from kgpeft.tuners.sites import AttentionSite
 
 
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary embedding of ``x (B, n, H, d)`` at the positions of ``cos, sin (B or 1, n, d_rot)``, as Llama
+    applies it (halves rotated; a partial rotary, ``d_rot < d``, leaves the last dimensions as they are)."""
+    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
+    d_rot = cos.size(-1)
+    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
+    half = d_rot // 2
+    turned = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
+
+
 def _min(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).min
 
 
-def text_keys(site: AttentionSite, call: dict[str, Any], keys: Tensor, rotate) -> Tensor:
+def text_keys(site: AttentionSite, call: dict[str, Any], keys: Tensor) -> Tensor:
     """The post-rotary keys ``(B, H_kv, S, d)`` the attention call read: its cache's keys of the layer (this
     call's appended) when it has one, else this call's keys ``(B, T, H_kv * d)`` rotated to their positions."""
     cache = call.get("cache", call.get("past_key_values"))
