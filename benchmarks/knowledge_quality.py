@@ -67,6 +67,11 @@ VARIANTS = {
     "memory+adapter": _memory("memory+adapter", memory_encoder="adapter"),
     "memory+shared+gate100": _memory("memory+shared+gate100", **SHARED, memory_gate_scale=100.0),
     "memory+shared+open": _memory("memory+shared+open", **SHARED, memory_gate_opening=0.99),
+    # gates held open (scale 1: Adam's ~lr steps move tanh(0.99) by under 0.01 in 120 steps): a key/value prefix
+    "memory+prefix": _memory("memory+prefix", **SHARED, memory_gate_opening=0.99, memory_gate_scale=1.0),
+    "memory+prefix+trained": _memory(
+        "memory+prefix+trained", **SHARED, memory_gate_opening=0.99, memory_gate_scale=1.0, memory_encoder="trained"
+    ),
     "memory+joint": _memory("memory+joint", scorer_training="joint"),
     "memory+joint-from-staged": _memory("memory+joint-from-staged", scorer_training="joint-from-staged"),
     "memory+shared+open+joint-from-staged": _memory(

@@ -123,12 +123,13 @@ class KGLoraConfig:
         },
     )
 
-    memory_encoder: Literal["base", "adapter"] = field(
+    memory_encoder: Literal["base", "adapter", "trained"] = field(
         default="base",
         metadata={
             "help": "Which model turns `memory` mode's facts into slots: `base`, the frozen base model (adapters "
             "off); `adapter`, the model with this adapter's LoRA on (as facts written into the prompt are read), "
-            "without gradient through the facts."
+            "without gradient through the facts; `trained`, the same with gradient, so the LoRA learns how it "
+            "writes its memory as it learns to read it (a backward pass over the fact tokens too)."
         },
     )
 
@@ -162,8 +163,10 @@ class KGLoraConfig:
             raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
         if not 0.0 <= self.memory_gate_opening < 1.0:
             raise KGLoraConfigError(f"`memory_gate_opening` should be in [0, 1), got {self.memory_gate_opening!r}.")
-        if self.memory_encoder not in ("base", "adapter"):
-            raise KGLoraConfigError(f"`memory_encoder` should be 'base' or 'adapter', got {self.memory_encoder!r}.")
+        if self.memory_encoder not in ("base", "adapter", "trained"):
+            raise KGLoraConfigError(
+                f"`memory_encoder` should be 'base', 'adapter' or 'trained', got {self.memory_encoder!r}."
+            )
         if self.memory_softmax not in ("own", "shared"):
             raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")
         if self.memory_softmax == "shared" and self.memory_positions != "prefix":

@@ -91,15 +91,17 @@ class FactMemory:
         return FactMemory([rep(t) for t in self.keys], [rep(t) for t in self.values], rep(self.mask), rep(self.bias))
 
 
-@torch.no_grad()
-def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: Tensor, fact_mask: Tensor) -> FactMemory:
-    """Run the frozen base model over each sample's facts and keep every layer's keys and values.
+def encode_memory(
+    base_model: nn.Module, sites: list[AttentionSite], fact_ids: Tensor, fact_mask: Tensor, grad: bool = False
+) -> FactMemory:
+    """Run the model over each sample's facts and keep every layer's keys and values.
 
     Args:
-        base_model: the model whose adapters are off for this call (the caller disables them).
+        base_model: the model that encodes the facts (the caller disables its adapters for a frozen encoder).
         sites: from :func:`attention_layout`, on the same model.
         fact_ids: ``(B, F, L)`` token ids of up to ``F`` facts per sample, ``L`` tokens each.
         fact_mask: ``(B, F, L)``, ``True`` for real tokens (a fact of no tokens is no fact).
+        grad: keep the graph of the encoding (when grad is enabled), so the slots pass gradients to the encoder.
 
     Returns:
         :class:`FactMemory` with ``M = F * L`` slots per sample.
@@ -117,10 +119,11 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
     flat_ids, flat_mask = fact_ids.view(b * f, length), fact_mask.view(b * f, length)
     rows = flat_mask.any(-1)  # run only real facts
     try:
-        if bool(rows.any()):
-            # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
-            body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
-            body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+        with nullcontext() if grad else torch.no_grad():
+            if bool(rows.any()):
+                # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
+                body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
+                body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
     finally:
         for h in handles:
             h.remove()
@@ -129,8 +132,7 @@ def encode_memory(base_model: nn.Module, sites: list[AttentionSite], fact_ids: T
         for kind, out in (("k", keys), ("v", values)):
             full = fact_ids.new_zeros((b * f, length, site.num_kv_heads * site.head_dim), dtype=torch.float32)
             if i in captured:
-                full = full.to(captured[i][kind].dtype)
-                full[rows] = captured[i][kind]
+                full = full.to(captured[i][kind].dtype).index_put((rows.nonzero()[:, 0],), captured[i][kind])
             out.append(full.view(b, f * length, site.num_kv_heads, site.head_dim))
     return FactMemory(keys, values, fact_mask.reshape(b, f * length))
 
@@ -432,13 +434,20 @@ class MemoryMode(KnowledgeMode):
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:
-        """Run the frozen base model (adapters off) over the batch's selected facts, keeping every layer's keys
-        and values as memory slots, each biased by its fact's ``fact_bias``; no facts: plain LoRA."""
+        """Run the frozen base model (adapters off; or the adapter's model, ``memory_encoder``) over the batch's
+        selected facts, keeping every layer's keys and values as memory slots, each biased by its fact's
+        ``fact_bias``; no facts: plain LoRA."""
         if knowledge.fact_ids is None:
             return MemoryState(knowledge.batch_size)
         config = tuner.kg_configs[adapter_name]
         with tuner.peft_model.disable_adapter() if config.memory_encoder == "base" else nullcontext():
-            memory = encode_memory(tuner.base_model, tuner.sites[adapter_name], knowledge.fact_ids, knowledge.fact_mask)
+            memory = encode_memory(
+                tuner.base_model,
+                tuner.sites[adapter_name],
+                knowledge.fact_ids,
+                knowledge.fact_mask,
+                grad=config.memory_encoder == "trained",
+            )
         if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
             memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)
         if config.memory_positions == "prefix":

@@ -20,6 +20,7 @@ READS = {
     "prefix": {"memory_positions": "prefix"},
     "shared": {"memory_positions": "prefix", "memory_softmax": "shared"},
     "adapter": {"memory_positions": "prefix", "memory_softmax": "shared", "memory_encoder": "adapter"},
+    "trained": {"memory_positions": "prefix", "memory_softmax": "shared", "memory_encoder": "trained"},
 }
 CASES = [
     pytest.param(n, c, a, read, id=f"{n}-{read}") for n, c, a in ARCHITECTURES if n in MEMORY_ARCHS for read in READS
@@ -272,6 +273,45 @@ def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(na
     knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
     got = model(**inputs, knowledge=knowledge).logits[:, -4:]
     torch.testing.assert_close(got, text.logits[:, 5:], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2"])
+def test_open_trained_memory_is_the_fact_as_text_in_value_and_gradient(name, kg, tokenizer):
+    """memory_encoder='trained', gates open: with any LoRA, a memory of one fact gives the logits of the same
+    adapter reading that fact written before the prompt, and the same gradient for every LoRA weight (the
+    facts' slots pass it back through the encoding); 'adapter' gives the logits but not the gradient."""
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == name)
+    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
+    grads = {}
+    for read in ("trained", "adapter"):
+        model, _ = _wrap(config, auto, kg, tokenizer, read)
+        _perturb(model)
+        with torch.no_grad():
+            for gate in model.memory_gates["default"]:
+                gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+        model.eval()  # no LoRA dropout: both reads see the same weights
+        lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+
+        def loss_grads(logits, model=model, lora=lora):
+            model.zero_grad()
+            logits.pow(2).mean().backward()
+            return {n: p.grad.clone() for n, p in lora.items()}
+
+        text_inputs = torch.cat([fact, prompt], 1)
+        empty = make_knowledge(kg, [[]], torch.full(text_inputs.shape, -1))
+        text = model(input_ids=text_inputs, attention_mask=torch.ones_like(text_inputs), knowledge=empty).logits[:, 5:]
+        knowledge = make_knowledge(kg, [[0]], torch.full(prompt.shape, -1))
+        knowledge = dataclasses.replace(
+            knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool)
+        )
+        memory = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), knowledge=knowledge).logits
+        torch.testing.assert_close(memory, text, atol=1e-4, rtol=1e-4)
+        grads[read] = (loss_grads(memory), loss_grads(text))
+    got, want = grads["trained"]
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], atol=1e-5, rtol=1e-3)
+    got, want = grads["adapter"]
+    assert any((got[n] - want[n]).abs().max() > 1e-4 for n in want)
 
 
 def test_shared_softmax_needs_prefix_positions_and_values_are_checked():
