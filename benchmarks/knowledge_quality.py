@@ -72,6 +72,14 @@ VARIANTS = {
     "memory+prefix+trained": _memory(
         "memory+prefix+trained", **SHARED, memory_gate_opening=0.99, memory_gate_scale=1.0, memory_encoder="trained"
     ),
+    "memory+prefix+trained+together": _memory(
+        "memory+prefix+trained+together",
+        **SHARED,
+        memory_gate_opening=0.99,
+        memory_gate_scale=1.0,
+        memory_encoder="trained",
+        memory_facts_together=True,
+    ),
     "memory+joint": _memory("memory+joint", scorer_training="joint"),
     "memory+joint-from-staged": _memory("memory+joint-from-staged", scorer_training="joint-from-staged"),
     "memory+shared+open+joint-from-staged": _memory(

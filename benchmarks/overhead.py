@@ -19,12 +19,15 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   same plain peft LoRA as ``lora``: only the graph path differs. It reads each text
   through its prompt template, so its sequences are a little longer (printed).
 
-- ``lora+facts`` and ``memory``: the main job's design against its reference. Each text's
+- ``lora+facts`` and the memory designs: the main job's design against its reference. Each text's
   first 2 facts (``rank_facts`` over its subgraph) are written before it (``"Facts: a; b.\\n"``,
   masked from the loss, so the same text tokens are labelled) for plain LoRA, and handed to
   KG-LoRA in ``memory`` mode as key/value slots; :class:`~kgpeft.data.KnowledgeCollator` batches
-  both, as in training. ``memory`` is compared both with ``lora``
-  (the same prompt tokens) and with ``lora+facts`` (the same facts), every other variant with ``lora``.
+  both, as in training. ``memory`` is LLaMA-Adapter's own softmax beside the attention;
+  ``memory+prefix`` reads the slots as a key/value prefix in the text's softmax, gates held open;
+  ``memory+trained`` encodes them with the adapter's LoRA and back-propagates through them (the main
+  job's design). Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts``
+  (the same facts), every other variant with ``lora``.
 
 Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
 least), as pyperf does: interleaving evens out load that comes and goes, but not what holds
@@ -104,11 +107,22 @@ from kgpeft.tuners import KnowledgeBatch
 
 MODEL = "SmolLM2-135M-Instruct"
 QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
-VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", "memory")
+#: The memory designs (``KGLoraConfig`` settings): LLaMA-Adapter's own softmax; the slots as a key/value prefix
+#: in the text's softmax, gates held open, encoded by the frozen model; the same encoded by the adapter's LoRA
+#: with gradient (``memory_encoder='trained'``, the main job's design).
+PREFIX = {
+    "memory_positions": "prefix",
+    "memory_softmax": "shared",
+    "memory_gate_opening": 0.99,
+    "memory_gate_scale": 1.0,
+}
+MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": {**PREFIX, "memory_encoder": "trained"}}
+VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", *MEMORY_DESIGNS)
 # What each variant is compared with: plain LoRA at the same prompt tokens, and for memory mode also
 # LoRA reading the same 2 facts as prompt text.
-REFERENCES = {"memory": ("lora", "lora+facts")}
-TIME_TARGETS = {("token", "lora"): 1.05, ("cross", "lora"): 1.25, ("memory", "lora"): 1.05}  # step time ratio
+REFERENCES = {name: ("lora", "lora+facts") for name in MEMORY_DESIGNS}
+# step time ratio
+TIME_TARGETS = {("token", "lora"): 1.05, ("cross", "lora"): 1.25, **{(name, "lora"): 1.15 for name in MEMORY_DESIGNS}}
 MEMORY_TARGETS = {("memory", "lora"): 1.05, ("token", "lora"): 1.05}  # training memory ratio, likewise
 NUM_FACTS = 2
 
@@ -235,8 +249,9 @@ def build(
     if variant == "lora+facts":
         model = get_peft_model(base, LoraConfig(r=8, target_modules=QKVO))
         return model, lambda: model(**inputs.facts_enc).loss
-    if variant == "memory":
-        model = get_kg_peft_model(base, KGLoraConfig(r=8, target_modules=QKVO, knowledge_mode="memory"), kg, tokenizer)
+    if variant in MEMORY_DESIGNS:
+        config = KGLoraConfig(r=8, target_modules=QKVO, knowledge_mode="memory", **MEMORY_DESIGNS[variant])
+        model = get_kg_peft_model(base, config, kg, tokenizer)
         return model, lambda: model(**model_inputs, knowledge=inputs.fact_knowledge).loss
     if variant == "gretriever":
         from torch_geometric.llm import LLM, GRetriever

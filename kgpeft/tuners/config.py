@@ -133,6 +133,14 @@ class KGLoraConfig:
         },
     )
 
+    memory_facts_together: bool = field(
+        default=False,
+        metadata={
+            "help": "Encode a sample's `memory` facts as one text, each fact's tokens after the previous fact's (as "
+            "a facts block written before the prompt reads them), instead of each fact alone from position 0."
+        },
+    )
+
     memory_gate_opening: float = field(
         default=0.0,
         metadata={

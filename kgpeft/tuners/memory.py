@@ -92,7 +92,12 @@ class FactMemory:
 
 
 def encode_memory(
-    base_model: nn.Module, sites: list[AttentionSite], fact_ids: Tensor, fact_mask: Tensor, grad: bool = False
+    base_model: nn.Module,
+    sites: list[AttentionSite],
+    fact_ids: Tensor,
+    fact_mask: Tensor,
+    grad: bool = False,
+    together: bool = False,
 ) -> FactMemory:
     """Run the model over each sample's facts and keep every layer's keys and values.
 
@@ -102,6 +107,8 @@ def encode_memory(
         fact_ids: ``(B, F, L)`` token ids of up to ``F`` facts per sample, ``L`` tokens each.
         fact_mask: ``(B, F, L)``, ``True`` for real tokens (a fact of no tokens is no fact).
         grad: keep the graph of the encoding (when grad is enabled), so the slots pass gradients to the encoder.
+        together: encode a sample's facts as one sequence of its real tokens, in order (each fact reads the
+            ones before it); else each fact alone.
 
     Returns:
         :class:`FactMemory` with ``M = F * L`` slots per sample.
@@ -116,21 +123,25 @@ def encode_memory(
                 captured.setdefault(i, {})[kind] = output
 
             handles.append(proj.register_forward_hook(hook))
-    flat_ids, flat_mask = fact_ids.view(b * f, length), fact_mask.view(b * f, length)
+    # one row per fact, or per sample (its facts' padding inside the row, skipped by the positions)
+    n = b if together else b * f
+    flat_ids, flat_mask = fact_ids.reshape(n, -1), fact_mask.reshape(n, -1)
     rows = flat_mask.any(-1)  # run only real facts
     try:
         with nullcontext() if grad else torch.no_grad():
             if bool(rows.any()):
+                mask = flat_mask[rows].long()
                 # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
                 body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
-                body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+                positions = {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)} if together else {}
+                body(input_ids=flat_ids[rows], attention_mask=mask, **positions)
     finally:
         for h in handles:
             h.remove()
     keys, values = [], []
     for i, site in enumerate(sites):
         for kind, out in (("k", keys), ("v", values)):
-            full = fact_ids.new_zeros((b * f, length, site.num_kv_heads * site.head_dim), dtype=torch.float32)
+            full = fact_ids.new_zeros((n, flat_ids.size(1), site.num_kv_heads * site.head_dim), dtype=torch.float32)
             if i in captured:
                 full = full.to(captured[i][kind].dtype).index_put((rows.nonzero()[:, 0],), captured[i][kind])
             out.append(full.view(b, f * length, site.num_kv_heads, site.head_dim))
@@ -447,6 +458,7 @@ class MemoryMode(KnowledgeMode):
                 knowledge.fact_ids,
                 knowledge.fact_mask,
                 grad=config.memory_encoder == "trained",
+                together=config.memory_facts_together,
             )
         if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
             memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)
