@@ -151,7 +151,16 @@ def benchmark() -> Benchmark:
         help="train the fact scorer with this objective (`marginal`: from the answers' likelihood alone)",
     )
     parser.add_argument("--scorer-steps", type=int, help="replace the fact scorer's training steps")
+    parser.add_argument(
+        "--scorer-training",
+        choices=["staged", "joint", "joint-from-staged"],
+        help="replace `selection.training` (a job without a `selection:` section gets the default one): `joint` "
+        "trains a fresh fact scorer with each memory variant, from the task loss alone",
+    )
     parser.add_argument("--memory-facts", type=int, help="replace `retrieval.memory_facts` (slots per question)")
+    parser.add_argument(
+        "--memory-framing", choices=["fact", "block"], help="replace `retrieval.memory_framing` (how slots are written)"
+    )
     parser.add_argument("--eval-examples", type=int, help="replace `max_eval_examples` (held-out questions)")
     parser.add_argument("--train-examples", type=int, help="replace `max_train_examples`")
     return bench
@@ -161,15 +170,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench = benchmark()
     args = bench.parse(argv)
     base = JobConfig.from_yaml(args.config)
-    if args.objective or args.scorer_steps:
+    if args.objective or args.scorer_steps or args.scorer_training:
         selection = base.selection or FactScorerConfig()
         if args.objective:
             selection = dataclasses.replace(selection, objective=args.objective)
         if args.scorer_steps:
             selection = dataclasses.replace(selection, max_steps=args.scorer_steps)
+        if args.scorer_training:
+            selection = dataclasses.replace(selection, training=args.scorer_training)
         base = dataclasses.replace(base, selection=selection)
     if args.memory_facts is not None:
         base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, memory_facts=args.memory_facts))
+    if args.memory_framing is not None:
+        framing = dataclasses.replace(base.retrieval, memory_framing=args.memory_framing)
+        base = dataclasses.replace(base, retrieval=framing)
     for name in ("eval_examples", "train_examples"):
         if getattr(args, name) is not None:
             base = dataclasses.replace(base, **{f"max_{name}": getattr(args, name)})

@@ -24,7 +24,7 @@ from kgpeft.data.truncation import RowCuts, Truncation, describe, lost_answer
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
-from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact, render_facts
+from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact, memory_fact_texts, render_facts
 from kgpeft.selection.ranking import rank_facts
 from kgpeft.selection.scorer import question_token_ids
 from kgpeft.tasks.base import TaskExample
@@ -282,7 +282,7 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
         """The token ids of example ``index``'s memory facts, each cut to ``max_fact_tokens``, and ``cuts``
         with those cuts counted."""
         triples = self.ranked_facts(index)[: self.retrieval.memory_facts]
-        texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
+        texts = memory_fact_texts(self.kg, triples, self.retrieval.fact_format, self.retrieval.memory_framing)
         if not texts:
             return [], cuts
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)

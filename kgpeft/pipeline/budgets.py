@@ -26,7 +26,7 @@ from torch import nn
 from kgpeft.configuration import is_int
 from kgpeft.data import KnowledgeDataset
 from kgpeft.pipeline.config import JobConfig
-from kgpeft.retrieval import format_fact
+from kgpeft.retrieval import format_fact, memory_fact_texts
 from kgpeft.utils import atomic_file, writing
 
 #: Where a training job records the budgets it used, in ``training.output_dir``.
@@ -93,7 +93,10 @@ def derive_budgets(config: JobConfig, probes: list[KnowledgeDataset], cap: int |
     length = dict(zip(triples, map(len, ids), strict=True))
     values, derived = dict(given), {}
     if given["max_fact_tokens"] is None:
-        longest = max(length.values(), default=1)
+        if probes[0].retrieval.memory_framing == "block":  # a memory fact's longest piece: "Facts: <fact>.\n"
+            pieces = [memory_fact_texts(kg, [t], style, "block")[0] for t in triples]
+            ids = tokenizer(pieces, add_special_tokens=False)["input_ids"]
+        longest = max(map(len, ids), default=1)
         values["max_fact_tokens"] = round_up(longest, cap)
         derived["max_fact_tokens"] = f"derived: the longest of {len(triples):,} facts its rows can select"
         derived["max_fact_tokens"] += f" has {longest} tokens"

@@ -50,6 +50,14 @@ class RetrievalConfig:
             "8); a dataset outside a job cuts no fact."
         },
     )
+    memory_framing: str = field(
+        default="fact",
+        metadata={
+            "help": "How memory facts are written: `fact`, each alone (`dog hypernym canine`); `block`, each as its "
+            "piece of the facts block a prompt gets (`Facts: dog hypernym canine`, `; dog is a pet.\\n`), so that "
+            "facts encoded together (`memory_facts_together`) are the block written before the prompt."
+        },
+    )
     fact_format: str = field(
         default="sentence",
         metadata={
@@ -82,6 +90,8 @@ class RetrievalConfig:
             raise RetrievalConfigError(
                 f"`max_fact_tokens` should be a positive integer or unset, got {self.max_fact_tokens!r}."
             )
+        if self.memory_framing not in ("fact", "block"):
+            raise RetrievalConfigError(f"`memory_framing` should be 'fact' or 'block', got {self.memory_framing!r}.")
         if not isinstance(self.fact_format, str):
             raise RetrievalConfigError(f"`fact_format` should be a string, got {self.fact_format!r}.")
         try:

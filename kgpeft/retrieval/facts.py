@@ -74,6 +74,23 @@ def fact_spans(
     return text, spans
 
 
+def memory_fact_texts(
+    kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = "sentence", framing: str = "fact"
+) -> list[str]:
+    """The texts of memory facts: each fact alone (``framing='fact'``), or each as its piece of
+    :func:`render_facts`'s block (``'block'``), so that the pieces joined are the block.
+
+    Example:
+        >>> memory_fact_texts(kg, [0, 1], framing="block")  # doctest: +SKIP
+        ['Facts: dog is a animal', '; bank near river.\\n']
+    """
+    texts = [format_fact(kg, t, fact_format) for t in triples]
+    if framing == "block" and texts:
+        texts = ["Facts: " + texts[0], *("; " + t for t in texts[1:])]
+        texts[-1] += ".\n"
+    return texts
+
+
 def render_facts(kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = "sentence") -> str:
     """The facts block written before a prompt: ``"Facts: a; b.\\n"`` (``"Facts: .\\n"`` for none).
 

@@ -7,7 +7,7 @@ import torch
 
 from kgpeft import KnowledgeGraph
 from kgpeft.data import KnowledgeDataset
-from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever
+from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, memory_fact_texts, render_facts
 from kgpeft.tasks import TaskExample
 
 # dog's one fact has 10 tokens with the tiny tokenizer (one per word): "dog is a big small animal river bank tree money"
@@ -75,3 +75,15 @@ def test_other_prompts_lose_their_end_and_a_seq2seq_target_is_counted(long_kg, t
     assert (truncation.prompts, truncation.questions) == (1, 1)
     assert truncation.targets == (1 if task == "seq2seq" else 0)
     assert "row 0 'the big dog' lost ' dog'" in truncation.examples[0]
+
+
+def test_block_framed_memory_facts_are_the_pieces_of_the_facts_block(kg, tokenizer):
+    rows = [TaskExample("the dog", answer="animal")]
+    retriever = SubgraphRetriever(kg, num_neighbors=[-1], max_nodes=8)
+    retrieval = RetrievalConfig(memory_facts=2, memory_framing="block")
+    data = KnowledgeDataset(rows, tokenizer, kg, retriever=retriever, retrieval=retrieval)
+    triples = data.ranked_facts(0)[:2]
+    assert len(triples) == 2
+    pieces = memory_fact_texts(kg, triples, framing="block")
+    assert "".join(pieces) == render_facts(kg, triples)
+    assert data.features[0]["fact_ids"] == tokenizer(pieces, add_special_tokens=False)["input_ids"]

@@ -3,7 +3,15 @@ import torch
 from torch_geometric.data import Data
 
 from kgpeft.graph import KnowledgeGraph
-from kgpeft.retrieval import FACT_STYLES, SubgraphRetriever, format_fact, render_facts
+from kgpeft.retrieval import (
+    FACT_STYLES,
+    RetrievalConfig,
+    RetrievalConfigError,
+    SubgraphRetriever,
+    format_fact,
+    memory_fact_texts,
+    render_facts,
+)
 from kgpeft.selection import rank_facts
 
 # tiny_kg's triples: 0 dog is_a animal, 1 cat is_a animal, 2 dog is_a pet, 3 cat is_a pet,
@@ -62,3 +70,14 @@ def test_rank_facts_puts_a_link_stated_both_ways_once_before_the_rest():
     assert rank_facts(graph, {10}) == [0, 2, 1, 3]
     assert rank_facts(graph, {13}) == [3, 0, 2, 1]
     assert sorted(rank_facts(graph, set())) == [0, 1, 2, 3]
+
+
+def test_memory_fact_texts_are_the_facts_or_the_pieces_of_the_block(kg):
+    assert memory_fact_texts(kg, [4, 5]) == ["bank near river", "bank holds money"]
+    pieces = memory_fact_texts(kg, [4, 5], framing="block")
+    assert pieces == ["Facts: bank near river", "; bank holds money.\n"]
+    assert "".join(pieces) == render_facts(kg, [4, 5])
+    assert "".join(memory_fact_texts(kg, [0], "{tail} <- {head}", "block")) == render_facts(kg, [0], "{tail} <- {head}")
+    assert memory_fact_texts(kg, [], framing="block") == []
+    with pytest.raises(RetrievalConfigError, match="`memory_framing` should be 'fact' or 'block'"):
+        RetrievalConfig(memory_framing="prompt")
