@@ -11,18 +11,24 @@ from transformers import (
     BloomConfig,
     DebertaV2Config,
     DistilBertConfig,
+    ElectraConfig,
     FalconConfig,
+    Gemma2Config,
+    Gemma3TextConfig,
     GemmaConfig,
     GPT2Config,
     GPTBigCodeConfig,
+    GPTJConfig,
     GPTNeoXConfig,
     LlamaConfig,
     MistralConfig,
+    Olmo2Config,
     OPTConfig,
     Phi3Config,
     PhiConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    Qwen3Config,
     RobertaConfig,
     T5Config,
 )
@@ -124,6 +130,36 @@ ARCHITECTURES = [
     ("falcon_gqa", FalconConfig(**_FALCON, new_decoder_architecture=True, num_kv_heads=2), AutoModelForCausalLM),
     ("phi3", Phi3Config(**_DEC, num_key_value_heads=2, eos_token_id=2, pad_token_id=0), AutoModelForCausalLM),
     ("bloom", BloomConfig(hidden_size=32, n_layer=2, n_head=4, vocab_size=VOCAB), AutoModelForCausalLM),
+]
+
+# Families with their own attention geometry or projection names, for the modes that read attention. Kept out of
+# ARCHITECTURES, whose every test would otherwise run on them too.
+_GEMMA = {**_DEC, "num_key_value_heads": 2, "head_dim": 8, "query_pre_attn_scalar": 4, "initializer_range": 0.2}
+MORE_ARCHITECTURES = [
+    # q/k RMSNorm per head before the rotary embedding
+    ("qwen3", Qwen3Config(**_DEC, num_key_value_heads=2, head_dim=8), AutoModelForCausalLM),
+    # q/k RMSNorm over all heads together
+    ("olmo2", Olmo2Config(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    # scores scaled by query_pre_attn_scalar**-0.5 (not head_dim**-0.5) and soft-capped; a cap and weights at which
+    # the tiny model's scores reach it
+    ("gemma2", Gemma2Config(**_GEMMA, attn_logit_softcapping=1.0), AutoModelForCausalLM),
+    # its own scale, q/k norms, and another rotary embedding in its sliding-window layers
+    (
+        "gemma3_text",
+        Gemma3TextConfig(**_GEMMA, sliding_window=16, layer_types=["sliding_attention", "full_attention"]),
+        AutoModelForCausalLM,
+    ),
+    # q_proj/k_proj/v_proj/out_proj under `attn`, rotary on the first rotary_dim dimensions, pairs interleaved
+    (
+        "gptj",
+        GPTJConfig(n_layer=2, n_head=4, n_embd=32, vocab_size=VOCAB, n_positions=64, rotary_dim=4),
+        AutoModelForCausalLM,
+    ),
+    (
+        "electra",
+        ElectraConfig(**_DEC, embedding_size=32, max_position_embeddings=64),
+        AutoModelForSequenceClassification,
+    ),
 ]
 
 

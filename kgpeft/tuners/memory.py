@@ -20,46 +20,81 @@ places them where the fact's tokens would sit as text just before the prompt, an
 (:mod:`kgpeft.tuners.shared_softmax`). :math:`\beta` is an optional per-slot bias, the
 log-probability the fact scorer gives the slot's fact (fed when the scorer trains jointly).
 
-It hooks the attention's query and output projections (``q_proj`` / ``o_proj`` in
-Llama-style models), so the architecture needs separate ones; :func:`attention_layout`
+It hooks the attention's query, key and output projections (``q_proj`` / ``k_proj`` /
+``o_proj`` in Llama-style models, ``attention.self.query`` / ``key`` / ``attention.output.dense``
+in BERT-style encoders), so the architecture needs separate ones; :func:`attention_layout`
 finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others with a message.
+Queries and keys go through the layer's own normalisation, score scale, soft cap and rotary
+embedding (:mod:`kgpeft.tuners.geometry`). In an encoder every token reads the slots.
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import rotate, shared_read, text_keys, text_mask
-from kgpeft.tuners.sites import QKVO, AttentionSite, attention_sites
+from kgpeft.tuners.shared_softmax import shared_read, text_keys, text_mask
+from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
 class FactMemoryError(KGPeftError, ValueError):
-    """The model's attention has no separate query and output projections for memory slots."""
+    """The model's attention is not one memory slots can be read in (the message says what it lacks)."""
 
 
-def attention_layout(model: nn.Module) -> list[AttentionSite]:
+def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> str | None:
+    """Why memory mode cannot read ``model``'s attention ``sites`` with ``memory_positions=positions``, or None."""
+    name, config = type(model).__name__, model.config
+    if not sites:
+        return (
+            f"knowledge_mode='memory' reads facts at each self-attention's query, key, value and output projections; "
+            f"none of {name}'s modules looks like one (known: {known_attention()})."
+        )
+    fused = next((site for site in sites if site.layout is not None), None)
+    if fused is not None:
+        return (
+            f"knowledge_mode='memory' hooks separate query, key and value projections, and {name}'s "
+            f"`{fused.name}.{fused.paths[0]}` computes all three in one; knowledge_mode='prefix' reads fused ones."
+        )
+    if getattr(config, "is_encoder_decoder", False):
+        return (
+            f"knowledge_mode='memory' encodes facts by running the model's layers over them alone, and {name} is an "
+            "encoder-decoder, whose decoder layers need the encoder's states; use a decoder-only or encoder model."
+        )
+    if getattr(config, "relative_attention", False) or getattr(config, "position_embedding_type", "absolute") not in (
+        "absolute",
+        "rotary",
+    ):
+        return (
+            f"{name}'s attention adds to each score a term of the query's and key's relative position (DeBERTa's "
+            "`relative_attention`, BERT's `position_embedding_type`), which memory slots, having no position among the "
+            "text's, cannot get; knowledge_mode='memory' reads attention scored by content and rotary positions only."
+        )
+    if positions == "prefix":
+        rotary_embedding(model)
+    return None
+
+
+def attention_layout(model: nn.Module, positions: str = "none") -> list[AttentionSite]:
     """The attention layers of ``model`` in order, with separate q/k/v/o projections.
 
     Raises:
-        FactMemoryError: for a model with fused or differently named projections.
+        FactMemoryError: naming what the model lacks: separate projections (a fused one), a decoder that runs
+            alone (an encoder-decoder), scores without relative-position terms (DeBERTa), or a rotary embedding
+            for ``positions='prefix'``.
     """
-    sites = [site for site in attention_sites(model, "memory", FactMemoryError) if site.paths == QKVO]
-    if not sites or getattr(model.config, "num_attention_heads", None) is None:
-        raise FactMemoryError(
-            f"knowledge_mode='memory' reads facts through separate q_proj/k_proj/v_proj/o_proj attention "
-            f"projections (Llama, Mistral, Qwen2, Gemma, ...); {type(model).__name__} has none."
-        )
+    sites = attention_sites(model, "memory", FactMemoryError)
+    message = _refusal(model, sites, positions)
+    if message is not None:
+        raise FactMemoryError(message)
     return sites
 
 
@@ -124,6 +159,9 @@ def encode_memory(
                 # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
                 body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
                 body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+            for i, site in enumerate(sites):  # keys normalised as the layer normalises them (Qwen3, OLMo-2)
+                if i in captured:
+                    captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
     finally:
         for h in handles:
             h.remove()
@@ -144,11 +182,12 @@ def rotary_embedding(model: nn.Module) -> nn.Module:
         FactMemoryError: a model without one (``memory_positions='prefix'`` needs it).
     """
     for module in model.modules():
-        if type(module).__name__.endswith("RotaryEmbedding") and hasattr(module, "inv_freq"):
+        if type(module).__name__.endswith("RotaryEmbedding"):
             return module
     raise FactMemoryError(
-        f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and "
-        f"{type(model).__name__} has none; use memory_positions='none'."
+        f"`memory_positions='prefix'` places memory slots where the facts would sit as text before the prompt with "
+        f"the model's rotary position embedding, and {type(model).__name__} has none (its positions, if any, are "
+        "added to the input, where slots are not); use memory_positions='none'."
     )
 
 
@@ -159,131 +198,19 @@ def prefix_positions(mask: Tensor) -> Tensor:
     return counts - 1 - counts[:, -1:]
 
 
-def place_as_prefix(memory: FactMemory, rotary: nn.Module) -> FactMemory:
-    """``memory`` with every layer's keys rotated to :func:`prefix_positions` of its slots."""
+def place_as_prefix(memory: FactMemory, rotary: nn.Module, sites: list[AttentionSite]) -> FactMemory:
+    """``memory`` with every layer's keys rotated to :func:`prefix_positions` of its slots, by the rotary embedding
+    of each layer's type (``sites``, from which the memory was encoded)."""
     if not memory.keys:
         return memory
-    cos, sin = rotary(memory.keys[0], prefix_positions(memory.mask))
-    return FactMemory([rotate(k, cos, sin) for k in memory.keys], memory.values, memory.mask, memory.bias)
-
-
-def _heads(slots: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
-    """Slots ``(B, M, H_kv, d)`` repeated for each query head that reads them: ``(B, H, M, d)``."""
-    return slots.to(dtype).repeat_interleave(num_heads // slots.size(2), dim=2).transpose(1, 2)
-
-
-def _gated_read(
-    q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None, has_slots: Tensor, gate: Tensor
-) -> tuple[Tensor, Tensor]:
-    """The attention of the queries ``q (B, T, H * d)`` over the slots ``keys, values (B, M, H_kv, d)``,
-    gated per head by ``gate (1, H, 1, 1)``.
-
-    Returns the softmax of the attention logits ``(B, H, T, M)`` and the gated read
-    ``(B, H, T, d)``, to which a sample without slots (``has_slots`` 0) gives zero.
-    """
-    b, t, _ = q.shape
-    h, d = gate.size(1), keys.size(-1)
-    k, v = _heads(keys, h, q.dtype), _heads(values, h, q.dtype)  # (B, H, M, d)
-    q = q.view(b, t, h, d).transpose(1, 2)  # (B, H, T, d)
-    logits = q @ k.transpose(-1, -2) * d**-0.5  # (B, H, T, M)
-    if bias is not None:
-        logits = logits + bias
-    logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
-    softmax = F.softmax(logits, dim=-1)
-    return softmax, ((softmax * has_slots) @ v) * gate
-
-
-class _GatedRead(torch.autograd.Function):
-    """:func:`_gated_read` keeping only the softmax weights for backward, for frozen slots.
-
-    Autograd would keep, per layer until backward, the softmax, the weights times
-    ``has_slots``, the slots repeated per query head and the ungated read ``(B, H, T, d)``:
-    3.8 MiB per layer in the overhead benchmark's batch. Here only the softmax
-    ``(B, H, T, M)`` is kept, beside the slots the memory holds anyway; backward rebuilds the
-    rest and runs autograd's own derivative of each operation on the same values, so the
-    gradients are bit-identical to autograd's (tested). The query is not kept: the derivative
-    of ``q @ k^T`` with respect to ``q`` reads only ``k``, so it runs on a zero stand-in.
-    """
-
-    @staticmethod
-    def forward(ctx, q, keys, values, mask, bias, has_slots, gate):
-        softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
-        ctx.save_for_backward(softmax, keys, values, mask, has_slots, gate)
-        ctx.q_shape, ctx.q_dtype = q.shape, q.dtype
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        softmax, keys, values, mask, has_slots, gate = ctx.saved_tensors
-        h = gate.size(1)
-        k, v = _heads(keys, h, ctx.q_dtype), _heads(values, h, ctx.q_dtype)  # (B, H, M, d)
-        with torch.enable_grad():
-            leaf = softmax.detach().requires_grad_()
-            gate_leaf = gate.detach().requires_grad_(ctx.needs_input_grad[6])
-            out = ((leaf * has_slots) @ v) * gate_leaf
-            inputs = (leaf, gate_leaf) if gate_leaf.requires_grad else (leaf,)
-            grads = torch.autograd.grad(out, inputs, grad_out)
-        grad_gate = grads[1] if gate_leaf.requires_grad else None
-        grad_logits = torch._softmax_backward_data(grads[0], softmax, -1, softmax.dtype)
-        grad_logits = grad_logits.masked_fill(~mask, 0) * k.size(-1) ** -0.5
-        grad_q = None
-        if ctx.needs_input_grad[0]:
-            b, t, _ = ctx.q_shape
-            d = k.size(-1)
-            with torch.enable_grad():
-                stand_in = k.new_zeros(ctx.q_shape).requires_grad_()
-                logits = stand_in.view(b, t, h, d).transpose(1, 2) @ k.transpose(-1, -2)
-                (grad_q,) = torch.autograd.grad(logits, stand_in, grad_logits)
-        return grad_q, None, None, None, None, None, grad_gate
-
-
-class MemoryGate(nn.Module):
-    r"""The zero-initialised per-head gate :math:`\tanh(s \cdot g)` and the read of one layer's memory.
-
-    The scale :math:`s` is a learning-rate multiplier in disguise: Adam moves :math:`g` by about
-    the learning rate per step whatever the gradient, so with :math:`s = 1` (LLaMA-Adapter's
-    gate) a gate opens by only ~0.07 in the main job's 120 steps at 1e-3, and the memory barely
-    speaks (measured: mean :math:`|g|` 0.02 after training).
-
-    Args:
-        num_heads (int): query heads of the layer.
-        scale (float): the gate's scale :math:`s`. (default: ``1.0``)
-
-    Shapes:
-        - q: ``(B, T, H * d_h)`` (the query projection's output, before the rotary embedding)
-        - memory keys / values: ``(B, M, H_kv, d_h)``; mask ``(B, M)``; bias ``(B, M)``
-        - output: ``(B, T, H * d_h)``
-    """
-
-    def __init__(self, num_heads: int, scale: float = 1.0, opening: float = 0.0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.opening = opening
-        self.gate = nn.Parameter(torch.full((num_heads,), math.atanh(opening) / scale))
-        self.record: list[Tensor] | None = None  # set by kgpeft.explain to keep the gated attention weights
-
-    def reset_parameters(self) -> None:
-        nn.init.constant_(self.gate, math.atanh(self.opening) / self.scale)
-
-    def forward(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None) -> Tensor:
-        b, t, _ = q.shape
-        h, d = self.gate.numel(), keys.size(-1)
-        bias = None if bias is None else bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, M)
-        mask = mask[:, None, None, :]  # (B, 1, 1, M)
-        has_slots = mask.any(-1, keepdim=True).to(q.dtype)  # (B, 1, 1, 1): a sample without slots reads nothing
-        gate = torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (1, H, 1, 1)
-        # the custom backward gives no gradient to the slots nor to a bias (the fact scorer's, trained jointly)
-        frozen_memory = not (keys.requires_grad or values.requires_grad or (bias is not None and bias.requires_grad))
-        if self.record is None and frozen_memory and torch.is_grad_enabled():
-            out = _GatedRead.apply(q, keys, values, mask, bias, has_slots, gate)  # (B, H, T, d)
-        else:
-            softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
-            if self.record is not None:  # each slot's share of the heads' output: attention times gate opening
-                self.record.append((softmax * has_slots * gate.abs()).mean(1).detach())  # (B, T, M)
-        return out.transpose(1, 2).reshape(b, t, h * d)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_heads={self.gate.numel()}, scale={self.scale})"
+    positions, embeddings = prefix_positions(memory.mask), {}
+    keys = []
+    for site, k in zip(sites, memory.keys, strict=True):
+        kind = (site.geometry.pairwise, site.geometry.layer_type)
+        if kind not in embeddings:
+            embeddings[kind] = site.geometry.position_embeddings(rotary, memory.keys[0], positions)
+        keys.append(site.geometry.rotate(k, embeddings[kind]))
+    return FactMemory(keys, memory.values, memory.mask, memory.bias)
 
 
 def _shared_read(
@@ -300,10 +227,9 @@ def _shared_read(
     queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``."""
     text = text_keys(site, call, k)
     mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
-    scaling = getattr(call["module"], "scaling", site.head_dim**-0.5)
     opened = torch.tanh(gate.scale * gate.gate)
     change, share = shared_read(
-        q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, scaling
+        q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, site.geometry
     )
     if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
         gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
@@ -364,12 +290,14 @@ def memory_hooks(
                 return None
             (x,) = args
             memory = memory.expand_to(x.size(0))
+            q = site.geometry.queries(q, site.num_heads)
             if attentions is not None:
-                q = rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), *call["position_embeddings"])
+                q = site.geometry.rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), call["position_embeddings"])
                 if shared:
                     return (x + _shared_read(site, gate, call, q, k, x, memory, i).to(x.dtype),)
                 q = q.flatten(-2)
-            return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
+            read = gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias, site.geometry)
+            return (x + read.to(x.dtype),)
 
         return hook
 
@@ -412,8 +340,8 @@ class MemoryMode(KnowledgeMode):
         return None
 
     @classmethod
-    def sites(cls, model: nn.Module) -> list[AttentionSite]:
-        return attention_layout(model)
+    def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
+        return attention_layout(model, config.memory_positions)
 
     @classmethod
     def build(
@@ -425,7 +353,6 @@ class MemoryMode(KnowledgeMode):
         tuner.memory_gates[adapter_name] = gates
         attentions = None
         if config.memory_positions == "prefix":
-            rotary_embedding(tuner.base_model)  # refuse a model without one before training
             attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
         shared = config.memory_softmax == "shared"
         return memory_hooks(
@@ -451,5 +378,5 @@ class MemoryMode(KnowledgeMode):
         if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
             memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)
         if config.memory_positions == "prefix":
-            memory = place_as_prefix(memory, rotary_embedding(tuner.base_model))
+            memory = place_as_prefix(memory, rotary_embedding(tuner.base_model), tuner.sites[adapter_name])
         return MemoryState(knowledge.batch_size, memory)

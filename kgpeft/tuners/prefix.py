@@ -134,7 +134,7 @@ class PrefixMode(KnowledgeMode):
         return None
 
     @classmethod
-    def sites(cls, model: nn.Module) -> list[AttentionSite]:
+    def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
         return prefix_layout(model)
 
     @classmethod

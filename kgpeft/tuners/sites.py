@@ -14,6 +14,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
+from kgpeft.tuners.geometry import Geometry, attention_geometry
+
 
 @dataclass(frozen=True)
 class Family:
@@ -129,7 +131,7 @@ class AttentionSite:
     """One self-attention layer: where its queries come from, how it projects keys and values, where a read enters.
 
     ``paths`` names the (query, key, value, output) projections inside the attention module
-    (``(fused, fused, fused, output)`` for a fused one).
+    (``(fused, fused, fused, output)`` for a fused one); ``geometry`` says how the layer scores its keys.
     """
 
     name: str
@@ -143,6 +145,7 @@ class AttentionSite:
     head_dim: int
     width: int  # the width of the layer input
     paths: tuple[str, str, str, str]
+    geometry: Geometry
 
     def _groups(self, output: Tensor) -> Tensor:
         """A ``"groups"`` projection's output as ``(..., H_kv, H / H_kv + 2, d_h)``: queries, key, value per group."""
@@ -186,9 +189,11 @@ def _site(model: nn.Module, name: str, attn: nn.Module, mode: str, error: type[E
         q, k, v, o = (_find(attn, p) for p in paths)
         if None in (q, k, v, o):
             continue
-        d = _head_dim(model, attn, _find(attn, paths[0].rpartition(".")[0]) or attn)
+        inner = _find(attn, paths[0].rpartition(".")[0]) or attn
+        d = _head_dim(model, attn, inner)
         (width, q_out), k_out = _features(q), _features(k)[1]
-        return AttentionSite(name, q, o, k, v, None, q_out // d, k_out // d, d, width, paths)
+        geometry = attention_geometry(model, attn, inner, d)
+        return AttentionSite(name, q, o, k, v, None, q_out // d, k_out // d, d, width, paths, geometry)
     config = model.config
     fused = _FUSED_BY_TYPE.get(getattr(config, "model_type", None))
     if fused is None:
@@ -214,7 +219,10 @@ def _site(model: nn.Module, name: str, attn: nn.Module, mode: str, error: type[E
             f"knowledge_mode={mode!r} reads at the input of {where}.{o_path}`, which BLOOM skips with "
             "`slow_but_exact=True` and `pretraining_tp > 1`; set `slow_but_exact=False` in the model's config."
         )
-    return AttentionSite(name, qkv, o, qkv, None, layout, heads, kv, d, width, (qkv_path, qkv_path, qkv_path, o_path))
+    paths = (qkv_path, qkv_path, qkv_path, o_path)
+    return AttentionSite(
+        name, qkv, o, qkv, None, layout, heads, kv, d, width, paths, attention_geometry(model, attn, attn, d)
+    )
 
 
 def attention_sites(model: nn.Module, mode: str, error: type[Exception]) -> list[AttentionSite]:

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, ElectraConfig, GPTJConfig, MptConfig
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, ElectraConfig, MptConfig
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
@@ -135,12 +135,6 @@ def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
     assert torch.equal(fused[:, 0], plain[:, 0]), "the first token sees no linked token"
 
 
-def _gptj():
-    return build_model(
-        GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, vocab_size=64, n_positions=64), AutoModelForCausalLM
-    )
-
-
 def _electra():
     config = ElectraConfig(
         embedding_size=32,
@@ -170,9 +164,25 @@ def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
 
 # (model, adapter config, tokenizer given, the refusal): each refused after the model was touched, before the fix
 REFUSALS = {
-    "memory-gptj": (_gptj, {"knowledge_mode": "memory"}, True, (FactMemoryError, "q_proj/k_proj/v_proj/o_proj")),
-    "memory-phi3": (_arch("phi3"), {"knowledge_mode": "memory"}, True, (FactMemoryError, "Phi3ForCausalLM has none")),
-    "memory-electra": (_electra, {"knowledge_mode": "memory"}, True, (FactMemoryError, "ElectraForSequence")),
+    "memory-deberta": (
+        _arch("deberta_v2"),
+        {"knowledge_mode": "memory"},
+        True,
+        (FactMemoryError, "relative_attention"),
+    ),
+    "memory-phi3": (
+        _arch("phi3"),
+        {"knowledge_mode": "memory"},
+        True,
+        (FactMemoryError, "qkv_proj` computes all three"),
+    ),
+    # refused by the model (no rotary embedding to place slots with), not by its projection names
+    "memory-electra-prefix": (
+        _electra,
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
+        True,
+        (FactMemoryError, "ElectraForSequenceClassification has none"),
+    ),
     "prefix-mpt": (_mpt, {"knowledge_mode": "prefix"}, True, (PrefixError, "none of MptForCausalLM's modules")),
     "text-without-tokenizer": (_arch("llama"), {"node_features": "text"}, False, (ValueError, "pass `tokenizer=`")),
     "kge-without-embeddings": (_arch("llama"), {"node_features": "kge"}, True, (ValueError, "needs KG embeddings")),

@@ -1,0 +1,128 @@
+r"""Each architecture's attention geometry: what happens to queries and keys between the projections and the scores.
+
+Memory slots are keys and values the model computes itself (:mod:`kgpeft.tuners.memory`); to be read as the
+model reads its own keys, a slot holding the same key as a text token at the same position must get the score
+that token gets. Between the projections and the softmax, architectures differ in:
+
+- q/k normalisation before the rotary embedding: Qwen3 and Gemma-3 normalise each head's query and key
+  (``q_norm``/``k_norm`` over :math:`d_h`), OLMo-2 all heads together (over :math:`H d_h`);
+- the score scale, the attention module's ``scaling``: ``query_pre_attn_scalar**-0.5`` in Gemma-2/3,
+  ``attention_multiplier`` in Granite, :math:`d_h^{-1/2}` where a module names none;
+- soft-capping of the scaled scores, :math:`c \tanh(s / c)` (Gemma-2's ``attn_logit_softcapping``);
+- the rotary embedding: Llama's (halves rotated, given as ``(cos, sin)``), GPT-J's (interleaved pairs, given as
+  ``(sin, cos)``), and a rotary embedding per layer type (Gemma-3's sliding-window layers have another base).
+
+:func:`attention_geometry` reads them from an attention module; :class:`Geometry` applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+#: Model types whose rotary embedding turns interleaved pairs ``(x_0, x_1), (x_2, x_3), ...`` and comes as
+#: ``(sin, cos)`` tables of half width (GPT-J's); every other rotary model turns halves, Llama's way.
+PAIRWISE_ROTARY = ("gptj",)
+_QUERY_NORMS = ("q_norm", "q_layernorm")
+_KEY_NORMS = ("k_norm", "k_layernorm")
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary embedding of ``x (B, n, H, d)`` at the positions of ``cos, sin (B or 1, n, d_rot)``, as Llama
+    applies it (halves rotated; a partial rotary, ``d_rot < d``, leaves the last dimensions as they are)."""
+    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
+    d_rot = cos.size(-1)
+    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
+    half = d_rot // 2
+    turned = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
+
+
+def rotate_pairs(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
+    """GPT-J's rotary embedding of ``x (B, n, H, d)``: ``sin, cos (B or 1, n, d_rot / 2)``, one angle per pair of
+    neighbouring dimensions; the last ``d - d_rot`` dimensions pass."""
+    sin = sin[:, :, None, :].repeat_interleave(2, dim=-1).to(x.dtype)
+    cos = cos[:, :, None, :].repeat_interleave(2, dim=-1).to(x.dtype)
+    d_rot = cos.size(-1)
+    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
+    turned = torch.stack((-x_rot[..., 1::2], x_rot[..., ::2]), dim=-1).flatten(-2)
+    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
+
+
+def _normalise(x: Tensor, norm: nn.Module | None, heads: int) -> Tensor:
+    """``x (..., H * d)`` through ``norm``: over all heads where its weight is that wide (OLMo-2), else per head."""
+    if norm is None:
+        return x
+    weight = getattr(norm, "weight", None)
+    if weight is not None and weight.shape[-1] == x.size(-1):
+        return norm(x)
+    return norm(x.unflatten(-1, (heads, -1))).flatten(-2)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one attention layer turns projected queries and keys into scores.
+
+    Attributes:
+        scaling: the factor of the dot products.
+        softcap: :math:`c` of the soft cap :math:`c \\tanh(s / c)`, or ``None``.
+        query_norm, key_norm: the modules normalising the projected queries and keys, or ``None``.
+        pairwise: whether the rotary embedding is GPT-J's (interleaved pairs, ``(sin, cos)``).
+        layer_type: the layer's type (``"sliding_attention"``, ...), whose rotary embedding it reads where the
+            model's rotary module has one per type (Gemma-3); or ``None``.
+    """
+
+    scaling: float
+    softcap: float | None = None
+    query_norm: nn.Module | None = None
+    key_norm: nn.Module | None = None
+    pairwise: bool = False
+    layer_type: str | None = None
+
+    def queries(self, q: Tensor, heads: int) -> Tensor:
+        """The queries ``(..., H * d)`` the scores read, from the query projection's output."""
+        return _normalise(q, self.query_norm, heads)
+
+    def keys(self, k: Tensor, heads: int) -> Tensor:
+        """The keys ``(..., H_kv * d)`` the scores read (before any rotary embedding), from the key projection's."""
+        return _normalise(k, self.key_norm, heads)
+
+    def scores(self, q: Tensor, k: Tensor) -> Tensor:
+        """The attention scores of ``q (..., T, d)`` for ``k (..., M, d)``: ``(..., T, M)``, scaled and capped."""
+        scores = q @ k.transpose(-1, -2) * self.scaling
+        if self.softcap is not None:
+            scores = torch.tanh(scores / self.softcap) * self.softcap
+        return scores
+
+    def rotate(self, x: Tensor, position_embeddings: tuple[Tensor, Tensor]) -> Tensor:
+        """``x (B, n, H, d)`` turned by the rotary ``position_embeddings`` the layer's attention receives."""
+        return rotate_pairs(x, *position_embeddings) if self.pairwise else rotate(x, *position_embeddings)
+
+    def position_embeddings(self, rotary: nn.Module, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """What the model's ``rotary`` module gives this layer for ``positions (B, n)``, negative ones included."""
+        if self.pairwise:  # a table of positions 0, 1, ...: sin(-a) = -sin(a), cos(-a) = cos(a)
+            sin, cos = rotary(x, positions.abs())
+            return torch.where(positions[..., None] < 0, -sin, sin), cos
+        if self.layer_type is not None and hasattr(rotary, "layer_types"):  # one embedding per layer type (Gemma-3)
+            return rotary(x, positions, self.layer_type)
+        return rotary(x, positions)
+
+
+def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head_dim: int) -> Geometry:
+    """The geometry of the attention module ``attn`` of ``model``; ``inner`` is the module holding its query
+    projection (BERT's ``attention.self``; ``attn`` itself in most models)."""
+
+    def find(names: tuple[str, ...]) -> nn.Module | None:
+        return next((m for m in (getattr(inner, n, None) for n in names) if isinstance(m, nn.Module)), None)
+
+    scaling = getattr(inner, "scaling", getattr(attn, "scaling", None))
+    return Geometry(
+        scaling=float(scaling) if isinstance(scaling, (int, float)) else head_dim**-0.5,
+        softcap=getattr(inner, "attn_logit_softcapping", None),
+        query_norm=find(_QUERY_NORMS),
+        key_norm=find(_KEY_NORMS),
+        pairwise=getattr(model.config, "model_type", None) in PAIRWISE_ROTARY,
+        layer_type=getattr(inner, "layer_type", None),
+    )
