@@ -9,6 +9,8 @@ that token gets. Between the projections and the softmax, architectures differ i
 - the score scale, the attention module's ``scaling``: ``query_pre_attn_scalar**-0.5`` in Gemma-2/3,
   ``attention_multiplier`` in Granite, :math:`d_h^{-1/2}` where a module names none;
 - soft-capping of the scaled scores, :math:`c \tanh(s / c)` (Gemma-2's ``attn_logit_softcapping``);
+- a sliding window: a query reads only the keys less than ``sliding_window`` positions before it (Mistral's
+  layers, Gemma-2/3's sliding-window ones);
 - the rotary embedding: Llama's (halves rotated, given as ``(cos, sin)``), GPT-J's (interleaved pairs, given as
   ``(sin, cos)``), and a rotary embedding per layer type (Gemma-3's sliding-window layers have another base).
 
@@ -72,6 +74,7 @@ class Geometry:
         pairwise: whether the rotary embedding is GPT-J's (interleaved pairs, ``(sin, cos)``).
         layer_type: the layer's type (``"sliding_attention"``, ...), whose rotary embedding it reads where the
             model's rotary module has one per type (Gemma-3); or ``None``.
+        sliding_window: the layer's window, or ``None``.
     """
 
     scaling: float
@@ -80,6 +83,7 @@ class Geometry:
     key_norm: nn.Module | None = None
     pairwise: bool = False
     layer_type: str | None = None
+    sliding_window: int | None = None
 
     def queries(self, q: Tensor, heads: int) -> Tensor:
         """The queries ``(..., H * d)`` the scores read, from the query projection's output."""
@@ -125,4 +129,8 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
         key_norm=find(_KEY_NORMS),
         pairwise=getattr(model.config, "model_type", None) in PAIRWISE_ROTARY,
         layer_type=getattr(inner, "layer_type", None),
+        # a module without its own (Mistral's) reads its config's
+        sliding_window=getattr(
+            inner, "sliding_window", getattr(getattr(inner, "config", None), "sliding_window", None)
+        ),
     )

@@ -42,7 +42,7 @@ from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import shared_read, text_keys, text_mask
+from kgpeft.tuners.shared_softmax import past_keys, shared_read, text_keys, text_mask
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
@@ -224,12 +224,23 @@ def _shared_read(
     i: int,
 ) -> Tensor:
     """Layer ``i``'s change to the attention output ``x`` when its slots share the text's softmax, from the rotated
-    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``."""
+    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``.
+
+    In a sliding-window layer (Gemma-2/3, Mistral) a query reads only the slots a text token at their position
+    would be in its window: ``p - s < window`` for a query at position ``p`` and a slot at ``s``."""
     text = text_keys(site, call, k)
-    mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
+    t = q.size(1)
+    mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device)
+    slots = memory.mask[:, None, :]  # (B, 1, M)
+    window = site.geometry.sliding_window
+    if window is not None:
+        positions = call.get("position_ids")
+        if positions is None:  # the queries are the last t of the keys
+            positions = torch.arange(text.size(-2) - t, text.size(-2), device=q.device)[None]
+        slots = slots & (positions[..., None] - prefix_positions(memory.mask)[:, None, :] < window)  # (B, T, M)
     opened = torch.tanh(gate.scale * gate.gate)
     change, share = shared_read(
-        q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, site.geometry
+        q, x, text, mask, memory.keys[i], memory.values[i], slots, memory.bias, opened, site.geometry
     )
     if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
         gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
@@ -279,6 +290,7 @@ def memory_hooks(
         def hook(module, args, kwargs):
             if active_memory() is not None:
                 calls[i] = {**kwargs, "module": module}
+                calls[i]["past_keys"] = past_keys(calls[i])
 
         return hook
 

@@ -292,7 +292,34 @@ def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(na
     if (name, attention) == ("gemma2", "sdpa"):
         pytest.skip("transformers runs Gemma-2's soft-capped attention eagerly only")
     _, config, auto = ARCH[name]
+    _check_open_shared_memory_is_the_text(copy.deepcopy(config), auto, attention, padded, kg, tokenizer)
+
+
+@pytest.mark.parametrize("name", ["mistral", "gemma2", "gemma3_text"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_open_shared_memory_keeps_the_sliding_window(name, padded, kg, tokenizer):
+    """As above with a window of 3 tokens in the sliding-window layers (all of Mistral's, every other of Gemma's):
+    a slot is read only by the queries whose window its position is in, as the fact's text would be; and a prompt
+    read in two calls, the second's keys after those the cache trimmed to the window, reads as in one."""
+    _, config, auto = ARCH[name]
     config = copy.deepcopy(config)
+    config.sliding_window = 3
+    model, inputs, knowledge = _check_open_shared_memory_is_the_text(config, auto, "eager", padded, kg, tokenizer)
+    whole = model(**inputs, knowledge=knowledge).logits
+    cut = inputs["input_ids"].size(1) - 3  # the last 3 tokens in a second call; the first of them reads slot -1
+    first = {k: v[:, :cut] for k, v in inputs.items()}
+    second = {k: v if k == "attention_mask" else v[:, cut:] for k, v in inputs.items()}
+
+    def part(n):  # the same fact, for a call of n tokens
+        return dataclasses.replace(make_knowledge(kg, [[0]], torch.full((1, n), -1)), **facts)
+
+    facts = {"fact_ids": knowledge.fact_ids, "fact_mask": knowledge.fact_mask}
+    cache = model(**first, knowledge=part(cut), use_cache=True).past_key_values
+    got = model(**second, knowledge=part(3), cache=cache, use_cache=True).logits
+    torch.testing.assert_close(got, whole[:, cut:], atol=1e-5, rtol=1e-5)
+
+
+def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, tokenizer):
     config._attn_implementation = attention
     fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
     base = build_model(config, auto)
@@ -309,6 +336,7 @@ def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(na
     knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
     got = model(**inputs, knowledge=knowledge).logits[:, -4:]
     torch.testing.assert_close(got, text.logits[:, 5:], atol=1e-4, rtol=1e-4)
+    return model, inputs, knowledge
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
