@@ -9,6 +9,7 @@ from transformers import (
     BartConfig,
     BertConfig,
     BloomConfig,
+    CohereConfig,
     DebertaV2Config,
     DistilBertConfig,
     ElectraConfig,
@@ -20,9 +21,11 @@ from transformers import (
     GPTBigCodeConfig,
     GPTJConfig,
     GPTNeoXConfig,
+    GraniteConfig,
     LlamaConfig,
     MistralConfig,
     Olmo2Config,
+    OlmoConfig,
     OPTConfig,
     Phi3Config,
     PhiConfig,
@@ -30,6 +33,9 @@ from transformers import (
     Qwen2Config,
     Qwen3Config,
     RobertaConfig,
+    SmolLM3Config,
+    StableLmConfig,
+    Starcoder2Config,
     T5Config,
 )
 
@@ -155,6 +161,25 @@ MORE_ARCHITECTURES = [
         GPTJConfig(n_layer=2, n_head=4, n_embd=32, vocab_size=VOCAB, n_positions=64, rotary_dim=4),
         AutoModelForCausalLM,
     ),
+    # q/k LayerNorm per head, rotary on interleaved pairs
+    (
+        "cohere",
+        CohereConfig(**_DEC, num_key_value_heads=2, use_qk_norm=True, pad_token_id=0, logit_scale=1.0),
+        AutoModelForCausalLM,
+    ),
+    # one q/k LayerNorm module per head, partial rotary
+    ("stablelm", StableLmConfig(**_DEC, num_key_value_heads=2, qk_layernorm=True), AutoModelForCausalLM),
+    # queries, keys and values clipped (in place, by the model) at a bound the tiny model's reach
+    ("olmo", OlmoConfig(**_DEC, clip_qkv=0.05, pad_token_id=0), AutoModelForCausalLM),
+    # scores scaled by attention_multiplier
+    ("granite", GraniteConfig(**_DEC, num_key_value_heads=2, attention_multiplier=0.5), AutoModelForCausalLM),
+    # a layer without rotary embedding (no_rope_layers 0)
+    (
+        "smollm3",
+        SmolLM3Config(**_DEC, num_key_value_heads=2, no_rope_layers=[1, 0], pad_token_id=0),
+        AutoModelForCausalLM,
+    ),
+    ("starcoder2", Starcoder2Config(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
     (
         "electra",
         ElectraConfig(**_DEC, embedding_size=32, max_position_embeddings=64),

@@ -11,8 +11,9 @@ that token gets. Between the projections and the softmax, architectures differ i
 - soft-capping of the scaled scores, :math:`c \tanh(s / c)` (Gemma-2's ``attn_logit_softcapping``);
 - a sliding window: a query reads only the keys less than ``sliding_window`` positions before it (Mistral's
   layers, Gemma-2/3's sliding-window ones);
-- the rotary embedding: Llama's (halves rotated, given as ``(cos, sin)``), GPT-J's (interleaved pairs, given as
-  ``(sin, cos)``), and a rotary embedding per layer type (Gemma-3's sliding-window layers have another base).
+- the rotary embedding: Llama's (halves rotated, given as ``(cos, sin)``), Cohere's (interleaved pairs), GPT-J's
+  (interleaved pairs, given as ``(sin, cos)`` of half width), one per layer type (Gemma-3's sliding-window layers
+  have another base), or none in some layers (SmolLM3's);
 
 :func:`attention_geometry` reads them from an attention module; :class:`Geometry` applies them.
 """
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-#: Model types whose rotary embedding turns interleaved pairs ``(x_0, x_1), (x_2, x_3), ...`` and comes as
-#: ``(sin, cos)`` tables of half width (GPT-J's); every other rotary model turns halves, Llama's way.
-PAIRWISE_ROTARY = ("gptj",)
+#: Model types whose rotary embedding turns interleaved pairs ``(x_0, x_1), (x_2, x_3), ...``: ``"gptj"`` from
+#: ``(sin, cos)`` tables of half width, ``"pairs"`` from ``(cos, sin)`` of full width; every other rotary model
+#: turns halves, Llama's way (``"halves"``).
+ROTARY_STYLES = {"gptj": "gptj", "cohere": "pairs", "cohere2": "pairs"}
 _QUERY_NORMS = ("q_norm", "q_layernorm")
 _KEY_NORMS = ("k_norm", "k_layernorm")
 
@@ -42,11 +44,10 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
 
 
-def rotate_pairs(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
-    """GPT-J's rotary embedding of ``x (B, n, H, d)``: ``sin, cos (B or 1, n, d_rot / 2)``, one angle per pair of
-    neighbouring dimensions; the last ``d - d_rot`` dimensions pass."""
-    sin = sin[:, :, None, :].repeat_interleave(2, dim=-1).to(x.dtype)
-    cos = cos[:, :, None, :].repeat_interleave(2, dim=-1).to(x.dtype)
+def rotate_pairs(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary embedding of ``x (B, n, H, d)`` turning neighbouring pairs of dimensions (Cohere's, GPT-J's):
+    ``cos, sin (B or 1, n, d_rot)``, each angle twice; the last ``d - d_rot`` dimensions pass."""
+    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
     d_rot = cos.size(-1)
     x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
     turned = torch.stack((-x_rot[..., 1::2], x_rot[..., ::2]), dim=-1).flatten(-2)
@@ -54,13 +55,17 @@ def rotate_pairs(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
 
 
 def _normalise(x: Tensor, norm: nn.Module | None, heads: int) -> Tensor:
-    """``x (..., H * d)`` through ``norm``: over all heads where its weight is that wide (OLMo-2), else per head."""
+    """``x (..., n, H * d)`` through ``norm``: over all heads where its weight is that wide (OLMo-2), one norm per
+    head on ``(..., H, n, d)`` where it holds several (StableLM's ``norms``), else per head on ``(..., n, H, d)``."""
     if norm is None:
         return x
     weight = getattr(norm, "weight", None)
     if weight is not None and weight.shape[-1] == x.size(-1):
         return norm(x)
-    return norm(x.unflatten(-1, (heads, -1))).flatten(-2)
+    heads_first = isinstance(getattr(norm, "norms", None), nn.ModuleList)
+    x = x.unflatten(-1, (heads, -1))
+    x = norm(x.transpose(-3, -2)).transpose(-3, -2) if heads_first else norm(x)
+    return x.flatten(-2)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Geometry:
         scaling: the factor of the dot products.
         softcap: :math:`c` of the soft cap :math:`c \\tanh(s / c)`, or ``None``.
         query_norm, key_norm: the modules normalising the projected queries and keys, or ``None``.
-        pairwise: whether the rotary embedding is GPT-J's (interleaved pairs, ``(sin, cos)``).
+        rotary: the layer's rotary style (:data:`ROTARY_STYLES`), or ``None`` for a layer without one.
         layer_type: the layer's type (``"sliding_attention"``, ...), whose rotary embedding it reads where the
             model's rotary module has one per type (Gemma-3); or ``None``.
         sliding_window: the layer's window, or ``None``.
@@ -81,16 +86,16 @@ class Geometry:
     softcap: float | None = None
     query_norm: nn.Module | None = None
     key_norm: nn.Module | None = None
-    pairwise: bool = False
+    rotary: str | None = "halves"
     layer_type: str | None = None
     sliding_window: int | None = None
 
     def queries(self, q: Tensor, heads: int) -> Tensor:
-        """The queries ``(..., H * d)`` the scores read, from the query projection's output."""
+        """The queries ``(..., T, H * d)`` the scores read, from the query projection's output."""
         return _normalise(q, self.query_norm, heads)
 
     def keys(self, k: Tensor, heads: int) -> Tensor:
-        """The keys ``(..., H_kv * d)`` the scores read (before any rotary embedding), from the key projection's."""
+        """The keys ``(..., M, H_kv * d)`` the scores read (before any rotary embedding), from the key projection's."""
         return _normalise(k, self.key_norm, heads)
 
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
@@ -102,11 +107,16 @@ class Geometry:
 
     def rotate(self, x: Tensor, position_embeddings: tuple[Tensor, Tensor]) -> Tensor:
         """``x (B, n, H, d)`` turned by the rotary ``position_embeddings`` the layer's attention receives."""
-        return rotate_pairs(x, *position_embeddings) if self.pairwise else rotate(x, *position_embeddings)
+        if self.rotary is None:
+            return x
+        if self.rotary == "gptj":
+            sin, cos = position_embeddings
+            return rotate_pairs(x, cos.repeat_interleave(2, dim=-1), sin.repeat_interleave(2, dim=-1))
+        return (rotate_pairs if self.rotary == "pairs" else rotate)(x, *position_embeddings)
 
     def position_embeddings(self, rotary: nn.Module, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
         """What the model's ``rotary`` module gives this layer for ``positions (B, n)``, negative ones included."""
-        if self.pairwise:  # a table of positions 0, 1, ...: sin(-a) = -sin(a), cos(-a) = cos(a)
+        if self.rotary == "gptj":  # a table of positions 0, 1, ...: sin(-a) = -sin(a), cos(-a) = cos(a)
             sin, cos = rotary(x, positions.abs())
             return torch.where(positions[..., None] < 0, -sin, sin), cos
         if self.layer_type is not None and hasattr(rotary, "layer_types"):  # one embedding per layer type (Gemma-3)
@@ -122,12 +132,16 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
         return next((m for m in (getattr(inner, n, None) for n in names) if isinstance(m, nn.Module)), None)
 
     scaling = getattr(inner, "scaling", getattr(attn, "scaling", None))
+    config = model.config
     return Geometry(
         scaling=float(scaling) if isinstance(scaling, (int, float)) else head_dim**-0.5,
         softcap=getattr(inner, "attn_logit_softcapping", None),
         query_norm=find(_QUERY_NORMS),
         key_norm=find(_KEY_NORMS),
-        pairwise=getattr(model.config, "model_type", None) in PAIRWISE_ROTARY,
+        # SmolLM3 leaves the rotary embedding out of some layers
+        rotary=ROTARY_STYLES.get(getattr(config, "model_type", None), "halves")
+        if getattr(inner, "use_rope", 1)
+        else None,
         layer_type=getattr(inner, "layer_type", None),
         # a module without its own (Mistral's) reads its config's
         sliding_window=getattr(

@@ -159,7 +159,9 @@ def encode_memory(
                 # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
                 body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
                 body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
-            for i, site in enumerate(sites):  # keys normalised as the layer normalises them (Qwen3, OLMo-2)
+            # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
+            # outputs in place, so the hooks hold them clipped
+            for i, site in enumerate(sites):
                 if i in captured:
                     captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
     finally:
@@ -206,7 +208,7 @@ def place_as_prefix(memory: FactMemory, rotary: nn.Module, sites: list[Attention
     positions, embeddings = prefix_positions(memory.mask), {}
     keys = []
     for site, k in zip(sites, memory.keys, strict=True):
-        kind = (site.geometry.pairwise, site.geometry.layer_type)
+        kind = (site.geometry.rotary, site.geometry.layer_type)
         if kind not in embeddings:
             embeddings[kind] = site.geometry.position_embeddings(rotary, memory.keys[0], positions)
         keys.append(site.geometry.rotate(k, embeddings[kind]))

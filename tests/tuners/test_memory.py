@@ -15,13 +15,17 @@ from kgpeft.tuners import KGLoraConfig
 from kgpeft.tuners.config import KGLoraConfigError
 from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
 
-MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma", "qwen3", "olmo2", "gemma2", "gemma3_text", "gptj"}
-#: Encoders: no rotary embedding, so only the default read (slots without positions, in their own softmax)
-ENCODERS = {"bert", "electra"}
+#: Decoders with a rotary embedding: every read
+MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma", "phi"} | {a[0] for a in MORE_ARCHITECTURES if a[0] != "electra"}
+#: Encoders and decoders without rotary embedding (OPT's positions are added to the input): only the default read
+#: (slots without positions, in their own softmax)
+NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "opt"}
 ARCH = {a[0]: a for a in ARCHITECTURES + MORE_ARCHITECTURES}
 #: The decoders whose own attention the shared read must reproduce: Llama's, and each other geometry (q/k norms
-#: per head and over all heads, Gemma's scale and soft cap, Gemma-3's rotary per layer type, GPT-J's pairs)
-GEOMETRIES = ["llama", "qwen2", "gemma", "qwen3", "olmo2", "gemma2", "gemma3_text", "gptj"]
+#: per head, over all heads and one module per head, Gemma's and Granite's scales, Gemma-2's soft cap, Gemma-3's
+#: rotary per layer type, GPT-J's and Cohere's pairs, Phi's and StableLM's partial rotary, OLMo's clipping,
+#: SmolLM3's layer without rotary)
+GEOMETRIES = ["llama", "qwen2", "gemma", "phi", *sorted(MEMORY_ARCHS - {"llama", "qwen2", "gemma", "phi", "mistral"})]
 READS = {
     "own": {},
     "prefix": {"memory_positions": "prefix"},
@@ -33,7 +37,7 @@ CASES = [
     pytest.param(n, c, a, read, id=f"{n}-{read}")
     for n, c, a in ARCH.values()
     for read in READS
-    if n in MEMORY_ARCHS or (n in ENCODERS and read == "own")
+    if n in MEMORY_ARCHS or (n in NO_ROTARY and read == "own")
 ]
 
 
@@ -85,10 +89,9 @@ def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto,
     got = model(**inputs, knowledge=knowledge).logits
     plain = model.peft_model(**inputs).logits
     assert torch.allclose(got[1], plain[1], atol=1e-6), "sample 1 has no facts: plain LoRA"
-    # a tiny random classifier's logits are ~1e-2, a language model's ~0.3
-    assert (got[0] - plain[0]).abs().max() > (1e-3 if auto is AutoModelForCausalLM else 1e-4), (
-        "sample 0 reads its facts"
-    )
+    # a tiny random classifier's logits are ~1e-2 or less (a language model's ~0.3): a share of them
+    floor = 1e-3 if auto is AutoModelForCausalLM else 2e-3 * plain[0].abs().max()
+    assert (got[0] - plain[0]).abs().max() > floor, "sample 0 reads its facts"
     other = dataclasses.replace(knowledge, fact_ids=knowledge.fact_ids.flip(1), fact_mask=knowledge.fact_mask.flip(1))
     flipped = model(**inputs, knowledge=other).logits
     if read == "own":
