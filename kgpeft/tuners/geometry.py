@@ -131,7 +131,7 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
     def find(names: tuple[str, ...]) -> nn.Module | None:
         return next((m for m in (getattr(inner, n, None) for n in names) if isinstance(m, nn.Module)), None)
 
-    scaling = getattr(inner, "scaling", getattr(attn, "scaling", None))
+    scaling = getattr(inner, "scaling", getattr(inner, "inv_norm_factor", getattr(attn, "scaling", None)))  # BLOOM's
     config = model.config
     return Geometry(
         scaling=float(scaling) if isinstance(scaling, (int, float)) else head_dim**-0.5,

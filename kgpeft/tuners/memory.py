@@ -58,12 +58,6 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> st
             f"knowledge_mode='memory' reads facts at each self-attention's query, key, value and output projections; "
             f"none of {name}'s modules looks like one (known: {known_attention()})."
         )
-    fused = next((site for site in sites if site.layout is not None), None)
-    if fused is not None:
-        return (
-            f"knowledge_mode='memory' hooks separate query, key and value projections, and {name}'s "
-            f"`{fused.name}.{fused.paths[0]}` computes all three in one; knowledge_mode='prefix' reads fused ones."
-        )
     if getattr(config, "is_encoder_decoder", False):
         return (
             f"knowledge_mode='memory' encodes facts by running the model's layers over them alone, and {name} is an "
@@ -78,18 +72,24 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> st
             "`relative_attention`, BERT's `position_embedding_type`), which memory slots, having no position among the "
             "text's, cannot get; knowledge_mode='memory' reads attention scored by content and rotary positions only."
         )
+    if positions == "prefix" and (getattr(config, "alibi", False) or getattr(config, "model_type", None) == "bloom"):
+        return (
+            f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and {name} "
+            "places its keys with ALiBi, a bias by distance outside the keys; use memory_positions='none'."
+        )
     if positions == "prefix":
         rotary_embedding(model)
     return None
 
 
 def attention_layout(model: nn.Module, positions: str = "none") -> list[AttentionSite]:
-    """The attention layers of ``model`` in order, with separate q/k/v/o projections.
+    """The self-attention layers of ``model`` in order, with their query, key, value and output projections
+    (separate or fused).
 
     Raises:
-        FactMemoryError: naming what the model lacks: separate projections (a fused one), a decoder that runs
-            alone (an encoder-decoder), scores without relative-position terms (DeBERTa), or a rotary embedding
-            for ``positions='prefix'``.
+        FactMemoryError: naming what the model lacks: known attention projections, a decoder that runs alone (an
+            encoder-decoder), scores without relative-position terms (DeBERTa), or a rotary embedding for
+            ``positions='prefix'`` (ALiBi models, absolute positions at the input).
     """
     sites = attention_sites(model, "memory", FactMemoryError)
     message = _refusal(model, sites, positions)
@@ -144,8 +144,8 @@ def encode_memory(
     b, f, length = fact_ids.shape
     captured: dict[int, dict[str, Tensor]] = {}
     handles = []
-    for i, site in enumerate(sites):
-        for kind, proj in (("k", site.key), ("v", site.value)):
+    for i, site in enumerate(sites):  # a fused projection's output ("k") holds the values too
+        for kind, proj in (("k", site.key), ("v", site.value)) if site.layout is None else (("k", site.key),):
 
             def hook(module, args, output, i=i, kind=kind):
                 captured.setdefault(i, {})[kind] = output
@@ -163,6 +163,8 @@ def encode_memory(
             # outputs in place, so the hooks hold them clipped
             for i, site in enumerate(sites):
                 if i in captured:
+                    if site.layout is not None:
+                        captured[i]["k"], captured[i]["v"] = site.split_keys_values(captured[i]["k"])
                     captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
     finally:
         for h in handles:
@@ -281,10 +283,10 @@ def memory_hooks(
         state = context.state
         return None if state is None or not is_active() else state.memory
 
-    def stash(i: int, store: dict[int, Tensor]):
+    def stash(i: int, store: dict[int, Tensor], part):
         def hook(module, args, output):
             if active_memory() is not None:
-                store[i] = output
+                store[i] = part(output)
 
         return hook
 
@@ -317,12 +319,12 @@ def memory_hooks(
 
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
-        handles.append(site.query.register_forward_hook(stash(i, queries)))
+        handles.append(site.query.register_forward_hook(stash(i, queries, site.queries)))
         handles.append(site.output.register_forward_pre_hook(read(i, site, gate)))
         if attentions is not None:
             handles.append(attentions[i].register_forward_pre_hook(attention_call(i), with_kwargs=True))
         if shared:
-            handles.append(site.key.register_forward_hook(stash(i, keys)))
+            handles.append(site.key.register_forward_hook(stash(i, keys, site.keys)))
     return handles
 
 

@@ -36,7 +36,7 @@ def _min(dtype: torch.dtype) -> float:
 
 def _cache_layer(call: dict[str, Any]) -> Any:
     """The attention call's cache layer (``None`` without a cache)."""
-    cache = call.get("cache", call.get("past_key_values"))
+    cache = next((call[k] for k in ("cache", "past_key_values", "layer_past") if call.get(k) is not None), None)
     layer = getattr(call["module"], "layer_idx", None)
     if cache is not None and layer is not None and hasattr(cache, "layers") and layer < len(cache.layers):
         return cache.layers[layer]

@@ -160,17 +160,21 @@ class AttentionSite:
             output = self._groups(output)[..., :-2, :].flatten(-3)
         return output.contiguous()
 
+    def keys(self, output: Tensor) -> Tensor:
+        """``(B, T, H_kv * d_h)`` keys from the key projection's output."""
+        return output if self.layout is None else self.split_keys_values(output)[0]
+
+    def split_keys_values(self, output: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values ``(..., H_kv * d_h)`` from a fused projection's output."""
+        if self.layout == "blocks":
+            return output[..., self.num_heads * self.head_dim :].split(self.num_kv_heads * self.head_dim, dim=-1)
+        groups = self._groups(output)
+        return groups[..., -2, :].flatten(-2), groups[..., -1, :].flatten(-2)
+
     def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values ``(B, m, H_kv, d_h)`` of the layer inputs ``x (B, m, width)``."""
-        h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        if self.layout is None:
-            k, v = self.key(x), self.value(x)
-        elif self.layout == "blocks":
-            k, v = self.key(x)[..., h * d :].split(kv * d, dim=-1)
-        else:
-            groups = self._groups(self.key(x))
-            return groups[..., -2, :], groups[..., -1, :]
-        return k.unflatten(-1, (kv, d)), v.unflatten(-1, (kv, d))
+        k, v = (self.key(x), self.value(x)) if self.layout is None else self.split_keys_values(self.key(x))
+        return k.unflatten(-1, (self.num_kv_heads, self.head_dim)), v.unflatten(-1, (self.num_kv_heads, self.head_dim))
 
 
 def _head_dim(model: nn.Module, *modules: nn.Module) -> int | None:

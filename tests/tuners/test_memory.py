@@ -15,11 +15,22 @@ from kgpeft.tuners import KGLoraConfig
 from kgpeft.tuners.config import KGLoraConfigError
 from kgpeft.tuners.memory import FactMemoryError, MemoryGate, attention_layout
 
-#: Decoders with a rotary embedding: every read
-MEMORY_ARCHS = {"llama", "qwen2", "mistral", "gemma", "phi"} | {a[0] for a in MORE_ARCHITECTURES if a[0] != "electra"}
-#: Encoders and decoders without rotary embedding (OPT's positions are added to the input): only the default read
+#: Decoders with a rotary embedding, their q/k/v separate or fused: every read
+MEMORY_ARCHS = {
+    "llama",
+    "qwen2",
+    "mistral",
+    "gemma",
+    "phi",
+    "phi3",
+    "falcon",
+    "falcon_mha",
+    "falcon_gqa",
+    "gpt_neox",
+} | {a[0] for a in MORE_ARCHITECTURES if a[0] != "electra"}
+#: Encoders and decoders without rotary embedding (positions added to the input, or ALiBi): only the default read
 #: (slots without positions, in their own softmax)
-NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "opt"}
+NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "opt", "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "bloom"}
 ARCH = {a[0]: a for a in ARCHITECTURES + MORE_ARCHITECTURES}
 #: The decoders whose own attention the shared read must reproduce: Llama's, and each other geometry (q/k norms
 #: per head, over all heads and one module per head, Gemma's and Granite's scales, Gemma-2's soft cap, Gemma-3's
@@ -157,8 +168,9 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [
-        ("gpt2", {}, r"`transformer.h.0.attn.c_attn` computes all three in one"),
-        ("phi3", {}, r"`model.layers.0.self_attn.qkv_proj` computes all three in one"),
+        ("gpt2", {"memory_positions": "prefix"}, "rotary position embedding, and GPT2LMHeadModel has none"),
+        ("bloom", {"memory_positions": "prefix"}, "BloomForCausalLM places its keys with ALiBi"),
+        ("falcon", {"memory_positions": "prefix"}, None),  # rotary: accepted
         ("bart", {}, "is an encoder-decoder, whose decoder layers need the encoder's states"),
         ("t5", {}, "is an encoder-decoder"),
         ("deberta_v2", {}, r"DeBERTa's `relative_attention`"),
@@ -173,10 +185,12 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
 def test_refusals_name_what_is_missing(name, settings, message, kg, tokenizer):
     """Each refusal says what the model lacks, not "no separate projections" where it has them (a refused model is
     left as it was: tests/tuners/test_model.py)."""
+    config = copy.deepcopy(ARCH[name][1])
+    if message is None:  # Falcon's ALiBi variant is refused, its rotary one accepted
+        get_kg_peft_model(build_model(config, ARCH[name][2]), KGLoraConfig(knowledge_mode="memory", **settings), kg)
+        config.alibi, message = True, "FalconForCausalLM places its keys with ALiBi"
     with pytest.raises(FactMemoryError, match=message):
-        get_kg_peft_model(
-            build_model(*ARCH[name][1:]), KGLoraConfig(knowledge_mode="memory", **settings), kg, tokenizer=tokenizer
-        )
+        get_kg_peft_model(build_model(config, ARCH[name][2]), KGLoraConfig(knowledge_mode="memory", **settings), kg)
 
 
 def test_memory_mode_refuses_the_relation_loss():

@@ -170,11 +170,11 @@ REFUSALS = {
         True,
         (FactMemoryError, "relative_attention"),
     ),
-    "memory-phi3": (
-        _arch("phi3"),
-        {"knowledge_mode": "memory"},
+    "memory-bloom-prefix": (
+        _arch("bloom"),
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
         True,
-        (FactMemoryError, "qkv_proj` computes all three"),
+        (FactMemoryError, "places its keys with ALiBi"),
     ),
     # refused by the model (no rotary embedding to place slots with), not by its projection names
     "memory-electra-prefix": (
