@@ -265,6 +265,25 @@ def test_gate_read_is_bit_identical_to_autograd_and_keeps_only_the_softmax(with_
     assert kept < ref_kept - b * 4 * t * d
 
 
+FACT, PROMPT = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
+
+
+def _text_attentions(config, auto):
+    """The eager ``config`` copy and the base model's outputs, attention weights too, on the fact before the prompt."""
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"  # to return attention weights
+    inputs = torch.cat([FACT, PROMPT], 1)
+    return config, build_model(config, auto)(
+        input_ids=inputs, attention_mask=torch.ones_like(inputs), output_attentions=True
+    )
+
+
+def _one_fact(kg, length: int):
+    """Knowledge for a row of ``length`` tokens whose one fact is :data:`FACT`."""
+    knowledge = make_knowledge(kg, [[0]], torch.full((1, length), -1))
+    return dataclasses.replace(knowledge, fact_ids=FACT[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
+
+
 def test_prefix_slots_meet_the_queries_as_the_fact_text_before_the_prompt(kg, tokenizer):
     """memory_positions='prefix': in the first layer (whose inputs are the embeddings in both runs), each head's
     attention over the slots is the base model's attention from the prompt to the same fact written just before
@@ -326,31 +345,24 @@ def test_open_shared_memory_keeps_the_sliding_window(name, padded, kg, tokenizer
     cut = inputs["input_ids"].size(1) - 3  # the last 3 tokens in a second call; the first of them reads slot -1
     first = {k: v[:, :cut] for k, v in inputs.items()}
     second = {k: v if k == "attention_mask" else v[:, cut:] for k, v in inputs.items()}
-
-    def part(n):  # the same fact, for a call of n tokens
-        return dataclasses.replace(make_knowledge(kg, [[0]], torch.full((1, n), -1)), **facts)
-
-    facts = {"fact_ids": knowledge.fact_ids, "fact_mask": knowledge.fact_mask}
-    cache = model(**first, knowledge=part(cut), use_cache=True).past_key_values
-    got = model(**second, knowledge=part(3), cache=cache, use_cache=True).logits
+    cache = model(**first, knowledge=_one_fact(kg, cut), use_cache=True).past_key_values
+    got = model(**second, knowledge=_one_fact(kg, 3), cache=cache, use_cache=True).logits
     torch.testing.assert_close(got, whole[:, cut:], atol=1e-5, rtol=1e-5)
 
 
 def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, tokenizer):
     config._attn_implementation = attention
-    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
     base = build_model(config, auto)
-    text = base(input_ids=torch.cat([fact, prompt], 1), attention_mask=torch.ones(1, 9, dtype=torch.long))
+    text = base(input_ids=torch.cat([FACT, PROMPT], 1), attention_mask=torch.ones(1, 9, dtype=torch.long))
     model, _ = _wrap(config, auto, kg, tokenizer, "shared")
     with torch.no_grad():
         for gate in model.memory_gates["default"]:
             gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
-    inputs = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt)}
+    inputs = {"input_ids": PROMPT, "attention_mask": torch.ones_like(PROMPT)}
     if padded:  # two pad tokens on the left, as batched generation pads
-        inputs = {"input_ids": F.pad(prompt, (2, 0)), "attention_mask": F.pad(inputs["attention_mask"], (2, 0))}
+        inputs = {"input_ids": F.pad(PROMPT, (2, 0)), "attention_mask": F.pad(inputs["attention_mask"], (2, 0))}
         inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    knowledge = make_knowledge(kg, [[0]], torch.full(inputs["input_ids"].shape, -1))
-    knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
+    knowledge = _one_fact(kg, inputs["input_ids"].size(1))
     got = model(**inputs, knowledge=knowledge).logits[:, -4:]
     torch.testing.assert_close(got, text.logits[:, 5:], atol=1e-4, rtol=1e-4)
     return model, inputs, knowledge
@@ -362,23 +374,14 @@ def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, token
     is the attention the base model gives the same fact token written just before the prompt (the same key,
     normalised as the layer normalises keys, at the same position, scored with the layer's own scale and cap)."""
     _, config, auto = ARCH[name]
-    config = copy.deepcopy(config)
-    config._attn_implementation = "eager"  # to return attention weights
-    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
-    text = build_model(config, auto)(
-        input_ids=torch.cat([fact, prompt], 1),
-        attention_mask=torch.ones(1, 9, dtype=torch.long),
-        output_attentions=True,
-    )
+    config, text = _text_attentions(config, auto)
     model, _ = _wrap(config, auto, kg, tokenizer, "shared")
     gates = model.memory_gates["default"]
     with torch.no_grad():
         for gate in gates:
             gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
             gate.record = []
-    knowledge = make_knowledge(kg, [[0]], torch.full(prompt.shape, -1))
-    knowledge = dataclasses.replace(knowledge, fact_ids=fact[:, None], fact_mask=torch.ones(1, 1, 5, dtype=torch.bool))
-    model(input_ids=prompt, attention_mask=torch.ones_like(prompt), knowledge=knowledge)
+    model(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), knowledge=_one_fact(kg, PROMPT.size(1)))
     for layer, gate in enumerate(gates):
         want = text.attentions[layer][0, :, 5:, :5].mean(0)  # (prompt, fact), the mean over heads as recorded
         torch.testing.assert_close(gate.record[0][0], want, atol=1e-6, rtol=1e-5)
