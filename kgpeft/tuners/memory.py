@@ -10,10 +10,11 @@ the result enters through the layer's output projection behind a per-head gate:
     \mathrm{out} = W_o\big(\mathrm{Attn}(q, K, V) + \tanh(s g) \odot
     \mathrm{softmax}\big(q K_{mem}^\top / \sqrt{d_h} + \beta\big) V_{mem}\big)
 
-as LLaMA-Adapter's zero-initialised gated attention does. The gate :math:`g` starts at
-zero, so a fresh adapter computes exactly the base model; a sample without memory slots
-adds exactly nothing (plain LoRA). By default queries and memory keys are taken before the
-rotary position embedding: slots carry no position of the text (their dot products are those
+(the scores scaled, and capped, as the layer scores its own keys) as LLaMA-Adapter's
+zero-initialised gated attention does. The gate :math:`g` starts at zero, so a fresh
+adapter computes exactly the base model; a sample without memory slots adds exactly
+nothing (plain LoRA). By default queries and memory keys are taken before the rotary
+position embedding: slots carry no position of the text (their dot products are those
 of two tokens at the same position), so no text position moves. ``memory_positions='prefix'``
 places them where the fact's tokens would sit as text just before the prompt, and
 ``memory_softmax='shared'`` reads them in the text's own softmax
