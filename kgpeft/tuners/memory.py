@@ -23,8 +23,9 @@ log-probability the fact scorer gives the slot's fact (fed when the scorer train
 
 It hooks the attention's query, key and output projections (``q_proj`` / ``k_proj`` /
 ``o_proj`` in Llama-style models, ``attention.self.query`` / ``key`` / ``attention.output.dense``
-in BERT-style encoders), so the architecture needs separate ones; :func:`attention_layout`
-finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others with a message.
+in BERT-style encoders; a fused projection, ``qkv_proj`` / ``query_key_value`` / ``c_attn``, read
+through split views of its output); :func:`attention_layout` finds them in the shared table
+(:mod:`kgpeft.tuners.sites`) and refuses, naming what is missing, what it cannot read.
 Queries and keys go through the layer's own normalisation, score scale, soft cap and rotary
 embedding (:mod:`kgpeft.tuners.geometry`). In an encoder every token reads the slots.
 """
