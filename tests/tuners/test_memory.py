@@ -387,6 +387,28 @@ def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, token
         torch.testing.assert_close(gate.record[0][0], want, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra"])
+def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tokenizer):
+    """An encoder, default read: with the prompt itself as the one fact, each first-layer slot holds the key and
+    value of the prompt token at its position, so every token's attention over the slots is its own attention
+    over the prompt (bidirectional, scaled as the layer scales it)."""
+    _, config, auto = ARCH[name]
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"  # to return attention weights
+    text = build_model(config, auto)(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), output_attentions=True)
+    model, _ = _wrap(config, auto, kg, tokenizer)
+    gate = model.memory_gates["default"][0]
+    with torch.no_grad():
+        gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+    gate.record = []
+    knowledge = make_knowledge(kg, [[0]], torch.full(PROMPT.shape, -1))
+    knowledge = dataclasses.replace(
+        knowledge, fact_ids=PROMPT[:, None], fact_mask=torch.ones(1, 1, 4, dtype=torch.bool)
+    )
+    model(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), knowledge=knowledge)
+    torch.testing.assert_close(gate.record[0][0], text.attentions[0][0].mean(0), atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["llama", "qwen2"])
 def test_open_trained_memory_is_the_fact_as_text_in_value_and_gradient(name, kg, tokenizer):
     """memory_encoder='trained', gates open: with any LoRA, a memory of one fact gives the logits of the same
