@@ -9,6 +9,10 @@ that token gets. Between the projections and the softmax, architectures differ i
 - the score scale, the attention module's ``scaling``: ``query_pre_attn_scalar**-0.5`` in Gemma-2/3,
   ``attention_multiplier`` in Granite, :math:`d_h^{-1/2}` where a module names none;
 - soft-capping of the scaled scores, :math:`c \tanh(s / c)` (Gemma-2's ``attn_logit_softcapping``);
+- DeBERTa's disentangled attention: scores scaled by :math:`(3 d_h)^{-1/2}` and added terms of the relative
+  position, content-to-position and position-to-content; a slot sits at its reader's position (relative distance
+  0), where the first is the same for every slot of a query (so its own softmax drops it) and the second is the
+  key's dot product with the position query at distance 0, which :attr:`Geometry.position_query` adds to queries;
 - a sliding window: a query reads only the keys less than ``sliding_window`` positions before it (Mistral's
   layers, Gemma-2/3's sliding-window ones);
 - the rotary embedding: Llama's (halves rotated, given as ``(cos, sin)``), Cohere's (interleaved pairs), GPT-J's
@@ -20,6 +24,7 @@ that token gets. Between the projections and the softmax, architectures differ i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +85,7 @@ class Geometry:
         layer_type: the layer's type (``"sliding_attention"``, ...), whose rotary embedding it reads where the
             model's rotary module has one per type (Gemma-3); or ``None``.
         sliding_window: the layer's window, or ``None``.
+        position_query: gives the ``(H * d)`` position query of relative distance 0, or ``None`` (DeBERTa's).
     """
 
     scaling: float
@@ -89,6 +95,7 @@ class Geometry:
     rotary: str | None = "halves"
     layer_type: str | None = None
     sliding_window: int | None = None
+    position_query: Callable[[], Tensor] | None = None
 
     def queries(self, q: Tensor, heads: int) -> Tensor:
         """The queries ``(..., T, H * d)`` the scores read, from the query projection's output."""
@@ -124,6 +131,21 @@ class Geometry:
         return rotary(x, positions)
 
 
+def _deberta(model: nn.Module, inner: nn.Module, head_dim: int) -> tuple[float, Callable[[], Tensor] | None]:
+    """The scale of DeBERTa's scores and its position query at relative distance 0 (``None`` without ``p2c``)."""
+    kinds = [kind for kind in ("c2p", "p2c") if kind in inner.pos_att_type]
+    scaling = (head_dim * (1 + len(kinds))) ** -0.5
+    if not getattr(inner, "relative_attention", False) or "p2c" not in kinds:
+        return scaling, None
+    encoder = next(m for m in model.modules() if hasattr(m, "get_rel_embedding"))
+    project = inner.query_proj if inner.share_att_key else inner.pos_query_proj
+
+    def at_zero() -> Tensor:  # the embeddings of distances -span..span-1: distance 0 is row span
+        return project(encoder.get_rel_embedding()[inner.pos_ebd_size])
+
+    return scaling, at_zero
+
+
 def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head_dim: int) -> Geometry:
     """The geometry of the attention module ``attn`` of ``model``; ``inner`` is the module holding its query
     projection (BERT's ``attention.self``; ``attn`` itself in most models)."""
@@ -132,6 +154,9 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
         return next((m for m in (getattr(inner, n, None) for n in names) if isinstance(m, nn.Module)), None)
 
     scaling = getattr(inner, "scaling", getattr(inner, "inv_norm_factor", getattr(attn, "scaling", None)))  # BLOOM's
+    position_query = None
+    if hasattr(inner, "pos_att_type"):
+        scaling, position_query = _deberta(model, inner, head_dim)
     config = model.config
     return Geometry(
         scaling=float(scaling) if isinstance(scaling, (int, float)) else head_dim**-0.5,
@@ -147,4 +172,5 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
         sliding_window=getattr(
             inner, "sliding_window", getattr(getattr(inner, "config", None), "sliding_window", None)
         ),
+        position_query=position_query,
     )

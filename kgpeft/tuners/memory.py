@@ -65,15 +65,6 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> st
             f"knowledge_mode='memory' encodes facts by running the model's layers over them alone, and {name} is an "
             "encoder-decoder, whose decoder layers need the encoder's states; use a decoder-only or encoder model."
         )
-    if getattr(config, "relative_attention", False) or getattr(config, "position_embedding_type", "absolute") not in (
-        "absolute",
-        "rotary",
-    ):
-        return (
-            f"{name}'s attention adds to each score a term of the query's and key's relative position (DeBERTa's "
-            "`relative_attention`, BERT's `position_embedding_type`), which memory slots, having no position among the "
-            "text's, cannot get; knowledge_mode='memory' reads attention scored by content and rotary positions only."
-        )
     if positions == "prefix" and (getattr(config, "alibi", False) or getattr(config, "model_type", None) == "bloom"):
         return (
             f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and {name} "
@@ -90,8 +81,8 @@ def attention_layout(model: nn.Module, positions: str = "none") -> list[Attentio
 
     Raises:
         FactMemoryError: naming what the model lacks: known attention projections, a decoder that runs alone (an
-            encoder-decoder), scores without relative-position terms (DeBERTa), or a rotary embedding for
-            ``positions='prefix'`` (ALiBi models, absolute positions at the input).
+            encoder-decoder), or a rotary embedding for ``positions='prefix'`` (ALiBi models, absolute positions at
+            the input, DeBERTa's relative positions).
     """
     sites = attention_sites(model, "memory", FactMemoryError)
     message = _refusal(model, sites, positions)
@@ -149,8 +140,8 @@ def encode_memory(
     for i, site in enumerate(sites):  # a fused projection's output ("k") holds the values too
         for kind, proj in (("k", site.key), ("v", site.value)) if site.layout is None else (("k", site.key),):
 
-            def hook(module, args, output, i=i, kind=kind):
-                captured.setdefault(i, {})[kind] = output
+            def hook(module, args, output, i=i, kind=kind):  # the tokens' call: DeBERTa's position calls come after
+                captured.setdefault(i, {}).setdefault(kind, output)
 
             handles.append(proj.register_forward_hook(hook))
     flat_ids, flat_mask = fact_ids.view(b * f, length), fact_mask.view(b * f, length)
@@ -287,7 +278,7 @@ def memory_hooks(
 
     def stash(i: int, store: dict[int, Tensor], part):
         def hook(module, args, output):
-            if active_memory() is not None:
+            if active_memory() is not None and not context.reading_positions:
                 store[i] = part(output)
 
         return hook
@@ -309,6 +300,9 @@ def memory_hooks(
             (x,) = args
             memory = memory.expand_to(x.size(0))
             q = site.geometry.queries(q, site.num_heads)
+            if site.geometry.position_query is not None:  # DeBERTa: slots at the reader's position
+                with context.positions():
+                    q = q + site.geometry.position_query().to(q.dtype)
             if attentions is not None:
                 q = site.geometry.rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), call["position_embeddings"])
                 if shared:

@@ -30,7 +30,8 @@ MEMORY_ARCHS = {
 } | {a[0] for a in MORE_ARCHITECTURES if a[0] != "electra"}
 #: Encoders and decoders without rotary embedding (positions added to the input, or ALiBi): only the default read
 #: (slots without positions, in their own softmax)
-NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "opt", "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "bloom"}
+NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "deberta_v2", "opt", "gpt2", "gpt_bigcode", "bloom"}
+NO_ROTARY |= {"gpt_bigcode_mha"}
 ARCH = {a[0]: a for a in ARCHITECTURES + MORE_ARCHITECTURES}
 #: The decoders whose own attention the shared read must reproduce: Llama's, and each other geometry (q/k norms
 #: per head, over all heads and one module per head, Gemma's and Granite's scales, Gemma-2's soft cap, Gemma-3's
@@ -173,7 +174,7 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
         ("falcon", {"memory_positions": "prefix"}, None),  # rotary: accepted
         ("bart", {}, "is an encoder-decoder, whose decoder layers need the encoder's states"),
         ("t5", {}, "is an encoder-decoder"),
-        ("deberta_v2", {}, r"DeBERTa's `relative_attention`"),
+        ("deberta_v2", {"memory_positions": "prefix"}, "DebertaV2ForSequenceClassification has none"),
         (
             "bert",
             {"memory_positions": "prefix"},
@@ -387,15 +388,9 @@ def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, token
         torch.testing.assert_close(gate.record[0][0], want, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra"])
-def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tokenizer):
-    """An encoder, default read: with the prompt itself as the one fact, each first-layer slot holds the key and
-    value of the prompt token at its position, so every token's attention over the slots is its own attention
-    over the prompt (bidirectional, scaled as the layer scales it)."""
-    _, config, auto = ARCH[name]
-    config = copy.deepcopy(config)
-    config._attn_implementation = "eager"  # to return attention weights
-    text = build_model(config, auto)(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), output_attentions=True)
+def _first_read_of_the_prompt(config, auto, kg, tokenizer) -> torch.Tensor:
+    """The first layer's attention ``(T, M)`` (mean over heads), default read with the gates open, of the prompt
+    over the slots of the prompt itself as its one fact."""
     model, _ = _wrap(config, auto, kg, tokenizer)
     gate = model.memory_gates["default"][0]
     with torch.no_grad():
@@ -406,7 +401,34 @@ def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tok
         knowledge, fact_ids=PROMPT[:, None], fact_mask=torch.ones(1, 1, 4, dtype=torch.bool)
     )
     model(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), knowledge=knowledge)
-    torch.testing.assert_close(gate.record[0][0], text.attentions[0][0].mean(0), atol=1e-6, rtol=1e-5)
+    return gate.record[0][0]
+
+
+@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra"])
+def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tokenizer):
+    """An encoder, default read: with the prompt itself as the one fact, each first-layer slot holds the key and
+    value of the prompt token at its position, so every token's attention over the slots is its own attention
+    over the prompt (bidirectional, scaled as the layer scales it)."""
+    _, config, auto = ARCH[name]
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"  # to return attention weights
+    text = build_model(config, auto)(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), output_attentions=True)
+    torch.testing.assert_close(_first_read_of_the_prompt(config, auto, kg, tokenizer), text.attentions[0][0].mean(0))
+
+
+def test_a_deberta_slot_scores_as_a_key_at_its_readers_position(kg, tokenizer):
+    """DeBERTa (relative attention, c2p and p2c), default read, the prompt as its own fact: each token's first-layer
+    attention over the slots is its attention over the prompt with every relative distance set to 0, a slot's
+    position: the same keys, DeBERTa's scale and position-to-content term (the content-to-position term is the
+    same for every key a query reads)."""
+    _, config, auto = ARCH["deberta_v2"]
+    base = build_model(config, auto)
+    mask = torch.ones_like(PROMPT)
+    with torch.no_grad():
+        embedded = base.deberta.embeddings(input_ids=PROMPT, mask=mask)
+        zero = torch.zeros(1, 4, 4, dtype=torch.long)
+        text = base.deberta.encoder(embedded, mask, output_attentions=True, relative_pos=zero)
+    torch.testing.assert_close(_first_read_of_the_prompt(config, auto, kg, tokenizer), text.attentions[0][0].mean(0))
 
 
 @pytest.mark.parametrize("name", ["llama", "qwen2"])

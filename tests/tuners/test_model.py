@@ -164,11 +164,11 @@ def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
 
 # (model, adapter config, tokenizer given, the refusal): each refused after the model was touched, before the fix
 REFUSALS = {
-    "memory-deberta": (
+    "memory-deberta-prefix": (
         _arch("deberta_v2"),
-        {"knowledge_mode": "memory"},
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
         True,
-        (FactMemoryError, "relative_attention"),
+        (FactMemoryError, "DebertaV2ForSequenceClassification has none"),
     ),
     "memory-bloom-prefix": (
         _arch("bloom"),
