@@ -6,6 +6,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
+    AutoModelForSpeechSeq2Seq,
     BartConfig,
     BertConfig,
     BloomConfig,
@@ -37,6 +38,7 @@ from transformers import (
     StableLmConfig,
     Starcoder2Config,
     T5Config,
+    WhisperConfig,
 )
 
 from kgpeft import KnowledgeGraph
@@ -184,6 +186,28 @@ MORE_ARCHITECTURES = [
         "electra",
         ElectraConfig(**_DEC, embedding_size=32, max_position_embeddings=64),
         AutoModelForSequenceClassification,
+    ),
+    # an encoder-decoder whose encoder reads audio features, not token ids
+    (
+        "whisper",
+        WhisperConfig(
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            vocab_size=VOCAB,
+            num_mel_bins=8,
+            max_source_positions=16,
+            max_target_positions=16,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        ),
+        AutoModelForSpeechSeq2Seq,
     ),
 ]
 

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from kgpeft.errors import KGPeftError
 from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.layer import KnowledgeState, in_decoder
 from kgpeft.tuners.mode import KnowledgeMode
 from kgpeft.tuners.shared_softmax import past_keys, shared_read, text_keys, text_mask
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
@@ -60,10 +60,10 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> st
             f"knowledge_mode='memory' reads facts at each self-attention's query, key, value and output projections; "
             f"none of {name}'s modules looks like one (known: {known_attention()})."
         )
-    if getattr(config, "is_encoder_decoder", False):
+    if getattr(config, "is_encoder_decoder", False) and getattr(_fact_encoder(model), "embed_tokens", None) is None:
         return (
-            f"knowledge_mode='memory' encodes facts by running the model's layers over them alone, and {name} is an "
-            "encoder-decoder, whose decoder layers need the encoder's states; use a decoder-only or encoder model."
+            f"knowledge_mode='memory' encodes facts by running {name}'s encoder over their tokens, and its encoder "
+            "reads no token ids (it embeds audio or image features); use a model whose encoder reads text."
         )
     if positions == "prefix" and (getattr(config, "alibi", False) or getattr(config, "model_type", None) == "bloom"):
         return (
@@ -88,7 +88,22 @@ def attention_layout(model: nn.Module, positions: str = "none") -> list[Attentio
     message = _refusal(model, sites, positions)
     if message is not None:
         raise FactMemoryError(message)
+    if getattr(model.config, "is_encoder_decoder", False):  # see _fact_encoder
+        sites = [site for site in sites if not in_decoder(site.name)]
     return sites
+
+
+def _fact_encoder(model: nn.Module) -> nn.Module:
+    """The layers that encode the facts: a decoder-only model's body, an encoder's, an encoder-decoder's encoder.
+
+    An encoder-decoder reads memory in its encoder's self-attention only: the encoder computes the facts' keys and
+    values from their tokens alone, as it would for text, while its decoder's would depend on a source the facts
+    do not have; the decoder reads the facts through its cross-attention to the encoder's states.
+    """
+    if getattr(model.config, "is_encoder_decoder", False):
+        return model.get_encoder()
+    # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
+    return model.get_decoder() if hasattr(model, "get_decoder") else model
 
 
 @dataclass
@@ -149,9 +164,7 @@ def encode_memory(
     try:
         with nullcontext() if grad else torch.no_grad():
             if bool(rows.any()):
-                # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
-                body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
-                body(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
+                _fact_encoder(base_model)(input_ids=flat_ids[rows], attention_mask=flat_mask[rows].long())
             # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
             # outputs in place, so the hooks hold them clipped
             for i, site in enumerate(sites):

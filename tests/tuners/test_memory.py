@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from tiny_models import ARCHITECTURES, MORE_ARCHITECTURES, build_model, make_inputs, make_knowledge
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import KGLoraConfig
@@ -27,11 +27,11 @@ MEMORY_ARCHS = {
     "falcon_mha",
     "falcon_gqa",
     "gpt_neox",
-} | {a[0] for a in MORE_ARCHITECTURES if a[0] != "electra"}
+} | {a[0] for a in MORE_ARCHITECTURES if a[0] not in ("electra", "whisper")}
 #: Encoders and decoders without rotary embedding (positions added to the input, or ALiBi): only the default read
 #: (slots without positions, in their own softmax)
 NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "deberta_v2", "opt", "gpt2", "gpt_bigcode", "bloom"}
-NO_ROTARY |= {"gpt_bigcode_mha"}
+NO_ROTARY |= {"gpt_bigcode_mha", "t5", "bart"}
 ARCH = {a[0]: a for a in ARCHITECTURES + MORE_ARCHITECTURES}
 #: The decoders whose own attention the shared read must reproduce: Llama's, and each other geometry (q/k norms
 #: per head, over all heads and one module per head, Gemma's and Granite's scales, Gemma-2's soft cap, Gemma-3's
@@ -75,6 +75,14 @@ def _knowledge(kg, inputs):
     return _facts(make_knowledge(kg, [[0], []], tokens))
 
 
+def _inputs(auto):
+    """:func:`make_inputs`, with the decoder's first three tokens for an encoder-decoder."""
+    inputs = make_inputs()
+    if auto is AutoModelForSeq2SeqLM:
+        inputs["decoder_input_ids"] = inputs["input_ids"][:, :3]
+    return inputs
+
+
 def _perturb(model: KGPeftModel):
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
@@ -86,7 +94,7 @@ def _perturb(model: KGPeftModel):
 @pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
 def test_fresh_memory_adapter_equals_base(name, config, auto, read, kg, tokenizer):
     model, reference = _wrap(config, auto, kg, tokenizer, read)
-    inputs = make_inputs()
+    inputs = _inputs(auto)
     got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
     assert torch.allclose(got, reference(**inputs).logits, atol=1e-6), "gates and lora_B start at zero"
     assert not model.graph_encoders, "memory mode has no graph encoder"
@@ -96,7 +104,7 @@ def test_fresh_memory_adapter_equals_base(name, config, auto, read, kg, tokenize
 def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto, read, kg, tokenizer):
     model, _ = _wrap(config, auto, kg, tokenizer, read)
     _perturb(model)
-    inputs = make_inputs()
+    inputs = _inputs(auto)
     knowledge = _knowledge(kg, inputs)
     got = model(**inputs, knowledge=knowledge).logits
     plain = model.peft_model(**inputs).logits
@@ -117,7 +125,7 @@ def test_memory_gradients_reach_gates_and_lora_only(name, config, auto, read, kg
     model, _ = _wrap(config, auto, kg, tokenizer, read)
     model.train()
     _perturb(model)
-    inputs = make_inputs()
+    inputs = _inputs(auto)
     model(**inputs, knowledge=_knowledge(kg, inputs)).logits.pow(2).mean().backward()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
@@ -131,13 +139,13 @@ def test_memory_save_load_and_generate(name, config, auto, read, kg, tokenizer, 
     model, reference = _wrap(config, auto, kg, tokenizer, read)
     _perturb(model)
     model.eval()
-    inputs = make_inputs()
+    inputs = _inputs(auto)
     knowledge = _knowledge(kg, inputs)
     want = model(**inputs, knowledge=knowledge).logits
     model.save_pretrained(tmp_path / "ckpt")
     loaded = KGPeftModel.from_pretrained(reference, tmp_path / "ckpt", kg, tokenizer=tokenizer)
     assert torch.equal(loaded(**inputs, knowledge=knowledge).logits, want)
-    if auto is not AutoModelForCausalLM:  # an encoder's classifier generates nothing
+    if auto is AutoModelForSequenceClassification:  # an encoder's classifier generates nothing
         return
     out = loaded.generate(**inputs, knowledge=knowledge, max_new_tokens=3, do_sample=False)
     no_cache = loaded.generate(**inputs, knowledge=knowledge, max_new_tokens=3, do_sample=False, use_cache=False)
@@ -172,8 +180,8 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
         ("gpt2", {"memory_positions": "prefix"}, "rotary position embedding, and GPT2LMHeadModel has none"),
         ("bloom", {"memory_positions": "prefix"}, "BloomForCausalLM places its keys with ALiBi"),
         ("falcon", {"memory_positions": "prefix"}, None),  # rotary: accepted
-        ("bart", {}, "is an encoder-decoder, whose decoder layers need the encoder's states"),
-        ("t5", {}, "is an encoder-decoder"),
+        ("bart", {"memory_positions": "prefix"}, "BartForConditionalGeneration has none"),
+        ("whisper", {}, "WhisperForConditionalGeneration's encoder over their tokens, and its encoder reads no token"),
         ("deberta_v2", {"memory_positions": "prefix"}, "DebertaV2ForSequenceClassification has none"),
         (
             "bert",
@@ -388,7 +396,7 @@ def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, token
         torch.testing.assert_close(gate.record[0][0], want, atol=1e-6, rtol=1e-5)
 
 
-def _first_read_of_the_prompt(config, auto, kg, tokenizer) -> torch.Tensor:
+def _first_read_of_the_prompt(config, auto, kg, tokenizer, **inputs) -> torch.Tensor:
     """The first layer's attention ``(T, M)`` (mean over heads), default read with the gates open, of the prompt
     over the slots of the prompt itself as its one fact."""
     model, _ = _wrap(config, auto, kg, tokenizer)
@@ -400,20 +408,37 @@ def _first_read_of_the_prompt(config, auto, kg, tokenizer) -> torch.Tensor:
     knowledge = dataclasses.replace(
         knowledge, fact_ids=PROMPT[:, None], fact_mask=torch.ones(1, 1, 4, dtype=torch.bool)
     )
-    model(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), knowledge=knowledge)
+    model(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), knowledge=knowledge, **inputs)
     return gate.record[0][0]
 
 
-@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra"])
+@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra", "bart"])
 def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tokenizer):
-    """An encoder, default read: with the prompt itself as the one fact, each first-layer slot holds the key and
-    value of the prompt token at its position, so every token's attention over the slots is its own attention
-    over the prompt (bidirectional, scaled as the layer scales it)."""
+    """An encoder (BART's too), default read: with the prompt itself as the one fact, each first-layer slot holds
+    the key and value of the prompt token at its position, so every token's attention over the slots is its own
+    attention over the prompt (bidirectional, scaled as the layer scales it)."""
     _, config, auto = ARCH[name]
     config = copy.deepcopy(config)
     config._attn_implementation = "eager"  # to return attention weights
     text = build_model(config, auto)(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), output_attentions=True)
-    torch.testing.assert_close(_first_read_of_the_prompt(config, auto, kg, tokenizer), text.attentions[0][0].mean(0))
+    attentions = text.encoder_attentions if auto is AutoModelForSeq2SeqLM else text.attentions
+    torch.testing.assert_close(_first_read_of_the_prompt(config, auto, kg, tokenizer), attentions[0][0].mean(0))
+
+
+def test_a_t5_slot_scores_as_a_key_at_its_readers_position(kg, tokenizer):
+    """T5's encoder, default read, the prompt as its own fact: each token's first-layer attention over the slots is
+    its attention over the prompt without the relative-position bias, unscaled as T5 scores (a slot sits at its
+    reader's position, where the bias is the same for every slot a query reads)."""
+    _, config, auto = ARCH["t5"]
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"  # to return attention weights
+    base = build_model(config, auto)
+    with torch.no_grad():
+        base.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.zero_()
+    mask = torch.ones_like(PROMPT)
+    text = base(input_ids=PROMPT, attention_mask=mask, decoder_input_ids=PROMPT[:, :1], output_attentions=True)
+    got = _first_read_of_the_prompt(config, auto, kg, tokenizer, decoder_input_ids=PROMPT[:, :1])
+    torch.testing.assert_close(got, text.encoder_attentions[0][0].mean(0))
 
 
 def test_a_deberta_slot_scores_as_a_key_at_its_readers_position(kg, tokenizer):
