@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, ElectraConfig, MptConfig
+from tiny_models import ARCHITECTURES, MORE_ARCHITECTURES, build_model, make_inputs, make_knowledge
+from transformers import AutoModelForCausalLM, MptConfig
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
@@ -135,18 +135,6 @@ def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
     assert torch.equal(fused[:, 0], plain[:, 0]), "the first token sees no linked token"
 
 
-def _electra():
-    config = ElectraConfig(
-        embedding_size=32,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        vocab_size=64,
-    )
-    return build_model(config, AutoModelForSequenceClassification)
-
-
 def _mpt():
     return build_model(
         MptConfig(d_model=32, n_heads=4, n_layers=2, vocab_size=64, max_seq_len=64), AutoModelForCausalLM
@@ -154,7 +142,7 @@ def _mpt():
 
 
 def _arch(name):
-    return lambda: build_model(*next(a for a in ARCHITECTURES if a[0] == name)[1:])
+    return lambda: build_model(*next(a for a in ARCHITECTURES + MORE_ARCHITECTURES if a[0] == name)[1:])
 
 
 def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
@@ -178,7 +166,7 @@ REFUSALS = {
     ),
     # refused by the model (no rotary embedding to place slots with), not by its projection names
     "memory-electra-prefix": (
-        _electra,
+        _arch("electra"),
         {"knowledge_mode": "memory", "memory_positions": "prefix"},
         True,
         (FactMemoryError, "ElectraForSequenceClassification has none"),
