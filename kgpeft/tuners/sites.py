@@ -42,7 +42,7 @@ class Family:
     fused: tuple[str, str, str] | None = None
 
 
-#: The separate query/key/value/output projections of the Llama family (what memory mode reads).
+#: The separate query/key/value/output projections of the Llama family.
 QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
 _OUT_PROJ = ("q_proj", "k_proj", "v_proj", "out_proj")
 _GPT2 = ("attn.c_attn", "attn.c_proj")
