@@ -412,17 +412,20 @@ def _first_read_of_the_prompt(config, auto, kg, tokenizer, **inputs) -> torch.Te
     return gate.record[0][0]
 
 
-@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra", "bart"])
-def test_an_encoder_reads_a_slot_as_the_text_token_holding_its_key(name, kg, tokenizer):
-    """An encoder (BART's too), default read: with the prompt itself as the one fact, each first-layer slot holds
-    the key and value of the prompt token at its position, so every token's attention over the slots is its own
-    attention over the prompt (bidirectional, scaled as the layer scales it)."""
+@pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra", "bart", "opt", "gpt2", "gpt_bigcode"])
+def test_a_slot_without_rotary_reads_as_the_text_token_holding_its_key(name, kg, tokenizer):
+    """Positions added to the input (encoders, BART's encoder, OPT, GPT-2, GPT-BigCode), default read: with the
+    prompt itself as the one fact, each first-layer slot holds the key and value of the prompt token at its
+    position, so a token that sees the whole prompt (every token of an encoder, the last of a decoder) attends over
+    the slots as over the prompt (scaled as the layer scales it)."""
     _, config, auto = ARCH[name]
     config = copy.deepcopy(config)
     config._attn_implementation = "eager"  # to return attention weights
     text = build_model(config, auto)(input_ids=PROMPT, attention_mask=torch.ones_like(PROMPT), output_attentions=True)
     attentions = text.encoder_attentions if auto is AutoModelForSeq2SeqLM else text.attentions
-    torch.testing.assert_close(_first_read_of_the_prompt(config, auto, kg, tokenizer), attentions[0][0].mean(0))
+    rows = slice(-1, None) if auto is AutoModelForCausalLM else slice(None)
+    got = _first_read_of_the_prompt(config, auto, kg, tokenizer)[rows]
+    torch.testing.assert_close(got, attentions[0][0].mean(0)[rows])
 
 
 def test_a_t5_slot_scores_as_a_key_at_its_readers_position(kg, tokenizer):
