@@ -6,25 +6,39 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
+    AutoModelForSpeechSeq2Seq,
     BartConfig,
     BertConfig,
     BloomConfig,
+    CohereConfig,
     DebertaV2Config,
     DistilBertConfig,
+    ElectraConfig,
     FalconConfig,
+    Gemma2Config,
+    Gemma3TextConfig,
     GemmaConfig,
     GPT2Config,
     GPTBigCodeConfig,
+    GPTJConfig,
     GPTNeoXConfig,
+    GraniteConfig,
     LlamaConfig,
     MistralConfig,
+    Olmo2Config,
+    OlmoConfig,
     OPTConfig,
     Phi3Config,
     PhiConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    Qwen3Config,
     RobertaConfig,
+    SmolLM3Config,
+    StableLmConfig,
+    Starcoder2Config,
     T5Config,
+    WhisperConfig,
 )
 
 from kgpeft import KnowledgeGraph
@@ -124,6 +138,77 @@ ARCHITECTURES = [
     ("falcon_gqa", FalconConfig(**_FALCON, new_decoder_architecture=True, num_kv_heads=2), AutoModelForCausalLM),
     ("phi3", Phi3Config(**_DEC, num_key_value_heads=2, eos_token_id=2, pad_token_id=0), AutoModelForCausalLM),
     ("bloom", BloomConfig(hidden_size=32, n_layer=2, n_head=4, vocab_size=VOCAB), AutoModelForCausalLM),
+]
+
+# Families with their own attention geometry or projection names, for the modes that read attention. Kept out of
+# ARCHITECTURES, whose every test would otherwise run on them too.
+_GEMMA = {**_DEC, "num_key_value_heads": 2, "head_dim": 8, "query_pre_attn_scalar": 4, "initializer_range": 0.2}
+MORE_ARCHITECTURES = [
+    # q/k RMSNorm per head before the rotary embedding
+    ("qwen3", Qwen3Config(**_DEC, num_key_value_heads=2, head_dim=8), AutoModelForCausalLM),
+    # q/k RMSNorm over all heads together
+    ("olmo2", Olmo2Config(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    # scores scaled by query_pre_attn_scalar**-0.5 (not head_dim**-0.5) and soft-capped; a cap and weights at which
+    # the tiny model's scores reach it
+    ("gemma2", Gemma2Config(**_GEMMA, attn_logit_softcapping=1.0), AutoModelForCausalLM),
+    # its own scale, q/k norms, and another rotary embedding in its sliding-window layers
+    (
+        "gemma3_text",
+        Gemma3TextConfig(**_GEMMA, sliding_window=16, layer_types=["sliding_attention", "full_attention"]),
+        AutoModelForCausalLM,
+    ),
+    # q_proj/k_proj/v_proj/out_proj under `attn`, rotary on the first rotary_dim dimensions, pairs interleaved
+    (
+        "gptj",
+        GPTJConfig(n_layer=2, n_head=4, n_embd=32, vocab_size=VOCAB, n_positions=64, rotary_dim=4),
+        AutoModelForCausalLM,
+    ),
+    # q/k LayerNorm per head, rotary on interleaved pairs
+    (
+        "cohere",
+        CohereConfig(**_DEC, num_key_value_heads=2, use_qk_norm=True, pad_token_id=0, logit_scale=1.0),
+        AutoModelForCausalLM,
+    ),
+    # one q/k LayerNorm module per head, partial rotary
+    ("stablelm", StableLmConfig(**_DEC, num_key_value_heads=2, qk_layernorm=True), AutoModelForCausalLM),
+    # queries, keys and values clipped (in place, by the model) at a bound the tiny model's reach
+    ("olmo", OlmoConfig(**_DEC, clip_qkv=0.05, pad_token_id=0), AutoModelForCausalLM),
+    # scores scaled by attention_multiplier
+    ("granite", GraniteConfig(**_DEC, num_key_value_heads=2, attention_multiplier=0.5), AutoModelForCausalLM),
+    # a layer without rotary embedding (no_rope_layers 0)
+    (
+        "smollm3",
+        SmolLM3Config(**_DEC, num_key_value_heads=2, no_rope_layers=[1, 0], pad_token_id=0),
+        AutoModelForCausalLM,
+    ),
+    ("starcoder2", Starcoder2Config(**_DEC, num_key_value_heads=2), AutoModelForCausalLM),
+    (
+        "electra",
+        ElectraConfig(**_DEC, embedding_size=32, max_position_embeddings=64),
+        AutoModelForSequenceClassification,
+    ),
+    # an encoder-decoder whose encoder reads audio features, not token ids
+    (
+        "whisper",
+        WhisperConfig(
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            vocab_size=VOCAB,
+            num_mel_bins=8,
+            max_source_positions=16,
+            max_target_positions=16,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        ),
+        AutoModelForSpeechSeq2Seq,
+    ),
 ]
 
 

@@ -109,7 +109,8 @@ class KGLoraConfig:
             "help": "Where `memory` mode's slots sit for the rotary position embedding: `none`, queries and slot keys "
             "unrotated (a slot is read as if at the reading token's own position); `prefix`, each slot keeps the "
             "position it would have if the facts were text just before the prompt (keys at -n..-1, queries at "
-            "their own positions), so attention can tell which fact token follows which."
+            "their own positions), so attention can tell which fact token follows which; it needs a rotary "
+            "embedding (a model with absolute positions at the input, or ALiBi, takes `none`)."
         },
     )
 

@@ -10,57 +10,100 @@ the result enters through the layer's output projection behind a per-head gate:
     \mathrm{out} = W_o\big(\mathrm{Attn}(q, K, V) + \tanh(s g) \odot
     \mathrm{softmax}\big(q K_{mem}^\top / \sqrt{d_h} + \beta\big) V_{mem}\big)
 
-as LLaMA-Adapter's zero-initialised gated attention does. The gate :math:`g` starts at
-zero, so a fresh adapter computes exactly the base model; a sample without memory slots
-adds exactly nothing (plain LoRA). By default queries and memory keys are taken before the
-rotary position embedding: slots carry no position of the text (their dot products are those
+(the scores scaled, and capped, as the layer scores its own keys) as LLaMA-Adapter's
+zero-initialised gated attention does. The gate :math:`g` starts at zero, so a fresh
+adapter computes exactly the base model; a sample without memory slots adds exactly
+nothing (plain LoRA). By default queries and memory keys are taken before the rotary
+position embedding: slots carry no position of the text (their dot products are those
 of two tokens at the same position), so no text position moves. ``memory_positions='prefix'``
 places them where the fact's tokens would sit as text just before the prompt, and
 ``memory_softmax='shared'`` reads them in the text's own softmax
 (:mod:`kgpeft.tuners.shared_softmax`). :math:`\beta` is an optional per-slot bias, the
 log-probability the fact scorer gives the slot's fact (fed when the scorer trains jointly).
 
-It hooks the attention's query and output projections (``q_proj`` / ``o_proj`` in
-Llama-style models), so the architecture needs separate ones; :func:`attention_layout`
-finds them in the shared table (:mod:`kgpeft.tuners.sites`) and refuses others with a message.
+It hooks the attention's query, key and output projections (``q_proj`` / ``k_proj`` /
+``o_proj`` in Llama-style models, ``attention.self.query`` / ``key`` / ``attention.output.dense``
+in BERT-style encoders; a fused projection, ``qkv_proj`` / ``query_key_value`` / ``c_attn``, read
+through split views of its output); :func:`attention_layout` finds them in the shared table
+(:mod:`kgpeft.tuners.sites`) and refuses, naming what is missing, what it cannot read.
+Queries and keys go through the layer's own normalisation, score scale, soft cap and rotary
+embedding (:mod:`kgpeft.tuners.geometry`). In an encoder every token reads the slots.
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
-from kgpeft.tuners.layer import KnowledgeState
+from kgpeft.tuners.layer import KnowledgeState, in_decoder
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import rotate, shared_read, text_keys, text_mask
-from kgpeft.tuners.sites import QKVO, AttentionSite, attention_sites
+from kgpeft.tuners.shared_softmax import past_keys, shared_read, text_keys, text_mask
+from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
 class FactMemoryError(KGPeftError, ValueError):
-    """The model's attention has no separate query and output projections for memory slots."""
+    """The model's attention is not one memory slots can be read in (the message says what it lacks)."""
 
 
-def attention_layout(model: nn.Module) -> list[AttentionSite]:
-    """The attention layers of ``model`` in order, with separate q/k/v/o projections.
+def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> str | None:
+    """Why memory mode cannot read ``model``'s attention ``sites`` with ``memory_positions=positions``, or None."""
+    name, config = type(model).__name__, model.config
+    if not sites:
+        return (
+            f"knowledge_mode='memory' reads facts at each self-attention's query, key, value and output projections; "
+            f"none of {name}'s modules looks like one (known: {known_attention()})."
+        )
+    if getattr(config, "is_encoder_decoder", False) and getattr(_fact_encoder(model), "embed_tokens", None) is None:
+        return (
+            f"knowledge_mode='memory' encodes facts by running {name}'s encoder over their tokens, and its encoder "
+            "reads no token ids (it embeds audio or image features); use a model whose encoder reads text."
+        )
+    if positions == "prefix" and (getattr(config, "alibi", False) or getattr(config, "model_type", None) == "bloom"):
+        return (
+            f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and {name} "
+            "places its keys with ALiBi, a bias by distance outside the keys; use memory_positions='none'."
+        )
+    if positions == "prefix":
+        rotary_embedding(model)
+    return None
+
+
+def attention_layout(model: nn.Module, positions: str = "none") -> list[AttentionSite]:
+    """The self-attention layers of ``model`` in order, with their query, key, value and output projections
+    (separate or fused).
 
     Raises:
-        FactMemoryError: for a model with fused or differently named projections.
+        FactMemoryError: naming what the model lacks: known attention projections, a decoder that runs alone (an
+            encoder-decoder), or a rotary embedding for ``positions='prefix'`` (ALiBi models, absolute positions at
+            the input, DeBERTa's relative positions).
     """
-    sites = [site for site in attention_sites(model, "memory", FactMemoryError) if site.paths == QKVO]
-    if not sites or getattr(model.config, "num_attention_heads", None) is None:
-        raise FactMemoryError(
-            f"knowledge_mode='memory' reads facts through separate q_proj/k_proj/v_proj/o_proj attention "
-            f"projections (Llama, Mistral, Qwen2, Gemma, ...); {type(model).__name__} has none."
-        )
+    sites = attention_sites(model, "memory", FactMemoryError)
+    message = _refusal(model, sites, positions)
+    if message is not None:
+        raise FactMemoryError(message)
+    if getattr(model.config, "is_encoder_decoder", False):  # see _fact_encoder
+        sites = [site for site in sites if not in_decoder(site.name)]
     return sites
+
+
+def _fact_encoder(model: nn.Module) -> nn.Module:
+    """The layers that encode the facts: a decoder-only model's body, an encoder's, an encoder-decoder's encoder.
+
+    An encoder-decoder reads memory in its encoder's self-attention only: the encoder computes the facts' keys and
+    values from their tokens alone, as it would for text, while its decoder's would depend on a source the facts
+    do not have; the decoder reads the facts through its cross-attention to the encoder's states.
+    """
+    if getattr(model.config, "is_encoder_decoder", False):
+        return model.get_encoder()
+    # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
+    return model.get_decoder() if hasattr(model, "get_decoder") else model
 
 
 @dataclass
@@ -116,11 +159,11 @@ def encode_memory(
     b, f, length = fact_ids.shape
     captured: dict[int, dict[str, Tensor]] = {}
     handles = []
-    for i, site in enumerate(sites):
-        for kind, proj in (("k", site.key), ("v", site.value)):
+    for i, site in enumerate(sites):  # a fused projection's output ("k") holds the values too
+        for kind, proj in (("k", site.key), ("v", site.value)) if site.layout is None else (("k", site.key),):
 
-            def hook(module, args, output, i=i, kind=kind):
-                captured.setdefault(i, {})[kind] = output
+            def hook(module, args, output, i=i, kind=kind):  # the tokens' call: DeBERTa's position calls come after
+                captured.setdefault(i, {}).setdefault(kind, output)
 
             handles.append(proj.register_forward_hook(hook))
     # one row per fact, or per sample (its facts' padding inside the row, skipped by the positions)
@@ -131,10 +174,15 @@ def encode_memory(
         with nullcontext() if grad else torch.no_grad():
             if bool(rows.any()):
                 mask = flat_mask[rows].long()
-                # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
-                body = base_model.get_decoder() if hasattr(base_model, "get_decoder") else base_model
                 positions = {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)} if together else {}
-                body(input_ids=flat_ids[rows], attention_mask=mask, **positions)
+                _fact_encoder(base_model)(input_ids=flat_ids[rows], attention_mask=mask, **positions)
+            # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
+            # outputs in place, so the hooks hold them clipped
+            for i, site in enumerate(sites):
+                if i in captured:
+                    if site.layout is not None:
+                        captured[i]["k"], captured[i]["v"] = site.split_keys_values(captured[i]["k"])
+                    captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
     finally:
         for h in handles:
             h.remove()
@@ -155,11 +203,12 @@ def rotary_embedding(model: nn.Module) -> nn.Module:
         FactMemoryError: a model without one (``memory_positions='prefix'`` needs it).
     """
     for module in model.modules():
-        if type(module).__name__.endswith("RotaryEmbedding") and hasattr(module, "inv_freq"):
+        if type(module).__name__.endswith("RotaryEmbedding"):
             return module
     raise FactMemoryError(
-        f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and "
-        f"{type(model).__name__} has none; use memory_positions='none'."
+        f"`memory_positions='prefix'` places memory slots where the facts would sit as text before the prompt with "
+        f"the model's rotary position embedding, and {type(model).__name__} has none (its positions, if any, are "
+        "added to the input, where slots are not); use memory_positions='none'."
     )
 
 
@@ -170,131 +219,19 @@ def prefix_positions(mask: Tensor) -> Tensor:
     return counts - 1 - counts[:, -1:]
 
 
-def place_as_prefix(memory: FactMemory, rotary: nn.Module) -> FactMemory:
-    """``memory`` with every layer's keys rotated to :func:`prefix_positions` of its slots."""
+def place_as_prefix(memory: FactMemory, rotary: nn.Module, sites: list[AttentionSite]) -> FactMemory:
+    """``memory`` with every layer's keys rotated to :func:`prefix_positions` of its slots, by the rotary embedding
+    of each layer's type (``sites``, from which the memory was encoded)."""
     if not memory.keys:
         return memory
-    cos, sin = rotary(memory.keys[0], prefix_positions(memory.mask))
-    return FactMemory([rotate(k, cos, sin) for k in memory.keys], memory.values, memory.mask, memory.bias)
-
-
-def _heads(slots: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
-    """Slots ``(B, M, H_kv, d)`` repeated for each query head that reads them: ``(B, H, M, d)``."""
-    return slots.to(dtype).repeat_interleave(num_heads // slots.size(2), dim=2).transpose(1, 2)
-
-
-def _gated_read(
-    q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None, has_slots: Tensor, gate: Tensor
-) -> tuple[Tensor, Tensor]:
-    """The attention of the queries ``q (B, T, H * d)`` over the slots ``keys, values (B, M, H_kv, d)``,
-    gated per head by ``gate (1, H, 1, 1)``.
-
-    Returns the softmax of the attention logits ``(B, H, T, M)`` and the gated read
-    ``(B, H, T, d)``, to which a sample without slots (``has_slots`` 0) gives zero.
-    """
-    b, t, _ = q.shape
-    h, d = gate.size(1), keys.size(-1)
-    k, v = _heads(keys, h, q.dtype), _heads(values, h, q.dtype)  # (B, H, M, d)
-    q = q.view(b, t, h, d).transpose(1, 2)  # (B, H, T, d)
-    logits = q @ k.transpose(-1, -2) * d**-0.5  # (B, H, T, M)
-    if bias is not None:
-        logits = logits + bias
-    logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
-    softmax = F.softmax(logits, dim=-1)
-    return softmax, ((softmax * has_slots) @ v) * gate
-
-
-class _GatedRead(torch.autograd.Function):
-    """:func:`_gated_read` keeping only the softmax weights for backward, for frozen slots.
-
-    Autograd would keep, per layer until backward, the softmax, the weights times
-    ``has_slots``, the slots repeated per query head and the ungated read ``(B, H, T, d)``:
-    3.8 MiB per layer in the overhead benchmark's batch. Here only the softmax
-    ``(B, H, T, M)`` is kept, beside the slots the memory holds anyway; backward rebuilds the
-    rest and runs autograd's own derivative of each operation on the same values, so the
-    gradients are bit-identical to autograd's (tested). The query is not kept: the derivative
-    of ``q @ k^T`` with respect to ``q`` reads only ``k``, so it runs on a zero stand-in.
-    """
-
-    @staticmethod
-    def forward(ctx, q, keys, values, mask, bias, has_slots, gate):
-        softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
-        ctx.save_for_backward(softmax, keys, values, mask, has_slots, gate)
-        ctx.q_shape, ctx.q_dtype = q.shape, q.dtype
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        softmax, keys, values, mask, has_slots, gate = ctx.saved_tensors
-        h = gate.size(1)
-        k, v = _heads(keys, h, ctx.q_dtype), _heads(values, h, ctx.q_dtype)  # (B, H, M, d)
-        with torch.enable_grad():
-            leaf = softmax.detach().requires_grad_()
-            gate_leaf = gate.detach().requires_grad_(ctx.needs_input_grad[6])
-            out = ((leaf * has_slots) @ v) * gate_leaf
-            inputs = (leaf, gate_leaf) if gate_leaf.requires_grad else (leaf,)
-            grads = torch.autograd.grad(out, inputs, grad_out)
-        grad_gate = grads[1] if gate_leaf.requires_grad else None
-        grad_logits = torch._softmax_backward_data(grads[0], softmax, -1, softmax.dtype)
-        grad_logits = grad_logits.masked_fill(~mask, 0) * k.size(-1) ** -0.5
-        grad_q = None
-        if ctx.needs_input_grad[0]:
-            b, t, _ = ctx.q_shape
-            d = k.size(-1)
-            with torch.enable_grad():
-                stand_in = k.new_zeros(ctx.q_shape).requires_grad_()
-                logits = stand_in.view(b, t, h, d).transpose(1, 2) @ k.transpose(-1, -2)
-                (grad_q,) = torch.autograd.grad(logits, stand_in, grad_logits)
-        return grad_q, None, None, None, None, None, grad_gate
-
-
-class MemoryGate(nn.Module):
-    r"""The zero-initialised per-head gate :math:`\tanh(s \cdot g)` and the read of one layer's memory.
-
-    The scale :math:`s` is a learning-rate multiplier in disguise: Adam moves :math:`g` by about
-    the learning rate per step whatever the gradient, so with :math:`s = 1` (LLaMA-Adapter's
-    gate) a gate opens by only ~0.07 in the main job's 120 steps at 1e-3, and the memory barely
-    speaks (measured: mean :math:`|g|` 0.02 after training).
-
-    Args:
-        num_heads (int): query heads of the layer.
-        scale (float): the gate's scale :math:`s`. (default: ``1.0``)
-
-    Shapes:
-        - q: ``(B, T, H * d_h)`` (the query projection's output, before the rotary embedding)
-        - memory keys / values: ``(B, M, H_kv, d_h)``; mask ``(B, M)``; bias ``(B, M)``
-        - output: ``(B, T, H * d_h)``
-    """
-
-    def __init__(self, num_heads: int, scale: float = 1.0, opening: float = 0.0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.opening = opening
-        self.gate = nn.Parameter(torch.full((num_heads,), math.atanh(opening) / scale))
-        self.record: list[Tensor] | None = None  # set by kgpeft.explain to keep the gated attention weights
-
-    def reset_parameters(self) -> None:
-        nn.init.constant_(self.gate, math.atanh(self.opening) / self.scale)
-
-    def forward(self, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None) -> Tensor:
-        b, t, _ = q.shape
-        h, d = self.gate.numel(), keys.size(-1)
-        bias = None if bias is None else bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, M)
-        mask = mask[:, None, None, :]  # (B, 1, 1, M)
-        has_slots = mask.any(-1, keepdim=True).to(q.dtype)  # (B, 1, 1, 1): a sample without slots reads nothing
-        gate = torch.tanh(self.scale * self.gate).to(q.dtype)[None, :, None, None]  # (1, H, 1, 1)
-        # the custom backward gives no gradient to the slots nor to a bias (the fact scorer's, trained jointly)
-        frozen_memory = not (keys.requires_grad or values.requires_grad or (bias is not None and bias.requires_grad))
-        if self.record is None and frozen_memory and torch.is_grad_enabled():
-            out = _GatedRead.apply(q, keys, values, mask, bias, has_slots, gate)  # (B, H, T, d)
-        else:
-            softmax, out = _gated_read(q, keys, values, mask, bias, has_slots, gate)
-            if self.record is not None:  # each slot's share of the heads' output: attention times gate opening
-                self.record.append((softmax * has_slots * gate.abs()).mean(1).detach())  # (B, T, M)
-        return out.transpose(1, 2).reshape(b, t, h * d)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_heads={self.gate.numel()}, scale={self.scale})"
+    positions, embeddings = prefix_positions(memory.mask), {}
+    keys = []
+    for site, k in zip(sites, memory.keys, strict=True):
+        kind = (site.geometry.rotary, site.geometry.layer_type)
+        if kind not in embeddings:
+            embeddings[kind] = site.geometry.position_embeddings(rotary, memory.keys[0], positions)
+        keys.append(site.geometry.rotate(k, embeddings[kind]))
+    return FactMemory(keys, memory.values, memory.mask, memory.bias)
 
 
 def _shared_read(
@@ -308,13 +245,23 @@ def _shared_read(
     i: int,
 ) -> Tensor:
     """Layer ``i``'s change to the attention output ``x`` when its slots share the text's softmax, from the rotated
-    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``."""
+    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``.
+
+    In a sliding-window layer (Gemma-2/3, Mistral) a query reads only the slots a text token at their position
+    would be in its window: ``p - s < window`` for a query at position ``p`` and a slot at ``s``."""
     text = text_keys(site, call, k)
-    mask = text_mask(call.get("attention_mask"), q.size(1), text.size(-2), q.dtype, q.device)
-    scaling = getattr(call["module"], "scaling", site.head_dim**-0.5)
+    t = q.size(1)
+    mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device)
+    slots = memory.mask[:, None, :]  # (B, 1, M)
+    window = site.geometry.sliding_window
+    if window is not None:
+        positions = call.get("position_ids")
+        if positions is None:  # the queries are the last t of the keys
+            positions = torch.arange(text.size(-2) - t, text.size(-2), device=q.device)[None]
+        slots = slots & (positions[..., None] - prefix_positions(memory.mask)[:, None, :] < window)  # (B, T, M)
     opened = torch.tanh(gate.scale * gate.gate)
     change, share = shared_read(
-        q, x, text, mask, memory.keys[i], memory.values[i], memory.mask, memory.bias, opened, scaling
+        q, x, text, mask, memory.keys[i], memory.values[i], slots, memory.bias, opened, site.geometry
     )
     if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
         gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
@@ -353,10 +300,10 @@ def memory_hooks(
         state = context.state
         return None if state is None or not is_active() else state.memory
 
-    def stash(i: int, store: dict[int, Tensor]):
+    def stash(i: int, store: dict[int, Tensor], part):
         def hook(module, args, output):
-            if active_memory() is not None:
-                store[i] = output
+            if active_memory() is not None and not context.reading_positions:
+                store[i] = part(output)
 
         return hook
 
@@ -364,6 +311,7 @@ def memory_hooks(
         def hook(module, args, kwargs):
             if active_memory() is not None:
                 calls[i] = {**kwargs, "module": module}
+                calls[i]["past_keys"] = past_keys(calls[i])
 
         return hook
 
@@ -375,23 +323,28 @@ def memory_hooks(
                 return None
             (x,) = args
             memory = memory.expand_to(x.size(0))
+            q = site.geometry.queries(q, site.num_heads)
+            if site.geometry.position_query is not None:  # DeBERTa: slots at the reader's position
+                with context.positions():
+                    q = q + site.geometry.position_query().to(q.dtype)
             if attentions is not None:
-                q = rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), *call["position_embeddings"])
+                q = site.geometry.rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), call["position_embeddings"])
                 if shared:
                     return (x + _shared_read(site, gate, call, q, k, x, memory, i).to(x.dtype),)
                 q = q.flatten(-2)
-            return (x + gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias).to(x.dtype),)
+            read = gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias, site.geometry)
+            return (x + read.to(x.dtype),)
 
         return hook
 
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
-        handles.append(site.query.register_forward_hook(stash(i, queries)))
+        handles.append(site.query.register_forward_hook(stash(i, queries, site.queries)))
         handles.append(site.output.register_forward_pre_hook(read(i, site, gate)))
         if attentions is not None:
             handles.append(attentions[i].register_forward_pre_hook(attention_call(i), with_kwargs=True))
         if shared:
-            handles.append(site.key.register_forward_hook(stash(i, keys)))
+            handles.append(site.key.register_forward_hook(stash(i, keys, site.keys)))
     return handles
 
 
@@ -423,8 +376,8 @@ class MemoryMode(KnowledgeMode):
         return None
 
     @classmethod
-    def sites(cls, model: nn.Module) -> list[AttentionSite]:
-        return attention_layout(model)
+    def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
+        return attention_layout(model, config.memory_positions)
 
     @classmethod
     def build(
@@ -436,7 +389,6 @@ class MemoryMode(KnowledgeMode):
         tuner.memory_gates[adapter_name] = gates
         attentions = None
         if config.memory_positions == "prefix":
-            rotary_embedding(tuner.base_model)  # refuse a model without one before training
             attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
         shared = config.memory_softmax == "shared"
         return memory_hooks(
@@ -463,5 +415,5 @@ class MemoryMode(KnowledgeMode):
         if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
             memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)
         if config.memory_positions == "prefix":
-            memory = place_as_prefix(memory, rotary_embedding(tuner.base_model))
+            memory = place_as_prefix(memory, rotary_embedding(tuner.base_model), tuner.sites[adapter_name])
         return MemoryState(knowledge.batch_size, memory)

@@ -64,8 +64,9 @@ class KnowledgeMode:
         return None
 
     @classmethod
-    def sites(cls, model: nn.Module) -> list[AttentionSite]:
-        """The attention layers the mode reads in ``model`` (none for modes that read none).
+    def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
+        """The attention layers the mode reads in ``model`` with the adapter's ``config`` (none for modes that read
+        none).
 
         Raises:
             KGPeftError: attention the mode cannot read.

@@ -167,7 +167,7 @@ class KGLoraModel(nn.Module):
         first = self.peft_model is None
         base = self._base if first else self.base_model
         targets = resolve_target_modules(base, config.target_modules)
-        mode.sites(base)  # refuses attention the mode cannot read, before anything is injected
+        mode.sites(base, config)  # refuses attention the mode cannot read, before anything is injected
         lora_config = config.to_lora_config(targets, fan_in_fan_out=targets_conv1d(base, targets))
         with _restored_on_failure(base) if first else nullcontext():
             if first:
@@ -175,7 +175,7 @@ class KGLoraModel(nn.Module):
                     self.peft_model = get_peft_model(base, lora_config, adapter_name=adapter_name)
             else:
                 self.peft_model.add_adapter(adapter_name, lora_config)
-            sites = mode.sites(self.base_model)  # the same layers, their projections now LoRA's
+            sites = mode.sites(self.base_model, config)  # the same layers, their projections now LoRA's
             encoder = self._make_graph_encoder(config) if mode.graph_encoder else None
         if first:
             del self._base

@@ -14,9 +14,9 @@ at zero, so a fresh adapter computes exactly the base model; a sample without no
 nothing, so it gets exactly plain LoRA. Queries and soft-token keys are taken before any
 rotary embedding: the soft tokens carry no position.
 
-Unlike :mod:`kgpeft.tuners.memory` it needs no separate projections: fused ones (GPT-2's
-``c_attn``, GPT-NeoX's ``query_key_value``, Phi-3's ``qkv_proj``) are split as the model splits
-them (:class:`~kgpeft.tuners.sites.AttentionSite`), with the head counts of the model's config
+As in :mod:`kgpeft.tuners.memory`, fused projections (GPT-2's ``c_attn``, GPT-NeoX's
+``query_key_value``, Phi-3's ``qkv_proj``) are split as the model splits them
+(:class:`~kgpeft.tuners.sites.AttentionSite`), with the head counts of the model's config
 (multi-query and grouped-query layouts included).
 """
 
@@ -134,7 +134,7 @@ class PrefixMode(KnowledgeMode):
         return None
 
     @classmethod
-    def sites(cls, model: nn.Module) -> list[AttentionSite]:
+    def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
         return prefix_layout(model)
 
     @classmethod

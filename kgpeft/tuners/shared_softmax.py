@@ -26,32 +26,45 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kgpeft.tuners.geometry import Geometry
 from kgpeft.tuners.sites import AttentionSite
-
-
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """The rotary embedding of ``x (B, n, H, d)`` at the positions of ``cos, sin (B or 1, n, d_rot)``, as Llama
-    applies it (halves rotated; a partial rotary, ``d_rot < d``, leaves the last dimensions as they are)."""
-    cos, sin = cos[:, :, None, :].to(x.dtype), sin[:, :, None, :].to(x.dtype)
-    d_rot = cos.size(-1)
-    x_rot, x_pass = x[..., :d_rot], x[..., d_rot:]
-    half = d_rot // 2
-    turned = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
-    return torch.cat((x_rot * cos + turned * sin, x_pass), dim=-1)
 
 
 def _min(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).min
 
 
+def _cache_layer(call: dict[str, Any]) -> Any:
+    """The attention call's cache layer (``None`` without a cache)."""
+    cache = next((call[k] for k in ("cache", "past_key_values", "layer_past") if call.get(k) is not None), None)
+    layer = getattr(call["module"], "layer_idx", None)
+    if cache is not None and layer is not None and hasattr(cache, "layers") and layer < len(cache.layers):
+        return cache.layers[layer]
+    return None
+
+
+def past_keys(call: dict[str, Any]) -> Tensor | None:
+    """Before the attention call: the keys a sliding-window cache layer holds, which the call reads before its own
+    and then trims to the window; ``None`` for any other layer (its cache keeps every key)."""
+    layer = _cache_layer(call)
+    if layer is None or not getattr(layer, "is_sliding", False) or not getattr(layer, "is_initialized", False):
+        return None
+    return layer.keys if layer.keys.numel() else None
+
+
 def text_keys(site: AttentionSite, call: dict[str, Any], keys: Tensor) -> Tensor:
     """The post-rotary keys ``(B, H_kv, S, d)`` the attention call read: its cache's keys of the layer (this
-    call's appended) when it has one, else this call's keys ``(B, T, H_kv * d)`` rotated to their positions."""
-    cache = call.get("cache", call.get("past_key_values"))
-    layer = getattr(call["module"], "layer_idx", None)
-    if cache is not None and layer is not None and hasattr(cache, "layers"):
-        return cache.layers[layer].keys
-    return rotate(keys.unflatten(-1, (site.num_kv_heads, site.head_dim)), *call["position_embeddings"]).transpose(1, 2)
+    call's appended) when it has one, else this call's keys ``(B, T, H_kv * d)`` (the key projection's output)
+    normalised and rotated to their positions as the layer does, after what a sliding-window cache held before
+    the call (``call["past_keys"]``, from :func:`past_keys`)."""
+    layer, past = _cache_layer(call), call.get("past_keys")
+    if layer is not None:
+        held = 0 if past is None else past.size(-2)
+        if not getattr(layer, "is_sliding", False) or layer.keys.size(-2) == held + keys.size(1):  # none trimmed
+            return layer.keys
+    keys = site.geometry.keys(keys, site.num_kv_heads).unflatten(-1, (site.num_kv_heads, site.head_dim))
+    keys = site.geometry.rotate(keys, call["position_embeddings"]).transpose(1, 2)
+    return keys if past is None else torch.cat([past.to(keys.dtype), keys], dim=-2)
 
 
 def text_mask(mask: Tensor | None, t: int, s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -82,7 +95,7 @@ def shared_read(
     slot_mask: Tensor,
     bias: Tensor | None,
     gate: Tensor,
-    scaling: float,
+    geometry: Geometry,
 ) -> tuple[Tensor, Tensor]:
     """What the slots change in the attention's output (see the module's docstring).
 
@@ -90,23 +103,24 @@ def shared_read(
         q: rotated queries ``(B, T, H, d)``.
         attended: the attention's output over the text ``(B, T, H * d)`` (the output projection's input).
         keys: the text's rotated keys ``(B, H_kv, S, d)``; mask: from :func:`text_mask`.
-        memory_keys, memory_values: the slots ``(B, M, H_kv, d)`` (keys placed as a prefix); slot_mask ``(B, M)``.
-        bias: ``(B, M)`` or ``None``; gate: ``(H,)``, the opened gate :math:`\\tanh(s_g g)`; scaling: the
-            attention's.
+        memory_keys, memory_values: the slots ``(B, M, H_kv, d)`` (keys placed as a prefix); slot_mask ``(B, T or 1,
+            M)``, the slots each query reads.
+        bias: ``(B, M)`` or ``None``; gate: ``(H,)``, the opened gate :math:`\\tanh(s_g g)`; geometry: the
+            attention's scale and soft cap of scores.
 
     Returns:
         The change ``(B, T, H * d)``, and each slot's share of the joint softmax ``(B, H, T, M)``.
     """
     b, t, h, d = q.shape
     q = q.transpose(1, 2)  # (B, H, T, d)
-    lse_text = torch.logsumexp(q @ _heads(keys.to(q.dtype), h).transpose(-1, -2) * scaling + mask, dim=-1)
+    lse_text = torch.logsumexp(geometry.scores(q, _heads(keys.to(q.dtype), h)) + mask, dim=-1)
     mk, mv = (_heads(x.to(q.dtype).transpose(1, 2), h) for x in (memory_keys, memory_values))  # (B, H, M, d)
-    logits = q @ mk.transpose(-1, -2) * scaling  # (B, H, T, M)
+    logits = geometry.scores(q, mk)  # (B, H, T, M)
     if bias is not None:
         logits = logits + bias.to(q.dtype)[:, None, None, :]
-    logits = logits.masked_fill(~slot_mask[:, None, None, :], _min(q.dtype))
+    logits = logits.masked_fill(~slot_mask[:, None], _min(q.dtype))
     share = torch.sigmoid(torch.logsumexp(logits, dim=-1) - lse_text)  # (B, H, T): the slots' part of the softmax
-    share = share * slot_mask.any(-1).to(q.dtype)[:, None, None]  # a sample without slots: exactly nothing
+    share = share * slot_mask.any(-1).to(q.dtype)[:, None]  # a query without slots to read: exactly nothing
     softmax = torch.softmax(logits, dim=-1)
     text = attended.view(b, t, h, d).transpose(1, 2)
     change = gate.to(q.dtype)[None, :, None, None] * share[..., None] * (softmax @ mv - text)

@@ -14,6 +14,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
+from kgpeft.tuners.geometry import Geometry, attention_geometry
+
 
 @dataclass(frozen=True)
 class Family:
@@ -40,7 +42,7 @@ class Family:
     fused: tuple[str, str, str] | None = None
 
 
-#: The separate query/key/value/output projections of the Llama family (what memory mode reads).
+#: The separate query/key/value/output projections of the Llama family.
 QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
 _OUT_PROJ = ("q_proj", "k_proj", "v_proj", "out_proj")
 _GPT2 = ("attn.c_attn", "attn.c_proj")
@@ -129,7 +131,7 @@ class AttentionSite:
     """One self-attention layer: where its queries come from, how it projects keys and values, where a read enters.
 
     ``paths`` names the (query, key, value, output) projections inside the attention module
-    (``(fused, fused, fused, output)`` for a fused one).
+    (``(fused, fused, fused, output)`` for a fused one); ``geometry`` says how the layer scores its keys.
     """
 
     name: str
@@ -143,6 +145,7 @@ class AttentionSite:
     head_dim: int
     width: int  # the width of the layer input
     paths: tuple[str, str, str, str]
+    geometry: Geometry
 
     def _groups(self, output: Tensor) -> Tensor:
         """A ``"groups"`` projection's output as ``(..., H_kv, H / H_kv + 2, d_h)``: queries, key, value per group."""
@@ -157,17 +160,21 @@ class AttentionSite:
             output = self._groups(output)[..., :-2, :].flatten(-3)
         return output.contiguous()
 
+    def keys(self, output: Tensor) -> Tensor:
+        """``(B, T, H_kv * d_h)`` keys from the key projection's output."""
+        return output if self.layout is None else self.split_keys_values(output)[0]
+
+    def split_keys_values(self, output: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values ``(..., H_kv * d_h)`` from a fused projection's output."""
+        if self.layout == "blocks":
+            return output[..., self.num_heads * self.head_dim :].split(self.num_kv_heads * self.head_dim, dim=-1)
+        groups = self._groups(output)
+        return groups[..., -2, :].flatten(-2), groups[..., -1, :].flatten(-2)
+
     def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values ``(B, m, H_kv, d_h)`` of the layer inputs ``x (B, m, width)``."""
-        h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        if self.layout is None:
-            k, v = self.key(x), self.value(x)
-        elif self.layout == "blocks":
-            k, v = self.key(x)[..., h * d :].split(kv * d, dim=-1)
-        else:
-            groups = self._groups(self.key(x))
-            return groups[..., -2, :], groups[..., -1, :]
-        return k.unflatten(-1, (kv, d)), v.unflatten(-1, (kv, d))
+        k, v = (self.key(x), self.value(x)) if self.layout is None else self.split_keys_values(self.key(x))
+        return k.unflatten(-1, (self.num_kv_heads, self.head_dim)), v.unflatten(-1, (self.num_kv_heads, self.head_dim))
 
 
 def _head_dim(model: nn.Module, *modules: nn.Module) -> int | None:
@@ -186,9 +193,11 @@ def _site(model: nn.Module, name: str, attn: nn.Module, mode: str, error: type[E
         q, k, v, o = (_find(attn, p) for p in paths)
         if None in (q, k, v, o):
             continue
-        d = _head_dim(model, attn, _find(attn, paths[0].rpartition(".")[0]) or attn)
+        inner = _find(attn, paths[0].rpartition(".")[0]) or attn
+        d = _head_dim(model, attn, inner)
         (width, q_out), k_out = _features(q), _features(k)[1]
-        return AttentionSite(name, q, o, k, v, None, q_out // d, k_out // d, d, width, paths)
+        geometry = attention_geometry(model, attn, inner, d)
+        return AttentionSite(name, q, o, k, v, None, q_out // d, k_out // d, d, width, paths, geometry)
     config = model.config
     fused = _FUSED_BY_TYPE.get(getattr(config, "model_type", None))
     if fused is None:
@@ -214,7 +223,10 @@ def _site(model: nn.Module, name: str, attn: nn.Module, mode: str, error: type[E
             f"knowledge_mode={mode!r} reads at the input of {where}.{o_path}`, which BLOOM skips with "
             "`slow_but_exact=True` and `pretraining_tp > 1`; set `slow_but_exact=False` in the model's config."
         )
-    return AttentionSite(name, qkv, o, qkv, None, layout, heads, kv, d, width, (qkv_path, qkv_path, qkv_path, o_path))
+    paths = (qkv_path, qkv_path, qkv_path, o_path)
+    return AttentionSite(
+        name, qkv, o, qkv, None, layout, heads, kv, d, width, paths, attention_geometry(model, attn, attn, d)
+    )
 
 
 def attention_sites(model: nn.Module, mode: str, error: type[Exception]) -> list[AttentionSite]:

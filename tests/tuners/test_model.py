@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 import torch
-from tiny_models import ARCHITECTURES, build_model, make_inputs, make_knowledge
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, ElectraConfig, GPTJConfig, MptConfig
+from tiny_models import ARCHITECTURES, MORE_ARCHITECTURES, build_model, make_inputs, make_knowledge
+from transformers import AutoModelForCausalLM, MptConfig
 
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.model import KGPeftModel, get_kg_peft_model
@@ -135,24 +135,6 @@ def test_the_tuner_runs_through_peft_with_the_context(kg, tokenizer):
     assert torch.equal(fused[:, 0], plain[:, 0]), "the first token sees no linked token"
 
 
-def _gptj():
-    return build_model(
-        GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, vocab_size=64, n_positions=64), AutoModelForCausalLM
-    )
-
-
-def _electra():
-    config = ElectraConfig(
-        embedding_size=32,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        vocab_size=64,
-    )
-    return build_model(config, AutoModelForSequenceClassification)
-
-
 def _mpt():
     return build_model(
         MptConfig(d_model=32, n_heads=4, n_layers=2, vocab_size=64, max_seq_len=64), AutoModelForCausalLM
@@ -160,7 +142,7 @@ def _mpt():
 
 
 def _arch(name):
-    return lambda: build_model(*next(a for a in ARCHITECTURES if a[0] == name)[1:])
+    return lambda: build_model(*next(a for a in ARCHITECTURES + MORE_ARCHITECTURES if a[0] == name)[1:])
 
 
 def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
@@ -170,9 +152,25 @@ def _small_vocabulary_llama():  # fewer token ids than the tiny tokenizer gives
 
 # (model, adapter config, tokenizer given, the refusal): each refused after the model was touched, before the fix
 REFUSALS = {
-    "memory-gptj": (_gptj, {"knowledge_mode": "memory"}, True, (FactMemoryError, "q_proj/k_proj/v_proj/o_proj")),
-    "memory-phi3": (_arch("phi3"), {"knowledge_mode": "memory"}, True, (FactMemoryError, "Phi3ForCausalLM has none")),
-    "memory-electra": (_electra, {"knowledge_mode": "memory"}, True, (FactMemoryError, "ElectraForSequence")),
+    "memory-deberta-prefix": (
+        _arch("deberta_v2"),
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
+        True,
+        (FactMemoryError, "DebertaV2ForSequenceClassification has none"),
+    ),
+    "memory-bloom-prefix": (
+        _arch("bloom"),
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
+        True,
+        (FactMemoryError, "places its keys with ALiBi"),
+    ),
+    # refused by the model (no rotary embedding to place slots with), not by its projection names
+    "memory-electra-prefix": (
+        _arch("electra"),
+        {"knowledge_mode": "memory", "memory_positions": "prefix"},
+        True,
+        (FactMemoryError, "ElectraForSequenceClassification has none"),
+    ),
     "prefix-mpt": (_mpt, {"knowledge_mode": "prefix"}, True, (PrefixError, "none of MptForCausalLM's modules")),
     "text-without-tokenizer": (_arch("llama"), {"node_features": "text"}, False, (ValueError, "pass `tokenizer=`")),
     "kge-without-embeddings": (_arch("llama"), {"node_features": "kge"}, True, (ValueError, "needs KG embeddings")),
