@@ -32,6 +32,7 @@ embedding (:mod:`kgpeft.tuners.geometry`). In an encoder every token reads the s
 
 from __future__ import annotations
 
+import inspect
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -377,7 +378,14 @@ class MemoryMode(KnowledgeMode):
 
     @classmethod
     def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
-        return attention_layout(model, config.memory_positions)
+        sites = attention_layout(model, config.memory_positions)
+        encoder = _fact_encoder(model)
+        if config.memory_facts_together and "position_ids" not in inspect.signature(encoder.forward).parameters:
+            raise FactMemoryError(
+                f"`memory_facts_together` encodes a sample's facts as one text, each after the previous one's "
+                f"positions, and {type(encoder).__name__} takes no `position_ids`; set memory_facts_together=False."
+            )
+        return sites
 
     @classmethod
     def build(

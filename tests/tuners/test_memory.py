@@ -195,6 +195,7 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
             r"rotary position embedding, and BertForSequenceClassification has none",
         ),
         ("electra", {"memory_positions": "prefix"}, "ElectraForSequenceClassification has none"),
+        ("t5", {"memory_facts_together": True}, "T5Stack takes no `position_ids`"),
     ],
 )
 def test_refusals_name_what_is_missing(name, settings, message, kg, tokenizer):
