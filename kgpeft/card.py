@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kgpeft.checkpoint import CONFIG_NAME, read_adapter_config
+from kgpeft.checkpoint import CONFIG_NAME, SCORER_NAME, STAGED_SCORER_NAME, read_adapter_config
 
 CARD_NAME = "README.md"
 # The card's own keys, with what they hold (KGPeftModel.card); other keys are shown as they are.
@@ -63,6 +63,12 @@ def adapter_info(path: str | Path) -> dict[str, Any]:
             for name, values in meta["adapters"].items()
         },
         "task": card.pop("task", None),
+        "answering": meta["answering"].to_dict() if meta["answering"] is not None else None,
+        "fact_scorers": {
+            role: name
+            for role, name in (("joint", SCORER_NAME), ("staged", STAGED_SCORER_NAME))
+            if name in meta["sha256"]
+        },
         "training": card.pop("training", {}),
         "results": card.pop("results", {}),
         **({"other": card} if card else {}),
@@ -108,6 +114,7 @@ def render_card(info: dict[str, Any]) -> str:
         targets = ", ".join(targets) if isinstance(targets, list) else targets
         cells = [str(values.get(k, "-")) for k in _ADAPTER_KEYS]
         lines.append(f"| {name}{' (active)' if name == active else ''} | " + " | ".join(cells) + f" | {targets} |")
+    lines += _answering_lines(info)
     lines += ["", "## Training", ""]
     lines += [f"- {k}: {v}" for k, v in info["training"].items()] or ["Not recorded."]
     lines += ["", "## Evaluation", ""]
@@ -142,6 +149,22 @@ def render_card(info: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _answering_lines(info: dict[str, Any]) -> list[str]:
+    """The card's section on how the adapter builds a question's knowledge: its fact scorers and settings."""
+    lines = ["", "## Knowledge of a question", ""]
+    scorers = {
+        "joint": "picks the memory facts of each batch (trained with the adapter)",
+        "staged": "ranks each question's facts before the adapter reads them (trained before it)",
+    }
+    lines += [f"- fact scorer `{name}`: {scorers[role]}" for role, name in info.get("fact_scorers", {}).items()]
+    answering = info.get("answering")
+    if answering is None:
+        return [*lines, "Settings not recorded (saved outside a job): give `kgpeft predict` the job's `--config`."]
+    settings = {**answering["retrieval"], **{k: v for k, v in answering.items() if k != "retrieval"}}
+    lines += [f"- {k}: {v}" for k, v in settings.items()]
+    return [*lines, "", f'Answer with `kgpeft predict --adapter {info["path"]} --kg KG "question"` (no job config).']
 
 
 def _versions(versions: dict[str, str]) -> str:

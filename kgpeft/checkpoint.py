@@ -27,9 +27,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from kgpeft import __version__
-from kgpeft.configuration import dataclass_from_dict, is_int, read_json
+from kgpeft.configuration import check_field_types, dataclass_from_dict, is_int, read_json
 from kgpeft.errors import KGFileNotFoundError, KGPeftError, PathNameError
 from kgpeft.io import file_sha256
+from kgpeft.retrieval.config import RetrievalConfig
+from kgpeft.tasks.types import TASK_TYPES
 from kgpeft.utils import check_name
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ WEIGHTS_NAME = "kgpeft_model.safetensors"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 #: The fact scorer a ``memory`` adapter trained with (``FactScorerConfig.training: joint``), beside its weights.
 SCORER_NAME = "fact_scorer.safetensors"
+#: The fact scorer that ranked an adapter's facts before its job trained it (``selection.training: staged``).
+STAGED_SCORER_NAME = "staged_fact_scorer.safetensors"
 #: What the trainer writes beside each adapter it saves (kgpeft.training.checkpoints).
 TRAINER_STATE_NAME = "trainer_state.json"
 # Bumped when a saved checkpoint stops being readable by older kgpeft versions.
@@ -48,12 +52,60 @@ FORMAT_VERSION = 1
 LIBRARIES = ("kgpeft", "torch", "transformers", "peft", "torch-geometric", "accelerate", "safetensors")
 #: The files of a kgpeft adapter folder: ours, peft's (with its model card) and the trainer's state.
 ADAPTER_FILES = frozenset(
-    {CONFIG_NAME, WEIGHTS_NAME, PEFT_WEIGHTS_NAME, SCORER_NAME, "adapter_config.json", "README.md", TRAINER_STATE_NAME}
+    {
+        CONFIG_NAME,
+        WEIGHTS_NAME,
+        PEFT_WEIGHTS_NAME,
+        SCORER_NAME,
+        STAGED_SCORER_NAME,
+        "adapter_config.json",
+        "README.md",
+        TRAINER_STATE_NAME,
+    }
 )
+#: How an adapter's facts are ordered before the first ``num_facts`` / ``memory_facts`` are taken.
+FACT_RANKINGS = ("retrieval", "staged")
 
 
 class CheckpointError(KGPeftError, ValueError):
     """A checkpoint is unreadable or does not fit the base model or the KG."""
+
+
+@dataclass
+class AnswerSettings:
+    """How the job that trained an adapter built a question's knowledge and answered it (``answering`` in
+    ``kgpeft_config.json``), so that the adapter folder alone answers as the job did
+    (:func:`kgpeft.pipeline.answer.predict`)."""
+
+    task: str = field(metadata={"help": "The job's task: a name of kgpeft.tasks.TASKS, or the task file it read."})
+    task_type: str = field(metadata={"help": "The job's task type (kgpeft.tasks.TASK_TYPES)."})
+    retrieval: RetrievalConfig = field(
+        metadata={"help": "Linking, retrieval and fact format; num_facts, memory_facts and max_fact_tokens the job's."}
+    )
+    max_length: int = field(metadata={"help": "The job's token budget of a row (budgets.json)."})
+    max_new_tokens: int = field(metadata={"help": "Generated tokens per answer."})
+    batch_size: int = field(metadata={"help": "Rows per evaluation batch (per_device_eval_batch_size)."})
+    seed: int = field(metadata={"help": "The retrieval sampling seed."})
+    fact_ranking: str = field(
+        default="retrieval",
+        metadata={
+            "help": "`staged`: facts ranked by the staged scorer saved beside (STAGED_SCORER_NAME); else as retrieved."
+        },
+    )
+    num_labels: int | None = field(default=None, metadata={"help": "Classes, for a classification task."})
+
+    def __post_init__(self) -> None:
+        check_field_types(self, CheckpointError)
+        if self.task_type not in TASK_TYPES:
+            raise CheckpointError(f"`task_type` should be one of {tuple(TASK_TYPES)}, got {self.task_type!r}.")
+        if self.fact_ranking not in FACT_RANKINGS:
+            raise CheckpointError(f"`fact_ranking` should be one of {FACT_RANKINGS}, got {self.fact_ranking!r}.")
+        for name in ("max_length", "max_new_tokens", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise CheckpointError(f"`{name}` should be a positive integer, got {getattr(self, name)!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -78,6 +130,10 @@ class CheckpointMeta:
     )
     versions: dict[str, str] = field(
         default_factory=dict, metadata={"help": "The versions of Python and the libraries that saved it."}
+    )
+    answering: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "The AnswerSettings of the job that trained it; empty when saved outside a job."},
     )
 
 
@@ -157,6 +213,7 @@ def write_checkpoint_config(
     target_modules: dict[str, list[str] | str],
     digests: dict[str, str] | None = None,
     card: dict[str, Any] | None = None,
+    answering: AnswerSettings | None = None,
 ) -> None:
     """Write ``kgpeft_config.json`` into ``folder``.
 
@@ -170,6 +227,7 @@ def write_checkpoint_config(
         digests (dict, optional): ``{file: sha256}`` of the weight files (:func:`weight_digests`),
             checked on loading.
         card (dict, optional): what the adapter card shows beyond these (see :mod:`kgpeft.card`).
+        answering (AnswerSettings, optional): how the job that trained the adapters answered.
     """
     meta = {
         "format_version": FORMAT_VERSION,
@@ -183,6 +241,7 @@ def write_checkpoint_config(
         "sha256": digests or {},
         "card": card or {},
         "versions": library_versions(),
+        "answering": answering.to_dict() if answering is not None else {},
     }
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -196,7 +255,8 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
     by a newer kgpeft: then it is ignored with a warning.
 
     Returns:
-        dict: the :class:`CheckpointMeta` fields, defaults filled in.
+        dict: the :class:`CheckpointMeta` fields, defaults filled in; ``answering`` read into an
+        :class:`AnswerSettings` (``None`` for adapters saved outside a job or before kgpeft kept it).
 
     Raises:
         KGFileNotFoundError: ``path`` holds no ``kgpeft_config.json``.
@@ -228,7 +288,16 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
         meta = {k: v for k, v in meta.items() if k in known}
     checked = dataclasses.asdict(dataclass_from_dict(CheckpointMeta, meta, str(file), CheckpointError))
     _check_entries(checked, file)
+    checked["answering"] = read_answer_settings(checked["answering"], file) if checked["answering"] else None
     return checked
+
+
+def read_answer_settings(values: dict[str, Any], file: Path) -> AnswerSettings:
+    """The ``answering`` entry of the checkpoint config ``file``, checked; errors name the file and the key."""
+    try:
+        return dataclass_from_dict(AnswerSettings, values, "`answering`", CheckpointError)
+    except CheckpointError as e:
+        raise CheckpointError(f"{file}: {e}") from None
 
 
 def written_by_newer_kgpeft(meta: dict[str, Any], file: Path) -> bool:

@@ -27,7 +27,9 @@ from kgpeft.checkpoint import (
     CONFIG_NAME,
     PEFT_WEIGHTS_NAME,
     SCORER_NAME,
+    STAGED_SCORER_NAME,
     WEIGHTS_NAME,
+    AnswerSettings,
     CheckpointError,
     base_model_signature,
     check_adapter_name,
@@ -86,6 +88,20 @@ class KGPeftModel(nn.Module):
         self.card: dict[str, Any] = {}
         self._adapters_enabled = True  # False inside disable_adapter()
         self.fact_scorer: FactScorer | None = None  # picks the memory facts per batch (attach_fact_scorer)
+        self.set_answering(None)
+
+    def set_answering(self, settings: AnswerSettings | None, staged_scorer: FactScorer | None = None) -> None:
+        """Save with the adapter how its job built each question's knowledge and answered (``settings``), and
+        the staged fact scorer that ranked the facts (``settings.fact_ranking == "staged"``), so that the
+        adapter folder alone answers as the job did (:func:`kgpeft.pipeline.answer.predict`).
+
+        The staged scorer is held outside the module tree: it is no part of the model's parameters, state
+        dict or trainable count (a jointly trained one, :meth:`attach_fact_scorer`, is).
+        """
+        if settings is not None and (settings.fact_ranking == "staged") != (staged_scorer is not None):
+            raise ValueError("Pass `staged_scorer` exactly when `settings.fact_ranking` is 'staged'.")
+        self.answering = settings
+        object.__setattr__(self, "staged_scorer", staged_scorer)
 
     def attach_fact_scorer(self, scorer: FactScorer) -> None:
         """Train ``scorer`` with the adapter and let it pick each batch's memory facts from ``knowledge.candidates``.
@@ -282,6 +298,8 @@ class KGPeftModel(nn.Module):
             save_file(knowledge, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             if self.fact_scorer is not None:
                 save_fact_scorer(self.fact_scorer, self.fact_scorer.config, self.kg, tmp / SCORER_NAME)
+            if self.staged_scorer is not None:
+                save_fact_scorer(self.staged_scorer, self.staged_scorer.config, self.kg, tmp / STAGED_SCORER_NAME)
             write_checkpoint_config(
                 tmp,
                 self.kg,
@@ -291,6 +309,7 @@ class KGPeftModel(nn.Module):
                 self.target_modules,
                 digests=weight_digests(tmp),
                 card=self._card_data(),
+                answering=self.answering,
             )
             write_card(tmp, location=target)
 
@@ -374,23 +393,28 @@ class KGPeftModel(nn.Module):
                 )
         self.load_knowledge_state_dict(knowledge, source=path / WEIGHTS_NAME)
         if (path / SCORER_NAME).is_file():
-            self._load_fact_scorer(path / SCORER_NAME, load, tokenizer)
+            self.attach_fact_scorer(self._load_fact_scorer(path / SCORER_NAME, load, tokenizer))
+        answering = meta["answering"]
+        staged = None
+        if answering is not None and answering.fact_ranking == "staged":
+            staged = self._load_fact_scorer(path / STAGED_SCORER_NAME, load, tokenizer)
+        self.set_answering(answering, staged)
         self.set_adapter(meta["active_adapter"] or first)
         if not is_trainable:
             self.eval()
             self.requires_grad_(False)
         return self
 
-    def _load_fact_scorer(self, file: Path, check: Any, tokenizer) -> None:
-        """Attach the fact scorer saved with the adapter, its bytes checked first (``check``: the digest check)."""
+    def _load_fact_scorer(self, file: Path, check: Any, tokenizer) -> FactScorer:
+        """The fact scorer saved with the adapter, its bytes checked first (``check``: the digest check)."""
         if tokenizer is None:
             raise CheckpointError(
                 f"{file}: the adapter was trained with a fact scorer, which needs the base model's "
                 "tokenizer to read entity labels; pass `tokenizer=` to from_pretrained."
             )
         check(file)
-        self.attach_fact_scorer(load_fact_scorer(file, self.kg, tokenizer, self.base_model.get_input_embeddings()))
-        self.fact_scorer.to(self.base_model.get_input_embeddings().weight.device)
+        embedding = self.base_model.get_input_embeddings()
+        return load_fact_scorer(file, self.kg, tokenizer, embedding).to(embedding.weight.device)
 
 
 # The adapter settings that size its tensors, named when a saved tensor does not fit them.

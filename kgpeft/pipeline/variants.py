@@ -18,6 +18,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from kgpeft.model import KGPeftModel, get_kg_peft_model
+from kgpeft.pipeline.answer import answer_settings
 from kgpeft.training.checkpoints import ADAPTER_FOLDERS
 from kgpeft.tuners.modes import KNOWLEDGE_MODES
 from kgpeft.tuners.targets import resolve_target_modules
@@ -106,7 +107,10 @@ class KGLoraKind(VariantKind):
     def build(self, job: Job, variant: Variant) -> nn.Module:
         torch.manual_seed(job.config.seed)  # the same initial adapter whichever variants ran before
         adapter = job.config.variant_adapter(variant)
-        return get_kg_peft_model(copy.deepcopy(job.base), adapter, job.kg, job.tokenizer)
+        model = get_kg_peft_model(copy.deepcopy(job.base), adapter, job.kg, job.tokenizer)
+        settings = answer_settings(job, variant)  # saved with every adapter its training writes
+        model.set_answering(settings, job.scorer if settings.fact_ranking == "staged" else None)
+        return model
 
     def load(self, job: Job, adapter_dir: Path) -> nn.Module:
         return KGPeftModel.from_pretrained(copy.deepcopy(job.base), adapter_dir, job.kg, tokenizer=job.tokenizer)

@@ -1,17 +1,23 @@
 """The pipeline directly: a job's variants and controls on a tiny model, KG and task written by the test."""
 
 import json
+import shutil
 import sys
 import warnings
 
 import pytest
 import torch
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from kgpeft.checkpoint import library_versions
+from kgpeft import KGPeftModel
+from kgpeft.card import adapter_info
+from kgpeft.checkpoint import STAGED_SCORER_NAME, CheckpointError, library_versions
 from kgpeft.data import DataError
-from kgpeft.errors import OutputPathError
+from kgpeft.datasets import load_kg
+from kgpeft.errors import KGFileNotFoundError, OutputPathError
 from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant, prepare, run, train_variant
+from kgpeft.pipeline.answer import predict
 from kgpeft.pipeline.run import VariantResult
 from kgpeft.pipeline.train import build_model as build_variant_model
 from kgpeft.training.checkpoints import LOCK_NAME
@@ -332,3 +338,69 @@ def test_scorer_training_is_checked(files, tmp_path):
         _config(files, tmp_path, variants=[{"name": "l", "adapter": "lora", "scorer_training": "joint"}])
     with pytest.raises(JobConfigError, match="needs a `selection:` section"):
         _config(files, tmp_path, selection=None, variants=[{"name": "m", "scorer_training": "joint"}])
+
+
+@pytest.fixture(scope="module")
+def shared(files, tmp_path_factory):
+    """A job's KG-LoRA variants (facts ranked by the staged scorer; picked by a joint one), run, and only their
+    adapter folders copied elsewhere."""
+    tmp = tmp_path_factory.mktemp("shared")
+    variants = [{"name": "staged", "adapter": "kg-lora"}, {"name": "joint", "scorer_training": "joint"}]
+    config = _config(files, tmp, variants=variants, controls=["correct"])
+    job = prepare(config)
+    results = run(config, job=job, plot=False)
+    for variant in config.variants:
+        shutil.copytree(tmp / "run" / variant.name / "adapter", tmp / "elsewhere" / variant.name)
+    shutil.rmtree(tmp / "run")
+    return job, results, tmp / "elsewhere"
+
+
+def _load_alone(files, folder):
+    """The adapter in ``folder`` on a freshly loaded base model and KG: nothing of the job's."""
+    tokenizer = AutoTokenizer.from_pretrained(files / "model")
+    base = AutoModelForCausalLM.from_pretrained(files / "model")
+    return KGPeftModel.from_pretrained(base, folder, load_kg(str(files / "kg.tsv")), tokenizer=tokenizer), tokenizer
+
+
+def test_an_adapter_folder_alone_gives_the_jobs_predictions(files, shared):
+    job, results, elsewhere = shared
+    texts = [e.text for e in job.splits["test"]]
+    for variant, result in zip(job.config.variants, results.variants, strict=True):
+        model, tokenizer = _load_alone(files, elsewhere / variant.name)
+        assert model.answering.fact_ranking == ("staged" if variant.name == "staged" else "retrieval")
+        assert (model.staged_scorer is not None) == (variant.name == "staged") != (model.fact_scorer is not None)
+        data, predictions = predict(model, texts, tokenizer)
+        assert predictions == result.metrics["correct"]["predictions"], variant.name
+        expected = job.dataset("test", variant, with_target=False)
+        assert data.features == expected.features, "the same knowledge"
+        assert data.fact_ranking == expected.fact_ranking, "ranked by the same staged scorer (none: as retrieved)"
+    info = adapter_info(elsewhere / "staged")
+    assert info["answering"]["retrieval"]["memory_facts"] == 2 and info["answering"]["fact_ranking"] == "staged"
+    card = (elsewhere / "staged" / "README.md").read_text()
+    assert "staged_fact_scorer.safetensors" in card and "memory_facts: 2" in card, "the card lists both"
+
+
+def test_a_changed_scorer_or_answering_setting_is_refused_by_name(files, shared, tmp_path):
+    _, _, elsewhere = shared
+    folder = shutil.copytree(elsewhere / "staged", tmp_path / "a")
+    scorer = folder / STAGED_SCORER_NAME
+    scorer.write_bytes(scorer.read_bytes()[:-1] + b" ")
+    with pytest.raises(CheckpointError, match=f"{scorer}.*changed after saving"):
+        _load_alone(files, folder)
+    scorer.unlink()
+    with pytest.raises(KGFileNotFoundError, match=str(scorer)):
+        _load_alone(files, folder)
+    config_file = shutil.copytree(elsewhere / "staged", tmp_path / "b") / "kgpeft_config.json"
+    meta = json.loads(config_file.read_text())
+    for change, key in [
+        ({"max_node": 3}, "max_node"),
+        ({"max_nodes": "3"}, "max_nodes"),
+        ({"num_neighbors": [0]}, "num_neighbors"),
+    ]:
+        answering = {**meta["answering"], "retrieval": {**meta["answering"]["retrieval"], **change}}
+        config_file.write_text(json.dumps({**meta, "answering": answering}))
+        with pytest.raises(CheckpointError, match=f"{config_file}.*{key}"):
+            _load_alone(files, config_file.parent)
+    config_file.write_text(json.dumps({**meta, "answering": {**meta["answering"], "fact_ranking": "best"}}))
+    with pytest.raises(CheckpointError, match=f"{config_file}.*`fact_ranking` should be one of"):
+        _load_alone(files, config_file.parent)
