@@ -5,28 +5,32 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from kgpeft.card import adapter_info, render_card
+from kgpeft.checkpoint import CONFIG_NAME, read_adapter_config
 from kgpeft.cli.link import LinkConfig, check_utf8, link_parts, show_link, texts_of
 from kgpeft.configuration import ConfigError
+from kgpeft.datasets import load_kg
 from kgpeft.explain import explain, plot_explanation
 from kgpeft.inference import generate_texts, predict_classes
+from kgpeft.model import KGPeftModel
 from kgpeft.pipeline import (
     Job,
     JobConfig,
     Variant,
     evaluate_variant,
+    load_base_model,
     load_variant_model,
     prepare,
     run,
     train_job,
 )
+from kgpeft.pipeline.answer import as_examples, predict
 from kgpeft.pipeline.job import hold_output_dir
-from kgpeft.tasks import TASKS, TaskExample
 from kgpeft.utils import ensure_writable
 
 DEMO_SENTENCES = [
@@ -139,28 +143,62 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({args.split: metrics}, indent=2))
 
 
-def _free_text_examples(config: JobConfig, texts: Sequence[str], **fields) -> list[TaskExample]:
-    """A user's texts as examples: read through the task's templates where it has them, so that
-    a question is linked at its subject only, as the training examples were."""
-    task = TASKS.get(config.task)
-    return [task.example(t, **fields) if task is not None else TaskExample(t, **fields) for t in texts]
-
-
 def cmd_predict(args: argparse.Namespace) -> None:
+    if args.config is None:
+        model, tokenizer = _adapter_alone(args)
+        texts = texts_of(args)
+        dataset, outputs = predict(model, texts, tokenizer)
+        return _show_predictions(args, texts, dataset, outputs)
+    if args.kg is not None or args.model is not None:
+        raise ConfigError("--kg and --model go without --config: the job's config names its KG and base model.")
     config = job_config(args)
     variant = _variant(config, args.variant)
     texts = texts_of(args)
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
-    rows = _free_text_examples(config, texts, label=0)
+    rows = as_examples(config.task, texts, label=0)
     classify = config.task_kind.classifier
     dataset = job.dataset("test", variant, with_target=classify, examples=rows)
     if classify:
         outputs = [str(c) for c in predict_classes(model, dataset).tolist()]
     else:
         outputs = generate_texts(model, dataset, max_new_tokens=config.max_new_tokens)
-    kg = job.kg
+    _show_predictions(args, texts, dataset, outputs)
+
+
+def _adapter_alone(args: argparse.Namespace) -> tuple[KGPeftModel, Any]:
+    """``--adapter`` on its base model (``--model``, or the one its card names) and ``--kg``, with no job config."""
+    if args.kg is None:
+        raise ConfigError("--kg: give the KG the adapter reads (or the job's --config).")
+    if args.variant is not None:
+        raise ConfigError("--variant names a variant of a job's --config; without one, --adapter is the adapter.")
+    adapter = _adapter_dir(args)
+    meta = read_adapter_config(adapter)
+    settings = meta["answering"]
+    if settings is None:
+        raise ConfigError(
+            f"--adapter: {adapter / CONFIG_NAME} holds no `answering` settings (saved outside a job, or by an older "
+            "kgpeft); pass the job's --config."
+        )
+    name = args.model or meta["card"].get("base_model")
+    if not isinstance(name, str):
+        raise ConfigError(f"--model: {adapter / CONFIG_NAME} names no base model (`card.base_model`); pass --model.")
+    config = JobConfig(
+        model=name,
+        task_type=settings.task_type,
+        num_labels=settings.num_labels,
+        seed=settings.seed,
+        variants=[Variant("base", adapter="none")],  # a job of the base model alone: nothing else is checked
+    )
+    base, tokenizer = load_base_model(config)
+    kg = load_kg(args.kg)
+    return KGPeftModel.from_pretrained(base, adapter, kg, tokenizer=tokenizer), tokenizer
+
+
+def _show_predictions(args: argparse.Namespace, texts: list[str], dataset: Any, outputs: list) -> None:
+    """Each text with its linked entities, its first ``--max-facts`` facts and the model's answer."""
+    kg = dataset.kg
     for i, (text, output) in enumerate(zip(texts, outputs, strict=True)):
         print(f"\n{text}")
         for m in dataset.mentions[i]:
@@ -186,7 +224,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     adapter = _adapter_dir(args)
     job = prepare(config, train_scorer=False)
     model = load_variant_model(job, variant, adapter)
-    dataset = job.dataset("test", variant, with_target=False, examples=_free_text_examples(config, texts, answer=""))
+    dataset = job.dataset("test", variant, with_target=False, examples=as_examples(config.task, texts, answer=""))
     explanations = explain(model, dataset, answers=args.answer, scorer=job.scorer, max_new_tokens=config.max_new_tokens)
     if args.plot is not None:
         for i, e in enumerate(explanations):

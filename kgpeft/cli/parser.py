@@ -159,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("explain", "cmd_explain", "which nodes and facts drove the answer: leave-one-out, gradients, attention"),
     ]:
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
+        if name == "predict":  # an adapter a job saved answers alone, from the settings saved with it
+            p.add_argument("--config", type=Path, help="the job's YAML config (default: the adapter's own settings)")
+            p.add_argument("--kg", help="without --config: the KG the adapter reads (dataset name, KG folder or file)")
+            p.add_argument("--model", help="without --config: the base model (default: the one the adapter names)")
+        else:
+            p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")
         p.add_argument("--seed", type=int, help="replace the config's seed")
         p.add_argument("--output-dir", type=Path, help="replace the config's training.output_dir")
         if name == "train":

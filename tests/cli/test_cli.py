@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
 
     # the job's saved adapter carries a card with the job's task, settings and test results per control
     saved = Path(values["training"]["output_dir"]) / "kg-lora" / "adapter"
+    results = json.loads((saved.parent.parent / "results.json").read_text())
     assert main(["info", str(saved), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["task"] == values["task"] and info["training"]["steps"] == 4
@@ -91,6 +93,14 @@ def test_train_then_evaluate_predict_and_explain(job, capsys, tmp_path):
     card = capsys.readouterr().out
     assert card == (saved / "README.md").read_text() and "| correct |" in card
     assert info["knowledge_graph"]["fingerprint"] in card
+
+    # the adapter folder alone, elsewhere, answers as the job did: no --config, the base model its card names
+    shared = shutil.copytree(saved, tmp_path / "shared")
+    shutil.rmtree(values["training"]["output_dir"])
+    assert main(["predict", "--adapter", str(shared), "--kg", values["kg"], "the dog"]) == 0
+    out = capsys.readouterr().out
+    assert "linked 'dog' -> dog [dog]" in out
+    assert out.strip().endswith(f"answer: {results['variants'][0]['predictions']['correct'][0]}")
 
 
 def test_demo_prints_explanations_and_draws_one(job, capsys):
@@ -390,7 +400,8 @@ def test_text_that_is_not_utf8_is_one_line(job, capsys, monkeypatch, no_loading,
         data = io.BytesIO(b"the dog\n\nthe \xff dog\n")
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(data, encoding="utf-8", errors=stdin))
     path, _ = job
-    assert main([str(path) if a == "JOB" else a for a in argv]) == 2
+    old = Path(__file__).parents[1] / "tuners" / "fixtures" / "main_adapters" / "memory"  # saved before `answering`
+    assert main([{"JOB": str(path), "OLD": str(old)}.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err == f"kgpeft {argv[0]}: error: {message}; pass UTF-8 text.\n", err
 
@@ -444,6 +455,10 @@ def test_full_disk_while_saving_the_adapter_is_one_line(job, capsys, monkeypatch
         (["predict", "--config", "JOB", "--adapter", "nowhere", "--max-facts", "-2", "dog"], "--max-facts should be"),
         (["evaluate", "--config", "JOB", "--adapter", "nowhere"], "--adapter: nowhere is not a folder"),
         (["predict", "--config", "JOB", "--adapter", "nowhere", "dog"], "--adapter: nowhere is not a folder"),
+        (["predict", "--adapter", "nowhere", "dog"], "--kg: give the KG the adapter reads (or the job's --config)"),
+        (["predict", "--adapter", "nowhere", "--kg", "umls", "dog"], "--adapter: nowhere is not a folder"),
+        (["predict", "--config", "JOB", "--adapter", "a", "--kg", "umls", "dog"], "--kg and --model go without"),
+        (["predict", "--adapter", "OLD", "--kg", "umls", "dog"], "holds no `answering` settings (saved outside a job"),
     ],
 )
 def test_bad_options_are_one_line_before_loading(job, capsys, no_loading, monkeypatch, argv, message):
@@ -451,7 +466,8 @@ def test_bad_options_are_one_line_before_loading(job, capsys, no_loading, monkey
 
     monkeypatch.setattr(kgpeft.cli.link, "load_kg", Loaded)  # what `link` loads
     path, _ = job
-    assert main([str(path) if a == "JOB" else a for a in argv]) == 2
+    old = Path(__file__).parents[1] / "tuners" / "fixtures" / "main_adapters" / "memory"  # saved before `answering`
+    assert main([{"JOB": str(path), "OLD": str(old)}.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"kgpeft {argv[0]}: error: ") and message in err and err.count("\n") == 1, err
 
