@@ -295,9 +295,12 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
 def read_answer_settings(values: dict[str, Any], file: Path) -> AnswerSettings:
     """The ``answering`` entry of the checkpoint config ``file``, checked; errors name the file and the key."""
     try:
-        return dataclass_from_dict(AnswerSettings, values, "`answering`", CheckpointError)
+        return dataclass_from_dict(AnswerSettings, values, f"`answering` in {file}", CheckpointError)
     except CheckpointError as e:
-        raise CheckpointError(f"{file}: {e}") from None
+        if str(file) in str(e):
+            raise
+        # the checks of a value (AnswerSettings.__post_init__) and of the nested `retrieval` section
+        raise CheckpointError(f"{file}: `answering`: {e}") from None
 
 
 def written_by_newer_kgpeft(meta: dict[str, Any], file: Path) -> bool:

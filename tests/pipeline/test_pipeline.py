@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from peft import PeftModel
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -374,6 +375,11 @@ def test_an_adapter_folder_alone_gives_the_jobs_predictions(files, shared):
         expected = job.dataset("test", variant, with_target=False)
         assert data.features == expected.features, "the same knowledge"
         assert data.fact_ranking == expected.fact_ranking, "ranked by the same staged scorer (none: as retrieved)"
+        plain = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(files / "model"), elsewhere / variant.name
+        )
+        lora = {k: v for k, v in plain.state_dict().items() if "lora_" in k}
+        assert lora and all(torch.equal(v, model.peft_model.state_dict()[k]) for k, v in lora.items()), "plain peft"
     info = adapter_info(elsewhere / "staged")
     assert info["answering"]["retrieval"]["memory_facts"] == 2 and info["answering"]["fact_ranking"] == "staged"
     card = (elsewhere / "staged" / "README.md").read_text()
