@@ -95,10 +95,21 @@ def answer_dataset(
         with_target=with_target,
         seed=settings.seed,
     )
+    return with_chosen_facts(data, settings, tokenizer, model.staged_scorer, model.fact_scorer is not None)
+
+
+def with_chosen_facts(
+    data: KnowledgeDataset, settings: AnswerSettings, tokenizer, staged_scorer: Any, candidates: bool
+) -> KnowledgeDataset:
+    """``data`` (linked and retrieved, no facts chosen yet) with its facts chosen as ``settings`` say: ranked by
+    ``staged_scorer`` (``fact_ranking: staged``), the first ``num_facts`` in the prompt and ``memory_facts`` in
+    memory; with ``candidates``, every fact, for the model's own (joint) scorer to pick per batch. The one
+    place both a job (:meth:`Job.dataset <kgpeft.pipeline.job.Job.dataset>`) and a saved adapter choose facts."""
     if settings.fact_ranking == "staged":
-        data = data.with_fact_ranking(selection.select_facts(model.staged_scorer, data, tokenizer, limit=None))
-    data = data.with_retrieval(settings.retrieval)
-    return data.with_fact_candidates() if model.fact_scorer is not None else data
+        data = data.with_fact_ranking(selection.select_facts(staged_scorer, data, tokenizer, limit=None))
+    if settings.retrieval != data.retrieval:  # else the rows stay those already tokenised
+        data = data.with_retrieval(settings.retrieval)
+    return data.with_fact_candidates() if candidates else data
 
 
 def predict(model: KGPeftModel, questions: Sequence[str | TaskExample], tokenizer) -> tuple[KnowledgeDataset, list]:

@@ -23,6 +23,7 @@ from kgpeft.data import KnowledgeDataset
 from kgpeft.datasets import load_kg
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.model import get_kg_peft_model
+from kgpeft.pipeline.answer import answer_settings, with_chosen_facts
 from kgpeft.pipeline.base_model import check_model_folder, load_base_model
 from kgpeft.pipeline.budgets import BUDGETS_FILE, Budgets, derive_budgets, max_positions, read_budgets, write_budgets
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
@@ -153,16 +154,8 @@ class Job:
             self.config.distillation is not None and split == "train" and with_target and variant.kind.reads_knowledge
         )
         data = self._base_dataset(split, with_target, examples, distill).with_knowledge(control, seed=self.config.seed)
-        memory = variant.kind.memory_facts(self.config, variant)
         joint = self.config.scorer_training(variant) != "staged"  # the model's own scorer picks its memory facts
-        if self.scorer is not None and (variant.facts == "selected" or (memory and not joint)):
-            data = data.with_fact_ranking(selection.select_facts(self.scorer, data, self.tokenizer, limit=None))
-        num_facts = self.config.variant_facts(variant)
-        if num_facts or memory:
-            retrieval = dataclasses.replace(data.retrieval, num_facts=num_facts, memory_facts=memory)
-            data = data.with_retrieval(retrieval)
-        if joint:
-            data = data.with_fact_candidates()
+        data = with_chosen_facts(data, answer_settings(self, variant), self.tokenizer, self.scorer, joint)
         if variant.knowledge_dropout and split == "train" and with_target and control == "correct":
             data = data.with_knowledge_dropout(variant.knowledge_dropout, seed=self.config.seed)
         return data
