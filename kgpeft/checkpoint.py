@@ -3,9 +3,10 @@
 A checkpoint folder written by :meth:`kgpeft.model.KGPeftModel.save_pretrained` holds
 peft's own ``adapter_config.json`` and ``adapter_model.safetensors`` (other adapters in
 subfolders), ``kgpeft_model.safetensors`` (graph encoders and knowledge weights) and
-``kgpeft_config.json``: the KG-LoRA configs, the KG fingerprint, the base model's signature
-and a format version. This module imports no model code, so the trainer and other readers
-of checkpoints can use it alone.
+``kgpeft_config.json``: the KG-LoRA configs, the KG fingerprint, the base model's signature,
+a format version and, for an adapter a job trained, how it answered (:class:`AnswerSettings`);
+and the fact scorers it was trained with (:data:`SCORER_NAME`, :data:`STAGED_SCORER_NAME`).
+This module imports no model code, so the trainer and other readers of checkpoints can use it alone.
 """
 
 from __future__ import annotations

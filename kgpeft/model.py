@@ -257,9 +257,11 @@ class KGPeftModel(nn.Module):
         ``adapter_model.safetensors``; other adapters in subfolders), loadable by plain
         :meth:`peft.PeftModel.from_pretrained`. Next to it: ``kgpeft_config.json`` (the
         KG-LoRA configs, the KG fingerprint, the base model's signature, the sha256 of each
-        weight file and a format version) and ``kgpeft_model.safetensors`` (graph encoders
-        and knowledge weights). Everything is written to a temporary folder first and renamed
-        into place.
+        weight file, a format version and, for an adapter a job trained, its :attr:`answering`
+        settings) and ``kgpeft_model.safetensors`` (graph encoders and knowledge weights); the
+        fact scorers, when it has them (``fact_scorer.safetensors``, jointly trained;
+        ``staged_fact_scorer.safetensors``, the job's staged one). Everything is written to a
+        temporary folder first and renamed into place.
 
         Args:
             save_directory (str or PathLike): the folder to write; the current directory (``"."``) works.
@@ -351,7 +353,9 @@ class KGPeftModel(nn.Module):
         Also refused, with a message saying what differs: a checkpoint from a newer format, for
         another KG (fingerprint) or another base model (architecture or weights), and a weight
         file whose sha256 differs from the one recorded when it was saved (checkpoints saved
-        before kgpeft recorded digests load unchecked).
+        before kgpeft recorded digests load unchecked). The fact scorers saved with the adapter
+        are attached (they need ``tokenizer``), and its ``answering`` settings set, so that
+        :func:`kgpeft.pipeline.predict` answers as the job that trained it did.
         """
         path = Path(pretrained_path)
         meta = read_checkpoint_config(path, kg, model)

@@ -11,8 +11,11 @@ benchmarks that train models all come through here.
 - :mod:`~kgpeft.pipeline.job`: :class:`Job` and :func:`prepare` (with the fact scorer).
 - :mod:`~kgpeft.pipeline.train` and :mod:`~kgpeft.pipeline.evaluate`: one variant trained, loaded, scored.
 - :mod:`~kgpeft.pipeline.run`: every variant under every control, the table and ``results.json``.
+- :mod:`~kgpeft.pipeline.answer`: how a variant's facts are chosen, saved with its adapter, so that the
+  adapter folder alone answers as the job did (:func:`predict`).
 """
 
+from kgpeft.pipeline.answer import predict
 from kgpeft.pipeline.base_model import load_base_model
 from kgpeft.pipeline.config import JobConfig, JobConfigError, Variant
 from kgpeft.pipeline.evaluate import evaluate_variant
@@ -37,6 +40,7 @@ __all__ = [
     "load_base_model",
     "load_examples",
     "load_variant_model",
+    "predict",
     "prepare",
     "run",
     "train_job",
