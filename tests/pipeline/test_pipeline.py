@@ -9,7 +9,7 @@ import pytest
 import torch
 from peft import PeftModel
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from kgpeft import KGPeftModel
 from kgpeft.card import adapter_info
@@ -410,3 +410,25 @@ def test_a_changed_scorer_or_answering_setting_is_refused_by_name(files, shared,
     config_file.write_text(json.dumps({**meta, "answering": {**meta["answering"], "fact_ranking": "best"}}))
     with pytest.raises(CheckpointError, match=f"{config_file}.*`fact_ranking` should be one of"):
         _load_alone(files, config_file.parent)
+
+
+def test_a_classification_adapter_alone_gives_the_jobs_classes(files, tmp_path, seed):
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "bert")
+    build_model(config, auto, seed).save_pretrained(tmp_path / "bert")
+    tiny_tokenizer().save_pretrained(tmp_path / "bert")
+    rows = [{**r, "label": int(r["answer"] in ("animal", "pet"))} for r in ROWS]
+    (tmp_path / "rows.jsonl").write_text(
+        "".join(json.dumps({k: r[k] for k in ("text", "label", "split", "answer_entities")}) + "\n" for r in rows)
+    )
+    variants = [{"name": "memory", "adapter": "kg-lora"}]
+    values = {"model": str(tmp_path / "bert"), "task": str(tmp_path / "rows.jsonl"), "task_type": "classification"}
+    config = _config(files, tmp_path, variants=variants, controls=["correct"], num_labels=2, **values)
+    results = run(config, plot=False)
+    folder = shutil.copytree(tmp_path / "run" / "memory" / "adapter", tmp_path / "shared")
+    shutil.rmtree(tmp_path / "run")
+    base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "bert", num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "bert")
+    model = KGPeftModel.from_pretrained(base, folder, load_kg(str(files / "kg.tsv")), tokenizer=tokenizer)
+    assert (model.answering.task_type, model.answering.fact_ranking) == ("classification", "staged")
+    _, classes = predict(model, [r["text"] for r in rows if r["split"] == "test"], tokenizer)
+    assert classes == results.variants[0].metrics["correct"]["predictions"]
