@@ -1,5 +1,6 @@
 """The pipeline directly: a job's variants and controls on a tiny model, KG and task written by the test."""
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -11,7 +12,7 @@ from peft import PeftModel
 from tiny_models import ARCHITECTURES, build_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from kgpeft import KGPeftModel
+from kgpeft import KGLoraConfig, KGPeftModel, get_kg_peft_model
 from kgpeft.card import adapter_info
 from kgpeft.checkpoint import STAGED_SCORER_NAME, CheckpointError, library_versions
 from kgpeft.data import DataError
@@ -384,6 +385,16 @@ def test_an_adapter_folder_alone_gives_the_jobs_predictions(files, shared):
     assert info["answering"]["retrieval"]["memory_facts"] == 2 and info["answering"]["fact_ranking"] == "staged"
     card = (elsewhere / "staged" / "README.md").read_text()
     assert "staged_fact_scorer.safetensors" in card and "memory_facts: 2" in card, "the card lists both"
+
+
+def test_predict_refuses_a_model_without_settings_and_a_multiple_choice_task(files, shared, kg, tokenizer):
+    model = get_kg_peft_model(build_model(*ARCHITECTURES[1][1:]), KGLoraConfig(r=4, graph_channels=8), kg, tokenizer)
+    with pytest.raises(CheckpointError, match=r"holds no answering settings .* saved outside a job"):
+        predict(model, ["the dog"], tokenizer)
+    model, tokenizer = _load_alone(files, shared[2] / "staged")
+    model.answering = dataclasses.replace(model.answering, task_type="multiple_choice")
+    with pytest.raises(CheckpointError, match="'multiple_choice' chooses among options"):
+        predict(model, ["the dog"], tokenizer)
 
 
 def test_a_changed_scorer_or_answering_setting_is_refused_by_name(files, shared, tmp_path):
