@@ -26,8 +26,9 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   both, as in training. ``memory`` is LLaMA-Adapter's own softmax beside the attention;
   ``memory+prefix`` reads the slots as a key/value prefix in the text's softmax, gates held open;
   ``memory+trained`` encodes them together with the adapter's LoRA and back-propagates through them
-  (the main job's design, whose facts also carry the facts block's framing, a few tokens more each). Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts``
-  (the same facts), every other variant with ``lora``.
+  (the main job's design, whose facts also carry the facts block's framing, a few tokens more each).
+  Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts`` (the same
+  facts), every other variant with ``lora``.
 
 Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
 least), as pyperf does: interleaving evens out load that comes and goes, but not what holds
