@@ -25,9 +25,10 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   KG-LoRA in ``memory`` mode as key/value slots; :class:`~kgpeft.data.KnowledgeCollator` batches
   both, as in training. ``memory`` is LLaMA-Adapter's own softmax beside the attention;
   ``memory+prefix`` reads the slots as a key/value prefix in the text's softmax, gates held open;
-  ``memory+trained`` encodes them with the adapter's LoRA and back-propagates through them (the main
-  job's design). Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts``
-  (the same facts), every other variant with ``lora``.
+  ``memory+trained`` encodes them together with the adapter's LoRA and back-propagates through them
+  (the main job's design, whose facts also carry the facts block's framing, a few tokens more each).
+  Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts`` (the same
+  facts), every other variant with ``lora``.
 
 Time: the steps are timed in fresh processes, one after another (``--processes``, 4 at
 least), as pyperf does: interleaving evens out load that comes and goes, but not what holds
@@ -116,7 +117,8 @@ PREFIX = {
     "memory_gate_opening": 0.99,
     "memory_gate_scale": 1.0,
 }
-MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": {**PREFIX, "memory_encoder": "trained"}}
+TRAINED = {**PREFIX, "memory_encoder": "trained", "memory_facts_together": True}
+MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": TRAINED}
 VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", *MEMORY_DESIGNS)
 # What each variant is compared with: plain LoRA at the same prompt tokens, and for memory mode also
 # LoRA reading the same 2 facts as prompt text.
