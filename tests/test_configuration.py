@@ -458,6 +458,7 @@ def job_files(tmp_path, monkeypatch):
 @example(edits=[("training", "lr_scheduler_type", "cosine_with_min_lr")])
 @example(edits=[("training", "seed", -1)])
 @example(edits=[(None, "seed", 2**40)])
+@example(edits=[(None, "adapter", {})])  # the default memory mode without memory facts: the error names the adapter
 @example(edits=[(None, "model", "nowhere")])
 @example(edits=[("adapter", "memory_gate_scale", math.inf)])
 @example(edits=[("adapter", "lora_dropout", "0.1")])

@@ -221,7 +221,8 @@ class JobConfig:
         memory = [v.name for v in self.variants if v.kind.reads_fact_memory(self, v)]
         if memory and self.retrieval.memory_facts == 0:
             raise JobConfigError(
-                f"variants {memory} read facts as memory (`knowledge_mode: memory`); set `retrieval.memory_facts` > 0."
+                f"variants {memory} read facts as memory (`adapter.knowledge_mode: memory`, the default, or the "
+                "variant's `knowledge`); set `retrieval.memory_facts` > 0, or another `knowledge_mode`."
             )
         facts = [v.name for v in self.variants if v.facts != "none" and v.num_facts is None]
         if facts and self.retrieval.num_facts == 0:
