@@ -340,6 +340,13 @@ def test_scorer_training_is_checked(files, tmp_path):
         _config(files, tmp_path, variants=[{"name": "l", "adapter": "lora", "scorer_training": "joint"}])
     with pytest.raises(JobConfigError, match="needs a `selection:` section"):
         _config(files, tmp_path, selection=None, variants=[{"name": "m", "scorer_training": "joint"}])
+    with pytest.raises(JobConfigError, match="memory_framing: block"):
+        _config(
+            files,
+            tmp_path,
+            retrieval={"memory_facts": 2, "memory_framing": "block"},
+            variants=[{"name": "m", "scorer_training": "joint"}],
+        )
 
 
 @pytest.fixture(scope="module")
