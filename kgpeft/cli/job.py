@@ -92,7 +92,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     test = results.examples
     print(f"\nExamples (question -> gold | {' | '.join(names)}):")
     for i, e in enumerate(test[:6]):
-        print(f"  {e.text} -> {e.answer} | " + " | ".join(predictions[n][i] for n in names))
+        gold = e.answer if e.answer is not None else e.label  # a classifier's rows carry a class index
+        print(f"  {e.text} -> {gold} | " + " | ".join(str(predictions[n][i]) for n in names))
     folder = Path(config.training.output_dir)
     for variant in config.variants:
         adapter = folder / variant.name / "adapter"

@@ -116,6 +116,21 @@ def test_demo_prints_explanations_and_draws_one(job, capsys):
     assert (folder / "explanation.png").read_bytes()[:4] == b"\x89PNG" and (folder / "results.png").is_file()
 
 
+def test_demo_prints_a_classifiers_examples(job, tmp_path, capsys):
+    path, values = job
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "bert")
+    build_model(config, auto).save_pretrained(tmp_path / "bert")
+    tiny_tokenizer().save_pretrained(tmp_path / "bert")
+    rows = [{"text": r["text"], "label": int(r["answer"] == "animal"), "split": r["split"]} for r in ROWS]
+    Path(values["task"]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    values = {**values, "model": str(tmp_path / "bert"), "task_type": "classification", "num_labels": 2}
+    path.write_text(yaml.safe_dump(values))
+    assert main(["demo", "--config", str(path), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    # the class indices of the gold and of each variant's prediction (a classifier's rows carry no answer text)
+    assert re.search(r"^  the dog -> 0 \| [01]$", out, flags=re.M), out
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
