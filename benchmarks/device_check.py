@@ -16,7 +16,11 @@ timed and recorded even when another fails:
    allocator peak over what was allocated before its step). The packaged SmolLM2 weights are
    used when ``kgpeft.pretrained`` finds them; else the same architecture from its config
    (random weights time the same).
-3. **main job**: ``kgpeft demo`` with ``configs/demo_gpu.yaml`` (a GPU-sized budget), when the
+3. **families**: the main memory design (``configs/demo.yaml``'s adapter) on tiny Qwen3 (q/k norms) and
+   Phi-3 (fused q/k/v) models, in bf16 and with a 4-bit base: finite losses and gradients over a few
+   steps, the step time against plain LoRA, and an adapter reading no facts against LoRA (max logit
+   difference).
+4. **main job**: ``kgpeft demo`` with ``configs/demo_gpu.yaml`` (a GPU-sized budget), when the
    packaged SmolLM2 and WordNet are on the machine; its headline table and wall time.
 
 Usage::
@@ -63,6 +67,22 @@ SMOLLM2 = {  # SmolLM2-135M-Instruct's architecture (its config.json)
     "tie_word_embeddings": True,
 }
 QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
+#: The main job's memory design (configs/demo.yaml's adapter section, less its rank and targets).
+MAIN_MEMORY = {
+    "knowledge_mode": "memory",
+    "memory_positions": "prefix",
+    "memory_softmax": "shared",
+    "memory_encoder": "trained",
+    "memory_facts_together": True,
+    "memory_gate_opening": 0.99,
+    "memory_gate_scale": 1.0,
+}
+#: Tiny models of two more families, read by the main memory design: q/k norms (Qwen3) and a fused q/k/v
+#: projection (Phi-3), each with its attention targets.
+FAMILIES = {
+    "qwen3": ("Qwen3Config", {"num_key_value_heads": 2, "head_dim": 16}, QKVO),
+    "phi3": ("Phi3Config", {"num_key_value_heads": 2, "pad_token_id": 0}, ["qkv_proj", "o_proj"]),
+}
 
 
 def section(results: dict[str, Any], name: str, fn, *args) -> None:
@@ -190,7 +210,9 @@ def steps(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, A
     variants["lora"] = (lora, plain)
     variants["lora+2 facts"] = (lora, with_facts)
     for mode in ("memory", "token"):
-        config = KGLoraConfig(r=8, target_modules=QKVO, knowledge_mode=mode)
+        config = KGLoraConfig(
+            r=8, target_modules=QKVO, **(MAIN_MEMORY if mode == "memory" else {"knowledge_mode": mode})
+        )
         model = get_kg_peft_model(base_model(device, quantized, args.smoke)[0], config, kg, tokenizer)
         variants[f"kg-lora {mode}"] = (model.to(device) if not quantized else model, {**plain, "knowledge": knowledge})
     optimizers = {}
@@ -239,6 +261,82 @@ def steps(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, A
             "step_vs_lora": round(seconds / lora_s, 3),
             **({"train_memory_mb": round(memory[name], 1)} if name in memory else {}),
         }
+    return out
+
+
+# ------------------------------------------------------------ other families
+def family_model(family: str, quantized: bool, device: str):
+    """A tiny random model of ``family`` (2 layers, width 64), saved once and loaded (in 4 bits with ``quantized``)."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    name, extra, _ = FAMILIES[family]
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kgpeft-device-check-{family}"
+    if not (path / "config.json").is_file():
+        torch.manual_seed(0)
+        config = getattr(transformers, name)(
+            vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, **extra
+        )
+        AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    kwargs: dict[str, Any] = {}
+    if quantized:
+        from kgpeft.pipeline.base_model import quantized_loading
+
+        kwargs.update(quantized_loading("4bit"))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    return model if quantized else model.to(device)
+
+
+def families(device: str, quantized: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """Per family: the main memory design's training steps under bf16 autocast (4-bit base with ``quantized``):
+    the step time against plain LoRA, finite losses and gradients, and the identity that an adapter reading no
+    facts is the plain LoRA model (largest logit difference; 0 up to the precision's rounding)."""
+    from peft import LoraConfig, get_peft_model
+
+    from kgpeft import KGLoraConfig, get_kg_peft_model
+    from kgpeft.tuners import KnowledgeBatch
+
+    batch, seq = (2, 16) if args.smoke else (args.batch_size, args.seq_len)
+    kg, tokenizer, plain, _, knowledge = step_inputs(device, batch, seq, 256, 2, 6)
+    plain = {k: v % 256 for k, v in plain.items()}
+    knowledge.fact_ids = knowledge.fact_ids % 256
+    autocast = torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16)
+    out: dict[str, Any] = {}
+    for family, (_, _, targets) in FAMILIES.items():
+        torch.manual_seed(0)
+        lora = get_peft_model(family_model(family, quantized, device), LoraConfig(r=8, target_modules=targets))
+        torch.manual_seed(0)
+        config = KGLoraConfig(r=8, target_modules=targets, **MAIN_MEMORY)
+        memory = get_kg_peft_model(family_model(family, quantized, device), config, kg, tokenizer)
+        memory = memory if quantized else memory.to(device)
+        with torch.no_grad(), autocast:
+            empty = KnowledgeBatch.empty(batch, seq).to(device)
+            difference = (memory(**plain, knowledge=empty).logits.float() - lora(**plain).logits.float()).abs().max()
+        row: dict[str, Any] = {"no_facts_vs_lora_max_abs": difference.item()}
+        for name, (model, inputs) in {
+            "lora": (lora, plain),
+            "memory": (memory, {**plain, "knowledge": knowledge}),
+        }.items():
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+            times, losses = [], []
+            for _ in range(args.rounds + 1):  # the first is a warm-up
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                with autocast:
+                    loss = model(**inputs).loss
+                loss.backward()
+                finite = all(p.grad is None or bool(p.grad.isfinite().all()) for p in model.parameters())
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+                losses.append(loss.item() if finite else float("nan"))
+            row[name] = {"step_s": round(statistics.median(times[1:]), 4), "losses": [round(x, 4) for x in losses]}
+        row["memory"]["step_vs_lora"] = round(row["memory"]["step_s"] / row["lora"]["step_s"], 3)
+        row["finite"] = all(x == x for part in ("lora", "memory") for x in row[part]["losses"])
+        out[family] = row
     return out
 
 
@@ -302,6 +400,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         section(results, "steps_4bit", steps, device, True, args)
     else:
         results["steps_4bit"] = {"skipped": "needs a CUDA GPU and bitsandbytes"}
+    section(results, "families_bf16", families, device, False, args)
+    if device == "cuda" and results["bitsandbytes"]:
+        section(results, "families_4bit", families, device, True, args)
+    else:
+        results["families_4bit"] = {"skipped": "needs a CUDA GPU and bitsandbytes"}
     section(results, "main_job", main_job, args.out, args.smoke)
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     for name in ("steps_bf16", "steps_4bit"):

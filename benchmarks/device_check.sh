@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU device check, as one prepared script a GPU machine runs as-is (under 8 minutes on one
 # H200): the CUDA-marked tests, bf16 and 4-bit KG-LoRA training steps on SmolLM2 against plain
-# LoRA (tokens/s, peak memory), and the main job at a GPU-sized budget when the packaged SmolLM2
+# LoRA (tokens/s, peak memory), the main memory design on tiny Qwen3 and Phi-3 (fused q/k/v) models
+# in bf16 and 4-bit, and the main job at a GPU-sized budget when the packaged SmolLM2
 # and WordNet are there. Results: $OUT_DIR/device_check.json (see benchmarks/device_check.py).
 #
 #   benchmarks/device_check.sh [OUT_DIR]        # default: $OUT, else runs/device_check

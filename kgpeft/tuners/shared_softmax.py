@@ -118,7 +118,7 @@ def shared_read(
     logits = geometry.scores(q, mk)  # (B, H, T, M)
     if bias is not None:
         logits = logits + bias.to(q.dtype)[:, None, None, :]
-    logits = logits.masked_fill(~slot_mask[:, None], _min(q.dtype))
+    logits = logits.masked_fill(~slot_mask[:, None], _min(logits.dtype))  # bf16 under autocast, whatever q is
     share = torch.sigmoid(torch.logsumexp(logits, dim=-1) - lse_text)  # (B, H, T): the slots' part of the softmax
     share = share * slot_mask.any(-1).to(q.dtype)[:, None]  # a query without slots to read: exactly nothing
     softmax = torch.softmax(logits, dim=-1)

@@ -533,3 +533,19 @@ def test_gate_opening_sets_the_fresh_gates():
         gate.gate.zero_()
     gate.reset_parameters()
     torch.testing.assert_close(torch.tanh(gate.scale * gate.gate), torch.full((3,), 0.75))
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen3", "phi3"])
+def test_shared_memory_trains_under_bf16_autocast(name, kg, tokenizer):
+    # autocast computes the scores in bf16 while the queries stay float32: masking the slots must fit bf16
+    _, config, auto = ARCH[name]
+    model, _ = _wrap(config, auto, kg, tokenizer, "together")
+    _perturb(model)
+    inputs = _inputs(auto)
+    knowledge = _knowledge(kg, inputs)
+    reference = model(**inputs, knowledge=knowledge).logits
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(**inputs, knowledge=knowledge).logits
+    logits.float().square().mean().backward()
+    assert all(p.grad.isfinite().all() for p in model.parameters() if p.grad is not None)
+    torch.testing.assert_close(logits.float(), reference, atol=0.1, rtol=0.05)
