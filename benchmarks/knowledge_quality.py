@@ -47,6 +47,17 @@ from kgpeft.selection import FactScorerConfig
 SHARED = {"memory_positions": "prefix", "memory_softmax": "shared"}
 
 
+#: The main job's memory design (configs/demo.yaml): a key/value prefix in the text's softmax, gates held open, the
+#: facts encoded together by the adapter's own LoRA.
+MAIN = {
+    **SHARED,
+    "memory_gate_opening": 0.99,
+    "memory_gate_scale": 1.0,
+    "memory_encoder": "trained",
+    "memory_facts_together": True,
+}
+
+
 def _memory(name: str, scorer_training: str | None = None, **settings) -> Variant:
     """A KG-LoRA memory variant with these ``KGLoraConfig`` settings."""
     return Variant(
@@ -80,6 +91,11 @@ VARIANTS = {
         memory_encoder="trained",
         memory_facts_together=True,
     ),
+    # the main design (configs/demo.yaml's kg-lora) with its fact scorer trained jointly, from the task loss
+    **{
+        f"main+{training}": _memory(f"main+{training}", scorer_training=training, **MAIN)
+        for training in ("staged", "joint", "joint-from-staged")
+    },
     "memory+joint": _memory("memory+joint", scorer_training="joint"),
     "memory+joint-from-staged": _memory("memory+joint-from-staged", scorer_training="joint-from-staged"),
     "memory+shared+open+joint-from-staged": _memory(
