@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kgpeft.errors import KGPeftError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.tasks.base import (
     TaskExample,
@@ -36,6 +37,11 @@ from kgpeft.tasks.base import (
     split_of,
 )
 from kgpeft.utils import paused_gc
+
+
+class TaskTemplateError(KGPeftError, ValueError):
+    """A graph task's template or questions cannot be asked: an unknown field, no subject, a relation asked twice."""
+
 
 #: The fields a template names its subject by: the bare label, or the label after an indefinite article.
 SUBJECT_FIELDS = ("head", "a")
@@ -63,12 +69,12 @@ def template_fields(template: str, extra: Sequence[str] = ()) -> str:
     """The subject field of ``template`` (``"head"`` or ``"a"``), after checking every field is known.
 
     Raises:
-        ValueError: an unknown field, or not exactly one subject field, naming the template and the fields.
+        TaskTemplateError: an unknown field, or not exactly one subject field, naming the template and the fields.
     """
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as e:
-        raise ValueError(
+        raise TaskTemplateError(
             f"template {template!r} is not a format string ({e}); write a brace as {{{{ or }}}}."
         ) from None
     known = (*SUBJECT_FIELDS, "relation", *extra)
@@ -76,7 +82,7 @@ def template_fields(template: str, extra: Sequence[str] = ()) -> str:
     subject = [n for n in names if n in SUBJECT_FIELDS]
     if unknown or len(subject) != 1:
         problem = f"unknown fields {unknown}" if unknown else f"{len(subject)} subject fields"
-        raise ValueError(
+        raise TaskTemplateError(
             f"template {template!r} has {problem}; it should name the subject once, as {{head}} (its label) or "
             f"{{a}} (after an article), and may use {', '.join('{' + f + '}' for f in known[2:])}."
         )
@@ -139,7 +145,7 @@ def graph_qa(
     for i, question in enumerate(questions):
         for r in relation_ids(kg, task, question.relations):
             if r in question_of:
-                raise ValueError(f"relation {kg.relation_keys[r]!r} is asked by two questions; give it to one.")
+                raise TaskTemplateError(f"relation {kg.relation_keys[r]!r} is asked by two questions; give it to one.")
             question_of[r] = i
     fields = fields or {}
     subject_fields = [template_fields(q.template, tuple(fields)) for q in questions]
