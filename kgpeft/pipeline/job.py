@@ -234,7 +234,7 @@ def _with_answer_entities(config: JobConfig, kg: KnowledgeGraph, rows: list) -> 
     Raises:
         FactScorerError: no row names an answer entity, even linked: the ``answers`` objective has nothing.
     """
-    rows, links = selection.link_answers(rows, config.retrieval.build_linker(kg), kg)
+    rows, links = selection.link_answers(rows, lambda: config.retrieval.build_linker(kg), kg)
     print(f"selection: {links.describe()}", file=sys.stderr)
     if links.rows and not links.share:
         raise selection.FactScorerError(

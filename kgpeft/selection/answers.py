@@ -19,7 +19,7 @@ Rows that name answer entities keep them unchanged.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kgpeft.graph import KnowledgeGraph
@@ -80,9 +80,12 @@ def answer_entities(texts: Sequence[str], linker: EntityLinker, kg: KnowledgeGra
 
 
 def link_answers(
-    examples: Sequence[TaskExample], linker: EntityLinker, kg: KnowledgeGraph
+    examples: Sequence[TaskExample], linker: EntityLinker | Callable[[], EntityLinker], kg: KnowledgeGraph
 ) -> tuple[list[TaskExample], AnswerLinks]:
     """``examples`` with ``answer_entities`` linked from the answer text where a row names none, and the counts.
+
+    ``linker`` may be a function that builds one: it is called only if a row needs it (building a
+    linker over a large KG takes seconds, and a registered task's rows all name their answers).
 
     Example:
         >>> from kgpeft import KnowledgeGraph
@@ -97,6 +100,7 @@ def link_answers(
         if example.answer_entities:
             given += 1
         else:
+            linker = linker if isinstance(linker, EntityLinker) else linker()
             keys, is_whole = answer_entities(example.answers, linker, kg)
             if keys:
                 example = dataclasses.replace(example, answer_entities=keys)

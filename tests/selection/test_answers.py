@@ -45,6 +45,20 @@ def test_a_whole_answer_wins_over_a_mention_inside_another(graph):
     assert links.describe() == "answer entities in 83% of 6 training rows (1 given, 2 whole answers linked, 2 partly)"
 
 
+def test_a_linker_is_built_only_for_a_row_that_needs_one(graph):
+    built = []
+
+    def build():
+        built.append(1)
+        return EntityLinker(graph)
+
+    given = [TaskExample("q", answer="cat", answer_entities=("E1",))] * 3
+    assert link_answers(given, build, graph)[1].given == 3 and not built, "every row names its answers"
+    rows, links = link_answers([*given, TaskExample("q", answer="cat"), TaskExample("q", answer="dog")], build, graph)
+    assert (links.given, links.whole) == (3, 2)
+    assert [r.answer_entities for r in rows[3:]] == [("E1",), ("E0",)] and len(built) == 1
+
+
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
 
 
