@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from kgpeft.datasets import load_kg
 from kgpeft.errors import KGPeftError, OutputPathError
 from kgpeft.tasks.base import SPLITS, TaskExample
 from kgpeft.tasks.graph_qa import RelationQuestion, TaskTemplateError, graph_qa, template_fields
-from kgpeft.utils import atomic_folder, ensure_writable, foreign_entries_or_refuse, writing
+from kgpeft.utils import atomic_folder, check_name, ensure_writable, foreign_entries_or_refuse, writing
 
 #: The file ``kgpeft task build`` writes in its output folder, the one entry it owns there.
 TASK_FILE = "task.jsonl"
@@ -64,10 +65,19 @@ def row(example: TaskExample) -> dict:
     return {k: v for k, v in dataclasses.asdict(example).items() if v is not None and v != () and v != ""}
 
 
-def cmd_task_build(args: argparse.Namespace) -> None:
-    out: Path = args.out
+def check_out(out: Path, overwrite: bool) -> None:
+    """``--out`` can take the task: a new folder, or with ``overwrite`` one holding only a task this command wrote.
+
+    Raises:
+        OutputPathError: a bad folder name, a file, an existing folder without ``overwrite`` or one holding
+            other files, or a parent that cannot be written; nothing is created but missing parent folders.
+    """
+    check_name(Path(os.path.abspath(out)).name, "--out", OutputPathError)
+    ensure_writable(Path(os.path.abspath(out)).parent, "--out's folder")
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"--out {out} is a file; the task is written as a folder. Choose another path.")
     if out.exists():
-        if not args.overwrite:
+        if not overwrite:
             raise OutputPathError(f"--out {out} exists; pass --overwrite to replace the task written there.")
         foreign_entries_or_refuse(
             out,
@@ -78,7 +88,11 @@ def cmd_task_build(args: argparse.Namespace) -> None:
             thing="the task",
             remedy="choose an empty or new folder",
         )
-    ensure_writable(out if out.exists() else out.parent, "--out")
+
+
+def cmd_task_build(args: argparse.Namespace) -> None:
+    out: Path = args.out
+    check_out(out, args.overwrite)
     questions = questions_of(args.relations, args.template)
     kg = load_kg(args.kg)
     try:

@@ -75,3 +75,21 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, saved, capsys, m
     err = capsys.readouterr().err
     assert err.startswith("kgpeft task build: error: ") and err.count("\n") == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kg"]
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("a-file", "--out {tmp}/a-file is a file; the task is written as a folder"),
+        ("a-file/task", "--out's folder {tmp}/a-file is a file, not a folder"),
+        ("bad\x00name", "--out should be a file or folder name, got 'bad\\x00name'"),
+        (".hidden", "--out should be a file or folder name, got '.hidden': it starts with a dot"),
+    ],
+)
+def test_a_bad_out_path_is_refused_before_the_kg_is_read(tmp_path, saved, capsys, monkeypatch, out, message):
+    (tmp_path / "a-file").write_text("mine")
+    monkeypatch.setattr("kgpeft.cli.task.load_kg", lambda *a: pytest.fail("the KG is read before --out is checked"))
+    assert _build(saved, tmp_path / out, "--overwrite") == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "kg"]
+    assert (tmp_path / "a-file").read_text() == "mine"
