@@ -17,7 +17,8 @@ from kgpeft.kge.job import KGEJob
 from kgpeft.retrieval import RetrievalConfig
 
 DESCRIPTION = (
-    "The ``kgpeft`` command line: ``kgpeft train | evaluate | predict | explain | link | demo | info | kge | kg``."
+    "The ``kgpeft`` command line: "
+    "``kgpeft train | evaluate | predict | explain | link | demo | info | kge | kg | task``."
 )
 RESUME_HELP = (
     "continue from the newest checkpoint-* of each variant (training.resume_from_checkpoint: latest); "
@@ -132,6 +133,42 @@ def _add_link_parser(sub) -> None:
     p.set_defaults(func=_command("link", "cmd_link"))
 
 
+def _add_task_parsers(sub) -> None:
+    task = sub.add_parser("task", help="build a task from a KG: build")
+    task_sub = task.add_subparsers(dest="task_command", required=True)
+    p = task_sub.add_parser(
+        "build",
+        help="write a QA task file from a KG with labels: one question per subject and relation",
+        description="Ask one question per subject and relation of --relations, every tail of the pair a gold "
+        "answer, split by subject, and write the rows to OUT/task.jsonl, which a job's task: reads. A template "
+        "names the subject as {head} (its label) or {a} (after an article) and may use {relation} (part_of: "
+        "part of); RELATION=TEXT gives one relation its own template.",
+    )
+    p.add_argument("--kg", required=True, help="a dataset name, a saved KG folder or a triples file")
+    p.add_argument("--relations", nargs="+", required=True, metavar="RELATION", help="the relation keys asked about")
+    p.add_argument(
+        "--template",
+        action="append",
+        required=True,
+        help='the question, e.g. "What is {head} a part of?"; RELATION=TEXT for one relation (repeatable)',
+    )
+    p.add_argument("--out", type=Path, required=True, help="the folder to write task.jsonl to")
+    p.add_argument("--overwrite", action="store_true", help="replace a task this command wrote at --out")
+    p.add_argument("--name", default="graph_qa", help="the task's name, in the rows' ids (default: graph_qa)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split by subject and the samples (default: 0)")
+    p.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VALID", "TEST"),
+        help="the share of subjects in each split (default: 0.8 0.1 0.1)",
+    )
+    p.add_argument("--max-per-relation", type=int, help="keep a seeded sample of this many questions per relation")
+    p.add_argument("--max-examples", type=int, help="keep a seeded sample of this many questions in all")
+    p.set_defaults(func=_command("task", "cmd_task_build"), config=None, command="task build")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line on standard error, exit status 2, as every other kgpeft user error."""
 
@@ -143,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kgpeft", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_link_parser(sub)
+    _add_task_parsers(sub)
 
     p = sub.add_parser("demo", help="the main job: KG-LoRA vs LoRA on WordNet hypernym QA with SmolLM2")
     p.add_argument("--config", type=Path, default=Path("configs/demo.yaml"), help="the job config of the main job")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sys
+import warnings
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,8 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     if splits is None:
         splits = load_examples(config, kg)
         _check_training_examples(config, splits, train_scorer)
+    if train_scorer and config.needs_staged_scorer() and config.selection.objective == "answers":
+        splits = {**splits, "train": _with_answer_entities(config, kg, splits["train"])}
     base, tokenizer = load_base_model(config, folder)
     job = Job(config, kg, base, tokenizer, splits)
     job.settle_budgets(train=train_scorer)
@@ -218,6 +221,34 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
         else:
             job.scorer = selection.load_fact_scorer(path, kg, tokenizer, base.get_input_embeddings())
     return job
+
+
+#: Below this share of training rows naming answer entities, the ``answers`` objective is warned about.
+MIN_ANSWER_SHARE = 0.1
+
+
+def _with_answer_entities(config: JobConfig, kg: KnowledgeGraph, rows: list) -> list:
+    """The training rows, those naming no ``answer_entities`` given them from their answer text with the
+    job's linker (:func:`~kgpeft.selection.link_answers`); the share that have them goes to stderr.
+
+    Raises:
+        FactScorerError: no row names an answer entity, even linked: the ``answers`` objective has nothing.
+    """
+    rows, links = selection.link_answers(rows, lambda: config.retrieval.build_linker(kg), kg)
+    print(f"selection: {links.describe()}", file=sys.stderr)
+    if links.rows and not links.share:
+        raise selection.FactScorerError(
+            f"selection: the `answers` objective learns from the entities an answer names, and none of the "
+            f"{links.rows} training rows of {config.task!r} names one in `answer_entities` or in an answer text "
+            "that links to the KG; give `answer_entities` (entity keys), or use `selection.objective: marginal`."
+        )
+    if links.share < MIN_ANSWER_SHARE:
+        warnings.warn(
+            f"selection: only {links.describe()}: the fact scorer learns from those alone; give "
+            "`answer_entities` (entity keys) or use `selection.objective: marginal`.",
+            stacklevel=3,
+        )
+    return rows
 
 
 def _check_files(config: JobConfig) -> None:

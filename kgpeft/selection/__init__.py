@@ -8,6 +8,8 @@ r"""Fact selection: which of a retrieved subgraph's facts the prompt (or a ``mem
   likelihood of the answer under the frozen LM).
 - :mod:`kgpeft.selection.ranking`: :func:`rank_facts` (the prior order: facts touching a linked
   entity first), :func:`select_facts` (the scorer's), :func:`fact_probabilities`, :func:`fact_recall`.
+- :mod:`kgpeft.selection.answers`: :func:`link_answers`, answer entities linked from answer text, so that
+  the ``answers`` objective trains on rows that give their answer as text only.
 - :mod:`kgpeft.selection.joint`: :func:`select_memory_facts`, the scorer picking and weighing a
   ``memory`` adapter's facts per batch when the two train together (``FactScorerConfig.training``).
 - :mod:`kgpeft.selection.serialization`: :func:`save_fact_scorer` / :func:`load_fact_scorer`.
@@ -15,6 +17,7 @@ r"""Fact selection: which of a retrieved subgraph's facts the prompt (or a ``mem
 How a fact is written as text (:func:`~kgpeft.retrieval.format_fact`) stays in :mod:`kgpeft.retrieval`.
 """
 
+from kgpeft.selection.answers import AnswerLinks, answer_entities, link_answers
 from kgpeft.selection.config import (
     OBJECTIVES,
     TRAINING_MODES,
@@ -45,10 +48,12 @@ __all__ = [
     "OBJECTIVES",
     "SCORER_FORMAT",
     "TRAINING_MODES",
+    "AnswerLinks",
     "FactScorer",
     "FactScorerConfig",
     "FactScorerConfigError",
     "FactScorerError",
+    "answer_entities",
     "answer_fact_loss",
     "answer_fact_recall",
     "answer_log_likelihoods",
@@ -56,6 +61,7 @@ __all__ = [
     "candidate_scores",
     "fact_probabilities",
     "fact_recall",
+    "link_answers",
     "load_fact_scorer",
     "marginal_fact_loss",
     "question_token_ids",

@@ -30,7 +30,8 @@ class FactScorerConfig:
     objective: str = field(
         default="answers",
         metadata={
-            "help": "`answers`: listwise loss on the facts reaching the task's answer entities (no LM runs); "
+            "help": "`answers`: listwise loss on the facts reaching the task's answer entities (no LM runs; a "
+            "training row without `answer_entities` gets them by linking its answer text); "
             "`marginal`: the answer's marginal likelihood under the base LM over the scorer's top facts."
         },
     )

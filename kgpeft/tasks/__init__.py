@@ -6,6 +6,9 @@
   *canine*), :func:`relation_qa` (*Name a part of a car.* → *accelerator*, nine relations),
   :func:`supersense_classification` (a sentence's target word → one of the 45
   :data:`SUPERSENSES`) and :func:`gloss_generation` (*Define the noun "dog":* → its gloss).
+- :func:`graph_qa`: questions from any KG with labels, one per subject and :class:`RelationQuestion`
+  (every tail accepted, split by subject); :func:`relation_qa` is its WordNet instance, and
+  ``kgpeft task build`` writes its rows as a task file.
 - :func:`planted_facts`: a toy KG and questions only one fact answers, with a tiny model to
   train on them in seconds (tests, notebooks, explanations).
 - :data:`TASKS` and :func:`get_task`: the registry the pipeline reads.
@@ -22,6 +25,7 @@ from kgpeft.tasks.base import (
     split_by_entity,
 )
 from kgpeft.tasks.gloss_generation import gloss_generation
+from kgpeft.tasks.graph_qa import RelationQuestion, TaskTemplateError, graph_qa
 from kgpeft.tasks.hypernym_qa import hypernym_qa
 from kgpeft.tasks.planted import PlantedFacts, planted_facts
 from kgpeft.tasks.registry import TASKS, UnknownTaskError, get_task
@@ -37,8 +41,10 @@ __all__ = [
     "TASK_TYPES",
     "MissingKGDataError",
     "PlantedFacts",
+    "RelationQuestion",
     "Task",
     "TaskExample",
+    "TaskTemplateError",
     "TaskType",
     "UnknownTaskError",
     "UnknownTaskTypeError",
@@ -46,6 +52,7 @@ __all__ = [
     "get_task",
     "get_task_type",
     "gloss_generation",
+    "graph_qa",
     "hypernym_qa",
     "planted_facts",
     "relation_qa",

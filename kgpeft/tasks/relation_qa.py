@@ -9,23 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
-from kgpeft.tasks.base import (
-    POS_WORDS,
-    Task,
-    TaskExample,
-    by_split,
-    check_split_args,
-    dominant_senses,
-    indefinite,
-    relation_ids,
-    require_extras,
-    sample_examples,
-    split_of,
-)
-from kgpeft.utils import paused_gc
+from kgpeft.tasks.base import POS_WORDS, Task, TaskExample, dominant_senses, relation_ids, require_extras
+from kgpeft.tasks.graph_qa import RelationQuestion, graph_qa
 
 #: The question of each relation group: ``(relations, template, subject POS)``. ``{a}`` is the
 #: subject's label with an indefinite article, ``{x}`` the bare label, ``{pos}`` its POS word; a
@@ -51,7 +37,6 @@ QUESTIONS: dict[str, tuple[tuple[str, ...], str, str | None]] = {
 RELATIONS: tuple[str, ...] = tuple(r for relations, _, _ in QUESTIONS.values() for r in relations)
 
 
-@paused_gc()  # builds ~100k small objects; see its docstring
 def relation_qa(
     kg: KnowledgeGraph,
     *,
@@ -128,59 +113,32 @@ def relation_qa(
     unknown = [r for r in relations if r not in RELATIONS]
     if unknown:
         raise ValueError(f"`relations` should be among {', '.join(RELATIONS)}, got {', '.join(map(repr, unknown))}.")
-    rel_ids = dict(zip(relations, relation_ids(kg, task, relations), strict=True))
+    relation_ids(kg, task, relations)  # each is in the KG
     require_extras(kg, task, "pos")
-    split_fractions = check_split_args(split_fractions, max_examples)
-    if max_per_relation is not None and max_per_relation < 0:
+    if max_per_relation is not None and max_per_relation < 0:  # named as this builder's argument
         raise ValueError(f"`max_per_relation` should be non-negative or None, got {max_per_relation}.")
     pos = kg.extras["pos"]
-
-    tails: dict[tuple[int, str], list[int]] = {}  # (subject, group) -> its tails, in triple order
-    group_of = {rel_ids[r]: group for group, (rs, _, _) in QUESTIONS.items() for r in rs if r in rel_ids}
-    subject_pos = {group: subject for group, (_, _, subject) in QUESTIONS.items()}
-    edges = kg.triples[:, torch.isin(kg.triples[1], torch.tensor(list(group_of)))]
-    for h, r, t in edges.T.tolist():
-        group = group_of[r]
-        if subject_pos[group] in (None, pos[h]):
-            tails.setdefault((h, group), []).append(t)
-    subjects = {h for h, _ in tails}
-    if dominant_sense_only:
-        subjects = dominant_senses(kg, subjects)
-
-    order = {group: i for i, group in enumerate(QUESTIONS)}
-    examples: list[TaskExample] = []
-    for (h, group), ts in sorted(tails.items(), key=lambda item: (item[0][0], order[item[0][1]])):
-        if h not in subjects:
-            continue
-        label, ts = kg.labels[h], list(dict.fromkeys(ts))
-        answers = tuple(dict.fromkeys(n for t in ts for n in kg.names(t)))
-        if label.lower() in {a.lower() for a in answers}:
-            continue
-        key, (group_relations, template, _) = kg.entity_keys[h], QUESTIONS[group]
-        field = "{a}" if "{a}" in template else "{x}"
-        subject, word = indefinite(label) if field == "{a}" else label, POS_WORDS.get(pos[h], pos[h])
-        start = len(template.partition(field)[0].format(pos=word)) + len(subject) - len(label)
-        examples.append(
-            TaskExample(
-                id=f"{task}/{key}/{group}",
-                text=template.format(a=subject, x=subject, pos=word),
-                answer=kg.labels[ts[0]],
-                entity=key,
-                split=split_of(key, split_fractions, seed),
-                target_start=start,
-                target_end=start + len(label),
-                accepted_answers=answers,
-                answer_entities=tuple(kg.entity_keys[t] for t in ts),
-                relations=tuple(r for r in group_relations if r in rel_ids),
-            )
+    questions = [
+        RelationQuestion(
+            group,
+            tuple(r for r in group_relations if r in relations),
+            template.replace("{x}", "{head}"),  # the bare label is {x} in this task's templates (`Task.example`)
+            None if subject_pos is None else lambda h, p=subject_pos: pos[h] == p,
         )
-    if max_per_relation is not None:
-        kept = set()
-        for group in QUESTIONS:
-            asked = [e for e in examples if e.id.endswith(f"/{group}")]
-            kept.update(e.id for e in sample_examples(asked, max_per_relation, seed, f"{task}\0{group}"))
-        examples = [e for e in examples if e.id in kept]
-    return by_split(examples, max_examples, seed)
+        for group, (group_relations, template, subject_pos) in QUESTIONS.items()
+        if any(r in relations for r in group_relations)
+    ]
+    return graph_qa(
+        kg,
+        questions,
+        task=task,
+        seed=seed,
+        split_fractions=split_fractions,
+        max_examples=max_examples,
+        max_per_question=max_per_relation,
+        keep_subjects=(lambda subjects: dominant_senses(kg, subjects)) if dominant_sense_only else None,
+        fields={"pos": [POS_WORDS.get(p, p) for p in pos]},
+    )
 
 
 RELATION_QA = Task(

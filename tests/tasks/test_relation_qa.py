@@ -1,3 +1,7 @@
+import dataclasses
+import hashlib
+import json
+
 import pytest
 import torch
 from tasks.test_builders import ALL_TRAIN, assert_split_by_entity, flatten, needs_wordnet, wordnet  # noqa: F401
@@ -253,3 +257,32 @@ def test_wordnet_relation_qa(wordnet):  # noqa: F811 (the fixture imported above
     assert full["relation_qa/02958343-n/hyponym"].text == "Name a kind of car."
     assert "ambulance" in full["relation_qa/02958343-n/hyponym"].accepted_answers
     assert full["relation_qa/02084071-n/member_holonym"].accepted_answers[:2] == ("Canis", "genus Canis")
+
+
+# The SHA-256 of every example (`dataclasses.asdict`, sorted keys, one JSON line each, train, valid, test) that
+# relation_qa built on WordNet 3.0 before it became an instance of `graph_qa` (commit 4e32be0), and the split sizes.
+BEFORE_GRAPH_QA = [
+    ({}, "bacb46e353e90313b760df4692951d4e5be86fad0568cfb523c2b55e69431139", (19146, 2418, 2437)),
+    (
+        {
+            "relations": ("antonym", "part_meronym", "hyponym"),
+            "max_per_relation": 50,
+            "max_examples": 100,
+            "split_fractions": (0.5, 0.25, 0.25),
+            "seed": 1,
+        },
+        "bd32fda3bb2243bc1a9191af1226a8cabbb96d1c27263c4b17ad8c7948c6784a",
+        (45, 22, 33),
+    ),
+]
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("options", "digest", "sizes"), BEFORE_GRAPH_QA)
+def test_wordnet_relation_qa_is_the_builder_it_was(wordnet, options, digest, sizes):  # noqa: F811
+    parts = relation_qa(wordnet, **options)
+    assert tuple(len(parts[split]) for split in ("train", "valid", "test")) == sizes
+    h = hashlib.sha256()
+    for e in flatten(parts):
+        h.update(json.dumps(dataclasses.asdict(e), sort_keys=True).encode() + b"\n")
+    assert h.hexdigest() == digest
