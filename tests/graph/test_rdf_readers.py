@@ -264,6 +264,7 @@ intersection_of: part_of T:3
 
 [Term]
 id: T:3
+! a comment line inside a frame
 name: circulatory system
 is_a: T:5
 
@@ -331,3 +332,64 @@ def test_malformed_obo_names_file_and_line(tmp_path, text, line):
     with pytest.raises(KGFormatError, match="not valid OBO") as err:
         read_obo(path)
     assert err.value.line == line and str(err.value).startswith(f"{path}:{line}: ")
+
+
+# An OBO ontology as OWL (RDF/XML, as ROBOT writes it): the ontology header, annotation properties,
+# part_of as an object property with a label, exact synonyms, IAO definitions and an axiom annotation.
+OWL_XML = """<?xml version="1.0"?>
+<rdf:RDF xmlns="http://purl.obolibrary.org/obo/t.owl#" xmlns:obo="http://purl.obolibrary.org/obo/"
+     xmlns:owl="http://www.w3.org/2002/07/owl#" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+     xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#"
+     xmlns:oboInOwl="http://www.geneontology.org/formats/oboInOwl#">
+    <owl:Ontology rdf:about="http://purl.obolibrary.org/obo/t.owl">
+        <rdfs:comment>A test ontology.</rdfs:comment>
+    </owl:Ontology>
+    <owl:AnnotationProperty rdf:about="http://www.geneontology.org/formats/oboInOwl#hasExactSynonym">
+        <rdfs:label>has_exact_synonym</rdfs:label>
+    </owl:AnnotationProperty>
+    <owl:ObjectProperty rdf:about="http://purl.obolibrary.org/obo/BFO_0000050">
+        <rdfs:label>part of</rdfs:label>
+    </owl:ObjectProperty>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/T_1">
+        <obo:IAO_0000115>A part of a body.</obo:IAO_0000115>
+        <oboInOwl:hasExactSynonym>body part</oboInOwl:hasExactSynonym>
+        <rdfs:label>organ</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/T_2">
+        <rdfs:subClassOf rdf:resource="http://purl.obolibrary.org/obo/T_1"/>
+        <rdfs:subClassOf>
+            <owl:Restriction>
+                <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/BFO_0000050"/>
+                <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/T_3"/>
+            </owl:Restriction>
+        </rdfs:subClassOf>
+        <rdfs:label>heart</rdfs:label>
+    </owl:Class>
+    <owl:Axiom>
+        <owl:annotatedSource rdf:resource="http://purl.obolibrary.org/obo/T_1"/>
+        <owl:annotatedProperty rdf:resource="http://www.geneontology.org/formats/oboInOwl#hasExactSynonym"/>
+        <owl:annotatedTarget>body part</owl:annotatedTarget>
+        <oboInOwl:hasDbXref>PMID:1</oboInOwl:hasDbXref>
+    </owl:Axiom>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/T_3">
+        <rdfs:label>circulatory system</rdfs:label>
+    </owl:Class>
+</rdf:RDF>
+"""
+
+
+def test_owl_ontology_reads_classes_synonyms_definitions_and_restrictions(tmp_path):
+    path = tmp_path / "t.owl"
+    path.write_text(OWL_XML, encoding="utf-8")
+    kg, messages = read(path)
+    names, triples = as_sets(kg)
+    obo = "http://purl.obolibrary.org/obo/"
+    assert names == {
+        obo + "T_1": ("organ", ("body part",), "A part of a body."),
+        obo + "T_2": ("heart", (), ""),
+        obo + "T_3": ("circulatory system", (), ""),
+    }, "the ontology header and the declared properties are no entities"
+    assert triples == {(obo + "T_2", "subClassOf", obo + "T_1"), (obo + "T_2", "part of", obo + "T_3")}
+    assert kg.info["blank_node_triples_skipped"] == 5, "the owl:Axiom's type, source, property, target and xref"
+    assert kg.info["declarations_skipped"] == 6, "the ontology, two properties and three classes"
+    assert any("5 triples with a blank node" in m for m in messages)
