@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from kgpeft import KGFormatError
+from kgpeft import KGFileNotFoundError, KGFormatError
 from kgpeft.graph.readers.obo import read_obo
 from kgpeft.graph.readers.rdf import read_rdf
 
@@ -393,3 +393,20 @@ def test_owl_ontology_reads_classes_synonyms_definitions_and_restrictions(tmp_pa
     assert kg.info["blank_node_triples_skipped"] == 5, "the owl:Axiom's type, source, property, target and xref"
     assert kg.info["declarations_skipped"] == 6, "the ontology, two properties and three classes"
     assert any("5 triples with a blank node" in m for m in messages)
+
+
+@pytest.mark.parametrize(("name", "text"), [("kg.nt.gz", NTRIPLES), ("kg.ttl.gz", TURTLE), ("onto.obo.gz", OBO)])
+def test_truncated_compressed_file_is_a_format_error(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode())[:-12])  # without the gzip trailer
+    reader = read_obo if name.startswith("onto") else read_rdf
+    with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
+        reader(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(KGFileNotFoundError, match="KG file not found"):
+        read_rdf(tmp_path / "kg.ttl")
+    with pytest.raises(KGFileNotFoundError, match="KG file not found"):
+        read_obo(tmp_path / "onto.obo")

@@ -68,13 +68,17 @@ def read_obo(
     path = Path(path)
     ontology = _Ontology(set(synonym_scopes), intersections)
     with open_binary(path) as f:
+        stream = _WithoutCommentLines(f)
         try:
-            for frame in fastobo.iter(io.BufferedReader(_WithoutCommentLines(f))):
+            for frame in fastobo.iter(io.BufferedReader(stream)):
                 ontology.add(frame)
-        except SyntaxError as e:
-            raise KGFormatError(f"not valid OBO ({e.msg})", path, e.lineno) from None
-        except DECOMPRESSION_ERRORS as e:
-            raise KGFormatError(f"cannot be decompressed ({e})", path) from None
+        except (SyntaxError, TypeError, OSError) as e:
+            # fastobo reports a failed read as a TypeError or OSError of its own; the stream kept the cause.
+            if stream.error is not None:
+                raise KGFormatError(f"cannot be decompressed ({stream.error})", path) from None
+            if isinstance(e, SyntaxError):
+                raise KGFormatError(f"not valid OBO ({e.msg})", path, e.lineno) from None
+            raise
     return ontology.finish(path, relations, include_obsolete)
 
 
@@ -88,6 +92,7 @@ class _WithoutCommentLines(io.RawIOBase):
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self._pending = memoryview(b"")
+        self.error: Exception | None = None  # what decompressing ``f`` raised
 
     def readable(self) -> bool:
         return True
@@ -95,8 +100,12 @@ class _WithoutCommentLines(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if not self._pending:
             # Whole lines only, so that a comment line is never split between two chunks.
-            chunk = self._f.read(self._CHUNK)
-            chunk += self._f.readline() if chunk and not chunk.endswith(b"\n") else b""
+            try:
+                chunk = self._f.read(self._CHUNK)
+                chunk += self._f.readline() if chunk and not chunk.endswith(b"\n") else b""
+            except DECOMPRESSION_ERRORS as e:
+                self.error = e
+                raise
             self._pending = memoryview(self._COMMENT_LINE.sub(b"", chunk))
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
