@@ -12,6 +12,7 @@ from kgpeft.graph.readers.obo import read_obo
 from kgpeft.graph.readers.rdf import read_rdf
 
 EX = "http://ex.org/"
+RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
 # One graph in four serialisations: labels in two languages and untagged, an alt-label, a description,
 # a number literal (an attribute, no entity), an OWL someValuesFrom restriction and a plain blank node.
 TURTLE = """@prefix ex: <http://ex.org/> .
@@ -410,3 +411,19 @@ def test_missing_file(tmp_path):
         read_rdf(tmp_path / "kg.ttl")
     with pytest.raises(KGFileNotFoundError, match="KG file not found"):
         read_obo(tmp_path / "onto.obo")
+
+
+@pytest.mark.parametrize("escape", [r"\U00110000", r"\uD800"])
+def test_escape_outside_unicode_names_the_line(tmp_path, escape):
+    path = tmp_path / "kg.nt"
+    path.write_text(f'<http://a> <http://r> <http://b> .\n<http://a> {RDFS_LABEL} "x{escape}" .\n', encoding="utf-8")
+    with pytest.raises(KGFormatError, match="not valid nt") as err:
+        read_rdf(path)
+    assert err.value.line == 2
+
+
+def test_lone_surrogate_in_turtle_is_a_format_error(tmp_path):
+    path = tmp_path / "kg.ttl"
+    path.write_text(f'<http://a> <http://r> <http://b> .\n<http://a> {RDFS_LABEL} "x\\uD800" .\n', encoding="utf-8")
+    with pytest.raises(KGFormatError, match=r"not valid turtle.*surrogates not allowed"):
+        read_rdf(path)

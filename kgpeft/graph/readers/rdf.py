@@ -164,7 +164,7 @@ def _stream(f: BinaryIO, path: Path, format: str, collector: _Collector) -> None
         parser.line = line.removeprefix("\ufeff").rstrip("\r\n") if lineno == 1 else line.rstrip("\r\n")
         try:
             parser.parseline()
-        except ParserError as e:
+        except (ParserError, ValueError) as e:  # ValueError: an escape outside Unicode (rdflib's chr() fails)
             raise KGFormatError(f"not valid {format} ({_one_line(e)})", path, lineno) from None
 
 
@@ -186,8 +186,19 @@ def _parse_whole(f: BinaryIO, path: Path, format: str, collector: _Collector) ->
     except (ParserError, SyntaxError, ValueError) as e:
         raise KGFormatError(f"not valid {format} ({_one_line(e)})", path, getattr(e, "lineno", None)) from None
     triples = sorted(q[:3] for q in graph.quads()) if format == "json-ld" else graph
-    for s, p, o in triples:
-        collector.triple(s, p, o)
+    try:
+        for s, p, o in triples:
+            collector.triple(s, p, o)
+    except ValueError as e:  # a lone surrogate (see _unicode); rdflib's graph knows no lines
+        raise KGFormatError(f"not valid {format} ({_one_line(e)})", path) from None
+
+
+def _unicode(text: str) -> str:
+    """``text``, checked to be Unicode: rdflib lets an escape such as ``\\uD800`` through as a lone surrogate,
+    which no file can hold (UnicodeEncodeError, a ValueError, which the caller turns into a format error)."""
+    if not text.isascii():
+        text.encode("utf-8")
+    return text
 
 
 def _one_line(error: Exception) -> str:
@@ -224,7 +235,7 @@ class _Names:
             rank = 1
         else:
             rank = 0 if in_language(tag, self.language) else 2
-        self.of.setdefault(subject, []).append((rank, kind, str(literal)))
+        self.of.setdefault(subject, []).append((rank, kind, _unicode(str(literal))))
 
     def best(self, subject: str) -> tuple[list[str], str, int]:
         """The names of ``subject``, label first, its description, and how many names were in other languages."""
@@ -271,9 +282,9 @@ class _Collector:
             self.edge(str(s), str(p), str(o))
 
     def edge(self, s: str, p: str, o: str) -> None:
-        self.ids.append(self.entities.add(s))
-        self.ids.append(self.relations.add(p))
-        self.ids.append(self.entities.add(o))
+        self.ids.append(self.entities.add(_unicode(s)))
+        self.ids.append(self.relations.add(_unicode(p)))
+        self.ids.append(self.entities.add(_unicode(o)))
 
     def restrictions(self) -> int:
         """Add the edges of OWL existential restrictions on blank nodes; the number of blank-node triples left."""
