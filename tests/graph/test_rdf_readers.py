@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from kgpeft import KGFileNotFoundError, KGFormatError
+from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
 from kgpeft.graph.readers.obo import read_obo
 from kgpeft.graph.readers.rdf import read_rdf
 
@@ -427,3 +427,13 @@ def test_lone_surrogate_in_turtle_is_a_format_error(tmp_path):
     path.write_text(f'<http://a> <http://r> <http://b> .\n<http://a> {RDFS_LABEL} "x\\uD800" .\n', encoding="utf-8")
     with pytest.raises(KGFormatError, match=r"not valid turtle.*surrogates not allowed"):
         read_rdf(path)
+
+
+def test_read_kgs_save_and_load(tmp_path):
+    for name, text in [("kg.ttl", TURTLE), ("onto.obo", OBO)]:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        kg = read(path)[0] if name.endswith(".ttl") else read_obo_file(tmp_path, text, name)
+        kg.save(tmp_path / f"saved-{name}")
+        loaded = KnowledgeGraph.load(tmp_path / f"saved-{name}")
+        assert as_sets(loaded) == as_sets(kg) and loaded.info == kg.info
