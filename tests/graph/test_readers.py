@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kgpeft import KGFileNotFoundError, KGFormatError, KnowledgeGraph
-from kgpeft.graph.readers import SPLIT_FILES, read_entity_labels, read_ntriples, read_pykeen_folder, read_triples
+from kgpeft.graph.readers import (
+    SPLIT_FILES,
+    read_entity_labels,
+    read_ntriples,
+    read_pykeen_folder,
+    read_rdf,
+    read_triples,
+)
 
 
 def write(path, text: str | bytes):
@@ -313,6 +320,7 @@ def test_any_pykeen_folder_reads_or_names_file_and_line(fuzz_dir, train, valid, 
 def test_any_ntriples_file_reads_or_names_file_and_line(fuzz_dir, content):
     path = write(fuzz_dir / "kg.nt", content)
     check_read(read_ntriples, path, [path])
+    check_read(read_rdf, path, [path])
 
 
 @pytest.mark.parametrize("flush", [2, 1 << 16])

@@ -15,6 +15,9 @@ The readers, one module per format: :mod:`~kgpeft.graph.readers.tabular` (TSV/CS
 and PyKEEN split folders), :mod:`~kgpeft.graph.readers.labels` (entity labels files) and
 :mod:`~kgpeft.graph.readers.ntriples`; :mod:`~kgpeft.graph.readers.lines` reads and checks
 lines, and :mod:`~kgpeft.graph.readers.building` turns what was read into the KG.
+:mod:`~kgpeft.graph.readers.rdf` reads every RDF serialisation through rdflib and
+:mod:`~kgpeft.graph.readers.obo` OBO ontologies through fastobo (OWL ontologies are RDF/XML);
+:mod:`~kgpeft.graph.readers.compression` opens ``.gz``, ``.bz2`` and ``.xz`` files.
 """
 
 from kgpeft.graph.readers.labels import read_entity_labels
@@ -27,6 +30,8 @@ from kgpeft.graph.readers.ntriples import (
     SKOS,
     read_ntriples,
 )
+from kgpeft.graph.readers.obo import read_obo
+from kgpeft.graph.readers.rdf import RDF_FORMATS, read_rdf
 from kgpeft.graph.readers.tabular import SPLIT_FILES, UnknownPolicy, read_pykeen_folder, read_triples
 
 __all__ = [
@@ -34,12 +39,15 @@ __all__ = [
     "DESCRIPTION_PREDICATES",
     "LABEL_PREDICATES",
     "RDFS",
+    "RDF_FORMATS",
     "SKOS",
     "SPLIT_FILES",
     "PathLike",
     "UnknownPolicy",
     "read_entity_labels",
     "read_ntriples",
+    "read_obo",
     "read_pykeen_folder",
+    "read_rdf",
     "read_triples",
 ]

@@ -39,11 +39,12 @@ def _unescape(text: str, path: Path, lineno: int) -> str:
     return _ESCAPE.sub(sub, text) if "\\" in text else text
 
 
-def _local_name(iri: str) -> str:
+def local_name(iri: str) -> str:
+    """The last segment of ``iri`` after a ``/``, ``#`` or ``:`` (the IRI itself if that is empty)."""
     return re.split(r"[/#:]", iri.rstrip("/#"))[-1] or iri
 
 
-def _in_language(tag: str, language: str) -> bool:
+def in_language(tag: str, language: str) -> bool:
     """Whether the BCP-47 ``tag`` falls under ``language`` (lowercase): equal to it or extending it."""
     tag = tag.lower()
     return tag == language or tag.startswith(language + "-")
@@ -88,7 +89,7 @@ def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGr
             continue
         value, lang = _unescape(m.group(6), path, lineno), m.group(7)
         is_name = predicate in LABEL_PREDICATES or predicate in ALIAS_PREDICATES
-        if (is_name or predicate in DESCRIPTION_PREDICATES) and language and lang and not _in_language(lang, language):
+        if (is_name or predicate in DESCRIPTION_PREDICATES) and language and lang and not in_language(lang, language):
             other_language += 1
             continue
         entities.add(subject)
@@ -107,7 +108,7 @@ def read_ntriples(path: PathLike, *, language: str | None = "en") -> KnowledgeGr
     labels = {}
     for key in entities.keys:
         forms = list(dict.fromkeys([*label_forms.get(key, ()), *alias_forms.get(key, ())]))
-        label = forms[0] if forms else _local_name(key)
+        label = forms[0] if forms else local_name(key)
         labels[key] = (label, tuple(forms[1:]), descriptions.get(key, ""))
     info = {
         "source": str(path),
