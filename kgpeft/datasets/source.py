@@ -14,7 +14,9 @@ file) or a mapping that says what the files are::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,11 @@ from kgpeft.graph.readers import (
 )
 from kgpeft.graph.readers.lines import TRIPLE_COLUMNS
 
+#: A job whose questions are linked to the KG refuses a KG where fewer entities than this share have a name
+#: (:func:`named_entities`): the linker would find nothing, and every knowledge variant read nothing.
+MIN_NAMED_SHARE = 0.01
+#: What makes a label read as an identifier (``Q30``, ``GO:0000001``, ``http://...``) rather than a name.
+_CODE = re.compile(r"[\d:/#]")
 #: The keys only a tabular file (tsv, csv) takes.
 TABULAR_KEYS = ("labels", "columns", "header", "delimiter")
 
@@ -107,6 +114,14 @@ class KGSource:
         if self.format not in ("auto", *TABULAR):
             self.check_tabular_keys(self.format)
 
+    def __str__(self) -> str:
+        triples = self.triples if isinstance(self.triples, str) else ", ".join(self.triples)
+        return triples + (f" (labels: {self.labels})" if self.labels is not None else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings given, as a ``kg:`` mapping holds them (JSON-ready; unset ones left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "auto", {})}
+
     def _check_columns(self, columns: dict[str, Any]) -> None:
         if set(columns) != set(TRIPLE_COLUMNS):
             raise KGSourceError(f"`columns` should map exactly {', '.join(TRIPLE_COLUMNS)}, got {list(columns)}.")
@@ -145,8 +160,8 @@ def as_kg_source(value: str | Mapping[str, Any] | KGSource) -> str | KGSource:
         raise KGSourceError(f"kg should be a name, a path or a mapping with `triples`, got {value!r}.")
     try:
         return dataclass_from_dict(KGSource, value, "kg", KGSourceError)
-    except KGSourceError as e:
-        raise KGSourceError(f"kg: {e}") from None
+    except KGSourceError as e:  # a key's or type's error names `kg`; a value's, from __post_init__, does not
+        raise KGSourceError(str(e) if " in kg" in str(e) else f"kg: {e}") from None
 
 
 def load_source(source: KGSource) -> KnowledgeGraph:
@@ -206,3 +221,27 @@ def _tabular_kwargs(source: KGSource, format: str) -> dict[str, Any]:
         "columns": source.columns,
         "labels": source.labels,
     }
+
+
+def named_entities(kg: KnowledgeGraph) -> int:
+    """How many of ``kg``'s entities have a name a linker can find in text.
+
+    An entity is named when its label holds no digit, ``:``, ``/`` or ``#`` (``dog``, ``New York``), or when it
+    came from somewhere other than the entity's key (``Alzheimer's disease type 2`` for ``DOID:10652``). A label
+    that is the key, or the key's tail (``GO_0000001``, the local name of an IRI), and reads as an identifier
+    is no name.
+    """
+    return sum(
+        1
+        for key, label in zip(kg.entity_keys, kg.labels, strict=True)
+        if not _CODE.search(label) or not key.endswith(label)
+    )
+
+
+def names_hint() -> str:
+    """How to give a KG's entities names, for an error or a warning."""
+    return (
+        "give the KG a labels file (id, name, synonyms separated by |, definition; one entity a row): "
+        "`kg: {triples: FILE, labels: LABELS}` in the job config, or a KG folder written by "
+        "`kgpeft kg import FILE --labels LABELS --out DIR`"
+    )
