@@ -249,7 +249,8 @@ def _check_names(config: JobConfig, kg: KnowledgeGraph, splits: dict[str, list])
 
 
 def report_linking(job: Job) -> dict[str, tuple[int, int, int]]:
-    """Print, per split, how many questions had a linked entity and a non-empty subgraph; warn where most had none.
+    """Print, per split, how many questions had a linked entity and a non-empty subgraph; warn where most had none
+    and a variant reads the KG.
 
     Returns ``{split: (questions, linked, with a subgraph)}``. Each split is read as the job reads it (its
     dataset, built once: training rows with their answers, the others without).
@@ -270,8 +271,9 @@ def report_linking(job: Job) -> dict[str, tuple[int, int, int]]:
         ),
         file=sys.stderr,
     )
+    reads_kg = any(v.uses_knowledge for v in job.config.variants)
     for split, (n, linked, _) in report.items():
-        if linked < MIN_LINKED_SHARE * n:
+        if reads_kg and linked < MIN_LINKED_SHARE * n:
             warnings.warn(
                 f"only {linked} of {n} {split} questions have an entity linked in the KG: the knowledge variants read "
                 f"nothing for the others. Check that the KG's labels are names found in the questions; "
