@@ -147,7 +147,10 @@ def import_source(args: argparse.Namespace) -> KGSource:
             values[key] = {"true": True, "false": False}.get(getattr(args, key), getattr(args, key))
     if "triples" not in values:
         raise ConfigError("kgpeft kg import: give the triples: SRC (a file, a folder, or train valid test files).")
-    source = as_kg_source(values)
+    try:
+        source = as_kg_source(values)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}" if args.config is not None else str(e)) from None
     assert isinstance(source, KGSource)  # a mapping always gives one
     return source
 

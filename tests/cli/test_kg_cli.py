@@ -176,6 +176,9 @@ def test_import_reads_its_keys_from_a_job_config(tmp_path, capsys):
     )
     assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go")]) == 0
     assert list(KnowledgeGraph.load(tmp_path / "go").labels)[:2] == ["mitochondrion", "cytoplasm"]
+    config.write_text(f"triples: {triples}\nlabel: {labels}\n")
+    assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go2")]) == 2
+    assert f"error: {config}: unknown key 'label' in kg; did you mean 'labels'?" in capsys.readouterr().err
 
 
 def test_import_refuses_a_non_empty_out_and_keeps_what_kgpeft_did_not_write(tmp_path, capsys):
