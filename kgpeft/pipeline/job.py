@@ -206,8 +206,8 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     if splits is None:
         splits = load_examples(config, kg)
         _check_training_examples(config, splits, train_scorer)
-    _check_names(config, kg, splits)
     base, tokenizer = load_base_model(config, folder)
+    _check_names(config, kg, splits)
     job = Job(config, kg, base, tokenizer, splits)
     job.settle_budgets(train=train_scorer)
     if train_scorer:
