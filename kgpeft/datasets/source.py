@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,7 +113,7 @@ class KGSource:
         if self.columns is not None:
             self._check_columns(self.columns)
         if self.format not in ("auto", *TABULAR):
-            self.check_tabular_keys(self.format)
+            self.check_tabular_keys(f"a {self.format!r} file, which names its own entities")
 
     def __str__(self) -> str:
         triples = self.triples if isinstance(self.triples, str) else ", ".join(self.triples)
@@ -133,14 +134,12 @@ class KGSource:
         if self.header is False and any(isinstance(v, str) for v in columns.values()):
             raise KGSourceError("`columns` names header columns but `header` is false; set `header: true` or 'auto'.")
 
-    def check_tabular_keys(self, format: str, what: str = "") -> None:
-        """Refuse the keys only a TSV/CSV file takes (:data:`TABULAR_KEYS`) for a file of another ``format``."""
-        given = [k for k in TABULAR_KEYS if getattr(self, k) not in (None, "auto", False)]
+    def check_tabular_keys(self, what: str, keys: tuple[str, ...] = TABULAR_KEYS) -> None:
+        """Refuse the ``keys`` given for ``what``, which does not take them (default: those only TSV/CSV files take)."""
+        given = [k for k in keys if getattr(self, k) not in (None, "auto", False, {})]
         if given:
-            raise KGSourceError(
-                f"`{given[0]}` is for TSV/CSV triples files; {what or 'the format'} is {format!r}, whose reader "
-                "takes its names from the file (give reader settings in `options`)."
-            )
+            role = "a file's reader" if given[0] == "options" else "TSV/CSV triples files"
+            raise KGSourceError(f"`{given[0]}` is for {role}, not {what}; leave it out.")
 
 
 def as_kg_source(value: str | Mapping[str, Any] | KGSource) -> str | KGSource:
@@ -187,21 +186,34 @@ def load_source(source: KGSource) -> KnowledgeGraph:
 
 def _load_path(source: KGSource, path: Path) -> KnowledgeGraph:
     if (path / "kg.json").is_file():
-        source.check_tabular_keys("saved KG folder", f"{path}, a saved KG folder,")
+        source.check_tabular_keys(f"{path}, a saved KG folder (with its labels)", (*TABULAR_KEYS, "options"))
         return KnowledgeGraph.load(path)
     if path.is_dir():
-        extra = [k for k in TABULAR_KEYS[1:] if getattr(source, k) not in (None, "auto", False)]
-        if extra:
-            raise KGSourceError(f"`{extra[0]}` is for TSV/CSV triples files; {path} is a PyKEEN folder of .txt files.")
+        source.check_tabular_keys(f"{path}, a PyKEEN split folder", ("columns", "header", "delimiter", "options"))
         return read_pykeen_folder(path, labels=source.labels)
     if not path.is_file():
         raise KGFileNotFoundError(f"kg: triples: {path} is neither a file nor a folder.")
     format, guessed = _file_format(source, path)
     reader = reader_for(format, path, guessed)
-    if format in TABULAR:
-        return reader(path, **_tabular_kwargs(source, format), **source.options)
-    source.check_tabular_keys(format, str(path))
-    return reader(path, **source.options)
+    fixed = _tabular_kwargs(source, format) if format in TABULAR else {}
+    if not fixed:
+        source.check_tabular_keys(f"{path}, a {format!r} file, which names its own entities")
+    return reader(path, **fixed, **_reader_options(reader, format, source.options, fixed))
+
+
+def _reader_options(reader: Callable[..., Any], format: str, options: dict[str, Any], fixed: dict) -> dict[str, Any]:
+    """``options``, each checked to be a keyword of ``reader`` that the other keys do not set."""
+    takes = [
+        name
+        for name, p in list(inspect.signature(reader).parameters.items())[1:]
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in fixed
+    ]
+    for key in options:
+        if key not in takes:
+            raise KGSourceError(
+                f"`options.{key}` is not a setting of the {format!r} reader; it takes: {', '.join(takes) or 'none'}."
+            )
+    return options
 
 
 def _file_format(source: KGSource, path: Path) -> tuple[str, bool]:

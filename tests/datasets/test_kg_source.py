@@ -189,3 +189,24 @@ def test_missing_files_are_named(files):
         load_kg({"triples": str(files / "triples.tsv"), "labels": str(files / "nope.tsv")})
     with pytest.raises(KGFileNotFoundError, match=r"kg: triples: .*nope\.tsv is neither a file nor a folder"):
         load_kg({"triples": str(files / "nope.tsv")})
+
+
+def test_options_go_to_the_reader_and_unknown_ones_are_named(tmp_path):
+    nt = (
+        '<http://x/a> <http://x/r> <http://x/b> .\n<http://x/a> <http://www.w3.org/2000/01/rdf-schema#label> "A"@fr .\n'
+    )
+    (tmp_path / "kg.nt").write_text(nt)
+    assert list(load_kg({"triples": str(tmp_path / "kg.nt"), "options": {"language": "fr"}}).labels) == ["A", "b"]
+    assert list(load_kg(str(tmp_path / "kg.nt")).labels) == ["a", "b"]  # English names only, by default
+    with pytest.raises(KGSourceError, match=r"`options.lang` is not a setting of the 'ntriples' reader; it takes: la"):
+        load_kg({"triples": str(tmp_path / "kg.nt"), "options": {"lang": "fr"}})
+    (tmp_path / "t.tsv").write_text(TRIPLES)
+    with pytest.raises(KGSourceError, match=r"`options.delimiter` is not a setting of the 'tsv' reader; it takes: no"):
+        load_kg({"triples": str(tmp_path / "t.tsv"), "options": {"delimiter": ","}})
+
+
+def test_keys_a_saved_kg_folder_does_not_take_are_refused(files):
+    load_kg(str(files / "triples.tsv")).save(files / "saved")
+    with pytest.raises(KGSourceError, match=r"`labels` is for TSV/CSV triples files, not .*saved, a saved KG folder"):
+        load_kg({"triples": str(files / "saved"), "labels": str(files / "labels.tsv")})
+    assert load_kg({"triples": str(files / "saved"), "name": "go"}).info["name"] == "go"
