@@ -7,6 +7,7 @@ import bz2
 import codecs
 import csv
 import gzip
+import io
 import itertools
 import lzma
 import os
@@ -20,13 +21,13 @@ PathLike = str | os.PathLike
 #: ``True``, ``False`` or ``"auto"``: the first row names the columns when it holds only known column names.
 Header = bool | Literal["auto"]
 
-#: Compressed files are recognised by their first bytes, whatever their name; these suffixes are
-#: stripped before a file's format is guessed from its name (``kg.nt.gz`` is N-Triples).
+#: Compressed files are recognised by their first bytes, whatever their name.
 COMPRESSIONS: dict[bytes, Callable[..., IO[bytes]]] = {
     b"\x1f\x8b": gzip.open,
     b"BZh": bz2.open,
     b"\xfd7zXZ\x00": lzma.open,
 }
+#: Stripped before a file's format is guessed from its name (``kg.nt.gz`` is N-Triples).
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 #: The keys of a ``columns`` mapping, in the order of a triple.
 TRIPLE_COLUMNS = ("head", "relation", "tail")
@@ -73,6 +74,8 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
             except StopIteration:
                 return
             except (OSError, EOFError, lzma.LZMAError) as e:
+                if isinstance(f, io.BufferedReader):  # not compressed: a failing disk, not a broken file
+                    raise
                 raise KGFormatError(f"compressed data is corrupt or truncated ({e})", path, lineno + 1) from None
             if lineno == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
