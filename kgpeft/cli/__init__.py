@@ -9,7 +9,8 @@ An unknown key or a value of the wrong type is an error naming the key.
 - :mod:`~kgpeft.cli.job`: the job commands (``train``, ``evaluate``, ``predict``, ``explain``, ``demo``, ``info``).
 - :mod:`~kgpeft.cli.link`: ``kgpeft link`` and what it shares with the demo.
 - :mod:`~kgpeft.cli.kge`: ``kgpeft kge train | evaluate`` (:mod:`kgpeft.kge.job`).
-- :mod:`~kgpeft.cli.kg`: ``kgpeft kg edit`` (:meth:`kgpeft.graph.KnowledgeGraph.edit` from a file of edits).
+- :mod:`~kgpeft.cli.kg`: ``kgpeft kg import`` (a KG's files into a saved KG folder, and its card) and
+  ``kgpeft kg edit`` (:meth:`kgpeft.graph.KnowledgeGraph.edit` from a file of edits).
 """
 
 from kgpeft.cli.main import main

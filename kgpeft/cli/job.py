@@ -80,9 +80,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
         raise ConfigError(f"--config: {args.config} does not exist (the main job is configs/demo.yaml in the repo).")
     config = job_config(args)
     torch.set_num_threads(args.threads)
-    print("kgpeft demo: link sentences against WordNet 3.0 and retrieve their knowledge subgraphs")
-    link = LinkConfig()
-    show_link(*link_parts(link), DEMO_SENTENCES, link.max_facts)
+    if isinstance(config.kg, str) and config.kg.lower() == "wordnet":  # the sentences are WordNet's words
+        print("kgpeft demo: link sentences against WordNet 3.0 and retrieve their knowledge subgraphs")
+        link = LinkConfig(kg=config.kg)
+        show_link(*link_parts(link), DEMO_SENTENCES, link.max_facts)
     print(f"\nkgpeft demo: {args.config}: {', '.join(v.name for v in config.variants)} on {config.task}")
     with hold_output_dir(config):  # checked before loading the KG and the model, held until the results are written
         job = prepare(config)

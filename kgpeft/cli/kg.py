@@ -1,5 +1,7 @@
-"""``kgpeft kg edit``: an edited copy of a KG (:meth:`KnowledgeGraph.edit <kgpeft.graph.KnowledgeGraph.edit>`),
-written as a saved KG folder, the form ``--kg`` and a job's ``kg:`` load.
+"""``kgpeft kg import``: triples and labels files read into a saved KG folder, its card printed
+(:func:`cmd_kg_import`); ``kgpeft kg edit``: an edited copy of a KG
+(:meth:`KnowledgeGraph.edit <kgpeft.graph.KnowledgeGraph.edit>`), written as a saved KG folder, the form
+``--kg`` and a job's ``kg:`` load.
 
 ``kgpeft kg edit --kg wordnet --edits edits.tsv --output kg-edited`` reads one edit a line, fields
 separated by tabs (blank lines and lines starting with ``#`` are skipped)::
@@ -21,10 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgpeft.datasets import load_kg
+from kgpeft.configuration import ConfigError, read_yaml
+from kgpeft.datasets import KGSource, load_kg
+from kgpeft.datasets.source import MIN_NAMED_SHARE, as_kg_source, named_entities, names_hint
 from kgpeft.errors import KGFileNotFoundError, KGFormatError, OutputPathError
-from kgpeft.graph import KGEditError
+from kgpeft.graph import KGEditError, KnowledgeGraph
+from kgpeft.retrieval import RetrievalConfig
 from kgpeft.utils import ensure_writable
+
+#: Labels linked on the card of ``kgpeft kg import``, spread over the named entities.
+CARD_SAMPLE = 5
 
 # The fields of each op, in the order a TSV line gives them.
 EDIT_FIELDS = {"add": ("head", "relation", "tail"), "remove": ("head", "relation", "tail"), "entity": ("key", "label")}
@@ -122,3 +130,83 @@ def cmd_kg_edit(args: argparse.Namespace) -> None:
         f"{output}: {edited.num_triples} triples ({len(edits.remove)} removed, {len(edits.add)} added), "
         f"{edited.num_entities} entities ({len(edits.entities)} new)"
     )
+
+
+def import_source(args: argparse.Namespace) -> KGSource:
+    """The :class:`KGSource` of ``kgpeft kg import``: ``--config``'s keys (a ``kg:`` mapping's, at the top or under
+    ``kg:``, as in a job config), with the sources and options given over them."""
+    values: dict[str, Any] = dict(read_yaml(args.config)) if args.config is not None else {}
+    if isinstance(values.get("kg"), dict):
+        values = dict(values["kg"])
+    if args.src:
+        values["triples"] = args.src[0] if len(args.src) == 1 else list(args.src)
+    if args.columns is not None:
+        values["columns"] = dict(zip(("head", "relation", "tail"), map(_column, args.columns), strict=True))
+    for key in ("labels", "format", "name", "delimiter", "header"):
+        if getattr(args, key) is not None:
+            values[key] = {"true": True, "false": False}.get(getattr(args, key), getattr(args, key))
+    if "triples" not in values:
+        raise ConfigError("kgpeft kg import: give the triples: SRC (a file, a folder, or train valid test files).")
+    try:
+        source = as_kg_source(values)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}" if args.config is not None else str(e)) from None
+    assert isinstance(source, KGSource)  # a mapping always gives one
+    return source
+
+
+def _column(text: str) -> str | int:
+    """A ``--columns`` value: a 0-based column number, or a header column's name."""
+    return int(text) if text.isdigit() else text
+
+
+def cmd_kg_import(args: argparse.Namespace) -> None:
+    out: Path = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise OutputPathError(f"--out {out} exists and is not empty; pass --overwrite to replace a saved KG there.")
+    ensure_writable(out if out.exists() else out.parent, "--out")
+    source = import_source(args)
+    kg = load_kg(source)
+    # Written to a temporary sibling and renamed into place; a folder holding other files is refused.
+    kg.save(out, overwrite=True)
+    print(kg_card(kg, out))
+
+
+def kg_card(kg: KnowledgeGraph, folder: Path) -> str:
+    """What ``kgpeft kg import`` prints: sizes, how many entities are named, aliases, and a few labels linked."""
+    n = kg.num_entities
+    splits = f" (splits: {', '.join(f'{k} {v.size(1)}' for k, v in kg.splits.items())})" if kg.splits else ""
+    named = named_entities(kg)
+    labelled = [i for i, (key, label) in enumerate(zip(kg.entity_keys, kg.labels, strict=True)) if label != key]
+    aliases = [len(a) for a in kg.aliases]
+    name = kg.info.get("name")
+    lines = [
+        f"{folder}: a saved KG" + (f" ({name})" if name else ""),
+        f"  entities: {n}, relations: {kg.num_relations}, triples: {kg.num_triples}{splits}",
+        f"  labels: {len(labelled)} of {n} entities ({100 * len(labelled) / max(n, 1):.1f}%) have a label other than "
+        "their id; "
+        f"{named} have a name (not an id such as Q30 or GO:0000001)",
+        f"  aliases: {sum(aliases) / max(n, 1):.2f} per entity ({sum(1 for a in aliases if a)} entities have some)",
+    ]
+    if named < MIN_NAMED_SHARE * n:
+        lines.append(f"  warning: almost no entity has a name, so no text will link to this KG; {names_hint()}.")
+    sample = _spread(labelled or list(range(n)))
+    if sample:
+        linker = RetrievalConfig().build_linker(kg)
+        lines.append("  links of a few labels (label -> top candidate [key] score):")
+        for entity in sample:
+            label = kg.labels[entity]
+            found = linker.link(label)
+            best = max(found, key=lambda m: m.end - m.start) if found else None
+            if best is None:
+                lines.append(f"    {label!r} -> nothing linked")
+                continue
+            top, score = best.candidates[0], best.scores[0]
+            mark = "" if top == entity else f"  (not {kg.entity_keys[entity]})"
+            lines.append(f"    {label!r} -> {kg.labels[top]} [{kg.entity_keys[top]}] {score:.2f}{mark}")
+    return "\n".join(lines)
+
+
+def _spread(entities: list[int]) -> list[int]:
+    """Up to :data:`CARD_SAMPLE` of ``entities``, spread evenly over them."""
+    return entities[:: max(1, len(entities) // CARD_SAMPLE)][:CARD_SAMPLE]

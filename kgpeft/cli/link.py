@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, read_yaml
-from kgpeft.datasets import load_kg
+from kgpeft.datasets import KGSource, load_kg
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.linking import EntityLinker
 from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact
@@ -30,9 +30,12 @@ LINK_RETRIEVAL = ("num_neighbors", "max_nodes", "max_candidates")
 class LinkConfig:
     """What ``kgpeft link`` (and the demo's linking) reads."""
 
-    kg: str = field(
+    kg: str | KGSource = field(
         default="wordnet",
-        metadata={"help": "Dataset name (wordnet, umls, ...), a saved KG folder or a triples file."},
+        metadata={
+            "help": "Dataset name (wordnet, umls, ...), a saved KG folder or a triples file; or a mapping naming the "
+            "files, '{triples: FILE, labels: FILE}' (KGSource keys)."
+        },
     )
     retrieval: RetrievalConfig = field(
         default_factory=RetrievalConfig,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kgpeft.cli.link import LINK_RETRIEVAL, LinkConfig
 from kgpeft.configuration import field_help
+from kgpeft.datasets import KGSource
 from kgpeft.kge import KGEConfig
 from kgpeft.kge.job import KGEJob
 from kgpeft.retrieval import RetrievalConfig
@@ -20,6 +21,7 @@ DESCRIPTION = (
     "The ``kgpeft`` command line: "
     "``kgpeft train | evaluate | predict | explain | link | demo | info | kge | kg | task``."
 )
+KG_HELP = "a dataset name, a saved KG folder or a triples file; or a YAML mapping '{triples: FILE, labels: FILE}'"
 RESUME_HELP = (
     "continue from the newest checkpoint-* of each variant (training.resume_from_checkpoint: latest); "
     "a variant without one starts over"
@@ -51,6 +53,8 @@ def add_config_options(
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
             hint = options[0]  # `X | None`: None (a default chosen from other settings) is no command-line value
+        elif str in options and all(o is str or dataclasses.is_dataclass(o) for o in options):
+            hint = str  # `str | Section` (`kg`): the option takes the string, or the section as a YAML mapping
         if typing.get_origin(hint) is typing.Literal and all(isinstance(a, str) for a in typing.get_args(hint)):
             kwargs = {"choices": typing.get_args(hint), "type": str.lower}
         elif typing.get_origin(hint) is typing.Literal:
@@ -103,8 +107,9 @@ def _add_kge_parsers(sub) -> None:
 
 
 def _add_kg_parsers(sub) -> None:
-    kg = sub.add_parser("kg", help="work on a knowledge graph: edit")
+    kg = sub.add_parser("kg", help="work on a knowledge graph: import, edit")
     kg_sub = kg.add_subparsers(dest="kg_command", required=True)
+    _add_kg_import_parser(kg_sub)
     p = kg_sub.add_parser(
         "edit",
         help="write an edited copy of a KG: triples added and removed, new entities",
@@ -112,11 +117,36 @@ def _add_kg_parsers(sub) -> None:
         "`entity KEY LABEL`, keys tab-separated) to a KG and save the result as a KG folder, which --kg and a job's "
         "kg: load. Every other column (labels, aliases, priors, extras, splits) is kept.",
     )
-    p.add_argument("--kg", required=True, help="a dataset name, a saved KG folder or a triples file")
+    p.add_argument("--kg", required=True, help=KG_HELP)
     p.add_argument("--edits", type=Path, required=True, help="the edits: a .tsv, or .jsonl/.json (JSON Lines)")
     p.add_argument("--output", type=Path, required=True, help="the folder to write the edited KG to")
     p.add_argument("--overwrite", action="store_true", help="replace a saved KG already at --output")
     p.set_defaults(func=_command("kg", "cmd_kg_edit"), config=None, command="kg edit")
+
+
+def _add_kg_import_parser(kg_sub) -> None:
+    helps = field_help(KGSource)
+    p = kg_sub.add_parser(
+        "import",
+        help="read triples and labels files into a saved KG folder and print its card",
+        description="Read a KG's files (triples: a file, three files train valid test, or a PyKEEN folder; an "
+        "optional labels file) into a saved KG folder, which --kg and a job's kg: load, and print its card: sizes, "
+        "how many entities have a name, aliases, and a few labels linked. --config holds the same keys as a job's "
+        "kg: mapping; options override it.",
+    )
+    p.add_argument("src", nargs="*", help="the triples: a file, a folder, or three files (train valid test)")
+    p.add_argument("--config", type=Path, help="YAML with a kg: mapping's keys (triples, labels, format, ...)")
+    p.add_argument("--labels", help=helps["labels"])
+    p.add_argument("--format", help=helps["format"])
+    p.add_argument("--name", help=helps["name"])
+    p.add_argument(
+        "--columns", nargs=3, metavar=("HEAD", "RELATION", "TAIL"), help="header names or 0-based column numbers"
+    )
+    p.add_argument("--header", choices=["true", "false", "auto"], help=helps["header"])
+    p.add_argument("--delimiter", help=helps["delimiter"])
+    p.add_argument("--out", type=Path, required=True, help="the folder to write the KG to (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace a saved KG already at --out")
+    p.set_defaults(func=_command("kg", "cmd_kg_import"), command="kg import")
 
 
 def _add_link_parser(sub) -> None:
@@ -199,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         if name == "predict":  # an adapter a job saved answers alone, from the settings saved with it
             p.add_argument("--config", type=Path, help="the job's YAML config (default: the adapter's own settings)")
-            p.add_argument("--kg", help="without --config: the KG the adapter reads (dataset name, KG folder or file)")
+            p.add_argument("--kg", help=f"without --config: the KG the adapter reads ({KG_HELP})")
             p.add_argument("--model", help="without --config: the base model (default: the one the adapter names)")
         else:
             p.add_argument("--config", type=Path, required=True, help="the job's YAML config (see kgpeft.pipeline)")

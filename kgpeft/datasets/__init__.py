@@ -10,21 +10,25 @@
   ``wordnet-base`` and ``wordnet-sense-index``). The first load parses the database and
   saves a compact copy in the cache folder; later loads read that copy.
 
-:func:`load_kg` reads what a job config's ``kg`` may say: a dataset name, a saved KG folder or a
-triples file. The task builders over WordNet live in :mod:`kgpeft.tasks`.
+:func:`load_kg` reads what a job config's ``kg`` may say: a dataset name, a saved KG folder, a split
+folder or a triples file, or a :class:`KGSource` mapping (triples, labels, format; see
+:mod:`kgpeft.datasets.source`). The task builders over WordNet live in :mod:`kgpeft.tasks`.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from kgpeft.datasets.source import KGSource, KGSourceError, as_kg_source, load_source
 from kgpeft.datasets.synthetic_graph import synthetic
 from kgpeft.datasets.wordnet import WORDNET_FILES, load_wordnet, wordnet_dir
 from kgpeft.errors import KGFileNotFoundError, UnknownDatasetError
-from kgpeft.graph import KnowledgeGraph, read_ntriples, read_pykeen_folder, read_triples
+from kgpeft.graph import KnowledgeGraph, read_pykeen_folder
 from kgpeft.io import cache_dir
 
 SHIPPED = ("nations", "kinships", "umls")
@@ -55,30 +59,34 @@ def load(name: str, *, cache: bool = True) -> KnowledgeGraph:
     raise UnknownDatasetError(f"Unknown dataset {name!r}; available: {', '.join(DATASETS)}.")
 
 
-def load_kg(name_or_path: str) -> KnowledgeGraph:
-    """A KG from a dataset name, a saved KG folder, a PyKEEN-style split folder, an N-Triples
-    file (``.nt``) or a triples file (TSV, CSV).
+def load_kg(source: str | Mapping[str, Any] | KGSource) -> KnowledgeGraph:
+    """A KG from what a job config's ``kg`` may say.
+
+    ``source`` is a dataset name (:data:`DATASETS`), a saved KG folder, a PyKEEN-style split folder
+    (``train.txt``, ``valid.txt``, ``test.txt``, labels from its ``entities.tsv`` if it has one) or a
+    triples file, its format guessed from its suffix (``.nt``: N-Triples, ``.csv``: CSV, else TSV;
+    ``.gz``, ``.bz2`` and ``.xz`` files are decompressed as they are read); or a :class:`KGSource`
+    (or a mapping of its keys, or such a mapping written as a YAML string, ``{triples: t.tsv, labels:
+    l.tsv}``) that names the triples, the labels and how to read them.
 
     Raises:
-        KGFileNotFoundError: ``name_or_path`` is neither a dataset nor a file or folder; the message
-            lists the datasets and the closest one.
+        KGFileNotFoundError: ``source`` is neither a dataset nor a file or folder; the message lists the datasets
+            and the closest one.
+        KGFormatError: a file is malformed (the message names it and the line), or its format has no reader.
+        KGSourceError: a mapping holds an unknown key or a value that does not fit its files.
     """
-    path = Path(name_or_path)
-    if name_or_path.lower() in DATASETS:
-        return load(name_or_path)
-    if (path / "kg.json").is_file():
-        return KnowledgeGraph.load(path)
-    if path.is_dir():
-        return read_pykeen_folder(path)
-    if not path.exists():
-        close = difflib.get_close_matches(name_or_path.lower(), DATASETS, n=1)
+    source = as_kg_source(source)
+    if isinstance(source, KGSource):
+        return load_source(source)
+    if source.lower() in DATASETS:
+        return load(source)
+    if not Path(source).exists():
+        close = difflib.get_close_matches(source.lower(), DATASETS, n=1)
         raise KGFileNotFoundError(
-            f"KG {name_or_path!r} is neither a file nor a dataset (datasets: {', '.join(DATASETS)})"
+            f"KG {source!r} is neither a file nor a dataset (datasets: {', '.join(DATASETS)})"
             + (f"; did you mean {close[0]!r}?" if close else ".")
         )
-    if path.suffix.lower() == ".nt":
-        return read_ntriples(path)
-    return read_triples(path)
+    return load_source(KGSource(triples=source, header=False))
 
 
 def _load_wordnet(cache: bool) -> KnowledgeGraph:
@@ -104,6 +112,8 @@ def _load_wordnet(cache: bool) -> KnowledgeGraph:
 
 __all__ = [
     "DATASETS",
+    "KGSource",
+    "KGSourceError",
     "cache_dir",
     "load",
     "load_kg",

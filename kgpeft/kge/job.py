@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgpeft.configuration import dataclass_from_dict, field_help, read_yaml
-from kgpeft.datasets import load_kg
+from kgpeft.datasets import KGSource, load_kg
 from kgpeft.kge.config import KGEConfig, KGEConfigError
 from kgpeft.kge.embeddings import KGEmbeddings
 from kgpeft.kge.evaluation import RankMetrics, RankResult
@@ -32,9 +32,12 @@ from kgpeft.utils import atomic_file, ensure_writable, resolve_device
 class KGEJob:
     """A ``kgpeft kge train`` config."""
 
-    kg: str | None = field(
+    kg: str | KGSource | None = field(
         default=None,
-        metadata={"help": "Dataset name (umls, nations, kinships, wordnet), a saved KG folder or a triples file."},
+        metadata={
+            "help": "Dataset name (umls, nations, kinships, wordnet), a saved KG folder or a triples file; or a "
+            "mapping naming the files (KGSource: triples, labels, format, ...)."
+        },
     )
     output: str | None = field(
         default=None,
@@ -135,7 +138,7 @@ def train_kge_job(
 
     result.embeddings.save(output)
     report = {
-        "kg": job.kg,
+        "kg": job.kg.to_dict() if isinstance(job.kg, KGSource) else job.kg,
         "kg_fingerprint": kg.fingerprint,
         "num_entities": kg.num_entities,
         "num_relations": kg.num_relations,

@@ -89,11 +89,16 @@ def derive_budgets(config: JobConfig, probes: list[KnowledgeDataset], cap: int |
     given = given_budgets(config)
     triples = sorted({t for probe in probes for graph in probe.graphs for t in graph.edge_id.tolist()})
     kg, style, tokenizer = probes[0].kg, probes[0].retrieval.fact_format, probes[0].tokenizer
-    ids = tokenizer([format_fact(kg, t, style) for t in triples], add_special_tokens=False)["input_ids"]
+    # A job whose questions link to nothing has no facts (a fast tokenizer fails on an empty batch).
+    ids = (
+        tokenizer([format_fact(kg, t, style) for t in triples], add_special_tokens=False)["input_ids"]
+        if triples
+        else []
+    )
     length = dict(zip(triples, map(len, ids), strict=True))
     values, derived = dict(given), {}
     if given["max_fact_tokens"] is None:
-        if probes[0].retrieval.memory_framing == "block":  # a memory fact's longest piece: "Facts: <fact>.\n"
+        if triples and probes[0].retrieval.memory_framing == "block":  # a memory fact's longest: "Facts: <fact>.\n"
             pieces = [memory_fact_texts(kg, [t], style, "block")[0] for t in triples]
             ids = tokenizer(pieces, add_special_tokens=False)["input_ids"]
         longest = max(map(len, ids), default=1)

@@ -8,7 +8,7 @@ variants to train side by side (:class:`Variant`) and the knowledge controls to 
 under::
 
     model: SmolLM2-135M-Instruct     # a packaged model, or a local Hugging Face folder
-    kg: wordnet                      # a dataset name, a saved KG folder or a triples file
+    kg: wordnet                      # a dataset name, a KG folder or file, or {triples: FILE, labels: FILE}
     task: hypernym_qa                # a registered task, or a JSON-lines file of TaskExample rows
     adapter: {r: 8, knowledge_mode: memory}
     retrieval: {max_nodes: 32, num_facts: 2, memory_facts: 2}
@@ -31,6 +31,7 @@ from typing import Any
 
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int, read_yaml
 from kgpeft.data import CONTROLS
+from kgpeft.datasets import KGSource
 from kgpeft.kge.distillation import DistillationConfig
 from kgpeft.pipeline.variants import VARIANT_KINDS, VariantKind
 from kgpeft.retrieval.config import RetrievalConfig
@@ -42,6 +43,8 @@ from kgpeft.tuners.config import KGLoraConfig
 from kgpeft.utils import check_name
 
 QUANTIZATIONS = ("none", "4bit", "8bit")
+#: The keys of a `kg:` mapping that a job config may hold by mistake at its top level (`labels` beside `kg`).
+KG_SOURCE_KEYS = ("triples", "labels", "columns", "delimiter", "header")
 FACT_SOURCES = ("none", "prior", "selected")
 
 
@@ -128,7 +131,13 @@ class JobConfig:
     """A training / evaluation job."""
 
     model: str = field(metadata={"help": "A packaged model name (kgpeft.pretrained) or a local HF folder."})
-    kg: str = field(default="wordnet", metadata={"help": "Dataset name, saved KG folder or triples file."})
+    kg: str | KGSource = field(
+        default="wordnet",
+        metadata={
+            "help": "Dataset name, saved KG folder, PyKEEN split folder or triples file; or a mapping (KGSource: "
+            "triples, labels, format, name, columns, header, delimiter, options) naming the files."
+        },
+    )
     task: str = field(
         default="hypernym_qa",
         metadata={"help": f"One of {tuple(TASKS)}, or a .jsonl file of rows (text, answer | label, split)."},
@@ -278,6 +287,12 @@ class JobConfig:
                 ``source``, the file it came from).
         """
         try:
+            misplaced = next((k for k in KG_SOURCE_KEYS if isinstance(values, dict) and k in values), None)
+            if misplaced is not None:
+                raise JobConfigError(
+                    f"`{misplaced}` is not a job config key: it describes the KG's files; write it under `kg:`, "
+                    f"as in `kg: {{triples: FILE, labels: FILE}}`."
+                )
             return dataclass_from_dict(cls, values, "job config", JobConfigError)
         except JobConfigError as e:
             if source is None:

@@ -22,6 +22,7 @@ from torch import nn
 from kgpeft import selection
 from kgpeft.data import KnowledgeDataset
 from kgpeft.datasets import load_kg
+from kgpeft.datasets.source import MIN_NAMED_SHARE, named_entities, names_hint
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.model import get_kg_peft_model
 from kgpeft.pipeline.answer import answer_settings, with_chosen_facts
@@ -51,6 +52,8 @@ class Job:
     scorer: nn.Module | None = None
     selection_report: dict[str, Any] | None = None
     budgets: Budgets | None = None
+    #: Per split: its questions, those with a linked entity, those with a non-empty subgraph (:func:`report_linking`).
+    linking: dict[str, tuple[int, int, int]] | None = None
     _datasets: dict[tuple, KnowledgeDataset] = field(default_factory=dict, repr=False)
     _kg_lora_budget: int | None = field(default=None, repr=False)
 
@@ -206,8 +209,11 @@ def prepare(config: JobConfig, train_scorer: bool = True) -> Job:
     if train_scorer and config.needs_staged_scorer() and config.selection.objective == "answers":
         splits = {**splits, "train": _with_answer_entities(config, kg, splits["train"])}
     base, tokenizer = load_base_model(config, folder)
+    _check_names(config, kg, splits)
     job = Job(config, kg, base, tokenizer, splits)
     job.settle_budgets(train=train_scorer)
+    if train_scorer:
+        job.linking = report_linking(job)
     if config.needs_staged_scorer():
         path = Path(config.training.output_dir) / SCORER_FILE
         if train_scorer:
@@ -249,6 +255,62 @@ def _with_answer_entities(config: JobConfig, kg: KnowledgeGraph, rows: list) -> 
             stacklevel=3,
         )
     return rows
+
+
+#: A training job warns when fewer of a split's questions than this share have a linked entity.
+MIN_LINKED_SHARE = 0.5
+
+
+def _check_names(config: JobConfig, kg: KnowledgeGraph, splits: dict[str, list]) -> None:
+    """Refuse a KG whose entities (almost) all go by their ids (fewer than :data:`MIN_NAMED_SHARE` named) for a
+    job whose questions are linked to it (a variant reads the KG and some example names no gold entity): the
+    linker would find nothing in the text, and every knowledge variant would silently read nothing."""
+    if not any(v.uses_knowledge for v in config.variants):
+        return
+    if all(e.entity is not None for rows in splits.values() for e in rows):
+        return
+    named = named_entities(kg)
+    if named < MIN_NAMED_SHARE * kg.num_entities:
+        raise JobConfigError(
+            f"kg: {config.kg}: {named} of {kg.num_entities} entities have a name other than their id (such as "
+            f"{kg.labels[0]!r}), so no question can be linked to the KG and the knowledge variants would read "
+            f"nothing; {names_hint()}."
+        )
+
+
+def report_linking(job: Job) -> dict[str, tuple[int, int, int]]:
+    """Print, per split, how many questions had a linked entity and a non-empty subgraph; warn where most had none
+    and a variant reads the KG.
+
+    Returns ``{split: (questions, linked, with a subgraph)}``. Each split is read as the job reads it (its
+    dataset, built once: training rows with their answers, the others without).
+    """
+    report = {}
+    for split, rows in job.splits.items():
+        if not rows:
+            continue
+        data = job._base_dataset(split, with_target=split == "train")
+        linked = sum(1 for mentions in data.mentions if mentions)
+        with_subgraph = sum(1 for graph in data.graphs if graph.edge_index.size(1) > 0)
+        report[split] = (len(rows), linked, with_subgraph)
+    print(
+        "linking: "
+        + "; ".join(
+            f"{split} {linked} of {n} questions linked ({100 * linked / n:.0f}%), {graphs} with a non-empty subgraph"
+            for split, (n, linked, graphs) in report.items()
+        ),
+        file=sys.stderr,
+    )
+    reads_kg = any(v.uses_knowledge for v in job.config.variants)
+    for split, (n, linked, _) in report.items():
+        if reads_kg and linked < MIN_LINKED_SHARE * n:
+            warnings.warn(
+                f"only {linked} of {n} {split} questions have an entity linked in the KG: the knowledge variants read "
+                f"nothing for the others. Check that the KG's labels are names found in the questions; "
+                f"{names_hint()}.",
+                stacklevel=2,
+            )
+    return report
 
 
 def _check_files(config: JobConfig) -> None:

@@ -227,6 +227,37 @@ def test_link_prints_mentions_and_facts(tmp_path, capsys):
     assert "subgraph:" in out and out.count(" --") == 2
 
 
+def test_demo_of_a_job_without_wordnet_loads_no_wordnet(tmp_path, capsys, monkeypatch):
+    """`kgpeft demo` linked WordNet sentences against WordNet before every job, WordNet's or not."""
+    from kgpeft.cli import job as job_commands
+    from kgpeft.configuration import ConfigError
+
+    def no_wordnet(config):
+        raise AssertionError(f"the demo linked against {config.kg}")
+
+    def stop(config, train_scorer=True):
+        raise ConfigError(f"prepared the job on {config.kg}")
+
+    monkeypatch.setattr(job_commands, "link_parts", no_wordnet)
+    monkeypatch.setattr(job_commands, "prepare", stop)
+    config = tmp_path / "demo.yaml"
+    config.write_text(
+        f"model: m\nkg: nations\nretrieval: {{memory_facts: 2}}\ntraining: {{output_dir: {tmp_path / 'run'}}}\n"
+    )
+    assert main(["demo", "--config", str(config), "--threads", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "prepared the job on nations" in captured.err and "WordNet" not in captured.out
+
+
+def test_link_takes_a_kg_mapping(tmp_path, capsys):
+    (tmp_path / "t.tsv").write_text("Q1\tborders\tQ2\n")
+    (tmp_path / "l.tsv").write_text("Q1\tFrance\nQ2\tSpain\n")
+    kg = f"{{triples: {tmp_path / 't.tsv'}, labels: {tmp_path / 'l.tsv'}}}"
+    assert main(["link", "--kg", kg, "France and Spain"]) == 0
+    out = capsys.readouterr().out
+    assert "'France'           -> France [Q1]" in out and "France --borders--> Spain" in out
+
+
 def test_link_takes_its_retrieval_defaults_from_retrieval_config_and_options_override_the_file(tmp_path):
     """`kgpeft link` had its own defaults ([8, 4], 32 nodes, 3 candidates) beside RetrievalConfig's, and a
     second way from a config file to options (flat keys checked against argparse)."""

@@ -138,3 +138,67 @@ def test_a_dataset_by_name(tmp_path, capsys):
     )
     edited = KnowledgeGraph.load(tmp_path / "out")
     assert "(1 removed, 0 added)" in capsys.readouterr().out and edited.info["name"] == "nations"
+
+
+# kgpeft kg import
+
+
+def _import_files(tmp_path):
+    (tmp_path / "t.csv").write_text("subject,predicate,object\nGO:1,is_a,GO:2\nGO:2,part_of,GO:3\nGO:4,is_a,GO:3\n")
+    (tmp_path / "l.tsv").write_text("GO:1\tmitochondrion\tmito\nGO:2\tcytoplasm\nGO:3\tcell\tcellula|cells\n")
+    return tmp_path / "t.csv", tmp_path / "l.tsv"
+
+
+def test_import_writes_a_kg_folder_and_prints_its_card(tmp_path, capsys):
+    triples, labels = _import_files(tmp_path)
+    out = tmp_path / "go"
+    argv = ["kg", "import", str(triples), "--labels", str(labels), "--columns", "subject", "predicate", "object"]
+    assert main([*argv, "--name", "go", "--out", str(out)]) == 0
+    card = capsys.readouterr().out
+    kg = KnowledgeGraph.load(out)
+    assert kg.entity_keys == ["GO:1", "GO:2", "GO:3", "GO:4"] and list(kg.labels)[:3] == [
+        "mitochondrion",
+        "cytoplasm",
+        "cell",
+    ]
+    assert kg.info["name"] == "go"
+    assert f"{out}: a saved KG (go)\n  entities: 4, relations: 2, triples: 3\n" in card
+    assert "labels: 3 of 4 entities (75.0%) have a label other than their id; 3 have a name" in card
+    assert "aliases: 0.75 per entity (2 entities have some)" in card
+    assert "'mitochondrion' -> mitochondrion [GO:1] 1.00" in card and "'cell' -> cell [GO:3]" in card
+
+
+def test_import_reads_its_keys_from_a_job_config(tmp_path, capsys):
+    triples, labels = _import_files(tmp_path)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"model: m\nkg: {{triples: {triples}, labels: {labels}, columns: {{head: 0, relation: 1, tail: 2}}}}\n"
+    )
+    assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go")]) == 0
+    assert list(KnowledgeGraph.load(tmp_path / "go").labels)[:2] == ["mitochondrion", "cytoplasm"]
+    config.write_text(f"triples: {triples}\nlabel: {labels}\n")
+    assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go2")]) == 2
+    assert f"error: {config}: unknown key 'label' in kg; did you mean 'labels'?" in capsys.readouterr().err
+
+
+def test_import_refuses_a_non_empty_out_and_keeps_what_kgpeft_did_not_write(tmp_path, capsys):
+    triples, labels = _import_files(tmp_path)
+    argv = ["kg", "import", str(triples), "--labels", str(labels), "--header", "true", "--columns", "0", "1", "2"]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+    assert main([*argv, "--out", str(out), "--overwrite"]) == 2  # not a saved KG's files: never deleted
+    assert "notes.txt" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main([*argv, "--out", str(tmp_path / "kg")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "kg")]) == 2  # a saved KG is replaced only with --overwrite
+    assert main([*argv, "--out", str(tmp_path / "kg"), "--overwrite"]) == 0
+
+
+def test_import_errors_are_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "bad.tsv").write_text("a\tr\tb\nc\tr\n")
+    assert main(["kg", "import", str(tmp_path / "bad.tsv"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"kgpeft kg import: error: {tmp_path / 'bad.tsv'}:2: expected 3 columns separated by '\\t', got 2\n"
+    assert not (tmp_path / "out").exists()

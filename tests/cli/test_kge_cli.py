@@ -171,3 +171,14 @@ def test_unwritable_output_fails_before_loading_the_kg(config, tmp_path, capsys,
     assert main(["kge", "train", "--config", str(config), "--output", output, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"error: `output` {output} " in err and ("cannot be written" in err or "is a folder" in err)
+
+
+def test_train_takes_a_kg_mapping_and_reports_it(tmp_path, capsys):
+    nations = Path(__file__).parents[2] / "kgpeft" / "datasets" / "data" / "nations"
+    kg = {"triples": [str(nations / f"{s}.txt") for s in ("train", "valid", "test")], "name": "nations-files"}
+    output = tmp_path / "n.safetensors"
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump({"kg": kg, "output": str(output), "kge": {**KGE, "num_epochs": 1, "eval_every": 0}}))
+    assert main(["kge", "train", "--config", str(path), "--no-progress"]) == 0
+    report = json.loads(output.with_suffix(".metrics.json").read_text())
+    assert report["kg"] == kg and report["splits"] == {"train": 1592, "valid": 199, "test": 201}

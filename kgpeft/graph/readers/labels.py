@@ -10,23 +10,27 @@ import numpy as np
 
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.readers.building import Vocab
-from kgpeft.graph.readers.lines import PathLike, checked_rows, delimiter_for
+from kgpeft.graph.readers.lines import LABEL_HEADER_NAMES, Header, PathLike, checked_rows, delimiter_for
 from kgpeft.graph.strings import RaggedStrings, StringTable
 
 # Labels-file rows encoded into string tables at a time.
 _FLUSH = 1 << 16
 
 
-def read_entity_labels(path: PathLike, delimiter: str | None = None) -> dict[str, tuple[str, tuple[str, ...], str]]:
+def read_entity_labels(
+    path: PathLike, delimiter: str | None = None, header: Header = "auto"
+) -> dict[str, tuple[str, tuple[str, ...], str]]:
     """Read an entity labels file: ``key, label[, aliases[, description]]`` per line.
 
     Aliases are separated by ``|``. Returns ``{key: (label, aliases, description)}``.
-    A key listed twice is an error naming both lines.
+    A key listed twice is an error naming both lines. ``header``: the first row names the columns
+    (``True``), or does when it holds only names like ``id, name, synonyms, definition`` (``"auto"``,
+    :data:`~kgpeft.graph.readers.lines.LABEL_HEADER_NAMES`).
     """
     path = Path(path)
     out: dict[str, tuple[str, tuple[str, ...], str]] = {}
     first_line: dict[str, int] = {}
-    for lineno, fields in checked_rows(path, delimiter_for(path, delimiter), 2, 4):
+    for lineno, fields in checked_rows(path, delimiter_for(path, delimiter), 2, 4, header, LABEL_HEADER_NAMES):
         key, label = fields[0], fields[1]
         if key in out:
             raise KGFormatError(f"entity {key!r} already labelled on line {first_line[key]}", path, lineno)
@@ -42,13 +46,14 @@ class LabelRows:
     Row ``i`` labels entity ``entity[i]``; :meth:`columns` orders them by entity id.
     """
 
-    def __init__(self, path: Path, entities: Vocab, delimiter: str | None = None) -> None:
+    def __init__(self, path: Path, entities: Vocab, delimiter: str | None = None, header: Header = "auto") -> None:
         self.path = path
         entity, linenos = array("q"), array("q")
         alias_counts = array("q")
 
         def fields() -> Iterator[tuple[str, str, str]]:
-            for lineno, row in checked_rows(path, delimiter_for(path, delimiter), 2, 4):
+            rows = checked_rows(path, delimiter_for(path, delimiter), 2, 4, header, LABEL_HEADER_NAMES)
+            for lineno, row in rows:
                 entity.append(entities.add(row[0]))
                 linenos.append(lineno)
                 aliases = [a.strip() for a in row[2].split("|") if a.strip()] if len(row) > 2 else []
