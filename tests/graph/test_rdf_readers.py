@@ -406,6 +406,34 @@ def test_truncated_compressed_file_is_a_format_error(tmp_path, name, text):
     assert str(err.value).startswith(f"{path}: ")
 
 
+@pytest.mark.parametrize(("name", "text"), [("kg.nt.bz2", NTRIPLES), ("kg.ttl.bz2", TURTLE), ("onto.obo.bz2", OBO)])
+def test_corrupt_bzip2_data_is_a_format_error(tmp_path, name, text):
+    """bzip2's "Invalid data stream" is a plain OSError, which read_rdf and read_obo let through."""
+    path = tmp_path / name
+    data = bz2.compress(text.encode())
+    path.write_bytes(data[:20] + bytes(b ^ 0xFF for b in data[20:]))
+    reader = read_obo if name.startswith("onto") else read_rdf
+    with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
+        reader(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(("name", "text"), [("kg.nt", NTRIPLES), ("kg.ttl", TURTLE), ("onto.obo", OBO)])
+def test_compressed_data_is_known_by_its_bytes_not_its_name(tmp_path, name, text):
+    """As the TSV reader does: gzip data under a plain name is decompressed, plain text under a .gz name read."""
+    reader = read_obo if name.startswith("onto") else read_rdf
+    plain = tmp_path / name
+    plain.write_text(text, encoding="utf-8")
+    (tmp_path / "packed").mkdir()
+    packed = tmp_path / "packed" / name
+    packed.write_bytes(gzip.compress(text.encode()))
+    named = tmp_path / (name + ".gz")
+    named.write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert as_sets(reader(packed)) == as_sets(reader(named)) == as_sets(reader(plain))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(KGFileNotFoundError, match="KG file not found"):
         read_rdf(tmp_path / "kg.ttl")

@@ -20,7 +20,7 @@ from rdflib.term import BNode, Literal, Node, URIRef
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.graph.readers.building import Vocab, finish
-from kgpeft.graph.readers.compression import DECOMPRESSION_ERRORS, open_binary, uncompressed_suffix
+from kgpeft.graph.readers.compression import DECOMPRESSION_ERRORS, is_compressed, open_binary, plain_suffix
 from kgpeft.graph.readers.lines import PathLike
 from kgpeft.graph.readers.ntriples import (
     ALIAS_PREDICATES,
@@ -134,6 +134,8 @@ def read_rdf(
             else:
                 _parse_whole(f, path, format, collector)
         except DECOMPRESSION_ERRORS as e:
+            if not is_compressed(f):  # a failing disk, not a broken file
+                raise
             raise KGFormatError(f"cannot be decompressed ({e})", path) from None
     return collector.finish(path, format)
 
@@ -145,7 +147,7 @@ def rdf_format(path: Path, format: str | None) -> str:
             known = ", ".join(map(repr, dict.fromkeys(RDF_FORMATS.values())))
             raise KGFormatError(f"unknown RDF format {format!r}; pass one of {known}", path)
         return format
-    suffix = uncompressed_suffix(path)
+    suffix = plain_suffix(path)
     if suffix not in RDF_FORMATS:
         known = ", ".join(RDF_FORMATS)
         raise KGFormatError(f"cannot tell the RDF format from the suffix {suffix!r} ({known}); pass `format=`", path)
