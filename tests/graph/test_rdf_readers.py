@@ -396,22 +396,21 @@ def test_owl_ontology_reads_classes_synonyms_definitions_and_restrictions(tmp_pa
     assert any("5 triples with a blank node" in m for m in messages)
 
 
-@pytest.mark.parametrize(("name", "text"), [("kg.nt.gz", NTRIPLES), ("kg.ttl.gz", TURTLE), ("onto.obo.gz", OBO)])
-def test_truncated_compressed_file_is_a_format_error(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_bytes(gzip.compress(text.encode())[:-12])  # without the gzip trailer
-    reader = read_obo if name.startswith("onto") else read_rdf
-    with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
-        reader(path)
-    assert str(err.value).startswith(f"{path}: ")
+def _truncated_gzip(text: str) -> bytes:
+    return gzip.compress(text.encode())[:-12]  # without the gzip trailer
 
 
-@pytest.mark.parametrize(("name", "text"), [("kg.nt.bz2", NTRIPLES), ("kg.ttl.bz2", TURTLE), ("onto.obo.bz2", OBO)])
-def test_corrupt_bzip2_data_is_a_format_error(tmp_path, name, text):
-    """bzip2's "Invalid data stream" is a plain OSError, which read_rdf and read_obo let through."""
-    path = tmp_path / name
+def _corrupt_bzip2(text: str) -> bytes:
+    """bzip2's "Invalid data stream" is a plain OSError (read_rdf and read_obo let it through before)."""
     data = bz2.compress(text.encode())
-    path.write_bytes(data[:20] + bytes(b ^ 0xFF for b in data[20:]))
+    return data[:20] + bytes(b ^ 0xFF for b in data[20:])
+
+
+@pytest.mark.parametrize("damage", [_truncated_gzip, _corrupt_bzip2])
+@pytest.mark.parametrize(("name", "text"), [("kg.nt", NTRIPLES), ("kg.ttl", TURTLE), ("onto.obo", OBO)])
+def test_broken_compressed_file_is_a_format_error(tmp_path, name, text, damage):
+    path = tmp_path / (name + (".gz" if damage is _truncated_gzip else ".bz2"))
+    path.write_bytes(damage(text))
     reader = read_obo if name.startswith("onto") else read_rdf
     with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
         reader(path)
