@@ -412,9 +412,11 @@ def test_broken_compressed_file_is_a_format_error(tmp_path, name, text, damage):
     path = tmp_path / (name + (".gz" if damage is _truncated_gzip else ".bz2"))
     path.write_bytes(damage(text))
     reader = read_obo if name.startswith("onto") else read_rdf
-    with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
+    with pytest.raises(KGFormatError, match="compressed data is corrupt or truncated") as err:
         reader(path)
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"{path}")
+    if name.endswith(".nt"):  # read a line at a time: the line it breaks off at
+        assert err.value.line >= 1
 
 
 @pytest.mark.parametrize(("name", "text"), [("kg.nt", NTRIPLES), ("kg.ttl", TURTLE), ("onto.obo", OBO)])

@@ -25,6 +25,8 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 #: What reading corrupt or truncated compressed data raises (bzip2's "Invalid data stream" and gzip's bad
 #: CRC are plain OSErrors, so a reader takes these for broken data only where :func:`is_compressed`).
 DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+#: What a reader's error says of such data.
+CORRUPT_COMPRESSED = "compressed data is corrupt or truncated"
 
 
 def open_binary(path: Path) -> IO[bytes]:

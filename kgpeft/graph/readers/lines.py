@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 from kgpeft.errors import KGFormatError
-from kgpeft.graph.readers.compression import DECOMPRESSION_ERRORS, is_compressed, open_binary, plain_suffix
+from kgpeft.graph.readers.compression import (
+    CORRUPT_COMPRESSED,
+    DECOMPRESSION_ERRORS,
+    is_compressed,
+    open_binary,
+    plain_suffix,
+)
 
 PathLike = str | os.PathLike
 #: ``True``, ``False`` or ``"auto"``: the first row names the columns when it holds only known column names.
@@ -47,7 +53,7 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
             except DECOMPRESSION_ERRORS as e:
                 if not is_compressed(f):  # a failing disk, not a broken file
                     raise
-                raise KGFormatError(f"compressed data is corrupt or truncated ({e})", path, lineno + 1) from None
+                raise KGFormatError(f"{CORRUPT_COMPRESSED} ({e})", path, lineno + 1) from None
             if lineno == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
