@@ -144,12 +144,13 @@ def test_your_own_kg_section_runs(tmp_path, monkeypatch, capsys):
         "task build",
         "kg import",
     ]
-    outputs = []
+    outputs, logs = [], []
     for argv in commands:
         code = main([*argv[1:], *(["--threads", "1"] if argv[1] == "demo" else [])])
         captured = capsys.readouterr()
         assert code == 0, f"{shlex.join(argv)} failed: {captured.err}"
         outputs.append(captured.out)
+        logs.append(captured.err)
 
     card, task, demo, obo_card, obo_task, csv_card = outputs
     assert "entities: 40, relations: 1, triples: 39" in card and "40 of 40 entities" in card
@@ -157,6 +158,7 @@ def test_your_own_kg_section_runs(tmp_path, monkeypatch, capsys):
     instruments = KnowledgeGraph.load("my-kg")
     assert instruments.aliases[instruments.entity_keys.index("http://example.org/instruments#violin")] == ("fiddle",)
     table = {tuple(line.split()[:2]) for line in demo.splitlines() if line[:1].isalpha()}
+    assert "test 5 of 5 questions linked (100%)" in logs[2]
     for variant in ("lora+facts", "kg-lora"):
         assert {(variant, c) for c in ("correct", "shuffled", "none")} <= table, demo
     # the job's `kg:` as its comment gives it, the file itself, is the same KG
