@@ -136,6 +136,7 @@ def test_your_own_kg_section_runs(tmp_path, monkeypatch, capsys):
         if line.strip()
     ]
     # the Turtle road (import, task, demo), the OBO one (import, task), the CSV mapping (import)
+    assert {c[0] for c in commands} == {"kgpeft"}
     assert [" ".join(c[1:3]) for c in commands] == [
         "kg import",
         "task build",
