@@ -1,4 +1,4 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples, and the commands of its section "Your own knowledge graph", run as written."""
 
 import json
 import re
