@@ -18,6 +18,7 @@ first, then the removals, then the additions; an error names the file and the li
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,8 +146,11 @@ def import_source(args: argparse.Namespace) -> KGSource:
     for key in ("labels", "format", "name", "delimiter", "header"):
         if getattr(args, key) is not None:
             values[key] = {"true": True, "false": False}.get(getattr(args, key), getattr(args, key))
-    if "triples" not in values:
-        raise ConfigError("kgpeft kg import: give the triples: SRC (a file, a folder, or train valid test files).")
+    # A key KGSource does not know (`triple:`) is left to as_kg_source, which names it and the key it may mean.
+    if "triples" not in values and set(values) <= {f.name for f in dataclasses.fields(KGSource)}:
+        raise ConfigError(
+            "give the triples: SRC (a file, a folder, or train valid test files), or a `triples:` key in --config."
+        )
     try:
         source = as_kg_source(values)
     except ConfigError as e:

@@ -11,6 +11,7 @@ Examples are plain frozen dataclasses holding text; a collator tokenises them, l
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -193,9 +194,13 @@ def relation_ids(kg: KnowledgeGraph, task: str, relations: Sequence[str]) -> lis
     missing = [r for r in relations if r not in kg.relation_keys]
     if missing:
         shown = ", ".join(map(repr, kg.relation_keys[:10])) + (", ..." if kg.num_relations > 10 else "")
+        # Relation keys are case-sensitive: `subclassOf` typed for rdflib's `subClassOf` is named.
+        folded = {key.lower(): key for key in kg.relation_keys}
+        close = difflib.get_close_matches(missing[0].lower(), list(folded), n=1, cutoff=0.8)
+        hint = f"did you mean {folded[close[0]]!r}? Or pass" if close else "pass"
         raise MissingKGDataError(
             f"`{task}` needs the relations {', '.join(map(repr, missing))}, which the KG lacks "
-            f"(it has {kg.num_relations}: {shown}); pass `relations=` to choose others."
+            f"(it has {kg.num_relations}: {shown}); {hint} `relations=` to choose others."
         )
     return [kg.relation_id(r) for r in relations]
 

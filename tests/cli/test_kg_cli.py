@@ -179,6 +179,16 @@ def test_import_reads_its_keys_from_a_job_config(tmp_path, capsys):
     config.write_text(f"triples: {triples}\nlabel: {labels}\n")
     assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go2")]) == 2
     assert f"error: {config}: unknown key 'label' in kg; did you mean 'labels'?" in capsys.readouterr().err
+    config.write_text(f"kg:\n  triple: {triples}\n")  # the key that names the triples, mistyped
+    assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go2")]) == 2
+    assert f"error: {config}: unknown key 'triple' in kg; did you mean 'triples'?" in capsys.readouterr().err
+    config.write_text(f"kg:\n  labels: {labels}\n")
+    assert main(["kg", "import", "--config", str(config), "--out", str(tmp_path / "go2")]) == 2
+    assert capsys.readouterr().err == (
+        "kgpeft kg import: error: give the triples: SRC (a file, a folder, or train valid test files), or a "
+        "`triples:` key in --config.\n"
+    )
+    assert not (tmp_path / "go2").exists()
 
 
 def test_import_refuses_a_non_empty_out_and_keeps_what_kgpeft_did_not_write(tmp_path, capsys):

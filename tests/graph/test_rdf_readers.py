@@ -396,14 +396,43 @@ def test_owl_ontology_reads_classes_synonyms_definitions_and_restrictions(tmp_pa
     assert any("5 triples with a blank node" in m for m in messages)
 
 
-@pytest.mark.parametrize(("name", "text"), [("kg.nt.gz", NTRIPLES), ("kg.ttl.gz", TURTLE), ("onto.obo.gz", OBO)])
-def test_truncated_compressed_file_is_a_format_error(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_bytes(gzip.compress(text.encode())[:-12])  # without the gzip trailer
+def _truncated_gzip(text: str) -> bytes:
+    return gzip.compress(text.encode())[:-12]  # without the gzip trailer
+
+
+def _corrupt_bzip2(text: str) -> bytes:
+    """bzip2's "Invalid data stream" is a plain OSError (read_rdf and read_obo let it through before)."""
+    data = bz2.compress(text.encode())
+    return data[:20] + bytes(b ^ 0xFF for b in data[20:])
+
+
+@pytest.mark.parametrize("damage", [_truncated_gzip, _corrupt_bzip2])
+@pytest.mark.parametrize(("name", "text"), [("kg.nt", NTRIPLES), ("kg.ttl", TURTLE), ("onto.obo", OBO)])
+def test_broken_compressed_file_is_a_format_error(tmp_path, name, text, damage):
+    path = tmp_path / (name + (".gz" if damage is _truncated_gzip else ".bz2"))
+    path.write_bytes(damage(text))
     reader = read_obo if name.startswith("onto") else read_rdf
-    with pytest.raises(KGFormatError, match="cannot be decompressed") as err:
+    with pytest.raises(KGFormatError, match="compressed data is corrupt or truncated") as err:
         reader(path)
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"{path}")
+    if name.endswith(".nt"):  # read a line at a time: the line it breaks off at
+        assert err.value.line >= 1
+
+
+@pytest.mark.parametrize(("name", "text"), [("kg.nt", NTRIPLES), ("kg.ttl", TURTLE), ("onto.obo", OBO)])
+def test_compressed_data_is_known_by_its_bytes_not_its_name(tmp_path, name, text):
+    """As the TSV reader does: gzip data under a plain name is decompressed, plain text under a .gz name read."""
+    reader = read_obo if name.startswith("onto") else read_rdf
+    plain = tmp_path / name
+    plain.write_text(text, encoding="utf-8")
+    (tmp_path / "packed").mkdir()
+    packed = tmp_path / "packed" / name
+    packed.write_bytes(gzip.compress(text.encode()))
+    named = tmp_path / (name + ".gz")
+    named.write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert as_sets(reader(packed)) == as_sets(reader(named)) == as_sets(reader(plain))
 
 
 def test_missing_file(tmp_path):

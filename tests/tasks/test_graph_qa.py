@@ -119,5 +119,7 @@ def test_bad_questions():
     kg = ontology()
     with pytest.raises(MissingKGDataError, match=r"`graph_qa` needs the relations 'located_in'"):
         graph_qa(kg, [RelationQuestion("x", ("located_in",), "{head}?")])
+    with pytest.raises(MissingKGDataError, match=r"needs the relations 'is_A'.*; did you mean 'is_a'\? Or pass"):
+        graph_qa(kg, [RelationQuestion("x", ("is_A",), "{head}?")])
     with pytest.raises(TaskTemplateError, match="'is_a' is asked by two questions"):
         graph_qa(kg, [*QUESTIONS, RelationQuestion("again", ("is_a",), "{head}?")])

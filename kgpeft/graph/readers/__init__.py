@@ -19,7 +19,7 @@ lines (gzip, bzip2 and xz files decompressed as they stream), and
 :mod:`~kgpeft.graph.readers.building` turns what was read into the KG.
 :mod:`~kgpeft.graph.readers.rdf` reads every RDF serialisation through rdflib and
 :mod:`~kgpeft.graph.readers.obo` OBO ontologies through fastobo (OWL ontologies are RDF/XML);
-:mod:`~kgpeft.graph.readers.compression` opens ``.gz``, ``.bz2`` and ``.xz`` files.
+:mod:`~kgpeft.graph.readers.compression` opens gzip, bzip2 and xz files, known by their first bytes.
 """
 
 from kgpeft.graph.readers.formats import FORMATS, READERS, SUFFIX_FORMATS, TABULAR, guess_format, reader_for

@@ -1,33 +1,56 @@
-"""Opening KG files that may be compressed: gzip (``.gz``), bzip2 (``.bz2``) and xz (``.xz``), by suffix."""
+"""Opening KG files that may be compressed: gzip, bzip2 or xz data, recognised by its first bytes whatever the
+file is called (a ``.ttl`` that is gzip data is decompressed, a ``.gz`` that is plain text read as it is)."""
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from kgpeft.errors import KGFileNotFoundError
 
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-# What reading a corrupt or truncated compressed file raises (bzip2's "Invalid data stream" is a plain OSError,
-# too broad to catch here).
-DECOMPRESSION_ERRORS = (gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError)
+#: The openers of compressed data, by its first bytes.
+COMPRESSIONS: dict[bytes, Callable[..., IO[bytes]]] = {
+    b"\x1f\x8b": gzip.open,
+    b"BZh": bz2.open,
+    b"\xfd7zXZ\x00": lzma.open,
+}
+#: Stripped before a file's format is guessed from its name (``kg.nt.gz`` is N-Triples).
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+#: What reading corrupt or truncated compressed data raises (bzip2's "Invalid data stream" and gzip's bad
+#: CRC are plain OSErrors, so a reader takes these for broken data only where :func:`is_compressed`).
+DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+#: What a reader's error says of such data.
+CORRUPT_COMPRESSED = "compressed data is corrupt or truncated"
 
 
-def open_binary(path: Path) -> BinaryIO:
-    """``path`` opened for reading bytes, decompressed on the fly when its suffix names a compression."""
+def open_binary(path: Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed as it is read if it is gzip, bzip2 or xz data.
+
+    Raises:
+        KGFileNotFoundError: ``path`` is not a file; the message names it.
+    """
     if not path.is_file():
         raise KGFileNotFoundError(f"KG file not found: {path}")
-    opener = _OPENERS.get(path.suffix.lower(), open)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    opener = next((o for m, o in COMPRESSIONS.items() if magic.startswith(m)), open)
     return opener(path, "rb")
 
 
-def uncompressed_suffix(path: Path) -> str:
-    """The suffix that names ``path``'s format, lowercase: ``kg.ttl.gz`` gives ``.ttl``."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in _OPENERS:
-        suffixes.pop()
-    return suffixes[-1] if suffixes else ""
+def is_compressed(f: IO[bytes]) -> bool:
+    """Whether ``f``, from :func:`open_binary`, decompresses: an error reading it is then the data's, not the disk's."""
+    return not isinstance(f, io.BufferedReader)
+
+
+def plain_suffix(path: Path) -> str:
+    """The lowercased suffix of ``path`` once a compression suffix is stripped: ``.nt`` for ``kg.nt.gz``."""
+    name = path.name.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return Path(name).suffix

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
-from kgpeft.graph.readers.lines import plain_suffix
+from kgpeft.graph.readers.compression import plain_suffix
 from kgpeft.graph.readers.ntriples import read_ntriples
 from kgpeft.graph.readers.obo import read_obo
 from kgpeft.graph.readers.rdf import read_rdf

@@ -3,32 +3,27 @@ checked for their columns."""
 
 from __future__ import annotations
 
-import bz2
 import codecs
 import csv
-import gzip
-import io
 import itertools
-import lzma
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
-from kgpeft.errors import KGFileNotFoundError, KGFormatError
+from kgpeft.errors import KGFormatError
+from kgpeft.graph.readers.compression import (
+    CORRUPT_COMPRESSED,
+    DECOMPRESSION_ERRORS,
+    is_compressed,
+    open_binary,
+    plain_suffix,
+)
 
 PathLike = str | os.PathLike
 #: ``True``, ``False`` or ``"auto"``: the first row names the columns when it holds only known column names.
 Header = bool | Literal["auto"]
 
-#: Compressed files are recognised by their first bytes, whatever their name.
-COMPRESSIONS: dict[bytes, Callable[..., IO[bytes]]] = {
-    b"\x1f\x8b": gzip.open,
-    b"BZh": bz2.open,
-    b"\xfd7zXZ\x00": lzma.open,
-}
-#: Stripped before a file's format is guessed from its name (``kg.nt.gz`` is N-Triples).
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 #: The keys of a ``columns`` mapping, in the order of a triple.
 TRIPLE_COLUMNS = ("head", "relation", "tail")
 #: The names a header row of a triples file may give its columns, case-insensitively (``header: auto``).
@@ -41,30 +36,12 @@ LABEL_HEADER_NAMES = frozenset(
 )
 
 
-def plain_suffix(path: Path) -> str:
-    """The lowercased suffix of ``path`` once a compression suffix is stripped: ``.nt`` for ``kg.nt.gz``."""
-    name = path.name.lower()
-    for suffix in COMPRESSION_SUFFIXES:
-        name = name.removesuffix(suffix)
-    return Path(name).suffix
-
-
-def open_binary(path: Path) -> IO[bytes]:
-    """``path`` opened for reading bytes, decompressed as it is read if it is gzip, bzip2 or xz data."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    opener = next((o for m, o in COMPRESSIONS.items() if magic.startswith(m)), open)
-    return opener(path, "rb")
-
-
 def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for every line of a UTF-8 file, line ending kept, a leading BOM dropped.
 
-    A compressed file (:data:`COMPRESSIONS`) is decompressed as it streams; corrupt or truncated
-    compressed data is a :class:`KGFormatError` naming the line it breaks off at.
+    A compressed file (:func:`~kgpeft.graph.readers.compression.open_binary`) is decompressed as it streams;
+    corrupt or truncated compressed data is a :class:`KGFormatError` naming the line it breaks off at.
     """
-    if not path.is_file():
-        raise KGFileNotFoundError(f"KG file not found: {path}")
     with open_binary(path) as f:
         lines = enumerate(f, start=1)
         lineno = 0
@@ -73,10 +50,10 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
                 lineno, raw = next(lines)
             except StopIteration:
                 return
-            except (OSError, EOFError, lzma.LZMAError) as e:
-                if isinstance(f, io.BufferedReader):  # not compressed: a failing disk, not a broken file
+            except DECOMPRESSION_ERRORS as e:
+                if not is_compressed(f):  # a failing disk, not a broken file
                     raise
-                raise KGFormatError(f"compressed data is corrupt or truncated ({e})", path, lineno + 1) from None
+                raise KGFormatError(f"{CORRUPT_COMPRESSED} ({e})", path, lineno + 1) from None
             if lineno == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             try:

@@ -14,7 +14,7 @@ import fastobo
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.graph.readers.building import Vocab, finish
-from kgpeft.graph.readers.compression import DECOMPRESSION_ERRORS, open_binary
+from kgpeft.graph.readers.compression import CORRUPT_COMPRESSED, DECOMPRESSION_ERRORS, is_compressed, open_binary
 from kgpeft.graph.readers.lines import PathLike
 
 IS_A = "is_a"
@@ -75,7 +75,7 @@ def read_obo(
         except (SyntaxError, TypeError, OSError) as e:
             # fastobo reports a failed read as a TypeError or OSError of its own; the stream kept the cause.
             if stream.error is not None:
-                raise KGFormatError(f"cannot be decompressed ({stream.error})", path) from None
+                raise KGFormatError(f"{CORRUPT_COMPRESSED} ({stream.error})", path) from None
             if isinstance(e, SyntaxError):
                 raise KGFormatError(f"not valid OBO ({e.msg})", path, e.lineno) from None
             raise
@@ -104,7 +104,8 @@ class _WithoutCommentLines(io.RawIOBase):
                 chunk = self._f.read(self._CHUNK)
                 chunk += self._f.readline() if chunk and not chunk.endswith(b"\n") else b""
             except DECOMPRESSION_ERRORS as e:
-                self.error = e
+                if is_compressed(self._f):  # else a failing disk, not a broken file: fastobo's error stands
+                    self.error = e
                 raise
             self._pending = memoryview(self._COMMENT_LINE.sub(b"", chunk))
         n = min(len(buffer), len(self._pending))

@@ -20,8 +20,14 @@ from rdflib.term import BNode, Literal, Node, URIRef
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.knowledge_graph import KnowledgeGraph
 from kgpeft.graph.readers.building import Vocab, finish
-from kgpeft.graph.readers.compression import DECOMPRESSION_ERRORS, open_binary, uncompressed_suffix
-from kgpeft.graph.readers.lines import PathLike
+from kgpeft.graph.readers.compression import (
+    CORRUPT_COMPRESSED,
+    DECOMPRESSION_ERRORS,
+    is_compressed,
+    open_binary,
+    plain_suffix,
+)
+from kgpeft.graph.readers.lines import PathLike, decoded_lines
 from kgpeft.graph.readers.ntriples import (
     ALIAS_PREDICATES,
     DESCRIPTION_PREDICATES,
@@ -105,7 +111,7 @@ def read_rdf(
     id arrays, so the file's triples never sit in memory as rdflib terms (only triples with
     blank nodes are held until the end). Turtle, RDF/XML and JSON-LD need the whole document:
     rdflib parses it into an in-memory graph first (several hundred bytes a triple).
-    ``.gz``, ``.bz2`` and ``.xz`` files are decompressed on the fly. A malformed file raises
+    gzip, bzip2 and xz data (known by its first bytes) is decompressed on the fly. A malformed file raises
     :class:`~kgpeft.errors.KGFormatError` naming the file and, where the parser reports one, the line.
 
     Args:
@@ -127,14 +133,16 @@ def read_rdf(
     format = rdf_format(path, format)
     names = _Names(language, label_predicates, alias_predicates, description_predicates)
     collector = _Collector(names)
+    if format in STREAMED_FORMATS:
+        _stream(path, format, collector)
+        return collector.finish(path, format)
     with open_binary(path) as f:
         try:
-            if format in STREAMED_FORMATS:
-                _stream(f, path, format, collector)
-            else:
-                _parse_whole(f, path, format, collector)
+            _parse_whole(f, path, format, collector)
         except DECOMPRESSION_ERRORS as e:
-            raise KGFormatError(f"cannot be decompressed ({e})", path) from None
+            if not is_compressed(f):  # a failing disk, not a broken file
+                raise
+            raise KGFormatError(f"{CORRUPT_COMPRESSED} ({e})", path) from None
     return collector.finish(path, format)
 
 
@@ -145,23 +153,19 @@ def rdf_format(path: Path, format: str | None) -> str:
             known = ", ".join(map(repr, dict.fromkeys(RDF_FORMATS.values())))
             raise KGFormatError(f"unknown RDF format {format!r}; pass one of {known}", path)
         return format
-    suffix = uncompressed_suffix(path)
+    suffix = plain_suffix(path)
     if suffix not in RDF_FORMATS:
         known = ", ".join(RDF_FORMATS)
         raise KGFormatError(f"cannot tell the RDF format from the suffix {suffix!r} ({known}); pass `format=`", path)
     return RDF_FORMATS[suffix]
 
 
-def _stream(f: BinaryIO, path: Path, format: str, collector: _Collector) -> None:
+def _stream(path: Path, format: str, collector: _Collector) -> None:
     """Feed the statements of an N-Triples or N-Quads file to ``collector`` one line at a time."""
     parser = (NQuadsParser if format == "nquads" else W3CNTriplesParser)(sink=collector)
-    for lineno, raw in enumerate(f, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise KGFormatError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path, lineno) from None
+    for lineno, line in decoded_lines(path):
         # rdflib's parser reads the line from its `line` slot; parseline skips blank and comment lines.
-        parser.line = line.removeprefix("\ufeff").rstrip("\r\n") if lineno == 1 else line.rstrip("\r\n")
+        parser.line = line.rstrip("\r\n")
         try:
             parser.parseline()
         except (ParserError, ValueError) as e:  # ValueError: an escape outside Unicode (rdflib's chr() fails)
