@@ -457,9 +457,14 @@ def test_open_shared_memory_without_rotary_is_the_attention_over_the_fact_then_t
     with torch.no_grad():
         for gate in model.memory_gates["default"]:
             gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+        read = []  # the attention's output, the memory's read added (the last call: the first encodes the fact)
+        handle = model.sites["default"][0].output.register_forward_hook(lambda m, args, out: read.append(args[0]))
         got = model(**inputs, **decoder, knowledge=_one_fact(kg, t)).logits
-    real = slice(2, None) if causal and padded else slice(None)
-    torch.testing.assert_close(got[:, real], want[:, real], atol=1e-5, rtol=1e-5)
+        handle.remove()
+    real = slice(2, None) if causal and padded else slice(0, 4)  # the prompt's rows, not the padding's
+    torch.testing.assert_close(read[-1][:, real], by_hand[:, real], atol=1e-5, rtol=1e-5)
+    rows = real if causal else slice(None)  # a classifier's logits have no rows
+    torch.testing.assert_close(got[:, rows], want[:, rows], atol=1e-5, rtol=1e-5)
     assert (by_hand - attended[1])[:, real].abs().amax(-1).min() > 1e-3, (
         "every query reads the fact, not the text alone"
     )
