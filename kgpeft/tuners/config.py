@@ -119,8 +119,9 @@ class KGLoraConfig:
         metadata={
             "help": "How `memory` mode's slots share attention with the text: `own`, a softmax of their own added "
             "behind the gate (LLaMA-Adapter); `shared`, one softmax over the slots and the text, as if the facts "
-            "were a key/value prefix (needs memory_positions='prefix'), the gate moving from the model's own "
-            "attention (closed) to the joint one (open)."
+            "were a key/value prefix, the gate moving from the model's own attention (closed) to the joint one "
+            "(open); a model with rotary embeddings needs memory_positions='prefix', one whose positions are added "
+            "at the input (BERT, GPT-2, OPT) takes `none` (its slots carry the positions they were encoded at)."
         },
     )
 
@@ -178,11 +179,6 @@ class KGLoraConfig:
             )
         if self.memory_softmax not in ("own", "shared"):
             raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")
-        if self.memory_softmax == "shared" and self.memory_positions != "prefix":
-            raise KGLoraConfigError(
-                "`memory_softmax='shared'` reads the slots in the text's softmax, at the positions of a prefix: set "
-                f"memory_positions='prefix' too (got {self.memory_positions!r})."
-            )
         if not self.memory_gate_scale > 0:
             raise KGLoraConfigError(f"`memory_gate_scale` should be positive, got {self.memory_gate_scale!r}.")
         if not self.relation_loss_weight >= 0:

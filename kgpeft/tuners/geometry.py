@@ -86,6 +86,8 @@ class Geometry:
             model's rotary module has one per type (Gemma-3); or ``None``.
         sliding_window: the layer's window, or ``None``.
         position_query: gives the ``(H * d)`` position query of relative distance 0, or ``None`` (DeBERTa's).
+        causal: whether a query reads only the keys up to its own (a decoder's attention), where the attention
+            call gives no mask; an encoder's reads every key.
     """
 
     scaling: float
@@ -96,6 +98,7 @@ class Geometry:
     layer_type: str | None = None
     sliding_window: int | None = None
     position_query: Callable[[], Tensor] | None = None
+    causal: bool = True
 
     def queries(self, q: Tensor, heads: int) -> Tensor:
         """The queries ``(..., T, H * d)`` the scores read, from the query projection's output."""
@@ -112,9 +115,10 @@ class Geometry:
             scores = torch.tanh(scores / self.softcap) * self.softcap
         return scores
 
-    def rotate(self, x: Tensor, position_embeddings: tuple[Tensor, Tensor]) -> Tensor:
-        """``x (B, n, H, d)`` turned by the rotary ``position_embeddings`` the layer's attention receives."""
-        if self.rotary is None:
+    def rotate(self, x: Tensor, position_embeddings: tuple[Tensor, Tensor] | None) -> Tensor:
+        """``x (B, n, H, d)`` turned by the rotary ``position_embeddings`` the layer's attention receives; as it is
+        where it receives none (positions added at the input: BERT, GPT-2, OPT)."""
+        if self.rotary is None or position_embeddings is None:
             return x
         if self.rotary == "gptj":
             sin, cos = position_embeddings
@@ -173,4 +177,6 @@ def attention_geometry(model: nn.Module, attn: nn.Module, inner: nn.Module, head
             inner, "sliding_window", getattr(getattr(inner, "config", None), "sliding_window", None)
         ),
         position_query=position_query,
+        # BERT-style layers keep it on the inner module; a decoder's attention may not say (Llama's does)
+        causal=bool(getattr(inner, "is_causal", getattr(attn, "is_causal", True))),
     )

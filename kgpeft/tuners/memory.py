@@ -53,8 +53,9 @@ class FactMemoryError(KGPeftError, ValueError):
     """The model's attention is not one memory slots can be read in (the message says what it lacks)."""
 
 
-def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> str | None:
-    """Why memory mode cannot read ``model``'s attention ``sites`` with ``memory_positions=positions``, or None."""
+def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str, softmax: str) -> str | None:
+    """Why memory mode cannot read ``model``'s attention ``sites`` with ``memory_positions=positions`` and
+    ``memory_softmax=softmax``, or None."""
     name, config = type(model).__name__, model.config
     if not sites:
         return (
@@ -66,27 +67,57 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str) -> st
             f"knowledge_mode='memory' encodes facts by running {name}'s encoder over their tokens, and its encoder "
             "reads no token ids (it embeds audio or image features); use a model whose encoder reads text."
         )
-    if positions == "prefix" and (getattr(config, "alibi", False) or getattr(config, "model_type", None) == "bloom"):
+    if positions == "prefix" and _alibi(config):
         return (
             f"`memory_positions='prefix'` places memory slots with the model's rotary position embedding, and {name} "
             "places its keys with ALiBi, a bias by distance outside the keys; use memory_positions='none'."
         )
     if positions == "prefix":
         rotary_embedding(model)
+    elif softmax == "shared":
+        return _shared_refusal(model)
     return None
 
 
-def attention_layout(model: nn.Module, positions: str = "none") -> list[AttentionSite]:
+def _alibi(config: Any) -> bool:
+    """Whether the model biases its scores by distance (ALiBi: BLOOM, Falcon's variant)."""
+    return bool(getattr(config, "alibi", False)) or getattr(config, "model_type", None) == "bloom"
+
+
+def _shared_refusal(model: nn.Module) -> str | None:
+    """Why ``model``'s slots cannot share the text's softmax without positions of their own, or None.
+
+    Where positions are added at the input (BERT, GPT-2, OPT), each slot's key already holds the position its
+    token had in the fact's text, as a text token's does: the slots join the text's keys as they are. Where the
+    attention itself places keys (a rotary embedding, ALiBi, T5's or DeBERTa's relative positions), an unplaced
+    slot would be scored as if at every reader's own position, where no other text token can be."""
+    name, config = type(model).__name__, model.config
+    where = "`memory_softmax='shared'` with memory_positions='none' reads the slots in the text's softmax as they are"
+    if _rotary(model) is not None:
+        return f"{where}, and {name} places its text keys with a rotary embedding; set memory_positions='prefix'."
+    if _alibi(config):
+        reason = "adds ALiBi, a bias by distance, to its text's scores"
+    elif any(hasattr(m, "relative_attention_bias") for m in model.modules()):
+        reason = "adds a relative-position bias (T5's) to its text's scores"
+    elif getattr(config, "relative_attention", False):
+        reason = "adds relative-position terms (DeBERTa's) to its text's scores"
+    else:
+        return None
+    return f"{where}, and {name} {reason}, which slots have no distance for; use memory_softmax='own'."
+
+
+def attention_layout(model: nn.Module, positions: str = "none", softmax: str = "own") -> list[AttentionSite]:
     """The self-attention layers of ``model`` in order, with their query, key, value and output projections
     (separate or fused).
 
     Raises:
         FactMemoryError: naming what the model lacks: known attention projections, a decoder that runs alone (an
             encoder-decoder), or a rotary embedding for ``positions='prefix'`` (ALiBi models, absolute positions at
-            the input, DeBERTa's relative positions).
+            the input, DeBERTa's relative positions), or, for ``softmax='shared'`` with ``positions='none'``,
+            positions added at the input (not rotary, ALiBi or relative ones).
     """
     sites = attention_sites(model, "memory", FactMemoryError)
-    message = _refusal(model, sites, positions)
+    message = _refusal(model, sites, positions, softmax)
     if message is not None:
         raise FactMemoryError(message)
     if getattr(model.config, "is_encoder_decoder", False):  # see _fact_encoder
@@ -197,15 +228,19 @@ def encode_memory(
     return FactMemory(keys, values, fact_mask.reshape(b, f * length))
 
 
+def _rotary(model: nn.Module) -> nn.Module | None:
+    return next((m for m in model.modules() if type(m).__name__.endswith("RotaryEmbedding")), None)
+
+
 def rotary_embedding(model: nn.Module) -> nn.Module:
     """The module that gives ``model``'s rotary ``(cos, sin)`` for position ids (``LlamaRotaryEmbedding``, ...).
 
     Raises:
         FactMemoryError: a model without one (``memory_positions='prefix'`` needs it).
     """
-    for module in model.modules():
-        if type(module).__name__.endswith("RotaryEmbedding"):
-            return module
+    module = _rotary(model)
+    if module is not None:
+        return module
     raise FactMemoryError(
         f"`memory_positions='prefix'` places memory slots where the facts would sit as text before the prompt with "
         f"the model's rotary position embedding, and {type(model).__name__} has none (its positions, if any, are "
@@ -252,7 +287,7 @@ def _shared_read(
     would be in its window: ``p - s < window`` for a query at position ``p`` and a slot at ``s``."""
     text = text_keys(site, call, k)
     t = q.size(1)
-    mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device)
+    mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device, site.geometry.causal)
     slots = memory.mask[:, None, :]  # (B, 1, M)
     window = site.geometry.sliding_window
     if window is not None:
@@ -286,9 +321,9 @@ def memory_hooks(
 
     ``is_active()`` says whether these gates' adapter is the one running. With ``attentions`` (the
     attention module of each site), queries are rotated to their own positions, with the rotary
-    ``position_embeddings`` each attention call receives, to read slots placed by :func:`place_as_prefix`;
-    ``shared`` (which needs them) reads the slots in the text's softmax
-    (:mod:`kgpeft.tuners.shared_softmax`), from the keys, mask and cache of the call.
+    ``position_embeddings`` each attention call receives (none where positions are added at the input),
+    to read slots placed by :func:`place_as_prefix`; ``shared`` (which needs them) reads the slots in the
+    text's softmax (:mod:`kgpeft.tuners.shared_softmax`), from the keys, mask and cache of the call.
 
     Returns:
         The hook handles, to remove them.
@@ -308,10 +343,14 @@ def memory_hooks(
 
         return hook
 
-    def attention_call(i: int):
+    def attention_call(i: int, attention: nn.Module):
+        # BERT's layers pass the mask by position: the call's positional arguments by name
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        names = [p.name for p in inspect.signature(attention.forward).parameters.values() if p.kind in kinds]
+
         def hook(module, args, kwargs):
             if active_memory() is not None:
-                calls[i] = {**kwargs, "module": module}
+                calls[i] = {**dict(zip(names, args, strict=False)), **kwargs, "module": module}
                 calls[i]["past_keys"] = past_keys(calls[i])
 
         return hook
@@ -328,8 +367,9 @@ def memory_hooks(
             if site.geometry.position_query is not None:  # DeBERTa: slots at the reader's position
                 with context.positions():
                     q = q + site.geometry.position_query().to(q.dtype)
-            if attentions is not None:
-                q = site.geometry.rotate(q.unflatten(-1, (site.num_heads, site.head_dim)), call["position_embeddings"])
+            if attentions is not None:  # no position_embeddings where positions are added at the input
+                q = q.unflatten(-1, (site.num_heads, site.head_dim))
+                q = site.geometry.rotate(q, call.get("position_embeddings"))
                 if shared:
                     return (x + _shared_read(site, gate, call, q, k, x, memory, i).to(x.dtype),)
                 q = q.flatten(-2)
@@ -343,7 +383,7 @@ def memory_hooks(
         handles.append(site.query.register_forward_hook(stash(i, queries, site.queries)))
         handles.append(site.output.register_forward_pre_hook(read(i, site, gate)))
         if attentions is not None:
-            handles.append(attentions[i].register_forward_pre_hook(attention_call(i), with_kwargs=True))
+            handles.append(attentions[i].register_forward_pre_hook(attention_call(i, attentions[i]), with_kwargs=True))
         if shared:
             handles.append(site.key.register_forward_hook(stash(i, keys, site.keys)))
     return handles
@@ -378,7 +418,7 @@ class MemoryMode(KnowledgeMode):
 
     @classmethod
     def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
-        sites = attention_layout(model, config.memory_positions)
+        sites = attention_layout(model, config.memory_positions, config.memory_softmax)
         encoder = _fact_encoder(model)
         if config.memory_facts_together and "position_ids" not in inspect.signature(encoder.forward).parameters:
             raise FactMemoryError(
@@ -396,9 +436,9 @@ class MemoryMode(KnowledgeMode):
         )
         tuner.memory_gates[adapter_name] = gates
         attentions = None
-        if config.memory_positions == "prefix":
-            attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
         shared = config.memory_softmax == "shared"
+        if config.memory_positions == "prefix" or shared:
+            attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
         return memory_hooks(
             sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name, attentions, shared
         )

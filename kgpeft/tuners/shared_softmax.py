@@ -6,7 +6,8 @@ from the slots, whether or not it needs them, and the pretrained heads, which le
 share one unit of attention between everything before them, never see the slots beside the
 text. With ``memory_softmax='shared'`` the slots join the text's keys in one softmax, as if
 the facts were text written before the prompt (their keys rotated there by
-:func:`~kgpeft.tuners.memory.place_as_prefix`):
+:func:`~kgpeft.tuners.memory.place_as_prefix`; where positions are added at the input, as in BERT or GPT-2,
+each slot's key already holds its token's position in the fact's own text, and joins the text's as it is):
 
 .. math::
     w = \sigma\big(\mathrm{lse}(q K_{mem}^\top s + \beta) - \mathrm{lse}(q K_{text}^\top s + m)\big), \qquad
@@ -63,13 +64,17 @@ def text_keys(site: AttentionSite, call: dict[str, Any], keys: Tensor) -> Tensor
         if not getattr(layer, "is_sliding", False) or layer.keys.size(-2) == held + keys.size(1):  # none trimmed
             return layer.keys
     keys = site.geometry.keys(keys, site.num_kv_heads).unflatten(-1, (site.num_kv_heads, site.head_dim))
-    keys = site.geometry.rotate(keys, call["position_embeddings"]).transpose(1, 2)
+    keys = site.geometry.rotate(keys, call.get("position_embeddings")).transpose(1, 2)
     return keys if past is None else torch.cat([past.to(keys.dtype), keys], dim=-2)
 
 
-def text_mask(mask: Tensor | None, t: int, s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The attention call's mask as an additive ``(B or 1, 1, T, S)`` bias; ``None``: causal, the last ``T`` of
-    ``S`` keys being the queries'."""
+def text_mask(
+    mask: Tensor | None, t: int, s: int, dtype: torch.dtype, device: torch.device, causal: bool = True
+) -> Tensor:
+    """The attention call's mask as an additive ``(B or 1, 1, T, S)`` bias; ``None``: every key for a bidirectional
+    attention (an encoder's, unpadded), else causal, the last ``T`` of ``S`` keys being the queries'."""
+    if mask is None and not causal:
+        return torch.zeros(1, 1, t, s, dtype=dtype, device=device)
     if mask is None:
         rows = torch.arange(t, device=device)[:, None] + (s - t)
         keep = torch.arange(s, device=device)[None, :] <= rows

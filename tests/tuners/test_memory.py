@@ -28,11 +28,15 @@ MEMORY_ARCHS = {
     "falcon_gqa",
     "gpt_neox",
 } | {a[0] for a in MORE_ARCHITECTURES if a[0] not in ("electra", "whisper")}
-#: Encoders and decoders without rotary embedding (positions added to the input, or ALiBi): only the default read
+#: Encoders and decoders without rotary embedding (positions added to the input, or ALiBi): the default read
 #: (slots without positions, in their own softmax)
 NO_ROTARY = {"bert", "roberta", "distilbert", "electra", "deberta_v2", "opt", "gpt2", "gpt_bigcode", "bloom"}
 NO_ROTARY |= {"gpt_bigcode_mha", "t5", "bart"}
+#: ... of which those whose positions are added at the input: the shared reads too, their slots in the text's
+#: softmax as they were encoded (memory_positions='none'); BART's encoder takes no position ids (no 'together')
+ABSOLUTE = {"bert", "roberta", "distilbert", "electra", "opt", "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "bart"}
 ARCH = {a[0]: a for a in ARCHITECTURES + MORE_ARCHITECTURES}
+ABSOLUTE_TYPES = {ARCH[n][1].model_type for n in ABSOLUTE}
 #: The decoders whose own attention the shared read must reproduce: Llama's, and each other geometry (q/k norms
 #: per head, over all heads and one module per head, Gemma's and Granite's scales, Gemma-2's soft cap, Gemma-3's
 #: rotary per layer type, GPT-J's and Cohere's pairs, Phi's and StableLM's partial rotary, OLMo's clipping,
@@ -55,8 +59,19 @@ CASES = [
     pytest.param(n, c, a, read, id=f"{n}-{read}")
     for n, c, a in ARCH.values()
     for read in READS
-    if n in MEMORY_ARCHS or (n in NO_ROTARY and read == "own")
+    if n in MEMORY_ARCHS
+    or (n in NO_ROTARY and read == "own")
+    or (n in ABSOLUTE and READS[read].get("memory_softmax") == "shared" and (n, read) != ("bart", "together"))
 ]
+
+
+def _settings(config, read: str) -> dict:
+    """The adapter settings of ``read`` for ``config``'s model: a model whose positions are added at the input reads
+    its slots where they were encoded (memory_positions='none'), having no rotary embedding to place them with."""
+    settings = READS[read]
+    if config.model_type in ABSOLUTE_TYPES and settings.get("memory_softmax") == "shared":
+        return {**settings, "memory_positions": "none"}
+    return settings
 
 
 def _facts(knowledge, with_facts=(True, False)):
@@ -71,7 +86,7 @@ def _facts(knowledge, with_facts=(True, False)):
 def _wrap(config, auto, kg, tokenizer, read="own"):
     base = build_model(config, auto)
     reference = copy.deepcopy(base)
-    adapter = KGLoraConfig(r=4, knowledge_mode="memory", **READS[read])
+    adapter = KGLoraConfig(r=4, knowledge_mode="memory", **_settings(config, read))
     model = get_kg_peft_model(base, adapter, kg, tokenizer=tokenizer)
     return model, reference
 
@@ -120,10 +135,11 @@ def test_sample_without_facts_is_plain_lora_and_facts_matter(name, config, auto,
     assert (got[0] - plain[0]).abs().max() > floor, "sample 0 reads its facts"
     other = dataclasses.replace(knowledge, fact_ids=knowledge.fact_ids.flip(1), fact_mask=knowledge.fact_mask.flip(1))
     flipped = model(**inputs, knowledge=other).logits
-    if read == "own":
+    settings = _settings(config, read)
+    if settings.get("memory_positions", "none") == "none" and not settings.get("memory_facts_together"):
         assert torch.allclose(flipped, got, atol=1e-5), "slots have no order"
     else:
-        assert (flipped[0] - got[0]).abs().max() > 1e-4, "slots placed as a prefix: the facts' order is read"
+        assert (flipped[0] - got[0]).abs().max() > 1e-4, "slots placed as a prefix or encoded together: order read"
 
 
 @pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
@@ -196,6 +212,11 @@ def test_memory_survives_gradient_checkpointing(kg, tokenizer, read):
         ),
         ("electra", {"memory_positions": "prefix"}, "ElectraForSequenceClassification has none"),
         ("t5", {"memory_facts_together": True}, "T5Stack takes no `position_ids`"),
+        ("llama", {"memory_softmax": "shared"}, "LlamaForCausalLM places its text keys with a rotary embedding; set "),
+        ("bloom", {"memory_softmax": "shared"}, "BloomForCausalLM adds ALiBi"),
+        ("t5", {"memory_softmax": "shared"}, r"T5ForConditionalGeneration adds a relative-position bias \(T5's\)"),
+        ("deberta_v2", {"memory_softmax": "shared"}, r"adds relative-position terms \(DeBERTa's\)"),
+        ("bart", {"memory_positions": "prefix", "memory_softmax": "shared"}, "BartForConditionalGeneration has none"),
     ],
 )
 def test_refusals_name_what_is_missing(name, settings, message, kg, tokenizer):
@@ -384,6 +405,71 @@ def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, t
     return model, inputs, knowledge
 
 
+@pytest.mark.parametrize("name", sorted(ABSOLUTE))
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_open_shared_memory_without_rotary_is_the_attention_over_the_fact_then_the_text(
+    name, attention, padded, kg, tokenizer
+):
+    """Positions added at the input, memory_softmax='shared' (memory_positions='none'), every gate open, LoRA at zero,
+    one layer: the logits are the base model's with its attention replaced by one computed here by hand over
+    ``[the fact's keys and values, as the fact's text alone gets them; the prompt's]`` with an explicit mask: every
+    real key for an encoder's query, the fact and the prompt up to itself for a decoder's (padded on the right for
+    an encoder, whose classifier reads the first token, on the left for a decoder)."""
+    _, config, auto = ARCH[name]
+    config = copy.deepcopy(config)
+    config.num_hidden_layers, config._attn_implementation = 1, attention
+    base = build_model(config, auto)
+    (site,) = attention_layout(base)
+    causal = auto is AutoModelForCausalLM
+    inputs = {"input_ids": PROMPT, "attention_mask": torch.ones_like(PROMPT)}
+    if padded:
+        inputs = {k: F.pad(v, (2, 0) if causal else (0, 2)) for k, v in inputs.items()}
+    decoder = {"decoder_input_ids": PROMPT[:, :2]} if auto is AutoModelForSeq2SeqLM else {}
+    layer_inputs, attended = [], []  # the layer's input, the fact's then the prompt's; the attention's output
+    handles = [
+        site.query.register_forward_hook(lambda module, args, output: layer_inputs.append(args[0])),
+        site.output.register_forward_pre_hook(lambda module, args: attended.append(args[0])),
+    ]
+    with torch.no_grad():
+        base(input_ids=FACT, attention_mask=torch.ones_like(FACT), **decoder)
+        base(**inputs, **decoder)
+    for handle in handles:
+        handle.remove()
+    fact, text = layer_inputs
+    h, d, t = site.num_heads, site.head_dim, text.size(1)
+    q = site.queries(site.query(text)).unflatten(-1, (h, d)).transpose(1, 2)  # (1, H, T, d)
+    k, v = (
+        torch.cat(pair, 1).transpose(1, 2) for pair in zip(site.keys_values(fact), site.keys_values(text), strict=True)
+    )
+    k, v = (x.repeat_interleave(h // site.num_kv_heads, dim=1) for x in (k, v))  # (1, H, 5 + T, d)
+    keep = torch.ones(t, FACT.size(1) + t, dtype=torch.bool)
+    keep[:, FACT.size(1) :] = inputs["attention_mask"][0].bool()[None, :]
+    if causal:
+        keep[:, FACT.size(1) :] &= torch.ones(t, t, dtype=torch.bool).tril()
+    scores = (q @ k.transpose(-1, -2) * d**-0.5).masked_fill(~keep, float("-inf"))
+    by_hand = (scores.softmax(-1) @ v).transpose(1, 2).flatten(-2)  # (1, T, H * d)
+    handle = site.output.register_forward_pre_hook(lambda module, args: (by_hand,))
+    with torch.no_grad():
+        want = base(**inputs, **decoder).logits
+    handle.remove()
+    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    with torch.no_grad():
+        for gate in model.memory_gates["default"]:
+            gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+        read = []  # the attention's output, the memory's read added (the last call: the first encodes the fact)
+        handle = model.sites["default"][0].output.register_forward_hook(lambda m, args, out: read.append(args[0]))
+        got = model(**inputs, **decoder, knowledge=_one_fact(kg, t)).logits
+        handle.remove()
+    real = slice(2, None) if causal and padded else slice(0, 4)  # the prompt's rows, not the padding's
+    torch.testing.assert_close(read[-1][:, real], by_hand[:, real], atol=1e-5, rtol=1e-5)
+    rows = real if causal else slice(None)  # a classifier's logits have no rows
+    torch.testing.assert_close(got[:, rows], want[:, rows], atol=1e-5, rtol=1e-5)
+    assert (by_hand - attended[1])[:, real].abs().amax(-1).min() > 1e-3, (
+        "every query reads the fact, not the text alone"
+    )
+
+
 @pytest.mark.parametrize("name", GEOMETRIES)
 def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, tokenizer):
     """memory_softmax='shared', gates open, LoRA at zero: in every layer the attention the prompt gives each slot
@@ -515,9 +601,10 @@ def test_open_trained_memory_is_the_facts_as_text_in_value_and_gradient(name, fa
         assert any((got[n] - want[n]).abs().max() > 1e-4 for n in want)
 
 
-def test_shared_softmax_needs_prefix_positions_and_values_are_checked():
-    with pytest.raises(KGLoraConfigError, match="memory_positions='prefix'"):
-        KGLoraConfig(knowledge_mode="memory", memory_softmax="shared")
+def test_shared_softmax_values_are_checked():
+    """The shared softmax without positions is the model's to refuse (rotary, ALiBi, relative positions:
+    test_refusals_name_what_is_missing), not the config's: BERT's and GPT-2's slots carry their own."""
+    assert KGLoraConfig(knowledge_mode="memory", memory_softmax="shared").memory_positions == "none"
     with pytest.raises(KGLoraConfigError, match="`memory_positions` should be 'none' or 'prefix'"):
         KGLoraConfig(knowledge_mode="memory", memory_positions="before")
     with pytest.raises(KGLoraConfigError, match="`memory_softmax` should be 'own' or 'shared'"):
