@@ -45,7 +45,7 @@ from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState, in_decoder
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import past_keys, shared_read, text_keys, text_mask
+from kgpeft.tuners.shared_softmax import drops_weights, past_states, shared_read, text_mask, text_states
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
@@ -276,16 +276,18 @@ def _shared_read(
     call: dict[str, Any],
     q: Tensor,
     k: Tensor,
+    v: Tensor,
     x: Tensor,
     memory: FactMemory,
     i: int,
 ) -> Tensor:
     """Layer ``i``'s change to the attention output ``x`` when its slots share the text's softmax, from the rotated
-    queries ``q (B, T, H, d)``, this call's keys ``k`` and the attention call's keyword arguments ``call``.
+    queries ``q (B, T, H, d)``, this call's keys ``k`` and values ``v`` and the attention call's keyword arguments
+    ``call``.
 
     In a sliding-window layer (Gemma-2/3, Mistral) a query reads only the slots a text token at their position
     would be in its window: ``p - s < window`` for a query at position ``p`` and a slot at ``s``."""
-    text = text_keys(site, call, k)
+    text, values = text_states(site, call, k, v)
     t = q.size(1)
     mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device, site.geometry.causal)
     slots = memory.mask[:, None, :]  # (B, 1, M)
@@ -296,10 +298,23 @@ def _shared_read(
             positions = torch.arange(text.size(-2) - t, text.size(-2), device=q.device)[None]
         slots = slots & (positions[..., None] - prefix_positions(memory.mask)[:, None, :] < window)  # (B, T, M)
     opened = torch.tanh(gate.scale * gate.gate)
+    recording = gate.record is not None
     change, share = shared_read(
-        q, x, text, mask, memory.keys[i], memory.values[i], slots, memory.bias, opened, site.geometry
+        q,
+        x,
+        text,
+        values,
+        mask,
+        memory.keys[i],
+        memory.values[i],
+        slots,
+        memory.bias,
+        opened,
+        site.geometry,
+        shares=recording,
+        dropped=drops_weights(call["module"]),
     )
-    if gate.record is not None:  # each slot's share of the heads' output, as for the own softmax
+    if recording:  # each slot's share of the heads' output, as for the own softmax
         gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
     return change
 
@@ -330,6 +345,7 @@ def memory_hooks(
     """
     queries: dict[int, Tensor] = {}
     keys: dict[int, Tensor] = {}
+    values: dict[int, Tensor] = {}
     calls: dict[int, dict[str, Any]] = {}
 
     def active_memory() -> FactMemory | None:
@@ -351,14 +367,14 @@ def memory_hooks(
         def hook(module, args, kwargs):
             if active_memory() is not None:
                 calls[i] = {**dict(zip(names, args, strict=False)), **kwargs, "module": module}
-                calls[i]["past_keys"] = past_keys(calls[i])
+                calls[i]["past_states"] = past_states(calls[i])
 
         return hook
 
     def read(i: int, site: AttentionSite, gate: MemoryGate):
         def hook(module, args):
             memory = active_memory()
-            q, k, call = queries.pop(i, None), keys.pop(i, None), calls.pop(i, None)
+            q, k, v, call = queries.pop(i, None), keys.pop(i, None), values.pop(i, None), calls.pop(i, None)
             if memory is None or q is None:
                 return None
             (x,) = args
@@ -371,7 +387,7 @@ def memory_hooks(
                 q = q.unflatten(-1, (site.num_heads, site.head_dim))
                 q = site.geometry.rotate(q, call.get("position_embeddings"))
                 if shared:
-                    return (x + _shared_read(site, gate, call, q, k, x, memory, i).to(x.dtype),)
+                    return (x + _shared_read(site, gate, call, q, k, v, x, memory, i).to(x.dtype),)
                 q = q.flatten(-2)
             read = gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias, site.geometry)
             return (x + read.to(x.dtype),)
@@ -386,6 +402,8 @@ def memory_hooks(
             handles.append(attentions[i].register_forward_pre_hook(attention_call(i, attentions[i]), with_kwargs=True))
         if shared:
             handles.append(site.key.register_forward_hook(stash(i, keys, site.keys)))
+            value = site.key if site.layout is not None else site.value
+            handles.append(value.register_forward_hook(stash(i, values, site.values)))
     return handles
 
 

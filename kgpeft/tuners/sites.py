@@ -164,6 +164,10 @@ class AttentionSite:
         """``(B, T, H_kv * d_h)`` keys from the key projection's output."""
         return output if self.layout is None else self.split_keys_values(output)[0]
 
+    def values(self, output: Tensor) -> Tensor:
+        """``(B, T, H_kv * d_h)`` values from the value projection's output (the fused one's, with ``layout``)."""
+        return output if self.layout is None else self.split_keys_values(output)[1]
+
     def split_keys_values(self, output: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values ``(..., H_kv * d_h)`` from a fused projection's output."""
         if self.layout == "blocks":

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tiny_models import ARCHITECTURES, MORE_ARCHITECTURES, build_model, make_inputs, make_knowledge
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
+import kgpeft.tuners.memory as memory_module
 from kgpeft.model import KGPeftModel, get_kg_peft_model
 from kgpeft.tuners import KGLoraConfig
 from kgpeft.tuners.config import KGLoraConfigError
@@ -636,3 +637,24 @@ def test_shared_memory_trains_under_bf16_autocast(name, kg, tokenizer):
     logits.float().square().mean().backward()
     assert all(p.grad.isfinite().all() for p in model.parameters() if p.grad is not None)
     torch.testing.assert_close(logits.float(), reference, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "llama"])
+def test_the_shared_read_knows_when_the_attention_drops_weights(name, kg, tokenizer, monkeypatch):
+    """In training, an attention with dropout (BERT's and GPT-2's tiny configs have 0.1; Llama's 0.1 set here) has
+    the shared read told so, which then takes the path that keeps the dropped weights; in evaluation it is not."""
+    _, config, auto = ARCH[name]
+    config = copy.deepcopy(config)
+    if name == "llama":
+        config.attention_dropout = 0.1
+    config._attn_implementation = "eager"
+    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    seen = []
+    real = memory_module.shared_read
+    monkeypatch.setattr(memory_module, "shared_read", lambda *a, **k: seen.append(k["dropped"]) or real(*a, **k))
+    inputs = {"input_ids": PROMPT, "attention_mask": torch.ones_like(PROMPT)}
+    for training in (True, False):
+        model.train(training)
+        model(**inputs, knowledge=_one_fact(kg, PROMPT.size(1)))
+        assert seen and set(seen) == {training}, (training, seen)
+        seen.clear()
