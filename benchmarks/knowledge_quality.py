@@ -96,6 +96,8 @@ VARIANTS = {
         f"main+{training}": _memory(f"main+{training}", scorer_training=training, **MAIN)
         for training in ("staged", "joint", "joint-from-staged")
     },
+    # the main design, the facts' gradient reaching each layer's key/value LoRA only (no backward over the facts)
+    "main+projections": _memory("main+projections", **{**MAIN, "memory_encoder": "projections"}),
     "memory+joint": _memory("memory+joint", scorer_training="joint"),
     "memory+joint-from-staged": _memory("memory+joint-from-staged", scorer_training="joint-from-staged"),
     "memory+shared+open+joint-from-staged": _memory(

@@ -26,7 +26,9 @@ and expanded to subgraphs of at most ``--max-nodes`` nodes
   both, as in training. ``memory`` is LLaMA-Adapter's own softmax beside the attention;
   ``memory+prefix`` reads the slots as a key/value prefix in the text's softmax, gates held open;
   ``memory+trained`` encodes them together with the adapter's LoRA and back-propagates through them
-  (the main job's design, whose facts also carry the facts block's framing, a few tokens more each).
+  (the main job's design, whose facts also carry the facts block's framing, a few tokens more each);
+  ``memory+projections`` is the same whose facts' gradient reaches only each layer's key and value LoRA
+  (``memory_encoder='projections'``: a forward pass over the fact tokens, no backward).
   Each is compared both with ``lora`` (the same prompt tokens) and with ``lora+facts`` (the same
   facts), every other variant with ``lora``.
 
@@ -118,7 +120,9 @@ PREFIX = {
     "memory_gate_scale": 1.0,
 }
 TRAINED = {**PREFIX, "memory_encoder": "trained", "memory_facts_together": True}
-MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": TRAINED}
+#: The main design, the facts' gradient reaching only each layer's key/value LoRA: no backward over the fact tokens.
+PROJECTIONS = {**TRAINED, "memory_encoder": "projections"}
+MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": TRAINED, "memory+projections": PROJECTIONS}
 VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", *MEMORY_DESIGNS)
 # What each variant is compared with: plain LoRA at the same prompt tokens, and for memory mode also
 # LoRA reading the same 2 facts as prompt text.

@@ -125,13 +125,16 @@ class KGLoraConfig:
         },
     )
 
-    memory_encoder: Literal["base", "adapter", "trained"] = field(
+    memory_encoder: Literal["base", "adapter", "trained", "projections"] = field(
         default="base",
         metadata={
             "help": "Which model turns `memory` mode's facts into slots: `base`, the frozen base model (adapters "
             "off); `adapter`, the model with this adapter's LoRA on (as facts written into the prompt are read), "
             "without gradient through the facts; `trained`, the same with gradient, so the LoRA learns how it "
-            "writes its memory as it learns to read it (a backward pass over the fact tokens too)."
+            "writes its memory as it learns to read it (a backward pass over the fact tokens too); `projections`, as "
+            "`adapter`, the gradient reaching each layer's key and value LoRA directly but not the layers below "
+            "(a forward pass over the fact tokens only: the cost of `adapter`, the key/value LoRA learning how it "
+            "writes the memory)."
         },
     )
 
@@ -173,9 +176,10 @@ class KGLoraConfig:
             raise KGLoraConfigError(f"`memory_positions` should be 'none' or 'prefix', got {self.memory_positions!r}.")
         if not 0.0 <= self.memory_gate_opening < 1.0:
             raise KGLoraConfigError(f"`memory_gate_opening` should be in [0, 1), got {self.memory_gate_opening!r}.")
-        if self.memory_encoder not in ("base", "adapter", "trained"):
+        if self.memory_encoder not in ("base", "adapter", "trained", "projections"):
             raise KGLoraConfigError(
-                f"`memory_encoder` should be 'base', 'adapter' or 'trained', got {self.memory_encoder!r}."
+                "`memory_encoder` should be 'base', 'adapter', 'trained' or 'projections', "
+                f"got {self.memory_encoder!r}."
             )
         if self.memory_softmax not in ("own", "shared"):
             raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")

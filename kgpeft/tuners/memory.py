@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from peft.tuners.lora import LoraLayer
 from torch import Tensor, nn
 
 from kgpeft.errors import KGPeftError
@@ -166,6 +167,20 @@ class FactMemory:
         return FactMemory([rep(t) for t in self.keys], [rep(t) for t in self.values], rep(self.mask), rep(self.bias))
 
 
+def _lora_delta(module: nn.Module, x: Tensor) -> Tensor | None:
+    """What the active LoRA adapters of ``module`` add to its output for the input ``x``; ``None``: not a LoRA layer,
+    or none of its adapters active."""
+    if not isinstance(module, LoraLayer) or module.disable_adapters:
+        return None
+    deltas = [
+        module.lora_B[a](module.lora_A[a](module.lora_dropout[a](x.to(module.lora_A[a].weight.dtype))))
+        * module.scaling[a]
+        for a in module.active_adapters
+        if a in module.lora_A
+    ]
+    return sum(deltas) if deltas else None
+
+
 def encode_memory(
     base_model: nn.Module,
     sites: list[AttentionSite],
@@ -173,6 +188,7 @@ def encode_memory(
     fact_mask: Tensor,
     grad: bool = False,
     together: bool = False,
+    projection_grad: bool = False,
 ) -> FactMemory:
     """Run the model over each sample's facts and keep every layer's keys and values.
 
@@ -184,17 +200,24 @@ def encode_memory(
         grad: keep the graph of the encoding (when grad is enabled), so the slots pass gradients to the encoder.
         together: encode a sample's facts as one sequence of its real tokens, in order (each fact reads the
             ones before it); else each fact alone.
+        projection_grad: without ``grad``, keep the gradient of the key and value projections' LoRA (when grad is
+            enabled): the slots pass gradients to each layer's key and value LoRA, not to the layers below.
 
     Returns:
         :class:`FactMemory` with ``M = F * L`` slots per sample.
     """
     b, f, length = fact_ids.shape
+    keep_projections = projection_grad and not grad and torch.is_grad_enabled()
     captured: dict[int, dict[str, Tensor]] = {}
+    deltas: dict[int, dict[str, Tensor | None]] = {}  # with projection_grad: each projection's LoRA part, with grad
     handles = []
     for i, site in enumerate(sites):  # a fused projection's output ("k") holds the values too
         for kind, proj in (("k", site.key), ("v", site.value)) if site.layout is None else (("k", site.key),):
 
             def hook(module, args, output, i=i, kind=kind):  # the tokens' call: DeBERTa's position calls come after
+                if keep_projections and kind not in captured.get(i, {}):
+                    with torch.enable_grad():
+                        deltas.setdefault(i, {})[kind] = _lora_delta(module, args[0])
                 captured.setdefault(i, {}).setdefault(kind, output)
 
             handles.append(proj.register_forward_hook(hook))
@@ -208,10 +231,15 @@ def encode_memory(
                 mask = flat_mask[rows].long()
                 positions = {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)} if together else {}
                 _fact_encoder(base_model)(input_ids=flat_ids[rows], attention_mask=mask, **positions)
+        # with the caller's gradient mode: a projection's gradient reaches its slots through the key norms
+        with nullcontext() if grad or keep_projections else torch.no_grad():
             # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
             # outputs in place, so the hooks hold them clipped
             for i, site in enumerate(sites):
                 if i in captured:
+                    for kind, delta in deltas.get(i, {}).items():
+                        if delta is not None:  # the same values (clipped in place, OLMo's); the LoRA's gradient
+                            captured[i][kind] = captured[i][kind] + (delta - delta.detach()).to(captured[i][kind].dtype)
                     if site.layout is not None:
                         captured[i]["k"], captured[i]["v"] = site.split_keys_values(captured[i]["k"])
                     captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
@@ -477,6 +505,7 @@ class MemoryMode(KnowledgeMode):
                 knowledge.fact_mask,
                 grad=config.memory_encoder == "trained",
                 together=config.memory_facts_together,
+                projection_grad=config.memory_encoder == "projections",
             )
         if knowledge.fact_bias is not None:  # each fact's bias on every one of its slots
             memory.bias = knowledge.fact_bias.repeat_interleave(knowledge.fact_ids.size(2), dim=1)

@@ -658,3 +658,50 @@ def test_the_shared_read_knows_when_the_attention_drops_weights(name, kg, tokeni
         model(**inputs, knowledge=_one_fact(kg, PROMPT.size(1)))
         assert seen and set(seen) == {training}, (training, seen)
         seen.clear()
+
+
+@pytest.mark.parametrize("name", ["llama", "phi3"])  # separate projections; one fused q/k/v projection
+def test_projections_memory_is_the_facts_as_text_with_their_key_value_inputs_detached(name, kg, tokenizer):
+    """memory_encoder='projections', gates open: the logits of the facts written before the prompt, and the
+    gradient of that text when the fact tokens' inputs to every key and value projection are detached (the slots
+    train each layer's key/value LoRA, not the layers below); not 'trained''s gradient."""
+    _, config, auto = ARCH[name]
+    fact, prompt = torch.tensor([[2, 4, 5, 9, 3]]), torch.tensor([[6, 7, 8, 10]])
+    n = fact.size(1)
+    model, _ = _wrap(config, auto, kg, tokenizer, "trained")
+    model.tuner.kg_configs["default"].memory_encoder = "projections"
+    _perturb(model)
+    with torch.no_grad():
+        for gate in model.memory_gates["default"]:
+            gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
+    model.eval()
+    lora = {k: p for k, p in model.named_parameters() if "lora_" in k}
+
+    def grads(logits):
+        model.zero_grad()
+        logits.pow(2).mean().backward()
+        return {k: p.grad.clone() for k, p in lora.items()}
+
+    knowledge = dataclasses.replace(
+        make_knowledge(kg, [[0]], torch.full(prompt.shape, -1)), fact_ids=fact[:, None], fact_mask=fact[:, None] > 0
+    )
+    memory = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), knowledge=knowledge).logits
+    got = grads(memory)
+    text_inputs = torch.cat([fact, prompt], 1)
+    empty = make_knowledge(kg, [[]], torch.full(text_inputs.shape, -1))
+    sites = model.sites["default"]
+    projections = {site.key for site in sites} | {site.value for site in sites if site.value is not None}
+    detach = lambda module, args: (torch.cat([args[0][:, :n].detach(), args[0][:, n:]], 1),)  # noqa: E731
+    handles = [p.register_forward_pre_hook(detach) for p in projections]
+    text = model(input_ids=text_inputs, attention_mask=torch.ones_like(text_inputs), knowledge=empty).logits[:, n:]
+    want = grads(text)
+    for handle in handles:
+        handle.remove()
+    torch.testing.assert_close(memory, text, atol=1e-4, rtol=1e-4)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-3)
+    trained = grads(
+        model(input_ids=text_inputs, attention_mask=torch.ones_like(text_inputs), knowledge=empty).logits[:, n:]
+    )
+    assert any((trained[k] - got[k]).abs().max() > 1e-4 for k in got), "the layers below learn only with 'trained'"
+    assert any((got[k]).abs().max() > 0 for k in got if ".v_proj." in k or "qkv" in k)
