@@ -69,8 +69,8 @@ class KnowledgeCollator:
 
     def _candidates(self, features: Sequence[dict[str, Any]]) -> FactCandidates:
         """The batch's candidate facts, their edges, linked nodes and questions (``with_fact_candidates``)."""
-        ids, mask = self._facts([f["candidate_ids"] for f in features])
-        triples = torch.full(ids.shape[:2], -1, dtype=torch.long)
+        ids, mask = self._places([f["candidate_ids"] for f in features])
+        triples = torch.full((ids.size(0), ids.size(2)), -1, dtype=torch.long)
         for b, f in enumerate(features):
             triples[b, : len(f["candidate_triples"])] = torch.as_tensor(f["candidate_triples"], dtype=torch.long)
         questions = [f["question_ids"] for f in features]
@@ -84,6 +84,22 @@ class KnowledgeCollator:
             question_mask=self._pad([[1] * len(q) for q in questions], 0).bool(),
             limit=features[0]["memory_facts"],
         )
+
+    @staticmethod
+    def _places(rows: Sequence[Sequence[Sequence[Sequence[int]]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids (B, P, C, L), mask (B, P, C, L))`` of each sample's candidate facts' tokens at each place a picked
+        fact can take (one for facts written alone), padded; a sample reading fewer places pads the rest."""
+        places = max(len(r) for r in rows)
+        num = max(1, max((len(p) for r in rows for p in r), default=1))
+        length = max(1, max((len(x) for r in rows for p in r for x in p), default=1))
+        ids = torch.zeros(len(rows), places, num, length, dtype=torch.long)
+        mask = torch.zeros(len(rows), places, num, length, dtype=torch.bool)
+        for b, sample in enumerate(rows):
+            for p, facts in enumerate(sample):
+                for f, tokens in enumerate(facts):
+                    ids[b, p, f, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+                    mask[b, p, f, : len(tokens)] = True
+        return ids, mask
 
     @staticmethod
     def _facts(rows: Sequence[Sequence[Sequence[int]]]) -> tuple[torch.Tensor, torch.Tensor]:

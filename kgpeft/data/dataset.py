@@ -24,7 +24,14 @@ from kgpeft.data.truncation import RowCuts, Truncation, describe, lost_answer
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.kge.distillation import KGETeacher, first_tokens
 from kgpeft.linking import EntityLinker, Mention, align
-from kgpeft.retrieval import RetrievalConfig, SubgraphRetriever, format_fact, memory_fact_texts, render_facts
+from kgpeft.retrieval import (
+    RetrievalConfig,
+    SubgraphRetriever,
+    format_fact,
+    frame_fact,
+    memory_fact_texts,
+    render_facts,
+)
 from kgpeft.selection.ranking import rank_facts
 from kgpeft.selection.scorer import question_token_ids
 from kgpeft.tasks.base import TaskExample
@@ -262,16 +269,24 @@ class KnowledgeDataset(KnowledgeControls, Dataset):
 
     def _candidate_features(self, index: int) -> dict[str, Any]:
         """Example ``index``'s subgraph facts (distinct triples in edge order) as tokens, each edge's fact,
-        its linked nodes and its question's tokens: what a fact scorer picks memory facts with."""
+        its linked nodes and its question's tokens: what a fact scorer picks memory facts with.
+
+        The tokens are one list per place a picked fact can take: one for facts written alone, and with
+        ``memory_framing: block`` one per place of the ``min(memory_facts, facts)`` the example reads, each fact
+        written as that place's piece of the facts block (:func:`~kgpeft.retrieval.frame_fact`)."""
         graph, seeds = self.graphs[index], {m.entity for m in self.mentions[index]}
         edge_ids = graph.edge_id.tolist()
         triples = list(dict.fromkeys(edge_ids))
         column = {t: c for c, t in enumerate(triples)}
         texts = [format_fact(self.kg, t, self.retrieval.fact_format) for t in triples]
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        count = min(self.retrieval.memory_facts, len(texts))
+        framed = [[frame_fact(t, p, count) for t in texts] for p in range(count)]
+        places = framed if self.retrieval.memory_framing == "block" and texts else [texts]
+        limit = self.retrieval.max_fact_tokens
+        ids = [self.tokenizer(place, add_special_tokens=False)["input_ids"] if place else [] for place in places]
         return {
             "candidate_triples": triples,
-            "candidate_ids": [i[: self.retrieval.max_fact_tokens] for i in ids],
+            "candidate_ids": [[i[:limit] for i in place] for place in ids],
             "edge_candidate": [column[t] for t in edge_ids],
             "seed_nodes": [n in seeds for n in graph.n_id.tolist()],
             "question_ids": question_token_ids(self.tokenizer, self.examples[index].text),

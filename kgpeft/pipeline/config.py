@@ -255,13 +255,6 @@ class JobConfig:
                     f"variants: {variant.name}: `scorer_training` trains the fact scorer with a `memory` adapter; "
                     "this variant reads no memory (set `knowledge: {knowledge_mode: memory}`, or drop the key)."
                 )
-        joint = [v.name for v in self.variants if self.scorer_training(v) != "staged"]
-        if joint and self.retrieval.memory_framing == "block":  # a joint scorer's candidates are tokenised unframed
-            raise JobConfigError(
-                f"variants {joint} pick their memory facts with a jointly trained scorer, whose candidate facts are "
-                "written alone; `retrieval.memory_framing: block` frames facts by their place in the block: set it "
-                "to 'fact', or train the scorer staged."
-            )
 
     def scorer_training(self, variant: Variant) -> str:
         """How ``variant``'s fact scorer trains: its ``scorer_training`` or ``selection.training`` for a variant

@@ -6,7 +6,7 @@ fact renderer.
 """
 
 from kgpeft.retrieval.config import RetrievalConfig, RetrievalConfigError
-from kgpeft.retrieval.facts import FACT_STYLES, fact_spans, format_fact, memory_fact_texts, render_facts
+from kgpeft.retrieval.facts import FACT_STYLES, fact_spans, format_fact, frame_fact, memory_fact_texts, render_facts
 from kgpeft.retrieval.subgraph_retriever import SeedEntityError, SubgraphRetriever, batch_node_index
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "batch_node_index",
     "fact_spans",
     "format_fact",
+    "frame_fact",
     "memory_fact_texts",
     "render_facts",
 ]

@@ -85,10 +85,19 @@ def memory_fact_texts(
         ['Facts: dog is a animal', '; bank near river.\\n']
     """
     texts = [format_fact(kg, t, fact_format) for t in triples]
-    if framing == "block" and texts:
-        texts = ["Facts: " + texts[0], *("; " + t for t in texts[1:])]
-        texts[-1] += ".\n"
+    if framing == "block":
+        texts = [frame_fact(text, place, len(texts)) for place, text in enumerate(texts)]
     return texts
+
+
+def frame_fact(text: str, place: int, count: int) -> str:
+    """A fact's text as the piece of :func:`render_facts`'s block it is at ``place`` (from 0) of ``count`` facts.
+
+    Example:
+        >>> [frame_fact(t, p, 2) for p, t in enumerate(["dog is a animal", "bank near river"])]
+        ['Facts: dog is a animal', '; bank near river.\\n']
+    """
+    return ("Facts: " if place == 0 else "; ") + text + (".\n" if place == count - 1 else "")
 
 
 def render_facts(kg: KnowledgeGraph, triples: Sequence[int], fact_format: str = "sentence") -> str:

@@ -75,10 +75,13 @@ def select_memory_facts(scorer: FactScorer, knowledge: KnowledgeBatch) -> Knowle
     candidates = knowledge.candidates
     rank, log_prob = candidate_scores(scorer, knowledge)
     columns, real = pick_candidates(rank, candidates.limit)
-    length = candidates.token_ids.size(2)
-    index = columns[..., None].expand(-1, -1, length)  # (B, k, L)
-    fact_ids = candidates.token_ids.gather(1, index)
-    fact_mask = candidates.token_mask.gather(1, index) & real[..., None]
+    b, places = candidates.token_ids.shape[:2]
+    k = columns.size(1)
+    # the k-th pick as written at place k (a block's piece), or every pick at the one place (facts alone)
+    at = torch.arange(k, device=columns.device).clamp(max=places - 1).expand(b, -1)  # (B, k)
+    rows = torch.arange(b, device=columns.device)[:, None].expand(-1, k)
+    fact_ids = candidates.token_ids[rows, at, columns]  # (B, k, L)
+    fact_mask = candidates.token_mask[rows, at, columns] & real[..., None]
     fact_bias = torch.where(real, log_prob.gather(1, columns), torch.zeros((), dtype=log_prob.dtype))
     return dataclasses.replace(knowledge, fact_ids=fact_ids, fact_mask=fact_mask, fact_bias=fact_bias)
 

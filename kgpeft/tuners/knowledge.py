@@ -20,9 +20,10 @@ class FactCandidates:
     picking is indexing into this table, nothing is tokenised per step.
 
     Args:
-        token_ids (Tensor): ``(B, C, L)`` token ids of each sample's ``C`` candidate facts (its
-            subgraph's distinct triples, in edge order).
-        token_mask (Tensor): ``(B, C, L)``, ``True`` for real tokens; a candidate of none is none.
+        token_ids (Tensor): ``(B, P, C, L)`` token ids of each sample's ``C`` candidate facts (its
+            subgraph's distinct triples, in edge order) as written at each of ``P`` places: ``P = 1`` for facts
+            written alone, else the ``k``-th picked fact is written as place ``k``'s piece of the facts block.
+        token_mask (Tensor): ``(B, P, C, L)``, ``True`` for real tokens; a candidate of none is none.
         triples (Tensor): ``(B, C)`` the triple id of each candidate, ``-1`` for padding.
         edge_candidate (Tensor): ``(E,)`` each edge of the batch's graph: its triple's candidate column.
         seed_mask (Tensor): ``(N,)`` the graph's nodes the text is linked to.

@@ -22,6 +22,7 @@ from kgpeft.pipeline import JobConfig, JobConfigError, Variant, evaluate_variant
 from kgpeft.pipeline.answer import predict
 from kgpeft.pipeline.run import VariantResult
 from kgpeft.pipeline.train import build_model as build_variant_model
+from kgpeft.retrieval import format_fact, frame_fact
 from kgpeft.training.checkpoints import LOCK_NAME
 
 KG = "dog\tis_a\tanimal\ncat\tis_a\tanimal\ndog\tis_a\tpet\nbank\tholds\tmoney\nbank\tnear\triver\ntree\tnear\triver\n"
@@ -340,13 +341,30 @@ def test_scorer_training_is_checked(files, tmp_path):
         _config(files, tmp_path, variants=[{"name": "l", "adapter": "lora", "scorer_training": "joint"}])
     with pytest.raises(JobConfigError, match="needs a `selection:` section"):
         _config(files, tmp_path, selection=None, variants=[{"name": "m", "scorer_training": "joint"}])
-    with pytest.raises(JobConfigError, match="memory_framing: block"):
-        _config(
-            files,
-            tmp_path,
-            retrieval={"memory_facts": 2, "memory_framing": "block"},
-            variants=[{"name": "m", "scorer_training": "joint"}],
-        )
+
+
+def test_a_joint_scorer_writes_its_picks_as_the_facts_block(files, tmp_path):
+    """`memory_framing: block` with a joint scorer (refused before): each candidate is tokenised as each place's
+    piece of the block, and the job trains and evaluates."""
+    config = _config(
+        files,
+        tmp_path,
+        retrieval={"memory_facts": 2, "memory_framing": "block"},
+        variants=[{"name": "m", "adapter": "kg-lora", "scorer_training": "joint"}],
+        controls=["correct"],
+    )
+    job = prepare(config)
+    data = job.dataset("train", config.variants[0], with_target=True)
+    rows = [data[i] for i in range(len(data))]
+    assert {len(r["candidate_ids"]) for r in rows} == {min(2, len(r["candidate_triples"])) for r in rows} >= {2}
+    for row in rows:
+        count = len(row["candidate_ids"])
+        for place, ids in enumerate(row["candidate_ids"]):
+            texts = [frame_fact(format_fact(job.kg, t), place, count) for t in row["candidate_triples"]]
+            want = job.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            assert ids == [w[: data.retrieval.max_fact_tokens] for w in want]
+    results = run(config, job=job, plot=False)
+    assert set(results.variants[0].scorer_recall) == {"before", "after"}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from torch import nn
 from kgpeft.checkpoint import CheckpointError
 from kgpeft.data import KnowledgeCollator, KnowledgeDataset
 from kgpeft.model import KGPeftModel, get_kg_peft_model
-from kgpeft.retrieval import RetrievalConfig, format_fact
+from kgpeft.retrieval import RetrievalConfig, format_fact, memory_fact_texts
 from kgpeft.selection import (
     FactScorerConfig,
     FactScorerConfigError,
@@ -30,9 +30,9 @@ QUESTIONS = [("dog", "animal"), ("cat", "pet"), ("bank", "money"), ("tree", "riv
 LLAMA = next((config, auto) for name, config, auto in ARCHITECTURES if name == "llama")
 
 
-def _dataset(kg, tokenizer):
+def _dataset(kg, tokenizer, framing="fact"):
     examples = [TaskExample(f"the {s}", answer=a, answer_entities=(a,)) for s, a in QUESTIONS]
-    retrieval = RetrievalConfig(num_neighbors=[-1, -1], memory_facts=2)
+    retrieval = RetrievalConfig(num_neighbors=[-1, -1], memory_facts=2, memory_framing=framing)
     return KnowledgeDataset(examples, tokenizer, kg, retrieval=retrieval, max_length=16)
 
 
@@ -84,9 +84,12 @@ def test_beta_enters_the_memory_read():
     assert bias.grad is not None and bias.grad.abs().sum() > 0, "beta takes the autograd path and gets a gradient"
 
 
-def test_joint_selection_follows_the_scorers_current_scores(kg, tokenizer):
+@pytest.mark.parametrize("framing", ["fact", "block"])
+def test_joint_selection_follows_the_scorers_current_scores(framing, kg, tokenizer):
+    """The picked facts are the scorer's current best, each written as the staged memory writes it: alone, or as
+    its place's piece of the facts block (the first after "Facts: ", the last closing it)."""
     model, _ = _model(kg, tokenizer)
-    data = _dataset(kg, tokenizer)
+    data = _dataset(kg, tokenizer, framing)
     batch = _batch(data.with_fact_candidates())
     picks = []
     for seed in (None, 3, 4):
@@ -99,8 +102,11 @@ def test_joint_selection_follows_the_scorers_current_scores(kg, tokenizer):
         knowledge = select_memory_facts(scorer, batch["knowledge"])
         probs = fact_probabilities(scorer, data, tokenizer, range(len(data)))
         for b, triples in enumerate(picked):
+            texts = memory_fact_texts(kg, triples, framing=framing)
+            assert framing == "fact" or (texts[0].startswith("Facts: ") and texts[-1].endswith(".\n"))
             for f, t in enumerate(triples):
-                want = tokenizer(format_fact(kg, t), add_special_tokens=False)["input_ids"]
+                assert format_fact(kg, t) in texts[f]
+                want = tokenizer(texts[f], add_special_tokens=False)["input_ids"]
                 assert knowledge.fact_ids[b, f][knowledge.fact_mask[b, f]].tolist() == want
                 assert knowledge.fact_bias[b, f].item() == pytest.approx(math.log(probs[b][t]), rel=1e-5)
     assert picks[0] != picks[1] != picks[2], "new scores, new facts: nothing was fixed beforehand"
