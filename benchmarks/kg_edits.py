@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from benchmarks.harness import Benchmark
-from kgpeft.evaluation.qa import exact_match
+from kgpeft.evaluation.qa import exact_match, normalize_answer
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline import Job, JobConfig, Variant, evaluate_variant, load_variant_model, prepare
 from kgpeft.retrieval import format_fact, memory_fact_texts
@@ -191,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     data = jobs[plan.kind].dataset("test", variant, with_target=False)
                     failures = diagnose(plan, data, edited_examples, after)
                     row["causes"] = dict(Counter(f["cause"] for f in failures).most_common())
+                    row["answers"] = dict(Counter(f["answer_kind"] for f in failures).most_common())
                 bench.add(table="edits", variant=spec, control=control, edit=plan.kind, **row)
                 print(
                     f"{spec:<22} {control:<9} {plan.kind:<15} {_pct(row['success'])} {_pct(row['new'], 6)} "
@@ -198,9 +199,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     flush=True,
                 )
                 if failures is not None:
-                    print(f"    not reached, by cause: {row['causes']}")
+                    print(f"    not reached, by cause: {row['causes']}; the answers: {row['answers']}")
                 for f in failures or ():
-                    print(f"    {f['id']} {f['subject']!r}: {f['cause']}; answered {f['answer']!r}; read {f['read']}")
+                    print(
+                        f"    {f['id']} {f['subject']!r}: {f['cause']}; answered {f['answer']!r} ({f['answer_kind']}); "
+                        f"read {f['read']}"
+                    )
     bench.write(args)
 
 
@@ -233,52 +237,75 @@ def measure(
     }
 
 
-#: Why an edit did not reach an answer, in the order :func:`diagnose` checks them.
+#: Why an edit did not reach an answer, in the order :func:`diagnose` checks them. The edited link is the
+#: subject and the new answer joined (a KG that states links both ways joins them by two facts).
 CAUSES = {
     "old fact read": "a fact joining the subject and an old answer is among the facts the variant reads",
-    "not retrieved": "the edited fact is not in the question's retrieved subgraph",
-    "not read": "the edited fact is in the subgraph but not among the facts the variant reads",
-    "cut": "the edited fact is read, cut by `retrieval.max_fact_tokens`",
-    "misread": "the edited fact is read whole and no old fact is, yet the answer follows neither",
+    "not retrieved": "no fact of the edited link is in the question's retrieved subgraph",
+    "not read": "the edited link is in the subgraph, but none of its facts is among the facts the variant reads",
+    "cut": "a fact of the edited link is read, cut by `retrieval.max_fact_tokens`",
+    "two answers read": "(add) facts of the old and of the new link are read: two answers, the model gave neither",
+    "misread": "the edited link is read whole and no old fact is, yet the answer follows neither",
     "old answer in subgraph": "(remove) the old answer is a node of the subgraph, reached by other facts",
     "prior": "(remove) the old answer is nowhere in the subgraph: the model's own knowledge or the question's words",
 }
 
 
 def diagnose(plan: EditPlan, data, examples: Sequence, after: list[str]) -> list[dict]:
-    """Per edited question the edit did not reach (see :func:`measure`), its first cause in :data:`CAUSES`.
+    """Per edited question the edit did not reach (see :func:`measure`), its first cause in :data:`CAUSES`, and
+    what the answer was (:func:`answer_kind`).
 
     ``data`` is the edited KG's dataset as the variant reads it; the facts read are the first
     ``memory_facts`` (memory) or ``num_facts`` (text) of its ranking. ``cut`` is checked for memory facts.
     """
     kg, retrieval = data.kg, data.retrieval
     k = retrieval.memory_facts or retrieval.num_facts
-    added = {int(h): (int(h), int(r), int(t)) for h, r, t in plan.add.T}
+    added = {int(h): int(t) for h, _, t in plan.add.T}
     rows = []
     for i, e in enumerate(examples):
         reached = exact_match(after[i], plan.targets[i]) == 1
         if reached != (plan.kind == "remove"):
             continue
         subject, old = kg.entity_id(e.entity), {kg.entity_id(a) for a in e.answer_entities}
+        link = {subject, added.get(subject)}
         read = data.ranked_facts(i)[:k]
-        new = [
-            c for c in set(data.graphs[i].edge_id.tolist()) if tuple(kg.triples[:, c].tolist()) == added.get(subject)
-        ]
-        if plan.kind != "add" and any(subject in (h, t) and {h, t} & old for h, _, t in kg.triples[:, read].T.tolist()):
+        joins = [{h, t} for h, _, t in kg.triples[:, read].T.tolist()]
+        new = [c for c in set(data.graphs[i].edge_id.tolist()) if set(kg.triples[[0, 2], c].tolist()) == link]
+        old_read = any(subject in j and j & old for j in joins)
+        if plan.kind != "add" and old_read:
             cause = "old fact read"  # (add keeps the old facts, and their answers count as success)
         elif plan.kind == "remove":
             cause = "old answer in subgraph" if old & set(data.graphs[i].n_id.tolist()) else "prior"
         elif not new:
             cause = "not retrieved"
-        elif new[0] not in read:
+        elif not set(new) & set(read):
             cause = "not read"
-        elif retrieval.memory_facts and _cut(data, read, read.index(new[0])):
+        elif retrieval.memory_facts and any(_cut(data, read, read.index(c)) for c in set(new) & set(read)):
             cause = "cut"
         else:
-            cause = "misread"
-        facts = [format_fact(kg, t, retrieval.fact_format) for t in read]
-        rows.append({"id": e.id, "subject": kg.labels[subject], "cause": cause, "answer": after[i], "read": facts})
+            cause = "two answers read" if old_read else "misread"
+        rows.append(
+            {
+                "id": e.id,
+                "subject": kg.labels[subject],
+                "cause": cause,
+                "answer": after[i],
+                "answer_kind": answer_kind(after[i], e.accepted_answers, plan.targets[i]),
+                "read": [format_fact(kg, t, retrieval.fact_format) for t in read],
+            }
+        )
     return rows
+
+
+def answer_kind(answer: str, old: Sequence[str], targets: Sequence[str]) -> str:
+    """What a wrong answer was: ``old answer``, ``part of a name`` (its words a part of a name of an old or a new
+    answer, e.g. *bird* for *bird family*), or ``other``."""
+    if exact_match(answer, list(old)) == 1:
+        return "old answer"
+    words = f" {normalize_answer(answer)} "
+    if words.strip() and any(words in f" {normalize_answer(name)} " for name in (*old, *targets)):
+        return "part of a name"
+    return "other"
 
 
 def _cut(data, read: list[int], index: int) -> bool:

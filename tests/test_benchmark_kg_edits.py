@@ -112,8 +112,9 @@ def test_a_run_writes_a_row_per_variant_control_and_edit(trained, tmp_path, caps
             if r["control"] == "correct" and r["variant"] != "lora":
                 assert sum(r["causes"].values()) == round(2 * (100 - r["success"]) / 100)
                 assert set(r["causes"]) <= set(kg_edits.CAUSES)
+                assert sum(r["answers"].values()) == sum(r["causes"].values())
             else:
-                assert "causes" not in r
+                assert "causes" not in r and "answers" not in r
     assert "edited and 2 locality questions" in capsys.readouterr().out
 
 
@@ -145,3 +146,14 @@ def test_diagnose_names_why_an_edit_did_not_reach_the_answer(trained):
     assert dog["cause"] == "misread" and "dog is a feline" in dog["read"] and dog["answer"] == "bone"
     unread = kg_edits.diagnose(counterfactual, read_all(counterfactual, num_facts=0), examples, ["bone", "trout"])
     assert [f["cause"] for f in unread] == ["not read", "not read"]  # retrieved (every neighbour), not read
+    # add: dog reads canine's fact and feline's, and answers neither
+    (both,) = [f for f in kg_edits.diagnose(add, read_all(add), examples, ["bone", "feline"]) if f["subject"] == "dog"]
+    assert both["cause"] == "two answers read" and both["answer_kind"] == "other"
+
+
+def test_answer_kind_tells_a_cut_name_from_another_answer():
+    assert kg_edits.answer_kind("The canine!", ["canine"], ["feline"]) == "old answer"
+    assert kg_edits.answer_kind("bird", ["canine"], ["bird family"]) == "part of a name"
+    assert kg_edits.answer_kind("family", ["bird family"], ["x"]) == "part of a name"
+    assert kg_edits.answer_kind("bird fam", ["canine"], ["bird family"]) == "other"  # words, not characters
+    assert kg_edits.answer_kind("", ["canine"], ["bird family"]) == "other"
