@@ -17,10 +17,10 @@ A KG that states each link both ways (WordNet: ``hyponym`` for ``hypernym``) is 
 still states the removed link.
 
 ``old`` is the share still giving the original answer. Locality: ``--locality`` other held-out
-questions (the validation split), never edited; of those whose retrieved subgraph is unchanged by
+questions (the validation split), never edited; of those whose subgraph read is unchanged by
 the edits (``local``, a count), the share whose prediction is unchanged. Each variant runs under
 the knowledge controls (``--controls``; with another question's knowledge, ``shuffled``, an answer
-should follow no edit; locality still counts by each question's own subgraph); plain ``lora``
+should follow no edit, and locality counts by the subgraph read: the other question's); plain ``lora``
 reads no knowledge and is the control variant. ``lora+facts:selected`` reads the ``lora+facts``
 adapter with the fact scorer's facts as text instead of the prior ones. The job's seed (the
 config's) drew the adapters' training and their questions' split, so it is the only seed.
@@ -122,9 +122,10 @@ def plan_edits(kg: KnowledgeGraph, examples: Sequence, seed: int) -> list[EditPl
     ]
 
 
-def subgraph_keys(job: Job, variant: Variant) -> list[tuple]:
-    """Each test example's retrieved subgraph: its nodes and its edges, triples named by ids, not by column."""
-    data = job.dataset("test", variant, with_target=False)
+def subgraph_keys(job: Job, variant: Variant, control: str = "correct") -> list[tuple]:
+    """The subgraph each test example reads under ``control`` (``shuffled``: another example's): its nodes and
+    its edges, triples named by ids, not by column."""
+    data = job.dataset("test", variant, with_target=False, control=control)
     keys = []
     for graph in data.graphs:
         src, dst = graph.n_id[graph.edge_index]
@@ -169,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for plan in plans:
         jobs[plan.kind] = dataclasses.replace(job, kg=job.kg.edit(remove=plan.remove, add=plan.add), _datasets={})
     any_variant = next(iter(variants.values()))[0]
-    keys = {kind: subgraph_keys(j, any_variant) for kind, j in jobs.items()}
+    keys = {
+        (kind, c): subgraph_keys(j, any_variant, c) for kind, j in jobs.items() for c in {"correct", *args.controls}
+    }
     print(f"{n} edited and {len(local_examples)} locality questions; {args.demo_output}")
     print(
         f"{'variant':<22} {'control':<9} {'edit':<15} {'success':>8} {'new':>6} {'old':>6} {'locality':>8} {'local':>6}"
@@ -185,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 after = (
                     evaluate_variant(jobs[plan.kind], variant, model, control)["predictions"] if reads_graph else before
                 )
-                row = measure(plan, edited_examples, before, after, keys["original"], keys[plan.kind])
+                row = measure(plan, edited_examples, before, after, keys["original", control], keys[plan.kind, control])
                 failures = None
                 if args.diagnose and reads_graph and control == "correct":
                     data = jobs[plan.kind].dataset("test", variant, with_target=False)

@@ -106,8 +106,9 @@ def test_a_run_writes_a_row_per_variant_control_and_edit(trained, tmp_path, caps
             assert r["edited"] == 2 and r["locality_questions"] == 2
             assert 0 <= r["success"] <= 100 and (r["new"] is None) == (r["edit"] != "add")
             # trout's subgraph holds cat -is_a-> feline, which every edit changes; eagle's (eagle, bird, trout,
-            # fish, cat) holds cat but none of its edited triples, so it is the one local question
-            assert r["local"] == 1
+            # fish, cat) holds cat but none of its edited triples, so it is the one local question. Shuffled,
+            # locality counts by the subgraph read (seed 0's donors: trout reads dog's, eagle trout's), both edited.
+            assert r["local"] == (1 if r["control"] == "correct" else 0)
             # --diagnose: under `correct`, one cause per edit that did not reach its answer
             if r["control"] == "correct" and r["variant"] != "lora":
                 assert sum(r["causes"].values()) == round(2 * (100 - r["success"]) / 100)
