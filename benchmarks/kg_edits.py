@@ -12,23 +12,32 @@ On the main job's trained output (``make demo``'s ``demo_output/``: the adapters
   subject's hypernyms in the edited graph (``new``: the added one);
 - ``remove``: the subject's hypernym facts are removed; success: the old answer is no longer given.
 
+A KG that states each link both ways (WordNet: ``hyponym`` for ``hypernym``) is edited both ways
+(:attr:`~kgpeft.graph.KnowledgeGraph.inverse_relations`): an old answer's inverse fact left in the graph
+still states the removed link.
+
 ``old`` is the share still giving the original answer. Locality: ``--locality`` other held-out
-questions (the validation split), never edited; of those whose retrieved subgraph is unchanged by
+questions (the validation split), never edited; of those whose subgraph read is unchanged by
 the edits (``local``, a count), the share whose prediction is unchanged. Each variant runs under
 the knowledge controls (``--controls``; with another question's knowledge, ``shuffled``, an answer
-should follow no edit; locality still counts by each question's own subgraph); plain ``lora``
+should follow no edit, and locality counts by the subgraph read: the other question's); plain ``lora``
 reads no knowledge and is the control variant. ``lora+facts:selected`` reads the ``lora+facts``
 adapter with the fact scorer's facts as text instead of the prior ones. The job's seed (the
 config's) drew the adapters' training and their questions' split, so it is the only seed.
 
+``--diagnose`` prints, under the ``correct`` control, each edited question the edit did not reach and
+why (:func:`diagnose`), and records the counts per cause (``causes``).
+
     python -m benchmarks.kg_edits                                   # demo_output/, 200 + 200 questions
     python -m benchmarks.kg_edits --demo-output runs/demo --questions 40 --locality 40
+    python -m benchmarks.kg_edits --variants kg-lora --controls correct --diagnose
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,9 +45,10 @@ import numpy as np
 import torch
 
 from benchmarks.harness import Benchmark
-from kgpeft.evaluation.qa import exact_match
+from kgpeft.evaluation.qa import exact_match, normalize_answer
 from kgpeft.graph import KnowledgeGraph
 from kgpeft.pipeline import Job, JobConfig, Variant, evaluate_variant, load_variant_model, prepare
+from kgpeft.retrieval import format_fact, memory_fact_texts
 
 KINDS = ("counterfactual", "add", "remove")
 
@@ -57,6 +67,7 @@ def benchmark() -> Benchmark:
         help="the config's variants; NAME:selected reads NAME's adapter with the fact scorer's facts as text",
     )
     parser.add_argument("--controls", nargs="+", default=["correct", "shuffled"], help="knowledge controls")
+    parser.add_argument("--diagnose", action="store_true", help="print why each failed edit failed (correct control)")
     return bench
 
 
@@ -111,9 +122,10 @@ def plan_edits(kg: KnowledgeGraph, examples: Sequence, seed: int) -> list[EditPl
     ]
 
 
-def subgraph_keys(job: Job, variant: Variant) -> list[tuple]:
-    """Each test example's retrieved subgraph: its nodes and its edges, triples named by ids, not by column."""
-    data = job.dataset("test", variant, with_target=False)
+def subgraph_keys(job: Job, variant: Variant, control: str = "correct") -> list[tuple]:
+    """The subgraph each test example reads under ``control`` (``shuffled``: another example's): its nodes and
+    its edges, triples named by ids, not by column."""
+    data = job.dataset("test", variant, with_target=False, control=control)
     keys = []
     for graph in data.graphs:
         src, dst = graph.n_id[graph.edge_index]
@@ -158,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for plan in plans:
         jobs[plan.kind] = dataclasses.replace(job, kg=job.kg.edit(remove=plan.remove, add=plan.add), _datasets={})
     any_variant = next(iter(variants.values()))[0]
-    keys = {kind: subgraph_keys(j, any_variant) for kind, j in jobs.items()}
+    keys = {
+        (kind, c): subgraph_keys(j, any_variant, c) for kind, j in jobs.items() for c in {"correct", *args.controls}
+    }
     print(f"{n} edited and {len(local_examples)} locality questions; {args.demo_output}")
     print(
         f"{'variant':<22} {'control':<9} {'edit':<15} {'success':>8} {'new':>6} {'old':>6} {'locality':>8} {'local':>6}"
@@ -174,13 +188,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                 after = (
                     evaluate_variant(jobs[plan.kind], variant, model, control)["predictions"] if reads_graph else before
                 )
-                row = measure(plan, edited_examples, before, after, keys["original"], keys[plan.kind])
+                row = measure(plan, edited_examples, before, after, keys["original", control], keys[plan.kind, control])
+                failures = None
+                if args.diagnose and reads_graph and control == "correct":
+                    data = jobs[plan.kind].dataset("test", variant, with_target=False)
+                    failures = diagnose(plan, data, edited_examples, after)
+                    row["causes"] = dict(Counter(f["cause"] for f in failures).most_common())
+                    row["answers"] = dict(Counter(f["answer_kind"] for f in failures).most_common())
                 bench.add(table="edits", variant=spec, control=control, edit=plan.kind, **row)
                 print(
                     f"{spec:<22} {control:<9} {plan.kind:<15} {_pct(row['success'])} {_pct(row['new'], 6)} "
                     f"{_pct(row['old'], 6)} {_pct(row['locality'])} {row['local']:>6}",
                     flush=True,
                 )
+                if failures is not None:
+                    print(f"    not reached, by cause: {row['causes']}; the answers: {row['answers']}")
+                for f in failures or ():
+                    print(
+                        f"    {f['id']} {f['subject']!r}: {f['cause']}; answered {f['answer']!r} ({f['answer_kind']}); "
+                        f"read {f['read']}"
+                    )
     bench.write(args)
 
 
@@ -211,6 +238,85 @@ def measure(
         "locality_questions": len(before) - n,
         "edited": n,
     }
+
+
+#: Why an edit did not reach an answer, in the order :func:`diagnose` checks them. The edited link is the
+#: subject and the new answer joined (a KG that states links both ways joins them by two facts).
+CAUSES = {
+    "old fact read": "a fact joining the subject and an old answer is among the facts the variant reads",
+    "not retrieved": "no fact of the edited link is in the question's retrieved subgraph",
+    "not read": "the edited link is in the subgraph, but none of its facts is among the facts the variant reads",
+    "cut": "a fact of the edited link is read, cut by `retrieval.max_fact_tokens`",
+    "two answers read": "(add) facts of the old and of the new link are read: two answers, the model gave neither",
+    "misread": "the edited link is read whole and no old fact is, yet the answer follows neither",
+    "old answer in subgraph": "(remove) the old answer is a node of the subgraph, reached by other facts",
+    "prior": "(remove) the old answer is nowhere in the subgraph: the model's own knowledge or the question's words",
+}
+
+
+def diagnose(plan: EditPlan, data, examples: Sequence, after: list[str]) -> list[dict]:
+    """Per edited question the edit did not reach (see :func:`measure`), its first cause in :data:`CAUSES`, and
+    what the answer was (:func:`answer_kind`).
+
+    ``data`` is the edited KG's dataset as the variant reads it; the facts read are the first
+    ``memory_facts`` (memory) or ``num_facts`` (text) of its ranking. ``cut`` is checked for memory facts.
+    """
+    kg, retrieval = data.kg, data.retrieval
+    k = retrieval.memory_facts or retrieval.num_facts
+    added = {int(h): int(t) for h, _, t in plan.add.T}
+    rows = []
+    for i, e in enumerate(examples):
+        reached = exact_match(after[i], plan.targets[i]) == 1
+        if reached != (plan.kind == "remove"):
+            continue
+        subject, old = kg.entity_id(e.entity), {kg.entity_id(a) for a in e.answer_entities}
+        link = {subject, added.get(subject)}
+        read = data.ranked_facts(i)[:k]
+        joins = [{h, t} for h, _, t in kg.triples[:, read].T.tolist()]
+        new = [c for c in set(data.graphs[i].edge_id.tolist()) if set(kg.triples[[0, 2], c].tolist()) == link]
+        old_read = any(subject in j and j & old for j in joins)
+        if plan.kind != "add" and old_read:
+            cause = "old fact read"  # (add keeps the old facts, and their answers count as success)
+        elif plan.kind == "remove":
+            cause = "old answer in subgraph" if old & set(data.graphs[i].n_id.tolist()) else "prior"
+        elif not new:
+            cause = "not retrieved"
+        elif not set(new) & set(read):
+            cause = "not read"
+        elif retrieval.memory_facts and any(_cut(data, read, read.index(c)) for c in set(new) & set(read)):
+            cause = "cut"
+        else:
+            cause = "two answers read" if old_read else "misread"
+        rows.append(
+            {
+                "id": e.id,
+                "subject": kg.labels[subject],
+                "cause": cause,
+                "answer": after[i],
+                "answer_kind": answer_kind(after[i], e.accepted_answers, plan.targets[i]),
+                "read": [format_fact(kg, t, retrieval.fact_format) for t in read],
+            }
+        )
+    return rows
+
+
+def answer_kind(answer: str, old: Sequence[str], targets: Sequence[str]) -> str:
+    """What a wrong answer was: ``old answer``, ``part of a name`` (its words a part of a name of an old or a new
+    answer, e.g. *bird* for *bird family*), or ``other``."""
+    if exact_match(answer, list(old)) == 1:
+        return "old answer"
+    words = f" {normalize_answer(answer)} "
+    if words.strip() and any(words in f" {normalize_answer(name)} " for name in (*old, *targets)):
+        return "part of a name"
+    return "other"
+
+
+def _cut(data, read: list[int], index: int) -> bool:
+    """Whether memory fact ``index`` of ``read`` (triple ids), as its slots are written, exceeds ``max_fact_tokens``."""
+    retrieval = data.retrieval
+    text = memory_fact_texts(data.kg, read, retrieval.fact_format, retrieval.memory_framing)[index]
+    limit = retrieval.max_fact_tokens
+    return limit is not None and len(data.tokenizer(text, add_special_tokens=False)["input_ids"]) > limit
 
 
 def _pct(value: float | None, width: int = 8) -> str:

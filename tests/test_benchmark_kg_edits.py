@@ -1,5 +1,6 @@
 """benchmarks.kg_edits on a tiny job trained here: the edits it plans, and one run of it end to end."""
 
+import dataclasses
 import json
 
 import pytest
@@ -93,7 +94,9 @@ def test_the_planned_edits_replace_add_and_remove_the_answer_facts(trained):
 def test_a_run_writes_a_row_per_variant_control_and_edit(trained, tmp_path, capsys):
     output = tmp_path / "kg_edits.json"
     argv = ["--config", str(trained / "job.yaml"), "--demo-output", str(trained / "run"), "--questions", "2"]
-    kg_edits.main([*argv, "--locality", "2", "--controls", "correct", "shuffled", "--output", str(output)])
+    kg_edits.main(
+        [*argv, "--locality", "2", "--controls", "correct", "shuffled", "--diagnose", "--output", str(output)]
+    )
     rows = json.loads(output.read_text())["rows"]
     edits = [(r["variant"], r["control"], r["edit"]) for r in rows if r["table"] == "edits"]
     knowledge = [(v, c) for v in ("kg-lora", "lora+facts", "lora+facts:selected") for c in ("correct", "shuffled")]
@@ -103,6 +106,55 @@ def test_a_run_writes_a_row_per_variant_control_and_edit(trained, tmp_path, caps
             assert r["edited"] == 2 and r["locality_questions"] == 2
             assert 0 <= r["success"] <= 100 and (r["new"] is None) == (r["edit"] != "add")
             # trout's subgraph holds cat -is_a-> feline, which every edit changes; eagle's (eagle, bird, trout,
-            # fish, cat) holds cat but none of its edited triples, so it is the one local question
-            assert r["local"] == 1
+            # fish, cat) holds cat but none of its edited triples, so it is the one local question. Shuffled,
+            # locality counts by the subgraph read (seed 0's donors: trout reads dog's, eagle trout's), both edited.
+            assert r["local"] == (1 if r["control"] == "correct" else 0)
+            # --diagnose: under `correct`, one cause per edit that did not reach its answer
+            if r["control"] == "correct" and r["variant"] != "lora":
+                assert sum(r["causes"].values()) == round(2 * (100 - r["success"]) / 100)
+                assert set(r["causes"]) <= set(kg_edits.CAUSES)
+                assert sum(r["answers"].values()) == sum(r["causes"].values())
+            else:
+                assert "causes" not in r and "answers" not in r
     assert "edited and 2 locality questions" in capsys.readouterr().out
+
+
+def test_diagnose_names_why_an_edit_did_not_reach_the_answer(trained):
+    config = JobConfig.from_yaml(trained / "job.yaml")
+    job = prepare(config, train_scorer=False)
+    examples = job.splits["test"]  # dog (canine), cat (feline)
+    counterfactual, add, remove = kg_edits.plan_edits(job.kg, examples, seed=0)
+    variant = next(v for v in config.variants if v.name == "lora+facts")
+
+    def read_all(plan, num_facts=10):  # every fact of the edited KG's subgraphs read as text
+        edited = dataclasses.replace(job, kg=job.kg.edit(remove=plan.remove, add=plan.add), _datasets={})
+        data = edited.dataset("test", variant, with_target=False)
+        return data.with_retrieval(dataclasses.replace(data.retrieval, num_facts=num_facts))
+
+    # removed, the old answers are nowhere in the subgraphs: an old answer given comes from the model
+    causes = [f["cause"] for f in kg_edits.diagnose(remove, read_all(remove), examples, ["canine", "feline"])]
+    assert causes == ["prior", "prior"]
+    assert kg_edits.diagnose(remove, read_all(remove), examples, ["bone", "trout"]) == []
+    # a KG that keeps the old facts beside the new ones (as one that still states them the other way)
+    kept = kg_edits.diagnose(counterfactual, read_all(add), examples, ["canine", "x"])
+    assert [(f["subject"], f["cause"]) for f in kept] == [("dog", "old fact read"), ("cat", "old fact read")]
+    # counterfactual: dog's new fact dog -is_a-> feline is read, yet the answer is neither
+    (dog,) = [
+        f
+        for f in kg_edits.diagnose(counterfactual, read_all(counterfactual), examples, ["bone", "canine"])
+        if f["subject"] == "dog"
+    ]
+    assert dog["cause"] == "misread" and "dog is a feline" in dog["read"] and dog["answer"] == "bone"
+    unread = kg_edits.diagnose(counterfactual, read_all(counterfactual, num_facts=0), examples, ["bone", "trout"])
+    assert [f["cause"] for f in unread] == ["not read", "not read"]  # retrieved (every neighbour), not read
+    # add: dog reads canine's fact and feline's, and answers neither
+    (both,) = [f for f in kg_edits.diagnose(add, read_all(add), examples, ["bone", "feline"]) if f["subject"] == "dog"]
+    assert both["cause"] == "two answers read" and both["answer_kind"] == "other"
+
+
+def test_answer_kind_tells_a_cut_name_from_another_answer():
+    assert kg_edits.answer_kind("The canine!", ["canine"], ["feline"]) == "old answer"
+    assert kg_edits.answer_kind("bird", ["canine"], ["bird family"]) == "part of a name"
+    assert kg_edits.answer_kind("family", ["bird family"], ["x"]) == "part of a name"
+    assert kg_edits.answer_kind("bird fam", ["canine"], ["bird family"]) == "other"  # words, not characters
+    assert kg_edits.answer_kind("", ["canine"], ["bird family"]) == "other"

@@ -12,7 +12,9 @@ separated by tabs (blank lines and lines starting with ``#`` are skipped)::
 
 or the same as JSON Lines (``.jsonl`` or ``.json``: one object a line, ``{"op": "add", "head": ...,
 "relation": ..., "tail": ...}`` or ``{"op": "entity", "key": ..., "label": ...}``). New entities come
-first, then the removals, then the additions; an error names the file and the line.
+first, then the removals, then the additions; an error names the file and the line. A KG that states a link
+both ways (WordNet: ``hypernym`` and ``hyponym``, :attr:`KnowledgeGraph.inverse_relations
+<kgpeft.graph.KnowledgeGraph.inverse_relations>`) is edited both ways unless ``--no-inverses``.
 """
 
 from __future__ import annotations
@@ -121,14 +123,15 @@ def cmd_kg_edit(args: argparse.Namespace) -> None:
     edits = read_edits(args.edits)
     kg = load_kg(args.kg)
     try:
-        edited = kg.edit(add=edits.add, remove=edits.remove, entities=edits.entities)
+        edited = kg.edit(add=edits.add, remove=edits.remove, entities=edits.entities, inverses=not args.no_inverses)
     except KGEditError as e:
         if e.index is None:
             raise
         raise KGFormatError(e.reason, edits.path, edits.lines[e.what][e.index]) from None
     edited.save(output, overwrite=args.overwrite)
+    inverses = " and their inverse triples" if kg.inverse_relations and not args.no_inverses else ""
     print(
-        f"{output}: {edited.num_triples} triples ({len(edits.remove)} removed, {len(edits.add)} added), "
+        f"{output}: {edited.num_triples} triples ({len(edits.remove)} removed, {len(edits.add)} added{inverses}), "
         f"{edited.num_entities} entities ({len(edits.entities)} new)"
     )
 

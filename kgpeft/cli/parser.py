@@ -115,12 +115,18 @@ def _add_kg_parsers(sub) -> None:
         help="write an edited copy of a KG: triples added and removed, new entities",
         description="Apply the edits of a TSV or JSON Lines file (one a line: `add|remove HEAD RELATION TAIL` or "
         "`entity KEY LABEL`, keys tab-separated) to a KG and save the result as a KG folder, which --kg and a job's "
-        "kg: load. Every other column (labels, aliases, priors, extras, splits) is kept.",
+        "kg: load. Every other column (labels, aliases, priors, extras, splits) is kept. A KG that states a link "
+        "both ways (WordNet: hypernym and hyponym) is edited both ways, unless --no-inverses.",
     )
     p.add_argument("--kg", required=True, help=KG_HELP)
     p.add_argument("--edits", type=Path, required=True, help="the edits: a .tsv, or .jsonl/.json (JSON Lines)")
     p.add_argument("--output", type=Path, required=True, help="the folder to write the edited KG to")
     p.add_argument("--overwrite", action="store_true", help="replace a saved KG already at --output")
+    p.add_argument(
+        "--no-inverses",
+        action="store_true",
+        help="edit only the triples given, not their inverse triples (KnowledgeGraph.inverse_relations)",
+    )
     p.set_defaults(func=_command("kg", "cmd_kg_edit"), config=None, command="kg edit")
 
 

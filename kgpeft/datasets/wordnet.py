@@ -73,6 +73,23 @@ POINTERS = {
 # ``\`` is the one symbol whose meaning depends on the source POS: adverbs are derived from adjectives.
 ADVERB_POINTERS = {**POINTERS, "\\": "derived_from_adjective"}
 RELATION_KEYS = (*POINTERS.values(), "derived_from_adjective")
+# wninput(5WN): "reflexive" pointers, which WordNet states both ways (on WordNet 3.0 all but 29 of 63,649
+# derivationally_related_form triples have their inverse); an edit of the KG edits both (`KnowledgeGraph.edit`).
+_RECIPROCAL = {
+    "hypernym": "hyponym",
+    "instance_hypernym": "instance_hyponym",
+    "member_holonym": "member_meronym",
+    "substance_holonym": "substance_meronym",
+    "part_holonym": "part_meronym",
+    "domain_topic": "member_of_domain_topic",
+    "domain_region": "member_of_domain_region",
+    "domain_usage": "member_of_domain_usage",
+}
+INVERSE_RELATIONS = {
+    **_RECIPROCAL,
+    **{v: k for k, v in _RECIPROCAL.items()},
+    **{r: r for r in ("antonym", "similar_to", "attribute", "verb_group", "derivationally_related_form")},
+}
 
 # A pointer's target POS and a synset's ss_type, as the POS of its key: satellites live in data.adj.
 _KEY_POS = {"n": "n", "v": "v", "a": "a", "s": "a", "r": "r"}
@@ -106,7 +123,8 @@ def load_wordnet(path: str | os.PathLike | None = None) -> KnowledgeGraph:
     Every pointer becomes a triple between its two synsets, named as in :data:`RELATION_KEYS`.
     Lexical pointers, which relate two words, are included as a relation between their
     synsets. WordNet stores both directions of reciprocal relations (``hypernym`` and
-    ``hyponym``, ...), and both are kept as written. A triple repeated by several word pairs
+    ``hyponym``, ...), and both are kept as written; ``inverse_relations`` pairs them
+    (:data:`INVERSE_RELATIONS`), so that an edit of one triple edits both. A triple repeated by several word pairs
     is kept once, and the few lexical pointers between two words of the same synset are
     dropped; ``info`` counts both.
 
@@ -174,6 +192,7 @@ def _read_wordnet(root: Path) -> KnowledgeGraph:
         entity_prior=torch.tensor(counts, dtype=torch.float32),
         name_priors=name_counts,
         extras={"examples": synsets.examples, "lexname": synsets.lexnames, "pos": synsets.ss_types},
+        inverse_relations=INVERSE_RELATIONS,
         info={
             "name": "WordNet" if synsets.version is None else f"WordNet {synsets.version}",
             "source": str(root),

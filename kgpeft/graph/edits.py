@@ -4,12 +4,16 @@ added that already is)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from kgpeft.errors import KGPeftError
+
+if TYPE_CHECKING:  # annotations only: the KG's module imports this one
+    from kgpeft.graph.knowledge_graph import KnowledgeGraph
 
 # Triples given as a (3, E) id tensor or array, or as (head, relation, tail) rows of ids or keys.
 TripleSpec = torch.Tensor | np.ndarray | Sequence[Sequence[int | str]]
@@ -106,3 +110,51 @@ def edited_triples(
         i = int(present.argmax())
         raise KGEditError(f"Cannot add the triple {describe(add[:, i])}: it is already in the graph.", "add", i)
     return torch.from_numpy(np.concatenate([old[:, keep], add], axis=1))
+
+
+def checked_inverses(inverses: Mapping[str, str], relation_index: Mapping[str, int]) -> dict[str, str]:
+    """``inverses`` (relation key to the key of the relation stating the same link reversed) checked: every key
+    names a relation, and each pair is given both ways (``inverses[inverses[r]] == r``; a symmetric relation
+    is its own inverse).
+
+    Raises:
+        ValueError: a key that names no relation, or a pair given one way only; the message names it.
+    """
+    inverses = dict(inverses)
+    for key, inverse in inverses.items():
+        for name in (key, inverse):
+            if name not in relation_index:
+                raise ValueError(f"`inverse_relations` names {name!r}, which is not a relation key.")
+        if inverses.get(inverse) != key:
+            raise ValueError(
+                f"`inverse_relations` maps {key!r} to {inverse!r} but {inverse!r} to {inverses.get(inverse)!r}; "
+                f"give each pair both ways ({inverse!r}: {key!r})."
+            )
+    return inverses
+
+
+def with_inverse_triples(kg: KnowledgeGraph, add: np.ndarray, remove: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``add`` and ``remove`` (``(3, E)`` ids) with the inverse triples ``kg`` states beside them: ``(h, r, t)``
+    stated as ``(t, r', h)`` too, ``r'`` its inverse in ``kg.inverse_relations``. A removed triple's inverse is
+    removed where ``kg`` holds it, an added one's added where ``kg`` does not hold it after the removals; each
+    follows those given, once."""
+    inverse = np.full(kg.num_relations, -1, dtype=np.int64)
+    for key, other in kg.inverse_relations.items():
+        inverse[kg.relation_id(key)] = kg.relation_id(other)
+    shape = (kg.num_entities, kg.num_relations, kg.num_entities)
+    old_key = np.ravel_multi_index(tuple(kg.triples.numpy()), shape)
+
+    def inverses(ids: np.ndarray) -> np.ndarray:
+        has = inverse[ids[1]] >= 0
+        mirrored = np.stack([ids[2, has], inverse[ids[1, has]], ids[0, has]])
+        key = np.ravel_multi_index(tuple(mirrored), shape)
+        given = np.ravel_multi_index(tuple(ids), shape)
+        return mirrored[:, ~np.isin(key, given)]
+
+    remove_more = inverses(remove)
+    remove_more = remove_more[:, np.isin(np.ravel_multi_index(tuple(remove_more), shape), old_key)]
+    remove = np.concatenate([remove, remove_more], axis=1)
+    kept = old_key[~np.isin(old_key, np.ravel_multi_index(tuple(remove), shape))]
+    add_more = inverses(add)
+    add_more = add_more[:, ~np.isin(np.ravel_multi_index(tuple(add_more), shape), kept)]
+    return np.concatenate([add, add_more], axis=1), remove

@@ -20,7 +20,14 @@ import torch
 
 from kgpeft.errors import KGFormatError
 from kgpeft.graph.adjacency import CSRAdjacency, build_csr, pyg_data
-from kgpeft.graph.edits import KGEditError, TripleSpec, edited_triples, triple_ids
+from kgpeft.graph.edits import (
+    KGEditError,
+    TripleSpec,
+    checked_inverses,
+    edited_triples,
+    triple_ids,
+    with_inverse_triples,
+)
 from kgpeft.graph.storage import FORMAT_NAME, SavedFolder, write_files, writing_folder
 from kgpeft.graph.strings import RaggedStrings, StringTable, ragged_strings, string_table
 
@@ -77,6 +84,10 @@ class KnowledgeGraph:
             columns, e.g. WordNet's ``"examples"`` or ``"lexname"``. (default: none)
         info (Mapping[str, Any], optional): JSON-serialisable provenance (source files,
             how many duplicates a reader dropped, ...). (default: none)
+        inverse_relations (Mapping[str, str], optional): relation key to the key of the relation
+            that states the same link reversed, each pair both ways (WordNet: ``hypernym`` and
+            ``hyponym``; a symmetric relation maps to itself), for a KG that states such links
+            twice; :meth:`edit` then edits both triples. (default: none)
     """
 
     def __init__(
@@ -93,6 +104,7 @@ class KnowledgeGraph:
         splits: Mapping[str, torch.Tensor | np.ndarray] | None = None,
         extras: Mapping[str, Sequence[Any]] | None = None,
         info: Mapping[str, Any] | None = None,
+        inverse_relations: Mapping[str, str] | None = None,
     ) -> None:
         self.entity_keys: Sequence[str] = _column(entity_keys)
         self.relation_keys: Sequence[str] = _column(relation_keys)
@@ -136,6 +148,7 @@ class KnowledgeGraph:
         for name, t in [("triples", self.triples), *((f"splits[{k!r}]", v) for k, v in self.splits.items())]:
             self._check_ids(t, name)
         self.info: dict[str, Any] = dict(info or {})
+        self.inverse_relations: dict[str, str] = checked_inverses(inverse_relations or {}, self._relation_index)
         self._csr: CSRAdjacency | None = None
         self._fingerprint: str | None = None
 
@@ -271,6 +284,7 @@ class KnowledgeGraph:
         add: TripleSpec | None = None,
         remove: TripleSpec | None = None,
         entities: Mapping[str, str] | None = None,
+        inverses: bool = True,
     ) -> KnowledgeGraph:
         """A copy of the KG with triples removed and added, and new entities; the KG itself is unchanged.
 
@@ -279,7 +293,10 @@ class KnowledgeGraph:
         aliases, an empty description, ``None`` in each extra column and a prior of 0; the
         fingerprint then changes, so adapters trained on this KG refuse the copy. The kept triples
         keep their order and the added ones follow, each only once; :attr:`splits` are not edited
-        (they are evaluation sets, not what retrieval reads).
+        (they are evaluation sets, not what retrieval reads). A KG that states a link both ways
+        (:attr:`inverse_relations`) is edited both ways: removing ``(h, r, t)`` also removes
+        ``(t, r', h)``, adding it adds ``(t, r', h)`` (where absent), so that no inverse triple
+        keeps stating a removed link (``inverses=False``: only the triples given).
 
         Example:
             >>> kg2 = kg.edit(remove=[("n02084071", "hypernym", "n01317541")],
@@ -291,6 +308,7 @@ class KnowledgeGraph:
             remove (Tensor or Sequence, optional): triples to remove (every copy), in the same forms;
                 removals come before additions.
             entities (Mapping[str, str], optional): new entities, key to label.
+            inverses (bool): edit the inverse triples of :attr:`inverse_relations` too. (default: ``True``)
 
         Raises:
             KGEditError: an unknown key or id, a triple removed that is not in the graph or added that
@@ -305,6 +323,8 @@ class KnowledgeGraph:
             what: triple_ids(spec, what, kg.entity_id, kg.relation_id, kg.num_entities, kg.num_relations)
             for what, spec in (("add", add), ("remove", remove))
         }
+        if inverses and kg.inverse_relations:
+            ids["add"], ids["remove"] = with_inverse_triples(kg, ids["add"], ids["remove"])
         if ids["add"].size or ids["remove"].size:
             kg.triples = edited_triples(
                 self.triples, ids["add"], ids["remove"], kg.num_entities, kg.num_relations, kg._describe
@@ -396,6 +416,7 @@ class KnowledgeGraph:
                 has_entity_prior=self.entity_prior is not None,
                 has_name_priors=self._name_prior_values is not None,
                 info=self.info,
+                inverse_relations=self.inverse_relations,
             )
 
     @classmethod
@@ -419,6 +440,7 @@ class KnowledgeGraph:
             splits={k: array(f"split.{k}") for k in meta["splits"]},
             extras=meta["extras"],
             info=meta["info"],
+            inverse_relations=meta.get("inverse_relations"),  # absent from KGs saved before it existed
             **strings,
         )
         if folder.version >= 2:

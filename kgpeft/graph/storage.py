@@ -76,6 +76,7 @@ def write_files(
     has_entity_prior: bool,
     has_name_priors: bool,
     info: dict[str, Any],
+    inverse_relations: dict[str, str],
 ) -> None:
     """Write the arrays, the string tables (``alias_rowptr`` with the aliases') and ``kg.json`` into ``folder``."""
     for name, tensor in arrays.items():
@@ -98,6 +99,7 @@ def write_files(
         "has_entity_prior": has_entity_prior,
         "has_name_priors": has_name_priors,
         "info": info,
+        "inverse_relations": inverse_relations,
     }
     with open(folder / META_FILE, "w", encoding="utf-8") as f:
         json.dump(meta, f, ensure_ascii=False)

@@ -140,6 +140,24 @@ def test_a_dataset_by_name(tmp_path, capsys):
     assert "(1 removed, 0 added)" in capsys.readouterr().out and edited.info["name"] == "nations"
 
 
+@pytest.mark.parametrize("flag", [[], ["--no-inverses"]], ids=["both-ways", "given-only"])
+def test_a_kg_that_states_links_both_ways_is_edited_both_ways(tmp_path, capsys, flag):
+    # a -likes-> b is stated as b -liked_by-> a too; removing one direction removes both unless --no-inverses
+    kg = KnowledgeGraph(
+        ["a", "b"],
+        ["likes", "liked_by"],
+        torch.tensor([[0, 1], [0, 1], [1, 0]]),
+        inverse_relations={"likes": "liked_by", "liked_by": "likes"},
+    )
+    kg.save(tmp_path / "kg")
+    assert _edit(tmp_path, tmp_path / "kg", "remove\ta\tlikes\tb\n", "edits.tsv", *flag) == 0
+    edited = KnowledgeGraph.load(tmp_path / "out")
+    assert edited.triples.tolist() == ([[1], [1], [0]] if flag else [[], [], []])
+    inverses = "" if flag else " and their inverse triples"
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path / 'out'}: {len(flag)} triples (1 removed, 0 added{inverses})")
+
+
 # kgpeft kg import
 
 

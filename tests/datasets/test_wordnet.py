@@ -3,6 +3,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kgpeft.datasets.wordnet import DEFAULT_DIR, ENV_VAR, RELATION_KEYS, load_wordnet
@@ -89,9 +90,15 @@ def test_fake_wordnet(tmp_path: Path):
         "num_triples": 7,
     }
 
+    # WordNet states hypernym and hyponym both ways, so an edit of dog's hypernym edits entity's hyponym too
+    assert kg.inverse_relations["hypernym"] == "hyponym" and kg.inverse_relations["similar_to"] == "similar_to"
+    assert "pertainym" not in kg.inverse_relations  # one way only (adjective to noun)
+    assert kg.edit(remove=[("00000200-n", "hypernym", "00000100-n")]).num_triples == kg.num_triples - 2
+
     kg.save(tmp_path / "saved")
     again = KnowledgeGraph.load(tmp_path / "saved")
     assert again.extras == kg.extras and again.aliases == kg.aliases and again.name_priors == kg.name_priors
+    assert again.inverse_relations == kg.inverse_relations
 
 
 def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -180,6 +187,14 @@ def test_system_wordnet():
     assert kg.labels[canine] == "canine"
     hypernym = kg.relation_id("hypernym")
     assert any(t.tolist() == [dog, hypernym, canine] for t in kg.triples.T[kg.triples[0] == dog])
+    # the triples of each relation paired in `inverse_relations` have their inverse triples (all but 29 of
+    # derivationally_related_form's 63,649)
+    h, r, t = kg.triples.numpy()
+    shape = (kg.num_entities, kg.num_relations, kg.num_entities)
+    inverse = np.array([kg.relation_id(kg.inverse_relations.get(key, key)) for key in kg.relation_keys])
+    stated = np.isin(np.ravel_multi_index((t, inverse[r], h), shape), np.ravel_multi_index((h, r, t), shape))
+    missing = {key: int((~stated[r == kg.relation_id(key)]).sum()) for key in kg.inverse_relations}
+    assert missing == {key: 29 if key == "derivationally_related_form" else 0 for key in kg.inverse_relations}
 
     # The two common senses of "bank" (sloping land, financial institution) outrank its 16 others.
     banks = sorted((i for i in range(kg.num_entities) if "bank" in kg.names(i)), key=lambda i: -kg.entity_prior[i])
