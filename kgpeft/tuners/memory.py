@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from peft.tuners.lora import LoraLayer
 from torch import Tensor, nn
 
 from kgpeft.errors import KGPeftError
+from kgpeft.tuners.fact_memory import FactMemory, encode_memory, fact_encoder
 from kgpeft.tuners.gate import MemoryGate
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState, in_decoder
@@ -63,7 +63,7 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str, softm
             f"knowledge_mode='memory' reads facts at each self-attention's query, key, value and output projections; "
             f"none of {name}'s modules looks like one (known: {known_attention()})."
         )
-    if getattr(config, "is_encoder_decoder", False) and getattr(_fact_encoder(model), "embed_tokens", None) is None:
+    if getattr(config, "is_encoder_decoder", False) and getattr(fact_encoder(model), "embed_tokens", None) is None:
         return (
             f"knowledge_mode='memory' encodes facts by running {name}'s encoder over their tokens, and its encoder "
             "reads no token ids (it embeds audio or image features); use a model whose encoder reads text."
@@ -121,139 +121,9 @@ def attention_layout(model: nn.Module, positions: str = "none", softmax: str = "
     message = _refusal(model, sites, positions, softmax)
     if message is not None:
         raise FactMemoryError(message)
-    if getattr(model.config, "is_encoder_decoder", False):  # see _fact_encoder
+    if getattr(model.config, "is_encoder_decoder", False):  # see fact_encoder
         sites = [site for site in sites if not in_decoder(site.name)]
     return sites
-
-
-def _fact_encoder(model: nn.Module) -> nn.Module:
-    """The layers that encode the facts: a decoder-only model's body, an encoder's, an encoder-decoder's encoder.
-
-    An encoder-decoder reads memory in its encoder's self-attention only: the encoder computes the facts' keys and
-    values from their tokens alone, as it would for text, while its decoder's would depend on a source the facts
-    do not have; the decoder reads the facts through its cross-attention to the encoder's states.
-    """
-    if getattr(model.config, "is_encoder_decoder", False):
-        return model.get_encoder()
-    # the layers alone: a causal LM's vocabulary projection of the fact tokens is never read
-    return model.get_decoder() if hasattr(model, "get_decoder") else model
-
-
-@dataclass
-class FactMemory:
-    """Per-layer memory slots of a batch.
-
-    Attributes:
-        keys: per layer ``(B, M, H_kv, d_h)``, before the rotary embedding.
-        values: per layer ``(B, M, H_kv, d_h)``.
-        mask: ``(B, M)``, ``True`` for real slots.
-        bias: ``(B, M)`` additive attention bias per slot, or ``None``.
-    """
-
-    keys: list[Tensor]
-    values: list[Tensor]
-    mask: Tensor
-    bias: Tensor | None = None
-
-    def expand_to(self, batch_size: int) -> FactMemory:
-        b = self.mask.size(0)
-        if batch_size == b:
-            return self
-        k = batch_size // b
-
-        def rep(t):
-            return None if t is None else t.repeat_interleave(k, dim=0)
-
-        return FactMemory([rep(t) for t in self.keys], [rep(t) for t in self.values], rep(self.mask), rep(self.bias))
-
-
-def _lora_delta(module: nn.Module, x: Tensor) -> Tensor | None:
-    """What the active LoRA adapters of ``module`` add to its output for the input ``x``; ``None``: not a LoRA layer,
-    or none of its adapters active."""
-    if not isinstance(module, LoraLayer) or module.disable_adapters:
-        return None
-    deltas = [
-        module.lora_B[a](module.lora_A[a](module.lora_dropout[a](x.to(module.lora_A[a].weight.dtype))))
-        * module.scaling[a]
-        for a in module.active_adapters
-        if a in module.lora_A
-    ]
-    return sum(deltas) if deltas else None
-
-
-def encode_memory(
-    base_model: nn.Module,
-    sites: list[AttentionSite],
-    fact_ids: Tensor,
-    fact_mask: Tensor,
-    grad: bool = False,
-    together: bool = False,
-    projection_grad: bool = False,
-) -> FactMemory:
-    """Run the model over each sample's facts and keep every layer's keys and values.
-
-    Args:
-        base_model: the model that encodes the facts (the caller disables its adapters for a frozen encoder).
-        sites: from :func:`attention_layout`, on the same model.
-        fact_ids: ``(B, F, L)`` token ids of up to ``F`` facts per sample, ``L`` tokens each.
-        fact_mask: ``(B, F, L)``, ``True`` for real tokens (a fact of no tokens is no fact).
-        grad: keep the graph of the encoding (when grad is enabled), so the slots pass gradients to the encoder.
-        together: encode a sample's facts as one sequence of its real tokens, in order (each fact reads the
-            ones before it); else each fact alone.
-        projection_grad: without ``grad``, keep the gradient of the key and value projections' LoRA (when grad is
-            enabled): the slots pass gradients to each layer's key and value LoRA, not to the layers below.
-
-    Returns:
-        :class:`FactMemory` with ``M = F * L`` slots per sample.
-    """
-    b, f, length = fact_ids.shape
-    keep_projections = projection_grad and not grad and torch.is_grad_enabled()
-    captured: dict[int, dict[str, Tensor]] = {}
-    deltas: dict[int, dict[str, Tensor | None]] = {}  # with projection_grad: each projection's LoRA part, with grad
-    handles = []
-    for i, site in enumerate(sites):  # a fused projection's output ("k") holds the values too
-        for kind, proj in (("k", site.key), ("v", site.value)) if site.layout is None else (("k", site.key),):
-
-            def hook(module, args, output, i=i, kind=kind):  # the tokens' call: DeBERTa's position calls come after
-                if keep_projections and kind not in captured.get(i, {}):
-                    with torch.enable_grad():
-                        deltas.setdefault(i, {})[kind] = _lora_delta(module, args[0])
-                captured.setdefault(i, {}).setdefault(kind, output)
-
-            handles.append(proj.register_forward_hook(hook))
-    # one row per fact, or per sample (its facts' padding inside the row, skipped by the positions)
-    n = b if together else b * f
-    flat_ids, flat_mask = fact_ids.reshape(n, -1), fact_mask.reshape(n, -1)
-    rows = flat_mask.any(-1)  # run only real facts
-    try:
-        with nullcontext() if grad else torch.no_grad():
-            if bool(rows.any()):
-                mask = flat_mask[rows].long()
-                positions = {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)} if together else {}
-                _fact_encoder(base_model)(input_ids=flat_ids[rows], attention_mask=mask, **positions)
-        # with the caller's gradient mode: a projection's gradient reaches its slots through the key norms
-        with nullcontext() if grad or keep_projections else torch.no_grad():
-            # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
-            # outputs in place, so the hooks hold them clipped
-            for i, site in enumerate(sites):
-                if i in captured:
-                    for kind, delta in deltas.get(i, {}).items():
-                        if delta is not None:  # the same values (clipped in place, OLMo's); the LoRA's gradient
-                            captured[i][kind] = captured[i][kind] + (delta - delta.detach()).to(captured[i][kind].dtype)
-                    if site.layout is not None:
-                        captured[i]["k"], captured[i]["v"] = site.split_keys_values(captured[i]["k"])
-                    captured[i]["k"] = site.geometry.keys(captured[i]["k"], site.num_kv_heads)
-    finally:
-        for h in handles:
-            h.remove()
-    keys, values = [], []
-    for i, site in enumerate(sites):
-        for kind, out in (("k", keys), ("v", values)):
-            full = fact_ids.new_zeros((n, flat_ids.size(1), site.num_kv_heads * site.head_dim), dtype=torch.float32)
-            if i in captured:
-                full = full.to(captured[i][kind].dtype).index_put((rows.nonzero()[:, 0],), captured[i][kind])
-            out.append(full.view(b, f * length, site.num_kv_heads, site.head_dim))
-    return FactMemory(keys, values, fact_mask.reshape(b, f * length))
 
 
 def _rotary(model: nn.Module) -> nn.Module | None:
@@ -465,7 +335,7 @@ class MemoryMode(KnowledgeMode):
     @classmethod
     def sites(cls, model: nn.Module, config: Any) -> list[AttentionSite]:
         sites = attention_layout(model, config.memory_positions, config.memory_softmax)
-        encoder = _fact_encoder(model)
+        encoder = fact_encoder(model)
         if config.memory_facts_together and "position_ids" not in inspect.signature(encoder.forward).parameters:
             raise FactMemoryError(
                 f"`memory_facts_together` encodes a sample's facts as one text, each after the previous one's "
