@@ -149,6 +149,11 @@ def import_source(args: argparse.Namespace) -> KGSource:
     for key in ("labels", "format", "name", "delimiter", "header"):
         if getattr(args, key) is not None:
             values[key] = {"true": True, "false": False}.get(getattr(args, key), getattr(args, key))
+    for pair in args.inverse or []:
+        relation, sep, inverse = pair.partition("=")
+        if not (sep and relation and inverse):
+            raise ConfigError(f"--inverse {pair!r} should be REL=INV, two relation keys.")
+        values["inverses"] = {**values.get("inverses", {}), relation: inverse}
     # A key KGSource does not know (`triple:`) is left to as_kg_source, which names it and the key it may mean.
     if "triples" not in values and set(values) <= {f.name for f in dataclasses.fields(KGSource)}:
         raise ConfigError(

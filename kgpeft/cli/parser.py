@@ -150,6 +150,13 @@ def _add_kg_import_parser(kg_sub) -> None:
     )
     p.add_argument("--header", choices=["true", "false", "auto"], help=helps["header"])
     p.add_argument("--delimiter", help=helps["delimiter"])
+    p.add_argument(
+        "--inverse",
+        action="append",
+        metavar="REL=INV",
+        help="a relation and the relation stating the same link reversed (repeatable; REL=REL: symmetric), so that "
+        "`kgpeft kg edit` edits both triples of a link",
+    )
     p.add_argument("--out", type=Path, required=True, help="the folder to write the KG to (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a saved KG already at --out")
     p.set_defaults(func=_command("kg", "cmd_kg_import"), command="kg import")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from kgpeft.configuration import ConfigError, check_field_types, dataclass_from_dict, is_int
 from kgpeft.errors import KGFileNotFoundError
 from kgpeft.graph import KnowledgeGraph
+from kgpeft.graph.edits import checked_inverses
 from kgpeft.graph.readers import (
     FORMATS,
     TABULAR,
@@ -92,6 +93,14 @@ class KGSource:
     options: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Keyword arguments for the format's reader (e.g. language for N-Triples and RDF)."},
+    )
+    inverses: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Relations that state the same link reversed, {relation: its inverse} (each pair once, either "
+            "way; a symmetric relation maps to itself): `kgpeft kg edit` and KnowledgeGraph.edit then edit both "
+            "triples of a link."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -181,6 +190,12 @@ def load_source(source: KGSource) -> KnowledgeGraph:
         kg = read_split_files(files, **_tabular_kwargs(source, _file_format(source, files["train"])[0]))
     if source.name is not None:
         kg.info["name"] = source.name
+    if source.inverses:
+        pairs = {**{inverse: key for key, inverse in source.inverses.items()}, **source.inverses}
+        try:
+            kg.inverse_relations = checked_inverses(pairs, {key: i for i, key in enumerate(kg.relation_keys)})
+        except ValueError as e:
+            raise KGSourceError(f"kg: inverses: {e}") from None
     return kg
 
 

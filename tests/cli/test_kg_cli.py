@@ -230,3 +230,26 @@ def test_import_errors_are_one_line_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"kgpeft kg import: error: {tmp_path / 'bad.tsv'}:2: expected 3 columns separated by '\\t', got 2\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_import_declares_inverse_relations_that_kg_edit_then_edits_both_ways(tmp_path, capsys):
+    """`--inverse REL=INV` (one way; the other is implied) is saved with the KG, and `kgpeft kg edit` then removes
+    a link's both triples; a relation that is not in the KG, or a pair given two ways that disagree, is refused."""
+    (tmp_path / "t.tsv").write_text("a\thas_part\tb\nb\tpart_of\ta\nc\tnear\td\nd\tnear\tc\n")
+    out = tmp_path / "kg"
+    argv = ["kg", "import", str(tmp_path / "t.tsv"), "--inverse", "has_part=part_of", "--inverse", "near=near"]
+    assert main([*argv, "--out", str(out)]) == 0
+    kg = KnowledgeGraph.load(out)
+    assert kg.inverse_relations == {"has_part": "part_of", "part_of": "has_part", "near": "near"}
+    assert _edit(tmp_path, out, "remove\ta\thas_part\tb\nremove\tc\tnear\td\n") == 0
+    assert KnowledgeGraph.load(tmp_path / "out").num_triples == 0, "both triples of both links removed"
+    capsys.readouterr()
+    for bad, message in [
+        (["--inverse", "has_part=contains"], "kg: inverses: `inverse_relations` names 'contains', which is not"),
+        (["--inverse", "has_part=part_of", "--inverse", "part_of=near"], "but 'part_of' to 'near'"),
+        (["--inverse", "has_part"], "--inverse 'has_part' should be REL=INV"),
+    ]:
+        assert main([*argv[:3], *bad, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
