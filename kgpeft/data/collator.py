@@ -104,11 +104,5 @@ class KnowledgeCollator:
     @staticmethod
     def _facts(rows: Sequence[Sequence[Sequence[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids (B, F, L), mask (B, F, L))`` of each sample's facts' tokens, padded (at least one of each)."""
-        num, length = max(1, max(len(r) for r in rows)), max(1, max((len(x) for r in rows for x in r), default=1))
-        ids = torch.zeros(len(rows), num, length, dtype=torch.long)
-        mask = torch.zeros(len(rows), num, length, dtype=torch.bool)
-        for b, facts in enumerate(rows):
-            for f, tokens in enumerate(facts):
-                ids[b, f, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
-                mask[b, f, : len(tokens)] = True
-        return ids, mask
+        ids, mask = KnowledgeCollator._places([[facts] for facts in rows])  # one place each
+        return ids[:, 0], mask[:, 0]
