@@ -96,6 +96,8 @@ VARIANTS = {
         f"main+{training}": _memory(f"main+{training}", scorer_training=training, **MAIN)
         for training in ("staged", "joint", "joint-from-staged")
     },
+    # the main design read by each layer's own attention function, once (memory_softmax='inline')
+    "main+inline": _memory("main+inline", scorer_training="staged", **{**MAIN, "memory_softmax": "inline"}),
     # the main design, the facts' gradient reaching each layer's key/value LoRA only (no backward over the facts)
     "main+projections": _memory("main+projections", **{**MAIN, "memory_encoder": "projections"}),
     "memory+joint": _memory("memory+joint", scorer_training="joint"),

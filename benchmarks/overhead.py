@@ -122,7 +122,17 @@ PREFIX = {
 TRAINED = {**PREFIX, "memory_encoder": "trained", "memory_facts_together": True}
 #: The main design, the facts' gradient reaching only each layer's key/value LoRA: no backward over the fact tokens.
 PROJECTIONS = {**TRAINED, "memory_encoder": "projections"}
-MEMORY_DESIGNS = {"memory": {}, "memory+prefix": PREFIX, "memory+trained": TRAINED, "memory+projections": PROJECTIONS}
+#: The same read by each layer's own attention function, once (``memory_softmax='inline'``): the main design is
+#: ``inline+trained``
+INLINE = {"memory_softmax": "inline"}
+MEMORY_DESIGNS = {
+    "memory": {},
+    "memory+prefix": PREFIX,
+    "memory+trained": TRAINED,
+    "memory+projections": PROJECTIONS,
+    "inline+prefix": {**PREFIX, **INLINE},
+    "inline+trained": {**TRAINED, **INLINE},
+}
 VARIANTS = ("lora", "token", "cross", "prefix", "gretriever", "lora+facts", *MEMORY_DESIGNS)
 # What each variant is compared with: plain LoRA at the same prompt tokens, and for memory mode also
 # LoRA reading the same 2 facts as prompt text.

@@ -114,14 +114,17 @@ class KGLoraConfig:
         },
     )
 
-    memory_softmax: Literal["own", "shared"] = field(
+    memory_softmax: Literal["own", "shared", "inline"] = field(
         default="own",
         metadata={
             "help": "How `memory` mode's slots share attention with the text: `own`, a softmax of their own added "
             "behind the gate (LLaMA-Adapter); `shared`, one softmax over the slots and the text, as if the facts "
             "were a key/value prefix, the gate moving from the model's own attention (closed) to the joint one "
-            "(open); a model with rotary embeddings needs memory_positions='prefix', one whose positions are added "
-            "at the input (BERT, GPT-2, OPT) takes `none` (its slots carry the positions they were encoded at)."
+            "(open); `inline`, the same joint softmax computed by the attention itself, once (the slots prefixed to "
+            "the keys and values its attention function reads), each head's gate a bias log(tanh(scale * g)) of its "
+            "slots' scores (an opening above 0 needed): the cost of the facts as a key/value prefix; a model with "
+            "rotary embeddings needs memory_positions='prefix', one whose positions are added at the input (BERT, "
+            "GPT-2, OPT) takes `none` (its slots carry the positions they were encoded at)."
         },
     )
 
@@ -181,8 +184,15 @@ class KGLoraConfig:
                 "`memory_encoder` should be 'base', 'adapter', 'trained' or 'projections', "
                 f"got {self.memory_encoder!r}."
             )
-        if self.memory_softmax not in ("own", "shared"):
-            raise KGLoraConfigError(f"`memory_softmax` should be 'own' or 'shared', got {self.memory_softmax!r}.")
+        if self.memory_softmax not in ("own", "shared", "inline"):
+            raise KGLoraConfigError(
+                f"`memory_softmax` should be 'own', 'shared' or 'inline', got {self.memory_softmax!r}."
+            )
+        if self.memory_softmax == "inline" and self.memory_gate_opening == 0:
+            raise KGLoraConfigError(
+                "`memory_softmax='inline'` makes each gate a bias log(opening) of its slots' scores, and an opening "
+                "of 0 is a bias of -inf that no gradient opens; set memory_gate_opening above 0 (e.g. 0.99)."
+            )
         if not self.memory_gate_scale > 0:
             raise KGLoraConfigError(f"`memory_gate_scale` should be positive, got {self.memory_gate_scale!r}.")
         if not self.relation_loss_weight >= 0:

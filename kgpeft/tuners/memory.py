@@ -43,10 +43,18 @@ from torch import Tensor, nn
 from kgpeft.errors import KGPeftError
 from kgpeft.tuners.fact_memory import FactMemory, encode_memory, fact_encoder
 from kgpeft.tuners.gate import MemoryGate
+from kgpeft.tuners.inline_read import extend, head_bias, install
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState, in_decoder
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import drops_weights, past_states, shared_read, text_mask, text_states
+from kgpeft.tuners.shared_softmax import (
+    drops_weights,
+    past_states,
+    shared_read,
+    slot_bias,
+    text_mask,
+    text_states,
+)
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
@@ -75,7 +83,7 @@ def _refusal(model: nn.Module, sites: list[AttentionSite], positions: str, softm
         )
     if positions == "prefix":
         rotary_embedding(model)
-    elif softmax == "shared":
+    elif softmax in ("shared", "inline"):
         return _shared_refusal(model)
     return None
 
@@ -168,6 +176,19 @@ def place_as_prefix(memory: FactMemory, rotary: nn.Module, sites: list[Attention
     return FactMemory(keys, memory.values, memory.mask, memory.bias)
 
 
+def _visible_slots(site: AttentionSite, memory: FactMemory, positions: Tensor | None, t: int, s: int) -> Tensor:
+    """The slots each query reads ``(B, T or 1, M)``: every real slot, and in a sliding-window layer (Gemma-2/3,
+    Mistral) those a text token at their position would be in the window of: ``p - s < window`` for a query at
+    position ``p`` and a slot at ``s``; ``positions``: the queries' (default: the last ``t`` of ``s`` keys)."""
+    slots = memory.mask[:, None, :]  # (B, 1, M)
+    window = site.geometry.sliding_window
+    if window is None:
+        return slots
+    if positions is None:
+        positions = torch.arange(s - t, s, device=memory.mask.device)[None]
+    return slots & (positions[..., None] - prefix_positions(memory.mask)[:, None, :] < window)  # (B, T, M)
+
+
 def _shared_read(
     site: AttentionSite,
     gate: MemoryGate,
@@ -178,24 +199,17 @@ def _shared_read(
     x: Tensor,
     memory: FactMemory,
     i: int,
+    inline: bool = False,
 ) -> Tensor:
     """Layer ``i``'s change to the attention output ``x`` when its slots share the text's softmax, from the rotated
     queries ``q (B, T, H, d)``, this call's keys ``k`` and values ``v`` and the attention call's keyword arguments
-    ``call``.
-
-    In a sliding-window layer (Gemma-2/3, Mistral) a query reads only the slots a text token at their position
-    would be in its window: ``p - s < window`` for a query at position ``p`` and a slot at ``s``."""
+    ``call``; ``inline``: the gates are biases of the slots' scores (:mod:`kgpeft.tuners.inline_read`), read here
+    where the attention function could not read them."""
     text, values = text_states(site, call, k, v)
     t = q.size(1)
     mask = text_mask(call.get("attention_mask"), t, text.size(-2), q.dtype, q.device, site.geometry.causal)
-    slots = memory.mask[:, None, :]  # (B, 1, M)
-    window = site.geometry.sliding_window
-    if window is not None:
-        positions = call.get("position_ids")
-        if positions is None:  # the queries are the last t of the keys
-            positions = torch.arange(text.size(-2) - t, text.size(-2), device=q.device)[None]
-        slots = slots & (positions[..., None] - prefix_positions(memory.mask)[:, None, :] < window)  # (B, T, M)
-    opened = torch.tanh(gate.scale * gate.gate)
+    slots = _visible_slots(site, memory, call.get("position_ids"), t, text.size(-2))
+    opened = torch.ones_like(gate.gate) if inline else torch.tanh(gate.scale * gate.gate)
     recording = gate.record is not None
     change, share = shared_read(
         q,
@@ -211,6 +225,7 @@ def _shared_read(
         site.geometry,
         shares=recording,
         dropped=drops_weights(call["module"]),
+        heads=head_bias(gate) if inline else None,
     )
     if recording:  # each slot's share of the heads' output, as for the own softmax
         gate.record.append((share * opened.abs()[None, :, None, None]).mean(1).detach())
@@ -224,6 +239,7 @@ def memory_hooks(
     is_active=lambda: True,
     attentions: list | None = None,
     shared: bool = False,
+    inline: bool = False,
 ) -> list:
     """Hooks that let each layer read the memory of ``context.state`` (a :class:`KnowledgeContext`).
 
@@ -236,7 +252,9 @@ def memory_hooks(
     attention module of each site), queries are rotated to their own positions, with the rotary
     ``position_embeddings`` each attention call receives (none where positions are added at the input),
     to read slots placed by :func:`place_as_prefix`; ``shared`` (which needs them) reads the slots in the
-    text's softmax (:mod:`kgpeft.tuners.shared_softmax`), from the keys, mask and cache of the call.
+    text's softmax (:mod:`kgpeft.tuners.shared_softmax`), from the keys, mask and cache of the call; with
+    ``inline`` too, the attention function itself reads them where it can (:mod:`kgpeft.tuners.inline_read`),
+    and the output projection's pre-hook only where it could not.
 
     Returns:
         The hook handles, to remove them.
@@ -245,6 +263,7 @@ def memory_hooks(
     keys: dict[int, Tensor] = {}
     values: dict[int, Tensor] = {}
     calls: dict[int, dict[str, Any]] = {}
+    read_inline: set[int] = set()  # the layers whose attention function read the slots in this call
 
     def active_memory() -> FactMemory | None:
         state = context.state
@@ -253,7 +272,7 @@ def memory_hooks(
     def stash(i: int, store: dict[int, Tensor], part):
         def hook(module, args, output):
             if active_memory() is not None and not context.reading_positions:
-                store[i] = part(output)
+                store[i] = (part, output)  # the part taken by the output projection's pre-hook, if it reads
 
         return hook
 
@@ -272,9 +291,14 @@ def memory_hooks(
     def read(i: int, site: AttentionSite, gate: MemoryGate):
         def hook(module, args):
             memory = active_memory()
-            q, k, v, call = queries.pop(i, None), keys.pop(i, None), values.pop(i, None), calls.pop(i, None)
+            q, k, v = (store.pop(i, None) for store in (queries, keys, values))
+            call = calls.pop(i, None)
+            if i in read_inline:  # the attention function read the slots
+                read_inline.discard(i)
+                return None
             if memory is None or q is None:
                 return None
+            q, k, v = (None if x is None else x[0](x[1]) for x in (q, k, v))
             (x,) = args
             memory = memory.expand_to(x.size(0))
             q = site.geometry.queries(q, site.num_heads)
@@ -285,12 +309,25 @@ def memory_hooks(
                 q = q.unflatten(-1, (site.num_heads, site.head_dim))
                 q = site.geometry.rotate(q, call.get("position_embeddings"))
                 if shared:
-                    return (x + _shared_read(site, gate, call, q, k, v, x, memory, i).to(x.dtype),)
+                    return (x + _shared_read(site, gate, call, q, k, v, x, memory, i, inline).to(x.dtype),)
                 q = q.flatten(-2)
             read = gate(q, memory.keys[i], memory.values[i], memory.mask, memory.bias, site.geometry)
             return (x + read.to(x.dtype),)
 
         return hook
+
+    def attention_read(i: int, site: AttentionSite, gate: MemoryGate, attention: nn.Module):
+        def read(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, kwargs: dict[str, Any]):
+            memory = active_memory()
+            if memory is None or gate.record is not None:  # a recorded read is the output projection's pre-hook's
+                return None
+            memory = memory.expand_to(query.size(0))
+            slots = _visible_slots(site, memory, kwargs.get("position_ids"), query.size(-2), key.size(-2))
+            scores = slot_bias(slots, memory.bias, head_bias(gate), query.dtype)
+            read_inline.add(i)
+            return extend(attention, query, key, value, mask, kwargs, memory.keys[i], memory.values[i], scores)
+
+        return read
 
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
@@ -302,6 +339,9 @@ def memory_hooks(
             handles.append(site.key.register_forward_hook(stash(i, keys, site.keys)))
             value = site.key if site.layout is not None else site.value
             handles.append(value.register_forward_hook(stash(i, values, site.values)))
+        if inline:
+            handle = install(attentions[i], attention_read(i, site, gate, attentions[i]))
+            handles.extend([] if handle is None else [handle])
     return handles
 
 
@@ -352,12 +392,11 @@ class MemoryMode(KnowledgeMode):
         )
         tuner.memory_gates[adapter_name] = gates
         attentions = None
-        shared = config.memory_softmax == "shared"
+        shared = config.memory_softmax in ("shared", "inline")
         if config.memory_positions == "prefix" or shared:
             attentions = [tuner.base_model.get_submodule(site.name) for site in sites]
-        return memory_hooks(
-            sites, gates, tuner.context, lambda: tuner.active_adapter == adapter_name, attentions, shared
-        )
+        active = lambda: tuner.active_adapter == adapter_name  # noqa: E731
+        return memory_hooks(sites, gates, tuner.context, active, attentions, shared, config.memory_softmax == "inline")
 
     @classmethod
     def encode(cls, tuner: Any, adapter_name: str, knowledge: KnowledgeBatch) -> MemoryState:

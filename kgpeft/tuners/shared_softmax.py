@@ -106,6 +106,18 @@ def drops_weights(attention: Any) -> bool:
     )
 
 
+def slot_bias(mask: Tensor, bias: Tensor | None, heads: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """The slots' additive scores ``(B, H or 1, T or 1, M)`` from the slots each query reads ``mask (B, T or 1, M)``,
+    the per-slot ``bias (B, M)`` and the heads' ``(H,)`` (``memory_softmax='inline'``'s gates); an unread slot at
+    the dtype's least value."""
+    scores = torch.zeros(mask.shape, dtype=dtype, device=mask.device)[:, None]
+    if heads is not None:
+        scores = scores + heads.to(dtype)[None, :, None, None]
+    if bias is not None:
+        scores = scores + bias.to(dtype)[:, None, None, :]
+    return scores.masked_fill(~mask[:, None], _min(dtype))
+
+
 def _heads(slots: Tensor, num_heads: int) -> Tensor:
     """``(B, H_kv, n, d)`` repeated for each query head that reads it: ``(B, H, n, d)``."""
     return slots.repeat_interleave(num_heads // slots.size(1), dim=1)
@@ -125,6 +137,7 @@ def shared_read(
     geometry: Geometry,
     shares: bool = False,
     dropped: bool = False,
+    heads: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """What the slots change in the attention's output (see the module's docstring).
 
@@ -139,6 +152,8 @@ def shared_read(
         shares: also return each slot's share of the joint softmax.
         dropped: the attention dropped some of its weights (training with attention dropout), so ``attended`` is
             not the attention the text's keys and values give.
+        heads: ``(H,)``, a bias of each head's slot scores (``memory_softmax='inline'``'s gates,
+            :mod:`kgpeft.tuners.inline_read`, read here where the attention function cannot read them).
 
     Returns:
         The change ``(B, T, H * d)``, and with ``shares`` each slot's share of the joint softmax ``(B, H, T, M)``
@@ -159,11 +174,9 @@ def shared_read(
     opened = gate.to(q.dtype)[None, :, None, None]
     grad_bias = bias is not None and bias.requires_grad
     if geometry.softcap is None and not (shares or grad_bias or dropped):
-        slot_bias = torch.zeros(slot_mask.shape, dtype=q.dtype, device=q.device)
-        if bias is not None:
-            slot_bias = slot_bias + bias.to(q.dtype)[:, None, :]
-        slot_bias = slot_bias.masked_fill(~slot_mask, _min(q.dtype))[:, None]  # (B, 1, T or 1, M)
-        full = torch.cat([slot_bias.expand(b, 1, t, -1), mask.to(q.dtype).expand(b, 1, t, -1)], dim=-1)
+        scores = slot_bias(slot_mask, bias, heads, q.dtype)  # (B, H or 1, T or 1, M)
+        n = scores.size(1)
+        full = torch.cat([scores.expand(b, n, t, -1), mask.to(q.dtype).expand(b, n, t, -1)], dim=-1)
         k, v = (_heads(torch.cat([m, x.to(q.dtype)], dim=-2), h) for m, x in ((mk, keys), (mv, values)))
         joint = F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=geometry.scaling)
         change = opened * reads * (joint - text)
@@ -173,6 +186,8 @@ def shared_read(
     logits = geometry.scores(q, mk)  # (B, H, T, M)
     if bias is not None:
         logits = logits + bias.to(q.dtype)[:, None, None, :]
+    if heads is not None:
+        logits = logits + heads.to(q.dtype)[None, :, None, None]
     logits = logits.masked_fill(~slot_mask[:, None], _min(logits.dtype))  # bf16 under autocast, whatever q is
     share = torch.sigmoid(torch.logsumexp(logits, dim=-1) - lse_text)  # (B, H, T): the slots' part of the softmax
     share = share * reads[..., 0]

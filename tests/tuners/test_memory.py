@@ -55,14 +55,27 @@ READS = {
         "memory_encoder": "trained",
         "memory_facts_together": True,
     },
+    # the joint softmax computed by the attention function itself (gates half open: an opening of 0 is refused)
+    "inline": {"memory_positions": "prefix", "memory_softmax": "inline", "memory_gate_opening": 0.5},
+    # the main job's design
+    "main": {
+        "memory_positions": "prefix",
+        "memory_softmax": "inline",
+        "memory_encoder": "trained",
+        "memory_facts_together": True,
+        "memory_gate_opening": 0.5,
+    },
 }
+#: The reads in the text's softmax
+SHARED = ("shared", "inline")
+BART_TOGETHER = {("bart", "together"), ("bart", "main")}  # BART's encoder takes no position ids
 CASES = [
     pytest.param(n, c, a, read, id=f"{n}-{read}")
     for n, c, a in ARCH.values()
     for read in READS
     if n in MEMORY_ARCHS
     or (n in NO_ROTARY and read == "own")
-    or (n in ABSOLUTE and READS[read].get("memory_softmax") == "shared" and (n, read) != ("bart", "together"))
+    or (n in ABSOLUTE and READS[read].get("memory_softmax") in SHARED and (n, read) not in BART_TOGETHER)
 ]
 
 
@@ -70,7 +83,7 @@ def _settings(config, read: str) -> dict:
     """The adapter settings of ``read`` for ``config``'s model: a model whose positions are added at the input reads
     its slots where they were encoded (memory_positions='none'), having no rotary embedding to place them with."""
     settings = READS[read]
-    if config.model_type in ABSOLUTE_TYPES and settings.get("memory_softmax") == "shared":
+    if config.model_type in ABSOLUTE_TYPES and settings.get("memory_softmax") in SHARED:
         return {**settings, "memory_positions": "none"}
     return settings
 
@@ -118,8 +131,18 @@ def test_fresh_memory_adapter_equals_base(name, config, auto, read, kg, tokenize
     model, reference = _wrap(config, auto, kg, tokenizer, read)
     inputs = _inputs(auto)
     got = model(**inputs, knowledge=_knowledge(kg, inputs)).logits
-    assert torch.allclose(got, reference(**inputs).logits, atol=1e-6), "gates and lora_B start at zero"
+    want = reference(**inputs).logits
     assert not model.graph_encoders, "memory mode has no graph encoder"
+    if READS[read].get("memory_gate_opening", 0) > 0:  # gates open: a fresh adapter reads its facts as text
+        assert torch.allclose(got[1], want[1], atol=1e-6), "sample 1 has no facts, and lora_B starts at zero"
+        # the last hidden states: a tiny random classifier's logits barely move
+        hidden = model(**inputs, knowledge=_knowledge(kg, inputs), output_hidden_states=True)
+        hidden = (hidden.decoder_hidden_states if auto is AutoModelForSeq2SeqLM else hidden.hidden_states)[-1]
+        plain = reference(**inputs, output_hidden_states=True)
+        plain = (plain.decoder_hidden_states if auto is AutoModelForSeq2SeqLM else plain.hidden_states)[-1]
+        assert (hidden[0] - plain[0]).abs().max() > 1e-5, "sample 0 reads its facts through the open gates"
+        return
+    assert torch.allclose(got, want, atol=1e-6), "gates and lora_B start at zero"
 
 
 @pytest.mark.parametrize(("name", "config", "auto", "read"), CASES)
@@ -164,10 +187,12 @@ def test_memory_save_load_and_generate(name, config, auto, read, kg, tokenizer, 
     model.eval()
     inputs = _inputs(auto)
     knowledge = _knowledge(kg, inputs)
-    want = model(**inputs, knowledge=knowledge).logits
+    with torch.no_grad():  # a trainable gate's bias in the mask takes the math kernel of attention, not the fused
+        want = model(**inputs, knowledge=knowledge).logits
     model.save_pretrained(tmp_path / "ckpt")
     loaded = KGPeftModel.from_pretrained(reference, tmp_path / "ckpt", kg, tokenizer=tokenizer)
-    assert torch.equal(loaded(**inputs, knowledge=knowledge).logits, want)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs, knowledge=knowledge).logits, want)
     if auto is AutoModelForSequenceClassification:  # an encoder's classifier generates nothing
         return
     out = loaded.generate(**inputs, knowledge=knowledge, max_new_tokens=3, do_sample=False)
@@ -359,26 +384,30 @@ def test_prefix_slots_meet_the_queries_as_the_fact_text_before_the_prompt(kg, to
 @pytest.mark.parametrize("name", GEOMETRIES)
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 @pytest.mark.parametrize("padded", [False, True])
-def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(name, attention, padded, kg, tokenizer):
+@pytest.mark.parametrize("read", SHARED)
+def test_open_shared_memory_of_one_fact_is_the_fact_written_before_the_prompt(
+    name, attention, padded, read, kg, tokenizer
+):
     """memory_softmax='shared' with every gate open and LoRA at zero: the prompt's logits are the base model's
     with the fact's text before the prompt, in every layer, not only the first (the slots are the fact's own
     keys and values, at a prefix's positions, in the text's softmax); with generation's left padding too."""
     if (name, attention) == ("gemma2", "sdpa"):
         pytest.skip("transformers runs Gemma-2's soft-capped attention eagerly only")
     _, config, auto = ARCH[name]
-    _check_open_shared_memory_is_the_text(copy.deepcopy(config), auto, attention, padded, kg, tokenizer)
+    _check_open_shared_memory_is_the_text(copy.deepcopy(config), auto, attention, padded, kg, tokenizer, read)
 
 
 @pytest.mark.parametrize("name", ["mistral", "gemma2", "gemma3_text"])
 @pytest.mark.parametrize("padded", [False, True])
-def test_open_shared_memory_keeps_the_sliding_window(name, padded, kg, tokenizer):
+@pytest.mark.parametrize("read", SHARED)
+def test_open_shared_memory_keeps_the_sliding_window(name, padded, read, kg, tokenizer):
     """As above with a window of 3 tokens in the sliding-window layers (all of Mistral's, every other of Gemma's):
     a slot is read only by the queries whose window its position is in, as the fact's text would be; and a prompt
     read in two calls, the second's keys after those the cache trimmed to the window, reads as in one."""
     _, config, auto = ARCH[name]
     config = copy.deepcopy(config)
     config.sliding_window = 3
-    model, inputs, knowledge = _check_open_shared_memory_is_the_text(config, auto, "eager", padded, kg, tokenizer)
+    model, inputs, knowledge = _check_open_shared_memory_is_the_text(config, auto, "eager", padded, kg, tokenizer, read)
     whole = model(**inputs, knowledge=knowledge).logits
     cut = inputs["input_ids"].size(1) - 3  # the last 3 tokens in a second call; the first of them reads slot -1
     first = {k: v[:, :cut] for k, v in inputs.items()}
@@ -388,11 +417,11 @@ def test_open_shared_memory_keeps_the_sliding_window(name, padded, kg, tokenizer
     torch.testing.assert_close(got, whole[:, cut:], atol=1e-5, rtol=1e-5)
 
 
-def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, tokenizer):
+def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, tokenizer, read):
     config._attn_implementation = attention
     base = build_model(config, auto)
     text = base(input_ids=torch.cat([FACT, PROMPT], 1), attention_mask=torch.ones(1, 9, dtype=torch.long))
-    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     with torch.no_grad():
         for gate in model.memory_gates["default"]:
             gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
@@ -409,8 +438,9 @@ def _check_open_shared_memory_is_the_text(config, auto, attention, padded, kg, t
 @pytest.mark.parametrize("name", sorted(ABSOLUTE))
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 @pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("read", SHARED)
 def test_open_shared_memory_without_rotary_is_the_attention_over_the_fact_then_the_text(
-    name, attention, padded, kg, tokenizer
+    name, attention, padded, read, kg, tokenizer
 ):
     """Positions added at the input, memory_softmax='shared' (memory_positions='none'), every gate open, LoRA at zero,
     one layer: the logits are the base model's with its attention replaced by one computed here by hand over
@@ -454,7 +484,7 @@ def test_open_shared_memory_without_rotary_is_the_attention_over_the_fact_then_t
     with torch.no_grad():
         want = base(**inputs, **decoder).logits
     handle.remove()
-    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     with torch.no_grad():
         for gate in model.memory_gates["default"]:
             gate.gate.fill_(1.0)  # tanh(scale) == 1 in float32
@@ -472,13 +502,14 @@ def test_open_shared_memory_without_rotary_is_the_attention_over_the_fact_then_t
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
-def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, kg, tokenizer):
+@pytest.mark.parametrize("read", SHARED)
+def test_a_slot_gets_the_score_of_the_text_token_holding_its_key(name, read, kg, tokenizer):
     """memory_softmax='shared', gates open, LoRA at zero: in every layer the attention the prompt gives each slot
     is the attention the base model gives the same fact token written just before the prompt (the same key,
     normalised as the layer normalises keys, at the same position, scored with the layer's own scale and cap)."""
     _, config, auto = ARCH[name]
     config, text = _text_attentions(config, auto)
-    model, _ = _wrap(config, auto, kg, tokenizer, "shared")
+    model, _ = _wrap(config, auto, kg, tokenizer, read)
     gates = model.memory_gates["default"]
     with torch.no_grad():
         for gate in gates:
@@ -608,8 +639,10 @@ def test_shared_softmax_values_are_checked():
     assert KGLoraConfig(knowledge_mode="memory", memory_softmax="shared").memory_positions == "none"
     with pytest.raises(KGLoraConfigError, match="`memory_positions` should be 'none' or 'prefix'"):
         KGLoraConfig(knowledge_mode="memory", memory_positions="before")
-    with pytest.raises(KGLoraConfigError, match="`memory_softmax` should be 'own' or 'shared'"):
+    with pytest.raises(KGLoraConfigError, match="`memory_softmax` should be 'own', 'shared' or 'inline'"):
         KGLoraConfig(knowledge_mode="memory", memory_softmax="joint")
+    with pytest.raises(KGLoraConfigError, match="an opening of 0 is a bias of -inf"):
+        KGLoraConfig(knowledge_mode="memory", memory_softmax="inline", memory_positions="prefix")
     with pytest.raises(KGLoraConfigError, match="`memory_gate_opening` should be in"):
         KGLoraConfig(knowledge_mode="memory", memory_gate_opening=1.0)
 

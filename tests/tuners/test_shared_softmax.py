@@ -38,11 +38,15 @@ def _inputs(seed: int, per_query: bool, bias: bool):
 
 @pytest.mark.parametrize("per_query", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_the_fused_read_is_the_read_from_the_log_sum_exp_in_value_and_gradient(per_query, bias):
+@pytest.mark.parametrize("heads", [False, True])
+def test_the_fused_read_is_the_read_from_the_log_sum_exp_in_value_and_gradient(per_query, bias, heads):
+    """Also with each head's bias of its slots' scores (``memory_softmax='inline'``'s gates, read after the
+    attention where its attention function cannot read them)."""
     inputs = _inputs(0, per_query, bias)
     geometry = Geometry(scaling=8**-0.5)
-    fast, none = shared_read(*inputs, geometry)
-    slow, shares = shared_read(*inputs, geometry, shares=True)
+    by_head = {"heads": torch.linspace(-3.0, 0.0, 6, dtype=torch.float64)} if heads else {}
+    fast, none = shared_read(*inputs, geometry, **by_head)
+    slow, shares = shared_read(*inputs, geometry, shares=True, **by_head)
     assert none is None and shares.shape == (2, 6, 5, 4)
     torch.testing.assert_close(fast, slow)
     if per_query:  # a query without slots to read: exactly nothing
