@@ -51,7 +51,6 @@ from kgpeft.tuners.shared_softmax import (
     drops_weights,
     past_states,
     shared_read,
-    slot_bias,
     text_mask,
     text_states,
 )
@@ -316,16 +315,16 @@ def memory_hooks(
 
         return hook
 
-    def attention_read(i: int, site: AttentionSite, gate: MemoryGate, attention: nn.Module):
-        def read(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, kwargs: dict[str, Any]):
+    def attention_read(i: int, site: AttentionSite, gate: MemoryGate):
+        def read(attention, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, kwargs: dict[str, Any]):
             memory = active_memory()
             if memory is None or gate.record is not None:  # a recorded read is the output projection's pre-hook's
                 return None
             memory = memory.expand_to(query.size(0))
             slots = _visible_slots(site, memory, kwargs.get("position_ids"), query.size(-2), key.size(-2))
-            scores = slot_bias(slots, memory.bias, head_bias(gate), query.dtype)
             read_inline.add(i)
-            return extend(attention, query, key, value, mask, kwargs, memory.keys[i], memory.values[i], scores)
+            keys, values = memory.keys[i], memory.values[i]
+            return extend(attention, query, key, value, mask, kwargs, keys, values, slots, head_bias(gate), memory.bias)
 
         return read
 
@@ -340,7 +339,7 @@ def memory_hooks(
             value = site.key if site.layout is not None else site.value
             handles.append(value.register_forward_hook(stash(i, values, site.values)))
         if inline:
-            handle = install(attentions[i], attention_read(i, site, gate, attentions[i]))
+            handle = install(attentions[i], attention_read(i, site, gate))
             handles.extend([] if handle is None else [handle])
     return handles
 

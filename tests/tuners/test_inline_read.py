@@ -201,3 +201,27 @@ def test_a_decoder_generates_with_inline_memory_as_without_cache(kg, tokenizer):
     cached = model.generate(**inputs, knowledge=knowledge, max_new_tokens=4, do_sample=False)
     uncached = model.generate(**inputs, knowledge=knowledge, max_new_tokens=4, do_sample=False, use_cache=False)
     assert torch.equal(cached, uncached) and cached.shape == (2, 10)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_fact_scorers_bias_trains_through_the_attention_functions_read(attention, kg, tokenizer, monkeypatch):
+    """A jointly trained fact scorer's log-probabilities bias each fact's slots: the read inside the attention
+    function (with sdpa, the biases as query and key channels, so that the mask takes no gradient) passes the
+    scorer the gradient the read after the attention does."""
+    dtype = torch.float64 if attention == "sdpa" else torch.float32
+    tolerance = {"atol": 1e-10, "rtol": 1e-8} if attention == "sdpa" else {"atol": 2e-4, "rtol": 1e-2}
+    inputs, knowledge = _batch(kg, causal=True)
+    results = []
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(memory_module, "install", lambda *args: None)
+        model, _ = _model("llama", attention, kg, tokenizer, dtype)
+        scores = torch.tensor([[-0.2, -1.7], [0.0, 0.0]], dtype=dtype, requires_grad=True)
+        out, grads = _step(model, inputs, dataclasses.replace(knowledge, fact_bias=scores))
+        results.append((out, scores.grad, grads))
+    (fast, fast_scores, fast_grads), (slow, slow_scores, slow_grads) = results
+    torch.testing.assert_close(fast[:, 2:], slow[:, 2:], **tolerance)
+    assert fast_scores[0].abs().min() > 0, "both facts' scores take a gradient"
+    torch.testing.assert_close(fast_scores, slow_scores, **tolerance)
+    for n in fast_grads:
+        torch.testing.assert_close(fast_grads[n], slow_grads[n], **tolerance, msg=lambda m, n=n: f"{n}: {m}")
