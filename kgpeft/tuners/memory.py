@@ -231,6 +231,23 @@ def _shared_read(
     return change
 
 
+def _attention_read(active_memory, reading, site: AttentionSite, gate: MemoryGate, i: int):
+    """Layer ``i``'s read inside its attention function (:mod:`kgpeft.tuners.inline_read`): the slots of
+    ``active_memory()`` prefixed to its keys and values; ``reading()`` tells the output projection's pre-hook."""
+
+    def read(attention, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, kwargs: dict[str, Any]):
+        memory = active_memory()
+        if memory is None or gate.record is not None:  # a recorded read is the output projection's pre-hook's
+            return None
+        memory = memory.expand_to(query.size(0))
+        slots = _visible_slots(site, memory, kwargs.get("position_ids"), query.size(-2), key.size(-2))
+        reading()
+        keys, values = memory.keys[i], memory.values[i]
+        return extend(attention, query, key, value, mask, kwargs, keys, values, slots, head_bias(gate), memory.bias)
+
+    return read
+
+
 def memory_hooks(
     sites: list[AttentionSite],
     gates: nn.ModuleList,
@@ -315,19 +332,6 @@ def memory_hooks(
 
         return hook
 
-    def attention_read(i: int, site: AttentionSite, gate: MemoryGate):
-        def read(attention, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, kwargs: dict[str, Any]):
-            memory = active_memory()
-            if memory is None or gate.record is not None:  # a recorded read is the output projection's pre-hook's
-                return None
-            memory = memory.expand_to(query.size(0))
-            slots = _visible_slots(site, memory, kwargs.get("position_ids"), query.size(-2), key.size(-2))
-            read_inline.add(i)
-            keys, values = memory.keys[i], memory.values[i]
-            return extend(attention, query, key, value, mask, kwargs, keys, values, slots, head_bias(gate), memory.bias)
-
-        return read
-
     handles = []
     for i, (site, gate) in enumerate(zip(sites, gates, strict=True)):
         handles.append(site.query.register_forward_hook(stash(i, queries, site.queries)))
@@ -339,7 +343,9 @@ def memory_hooks(
             value = site.key if site.layout is not None else site.value
             handles.append(value.register_forward_hook(stash(i, values, site.values)))
         if inline:
-            handle = install(attentions[i], attention_read(i, site, gate))
+            handle = install(
+                attentions[i], _attention_read(active_memory, lambda i=i: read_inline.add(i), site, gate, i)
+            )
             handles.extend([] if handle is None else [handle])
     return handles
 
