@@ -77,9 +77,8 @@ def inline_attention(module: nn.Module, query: Tensor, key: Tensor, value: Tenso
     active adapter's) gives it (:class:`Extended`)."""
     own = _own_attention(module)
     for read in module._kgpeft_reads:
-        extended = read(module, query, key, value, attention_mask, kwargs)
-        if extended is not None:
-            x = extended
+        x = read(module, query, key, value, attention_mask, kwargs)
+        if x is not None:
             out, weights = own(module, x.query, x.key, x.value, x.mask, **x.kwargs)
             return (out if x.width is None else out[..., : x.width]), weights
     return own(module, query, key, value, attention_mask, **kwargs)

@@ -33,6 +33,7 @@ embedding (:mod:`kgpeft.tuners.geometry`). In an encoder every token reads the s
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,7 @@ from kgpeft.tuners.inline_read import extend, head_bias, install
 from kgpeft.tuners.knowledge import KnowledgeBatch
 from kgpeft.tuners.layer import KnowledgeState, in_decoder
 from kgpeft.tuners.mode import KnowledgeMode
-from kgpeft.tuners.shared_softmax import (
-    drops_weights,
-    past_states,
-    shared_read,
-    text_mask,
-    text_states,
-)
+from kgpeft.tuners.shared_softmax import drops_weights, past_states, shared_read, text_mask, text_states
 from kgpeft.tuners.sites import AttentionSite, attention_sites, known_attention
 
 
@@ -275,9 +270,10 @@ def memory_hooks(
     Returns:
         The hook handles, to remove them.
     """
-    queries: dict[int, Tensor] = {}
-    keys: dict[int, Tensor] = {}
-    values: dict[int, Tensor] = {}
+    # each projection's output and the part of it the output projection's pre-hook takes, if it reads
+    queries: dict[int, tuple[Callable, Tensor]] = {}
+    keys: dict[int, tuple[Callable, Tensor]] = {}
+    values: dict[int, tuple[Callable, Tensor]] = {}
     calls: dict[int, dict[str, Any]] = {}
     read_inline: set[int] = set()  # the layers whose attention function read the slots in this call
 
@@ -288,7 +284,7 @@ def memory_hooks(
     def stash(i: int, store: dict[int, Tensor], part):
         def hook(module, args, output):
             if active_memory() is not None and not context.reading_positions:
-                store[i] = (part, output)  # the part taken by the output projection's pre-hook, if it reads
+                store[i] = (part, output)
 
         return hook
 
@@ -314,7 +310,7 @@ def memory_hooks(
                 return None
             if memory is None or q is None:
                 return None
-            q, k, v = (None if x is None else x[0](x[1]) for x in (q, k, v))
+            q, k, v = (None if kept is None else kept[0](kept[1]) for kept in (q, k, v))
             (x,) = args
             memory = memory.expand_to(x.size(0))
             q = site.geometry.queries(q, site.num_heads)
