@@ -13,6 +13,7 @@ import torch
 from peft.tuners.lora import LoraLayer
 from torch import Tensor, nn
 
+from kgpeft.tuners.packing import Packing, accepts, pack
 from kgpeft.tuners.sites import AttentionSite
 
 
@@ -98,6 +99,12 @@ def encode_memory(
     """
     b, f, length = fact_ids.shape
     keep_projections = projection_grad and not grad and torch.is_grad_enabled()
+    # one row per fact, or per sample (its facts' padding inside the row, skipped by the positions)
+    n = b if together else b * f
+    flat_ids, flat_mask = fact_ids.reshape(n, -1), fact_mask.reshape(n, -1)
+    rows = flat_mask.any(-1)  # run only real facts
+    encoder = fact_encoder(base_model)
+    inputs, packing = _fact_pass(encoder, flat_ids[rows], flat_mask[rows], together) if bool(rows.any()) else ({}, None)
     captured: dict[int, dict[str, Tensor]] = {}
     deltas: dict[int, dict[str, Tensor | None]] = {}  # with projection_grad: each projection's LoRA part, with grad
     handles = []
@@ -111,16 +118,10 @@ def encode_memory(
                 captured.setdefault(i, {}).setdefault(kind, output)
 
             handles.append(proj.register_forward_hook(hook))
-    # one row per fact, or per sample (its facts' padding inside the row, skipped by the positions)
-    n = b if together else b * f
-    flat_ids, flat_mask = fact_ids.reshape(n, -1), fact_mask.reshape(n, -1)
-    rows = flat_mask.any(-1)  # run only real facts
     try:
         with nullcontext() if grad else torch.no_grad():
-            if bool(rows.any()):
-                mask = flat_mask[rows].long()
-                positions = {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)} if together else {}
-                fact_encoder(base_model)(input_ids=flat_ids[rows], attention_mask=mask, **positions)
+            if inputs:
+                encoder(**(packing.inputs() if packing is not None else inputs))
         # with the caller's gradient mode: a projection's gradient reaches its slots through the key norms
         with nullcontext() if grad or keep_projections else torch.no_grad():
             # keys normalised as the layer normalises them (Qwen3, OLMo-2); OLMo's clip_qkv clamps the projections'
@@ -141,6 +142,22 @@ def encode_memory(
         for kind, out in (("k", keys), ("v", values)):
             full = fact_ids.new_zeros((n, flat_ids.size(1), site.num_kv_heads * site.head_dim), dtype=torch.float32)
             if i in captured:
-                full = full.to(captured[i][kind].dtype).index_put((rows.nonzero()[:, 0],), captured[i][kind])
+                states = captured[i][kind]
+                if packing is not None:  # back to the rows, zeros at their padding
+                    states = packing.unpack(states, int(rows.sum()), flat_ids.size(1))
+                full = full.to(states.dtype).index_put((rows.nonzero()[:, 0],), states)
             out.append(full.view(b, f * length, site.num_kv_heads, site.head_dim))
     return FactMemory(keys, values, fact_mask.reshape(b, f * length))
+
+
+def _fact_pass(encoder: nn.Module, ids: Tensor, mask: Tensor, together: bool) -> tuple[dict, Packing | None]:
+    """The padded fact pass's arguments for the rows ``ids`` ``(n, L)``, and their packing (``None``: run padded).
+
+    Facts together: a sample's facts are one row with their padding inside it, the positions skipping the padding.
+    """
+    inputs = {"input_ids": ids, "attention_mask": mask.long()}
+    if together:
+        inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    if accepts(encoder, "use_cache"):  # no cache of the facts' keys and values: the hooks keep them
+        inputs["use_cache"] = False
+    return inputs, pack(encoder, inputs)
