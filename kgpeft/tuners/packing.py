@@ -132,6 +132,7 @@ def pack(encoder: nn.Module, padded_inputs: dict[str, Tensor]) -> Packing | None
     if key not in verdicts:
         verdicts[key] = _honours(encoder, padded_inputs, packing)
         if not verdicts[key]:
-            logger.info("%s does not confine a packed sequence's attention: its fact pass runs padded",
-                        type(encoder).__name__)
+            logger.info(
+                "%s does not confine a packed sequence's attention: its fact pass runs padded", type(encoder).__name__
+            )
     return packing if verdicts[key] else None

@@ -42,6 +42,11 @@ def _facts(seed: int = 0):
     return ids, mask
 
 
+def _llama():
+    _, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
+    return build_model(config, auto)
+
+
 def _unpacked(monkeypatch, *args, **kwargs):
     with monkeypatch.context() as m:
         m.setattr(fact_memory, "pack", lambda encoder, inputs: None)
@@ -64,8 +69,7 @@ def test_a_packed_fact_pass_gives_the_padded_ones_keys_and_values(monkeypatch, n
 
 
 def test_a_trained_fact_pass_packed_passes_the_padded_ones_gradient(monkeypatch):
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
-    model = build_model(config, auto)
+    model = _llama()
     sites = attention_layout(model)
     ids, mask = _facts(1)
     grads = []
@@ -74,7 +78,7 @@ def test_a_trained_fact_pass_packed_passes_the_padded_ones_gradient(monkeypatch)
         memory = run(model, sites, ids, mask, grad=True, together=True)
         real = memory.mask[..., None, None]  # what the padding holds is never read
         weight = torch.linspace(-1, 1, memory.keys[-1].numel()).view_as(memory.keys[-1]) * real
-        sum((k * weight).sum() + (v * real).sum() for k, v in zip(memory.keys, memory.values)).backward()
+        sum((k * weight).sum() + (v * real).sum() for k, v in zip(memory.keys, memory.values, strict=True)).backward()
         grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
     assert len(grads[0]) == len(grads[1]) > 0
     for a, b in zip(*grads, strict=True):
@@ -82,8 +86,7 @@ def test_a_trained_fact_pass_packed_passes_the_padded_ones_gradient(monkeypatch)
 
 
 def test_a_model_whose_packed_rows_read_each_other_runs_padded(monkeypatch):
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
-    model = build_model(config, auto)
+    model = _llama()
     ids, mask = _facts()
     inputs = {"input_ids": ids.view(8, 4), "attention_mask": mask.view(8, 4).long(), "use_cache": False}
     keep = mask.view(8, 4).any(-1)
@@ -99,8 +102,7 @@ def test_a_model_whose_packed_rows_read_each_other_runs_padded(monkeypatch):
 
 
 def test_left_padded_rows_without_positions_run_padded():
-    name, config, auto = next(a for a in ARCHITECTURES if a[0] == "llama")
-    encoder = fact_encoder(build_model(config, auto))
+    encoder = fact_encoder(_llama())
     ids = torch.tensor([[0, 0, 5, 6], [0, 7, 8, 9]])
     inputs = {"input_ids": ids, "attention_mask": (ids != 0).long(), "use_cache": False}
     assert pack(encoder, inputs) is None
