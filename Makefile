@@ -97,6 +97,7 @@ benchmarks: install wordnet
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.shared_read
 	$(PY) -m benchmarks.grouped_sdpa
+	$(PY) -m benchmarks.step_profile
 	$(PY) -m benchmarks.saved_tensors
 	$(PY) -m benchmarks.padding
 	$(PY) -m benchmarks.flops

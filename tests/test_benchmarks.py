@@ -84,7 +84,7 @@ def test_every_module_imports_from_the_package_and_takes_the_shared_options(chec
     found = set(report["benchmarks"]) | set(report["helpers"]) | set(report["skipped"])
     assert found == {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"__init__"}
     assert set(report["helpers"]) == HELPERS
-    assert len(report["benchmarks"]) + len(report["skipped"]) == 21
+    assert len(report["benchmarks"]) + len(report["skipped"]) == 22
     for name, seen in report["benchmarks"].items():
         assert seen["bench_name"] == name and seen["main"], name
         assert seen["output"], f"{name}: --output should default to benchmarks/results/{name}.json"
